@@ -1,0 +1,44 @@
+"""Megalith: describe a deep-learning model in one config; train, evaluate and predict with it.
+
+    import megalith as mg
+    run = mg.train("examples/digits.yaml")
+    mg.load(run.path).predict(frame)
+
+The heavy modules (torch, pandas) load on first use, so `megalith --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from megalith.errors import ConfigError, DataError, MegalithError, RunError
+
+if TYPE_CHECKING:
+    from megalith.config import Config
+    from megalith.pipeline import Run, load, train
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DataError",
+    "MegalithError",
+    "Run",
+    "RunError",
+    "load",
+    "train",
+]
+
+_LAZY = {
+    "Config": "megalith.config",
+    "Run": "megalith.pipeline",
+    "load": "megalith.pipeline",
+    "train": "megalith.pipeline",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'megalith' has no attribute '{name}'")

@@ -1,0 +1,5 @@
+"""python -m megalith -> the command line."""
+
+from megalith.cli import main
+
+main()

@@ -1,0 +1,57 @@
+"""Batches from an in-memory TensorTable: indexing whole tensors, no per-sample Python work."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from megalith.data.tensors import TensorTable
+from megalith.device import autocast
+
+
+def epoch_order(num_rows: int, seed: int, epoch: int) -> torch.Tensor:
+    """The row order of one epoch, a function of (seed, epoch) only: a resumed run sees the same."""
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return torch.randperm(num_rows, generator=generator)
+
+
+def shuffled_batches(
+    table: TensorTable, batch_size: int, order: torch.Tensor, device: torch.device
+) -> Iterator[TensorTable]:
+    """Training batches in `order`; the last short batch is kept unless it has a single row.
+
+    A single-row batch would break batch norm in training mode and adds noise for nothing.
+    """
+    for start in range(0, len(order), batch_size):
+        index = order[start : start + batch_size]
+        if len(index) == 1 and len(order) > 1:
+            break
+        yield table.select(index.to(_index_device(table))).to(device, non_blocking=True)
+
+
+def forward_in_batches(
+    model: nn.Module,
+    table: TensorTable,
+    batch_size: int,
+    device: torch.device,
+    dtype: torch.dtype | None,
+) -> dict[str, torch.Tensor]:
+    """The model's outputs for every row, concatenated, in fp32 on the CPU."""
+    model.eval()
+    pieces: dict[str, list[torch.Tensor]] = {}
+    with torch.inference_mode():
+        for start in range(0, len(table), batch_size):
+            index = torch.arange(start, min(start + batch_size, len(table)))
+            batch = table.select(index.to(_index_device(table))).to(device, non_blocking=True)
+            with autocast(device, dtype):
+                outputs = model(batch.inputs)
+            for name, value in outputs.items():
+                pieces.setdefault(name, []).append(value.float().cpu())
+    return {name: torch.cat(values) for name, values in pieces.items()}
+
+
+def _index_device(table: TensorTable) -> torch.device:
+    first = next(iter(table.inputs.values()))
+    return first.device

@@ -1,0 +1,207 @@
+"""The command line: one small function per verb, heavy imports only inside the verb."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from megalith.errors import MegalithError
+
+app = typer.Typer(
+    name="megalith",
+    help="Describe a model in one config; train, evaluate and predict with it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+_state = {"debug": False}
+
+RunArg = Annotated[Path, typer.Argument(help="A run directory written by `megalith train`.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"megalith {version('megalith')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show full tracebacks for errors.")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+@app.command()
+def train(
+    config: Annotated[
+        Path | None, typer.Argument(help="A YAML config (optional with --resume).")
+    ] = None,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option("--output-dir", "-o", help="Run directory (default runs/NAME-TIME)."),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", "-s", help="Override a config key: --set train.epochs=3 (repeatable)."
+        ),
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option("--resume", help="Continue a run directory from its last checkpoint."),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Allow writing into a non-empty --output-dir.")
+    ] = False,
+) -> None:
+    """Train a model from a config and write its run directory."""
+    from megalith.pipeline import train as run_training
+
+    if config is None and resume is None:
+        _fail("give a CONFIG to train, or --resume RUN_DIR to continue a run")
+    source: Any = config
+    run_training(
+        source, output_dir=output_dir, overrides=set_ or [], resume=resume, overwrite=overwrite
+    )
+
+
+@app.command()
+def evaluate(
+    run: RunArg,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="A labelled table (default: the run's test split)."),
+    ] = None,
+) -> None:
+    """Print loss and metrics of a trained run on labelled data."""
+    import json
+
+    from megalith.pipeline import Run
+
+    metrics = Run.load(run).evaluate(data)
+    typer.echo(json.dumps(metrics, indent=2))
+
+
+@app.command()
+def predict(
+    run: RunArg,
+    data: Annotated[
+        Path, typer.Option("--data", help="A table of rows to predict (CSV, Parquet, JSONL).")
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", help="Where to write (.csv, .parquet, .jsonl); default CSV on stdout."
+        ),
+    ] = None,
+) -> None:
+    """Write predictions (with class probabilities) for new rows."""
+    import pandas as pd
+
+    from megalith.data.sources import load_table
+    from megalith.pipeline import Run
+
+    loaded = Run.load(run)
+    frame = load_table(str(data)).frame
+    result = pd.concat([frame, loaded.predict(data)], axis=1)
+    if output is None:
+        result.to_csv(sys.stdout, index=False)
+        return
+    _write_table(result, output)
+    typer.echo(f"wrote {len(result)} predictions to {output}", err=True)
+
+
+@app.command()
+def init(
+    data: Annotated[
+        str,
+        typer.Argument(help="A table (.csv, .parquet, .jsonl), an image folder, or builtin:NAME."),
+    ],
+    target: Annotated[str, typer.Option("--target", "-t", help="The column to predict.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the config here instead of stdout.")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Run name (default: the file's name).")
+    ] = None,
+) -> None:
+    """Inspect a table and write a working config for predicting TARGET."""
+    import os
+
+    from megalith.data.infer import infer_config, render_config
+    from megalith.data.sources import load_table
+
+    table = load_table(data)
+    source = data
+    if output is not None and not data.startswith("builtin:"):
+        source = os.path.relpath(Path(data).resolve(), output.resolve().parent)
+    inference = infer_config(table, target, source=source, name=name)
+    for notice in inference.notices:
+        typer.echo(f"note: {notice}", err=True)
+    text = render_config(inference)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text)
+        typer.echo(f"wrote {output}; train it with: megalith train {output}", err=True)
+
+
+@app.command()
+def datasets() -> None:
+    """List the built-in datasets (they work offline)."""
+    from megalith.data.builtin import BUILTIN_DATASETS
+
+    for dataset in BUILTIN_DATASETS.values():
+        typer.echo(f"builtin:{dataset.name:<26} {dataset.description}")
+
+
+@app.command()
+def schema() -> None:
+    """Print the config's JSON Schema (for editor completion and validation)."""
+    import json
+
+    from megalith.config import Config
+
+    typer.echo(json.dumps(Config.model_json_schema(), indent=2))
+
+
+def _write_table(frame: Any, path: Path) -> None:
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    elif suffix in (".jsonl", ".ndjson"):
+        frame.to_json(path, orient="records", lines=True)
+    elif suffix == ".csv":
+        frame.to_csv(path, index=False)
+    else:
+        _fail(f"--output {path}: unknown suffix '{suffix}'; use .csv, .parquet or .jsonl")
+
+
+def _fail(message: str) -> NoReturn:
+    raise MegalithError(message)
+
+
+def main() -> None:
+    """Entry point: a user's mistake is one line on stderr and exit code 2."""
+    try:
+        app()
+    except MegalithError as error:
+        if _state["debug"] or "--debug" in sys.argv:
+            raise
+        typer.echo(f"error: {error}", err=True)
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,229 @@
+"""The top-level Config: one YAML file (or dict) describing data, features, model and training.
+
+Each section's settings live next to the code they configure; this module assembles them,
+applies `--set key=value` overrides and turns validation errors into one line per mistake.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+
+from megalith.configbase import ConfigModel
+from megalith.data.features import InputFeature, OutputFeature
+from megalith.data.sources import DataConfig
+from megalith.errors import ConfigError, did_you_mean
+from megalith.models import ModelConfig
+from megalith.models.mlp import MLPConfig
+from megalith.training.loop import TrainConfig
+
+
+class Config(ConfigModel):
+    """A whole Megalith job."""
+
+    name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    """Name of the run; the run directory is runs/<name>-<timestamp> by default."""
+    seed: int = 0
+    """Seed for splitting, initialisation and shuffling; a CPU run with a seed is reproducible."""
+    data: DataConfig
+    """Where the rows come from and how they are split."""
+    inputs: list[InputFeature] = Field(min_length=1)
+    """Input columns and their types (number, binary, category, text, image)."""
+    outputs: list[OutputFeature] = Field(min_length=1)
+    """Target columns and their types (category, binary, number)."""
+    model: ModelConfig = MLPConfig()
+    """The model family (arch) and its settings."""
+    train: TrainConfig = TrainConfig()
+    """Optimizer, schedule, epochs, precision and the rest of training."""
+
+    @field_validator("inputs", "outputs")
+    @classmethod
+    def _unique_names(cls, features: list[Any]) -> list[Any]:
+        names = [f.name for f in features]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"column(s) listed twice: {', '.join(repeated)}")
+        return features
+
+    @model_validator(mode="after")
+    def _targets_are_not_inputs(self) -> Config:
+        both = {f.name for f in self.inputs} & {f.name for f in self.outputs}
+        if both:
+            raise ValueError(f"column(s) both input and output: {', '.join(sorted(both))}")
+        return self
+
+
+def load_config(
+    source: str | Path | Mapping[str, Any] | Config, overrides: Sequence[str] = ()
+) -> tuple[Config, Path]:
+    """Read, override and validate a config; also return the folder paths resolve in."""
+    if isinstance(source, Config):
+        data: dict[str, Any] = source.model_dump(mode="json", exclude_unset=True)
+        base_dir = Path.cwd()
+    elif isinstance(source, Mapping):
+        data, base_dir = dict(source), Path.cwd()
+    else:
+        path = Path(source)
+        data, base_dir = read_yaml(path), path.resolve().parent
+    for override in overrides:
+        apply_override(data, override)
+    return validate_config(data), base_dir
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A YAML mapping from a file, with the line of any syntax error."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"cannot read config file {path}: {error}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ConfigError(f"{path}:{where}: invalid YAML: {problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}: a config must be a YAML mapping (key: value), not {type(data).__name__}"
+        )
+    return data
+
+
+def apply_override(data: dict[str, Any], override: str) -> None:
+    """Apply 'a.b.c=value' in place; the value is parsed as YAML (3 -> int, [1,2] -> list)."""
+    key, sep, raw = override.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set '{override}': expected KEY=VALUE, e.g. train.epochs=3")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else raw
+    except yaml.YAMLError:
+        value = raw
+    parts = key.strip().split(".")
+    node: Any = data
+    for i, part in enumerate(parts[:-1]):
+        node = _child(node, part, create=True, where=".".join(parts[: i + 1]))
+    last = parts[-1]
+    if isinstance(node, list):
+        node[_list_index(node, last, key)] = value
+    else:
+        node[last] = value
+
+
+def _child(node: Any, part: str, create: bool, where: str) -> Any:
+    if isinstance(node, list):
+        return node[_list_index(node, part, where)]
+    if not isinstance(node, dict):
+        raise ConfigError(f"--set {where}: '{part}' is inside a value that is not a mapping")
+    if part not in node or node[part] is None:
+        node[part] = {}
+    return node[part]
+
+
+def _list_index(node: list[Any], part: str, where: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(f"--set {where}: '{part}' is not an index of a list of {len(node)} items")
+    return int(part)
+
+
+def validate_config(data: Mapping[str, Any]) -> Config:
+    """A Config, or a ConfigError listing every mistake with its path."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as error:
+        lines = [_describe(e) for e in error.errors()]
+        raise ConfigError("invalid config:\n  " + "\n  ".join(dict.fromkeys(lines))) from None
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    loc = tuple(error["loc"])
+    path = ".".join(str(p) for p in loc) or "config"
+    kind, value = error["type"], error.get("input")
+    if kind == "extra_forbidden":
+        parent = ".".join(str(p) for p in loc[:-1]) or "top level"
+        hint = did_you_mean(str(loc[-1]), _fields_at(loc[:-1]))
+        return f"{path}: unknown key '{loc[-1]}' in {parent}{hint}"
+    if kind == "missing":
+        return f"{path}: required key is missing"
+    if kind == "union_tag_not_found":
+        key = str(error.get("ctx", {}).get("discriminator", "type")).strip("'")
+        choices = _tag_choices(loc, key)
+        return f"{path}: needs a '{key}' key ({choices})"
+    if kind == "union_tag_invalid":
+        ctx = error.get("ctx", {})
+        tag, expected = str(ctx.get("tag", value)), str(ctx.get("expected_tags", ""))
+        names = [t.strip(" '") for t in expected.split(",")]
+        field = "arch" if loc and loc[-1] == "model" else "type"
+        return (
+            f"{path}.{field}: unknown '{tag}'{did_you_mean(tag, names)}; choose from {expected}"
+        )
+    message = str(error["msg"]).removeprefix("Value error, ")
+    shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
+    return f"{path}: {message[0].lower() + message[1:]}{shown}"
+
+
+def _tag_choices(loc: tuple[Any, ...], key: str) -> str:
+    from megalith.data.features import INPUT_TYPES, OUTPUT_TYPES
+    from megalith.models import known_archs
+
+    if key == "arch":
+        return "one of " + ", ".join(known_archs())
+    return "one of " + ", ".join(OUTPUT_TYPES if loc and loc[0] == "outputs" else INPUT_TYPES)
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """Field names valid at a location, following lists and tagged unions, for 'did you mean'."""
+    annotation: Any = Config
+    for part in loc:
+        model = _model_for(annotation, part)
+        if model is None:
+            annotation = _unwrap(annotation, part)
+            continue
+        if part in model.model_fields:
+            annotation = model.model_fields[part].annotation
+    model = _model_for(annotation, None)
+    return list(model.model_fields) if model is not None else []
+
+
+def _unwrap(annotation: Any, part: Any) -> Any:
+    """Step into list items (int parts) or a tagged union's member (tag parts)."""
+    if get_origin(annotation) is typing.Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) is list:
+        return get_args(annotation)[0]
+    for member in _members(annotation):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            tags = [
+                f.default for name, f in member.model_fields.items() if name in ("type", "arch")
+            ]
+            if part in tags:
+                return member
+    return annotation
+
+
+def _model_for(annotation: Any, part: Any) -> type[BaseModel] | None:
+    members = [m for m in _members(annotation) if isinstance(m, type) and issubclass(m, BaseModel)]
+    if len(members) == 1:
+        return members[0]
+    return None
+
+
+def _members(annotation: Any) -> tuple[Any, ...]:
+    if get_origin(annotation) is typing.Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) in (typing.Union, types.UnionType):
+        return get_args(annotation)
+    return (annotation,)
+
+
+def config_to_yaml(config: Config) -> str:
+    """The fully resolved config as YAML, defaults filled in, keys in declaration order."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

@@ -1,0 +1,36 @@
+"""Feature types: each module holds a type's config and its encoder (fit, transform, JSON)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from megalith.data.features.binary import BinaryInput, BinaryOutput
+from megalith.data.features.category import CategoryInput, CategoryOutput
+from megalith.data.features.image import ImageInput
+from megalith.data.features.number import NumberInput, NumberOutput
+from megalith.data.features.text import TextInput
+
+InputFeature = Annotated[
+    NumberInput | BinaryInput | CategoryInput | ImageInput | TextInput, Field(discriminator="type")
+]
+OutputFeature = Annotated[NumberOutput | BinaryOutput | CategoryOutput, Field(discriminator="type")]
+
+INPUT_TYPES = ("number", "binary", "category", "image", "text")
+OUTPUT_TYPES = ("number", "binary", "category")
+
+__all__ = [
+    "INPUT_TYPES",
+    "OUTPUT_TYPES",
+    "BinaryInput",
+    "BinaryOutput",
+    "CategoryInput",
+    "CategoryOutput",
+    "ImageInput",
+    "InputFeature",
+    "NumberInput",
+    "NumberOutput",
+    "OutputFeature",
+    "TextInput",
+]

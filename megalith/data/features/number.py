@@ -1,0 +1,172 @@
+"""Number features: floats or integers, standardised with statistics fitted on the train split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from pydantic import Field
+
+from megalith.configbase import ConfigModel
+from megalith.data.specs import InputSpec, OutputSpec
+from megalith.data.tensors import describe_row, describe_rows, describe_value
+from megalith.errors import DataError
+
+
+class NumberInput(ConfigModel):
+    """A numeric input column."""
+
+    name: str
+    """Column name in the table."""
+    type: Literal["number"] = "number"
+    normalize: Literal["standard", "minmax", "none"] = "standard"
+    """How to scale values, with statistics fitted on the train split."""
+    missing: Literal["mean", "zero", "error"] = "mean"
+    """What to do with a missing cell: fill with the train mean, with 0, or stop with an error."""
+
+
+class NumberOutput(ConfigModel):
+    """A numeric target: regression with mean squared error."""
+
+    name: str
+    """Column name in the table."""
+    type: Literal["number"] = "number"
+    weight: float = Field(1.0, gt=0)
+    """Weight of this output's loss in the total loss."""
+    missing: Literal["drop", "error"] = "drop"
+    """Rows whose target is missing: drop them (with a notice) or stop with an error."""
+
+
+def parse_numbers(values: pd.Series, *, column: str, where: str) -> np.ndarray:
+    """Parse a column to float64 (NaN where missing); a non-number or +/-Inf is an error.
+
+    Raises:
+        DataError: naming the column, the row and the value.
+    """
+    parsed = pd.to_numeric(values, errors="coerce").to_numpy(
+        dtype=np.float64, na_value=np.nan, copy=True
+    )
+    bad = np.isnan(parsed) & ~values.isna().to_numpy()
+    if bad.any():
+        label, value = values.index[bad][0], values[bad].iloc[0]
+        raise DataError(
+            f"{where}: column '{column}', {describe_row(label)}: value {describe_value(value)} "
+            f"is not a number ({int(bad.sum())} such rows); fix the value, or declare the "
+            "column as type category."
+        )
+    infinite = np.isinf(parsed)
+    if infinite.any():
+        label, value = values.index[infinite][0], values[infinite].iloc[0]
+        raise DataError(
+            f"{where}: column '{column}', {describe_row(label)}: value {describe_value(value)} is "
+            "infinite; replace it with a finite number or leave the cell empty."
+        )
+    return parsed
+
+
+def _missing_error(values: pd.Series, missing: np.ndarray, *, column: str, where: str) -> DataError:
+    rows = describe_rows(values.index[missing])
+    return DataError(
+        f"{where}: column '{column}' has {int(missing.sum())} missing values ({rows}); "
+        "fill them in, or set this feature's 'missing' option to fill them."
+    )
+
+
+def _finite_stats(numbers: np.ndarray, *, column: str, where: str) -> tuple[float, float]:
+    present = numbers[~np.isnan(numbers)]
+    if present.size == 0:
+        raise DataError(
+            f"{where}: column '{column}' has no numbers in the train split; check the column."
+        )
+    return float(present.mean()), float(present.std())
+
+
+class NumberInputEncoder:
+    """Parses a numeric column and scales it with train statistics: float32 (B,)."""
+
+    def __init__(self, config: NumberInput, state: dict[str, Any] | None = None) -> None:
+        self.config = config
+        self.mean = self.std = self.min = self.max = 0.0
+        self.fitted = state is not None
+        if state is not None:
+            self.mean, self.std = float(state["mean"]), float(state["std"])
+            self.min, self.max = float(state["min"]), float(state["max"])
+
+    def fit(self, values: pd.Series, *, where: str, base_dir: Path | None = None) -> None:
+        """Learn mean, standard deviation (population), minimum and maximum from the train split."""
+        numbers = parse_numbers(values, column=self.config.name, where=where)
+        missing = np.isnan(numbers)
+        if self.config.missing == "error" and missing.any():
+            raise _missing_error(values, missing, column=self.config.name, where=where)
+        self.mean, self.std = _finite_stats(numbers, column=self.config.name, where=where)
+        self.min, self.max = float(np.nanmin(numbers)), float(np.nanmax(numbers))
+        self.fitted = True
+
+    def transform(
+        self, values: pd.Series, *, where: str, base_dir: Path | None = None
+    ) -> torch.Tensor:
+        """Return float32 (B,); missing cells become the train mean or 0 (before scaling)."""
+        if not self.fitted:
+            raise RuntimeError(f"number input '{self.config.name}' used before fit")
+        numbers = parse_numbers(values, column=self.config.name, where=where)
+        missing = np.isnan(numbers)
+        if missing.any():
+            if self.config.missing == "error":
+                raise _missing_error(values, missing, column=self.config.name, where=where)
+            numbers[missing] = self.mean if self.config.missing == "mean" else 0.0
+        if self.config.normalize == "standard":
+            numbers = (numbers - self.mean) / (self.std if self.std > 0 else 1.0)
+        elif self.config.normalize == "minmax":
+            span = self.max - self.min
+            numbers = (numbers - self.min) / (span if span > 0 else 1.0)
+        return torch.from_numpy(numbers.astype(np.float32))
+
+    def state(self) -> dict[str, Any]:
+        return {"mean": self.mean, "std": self.std, "min": self.min, "max": self.max}
+
+    def spec(self) -> InputSpec:
+        return InputSpec(name=self.config.name, type="number")
+
+
+class NumberOutputEncoder:
+    """A regression target, standardised with the train mean / std: float32 (B,)."""
+
+    def __init__(self, config: NumberOutput, state: dict[str, Any] | None = None) -> None:
+        self.config = config
+        self.mean, self.std = 0.0, 1.0
+        self.fitted = state is not None
+        if state is not None:
+            self.mean, self.std = float(state["mean"]), float(state["std"])
+
+    def fit(self, values: pd.Series, *, where: str, base_dir: Path | None = None) -> None:
+        """Learn the mean and standard deviation (1 when the column is constant) from train."""
+        numbers = parse_numbers(values, column=self.config.name, where=where)
+        mean, std = _finite_stats(numbers, column=self.config.name, where=where)
+        self.mean, self.std = mean, std if std > 0 else 1.0
+        self.fitted = True
+
+    def transform(
+        self, values: pd.Series, *, where: str, base_dir: Path | None = None
+    ) -> torch.Tensor:
+        """Return the standardised target, float32 (B,); a missing target is an error here."""
+        if not self.fitted:
+            raise RuntimeError(f"number output '{self.config.name}' used before fit")
+        numbers = parse_numbers(values, column=self.config.name, where=where)
+        missing = np.isnan(numbers)
+        if missing.any():
+            raise _missing_error(values, missing, column=self.config.name, where=where)
+        return torch.from_numpy(((numbers - self.mean) / self.std).astype(np.float32))
+
+    def decode(self, outputs: torch.Tensor) -> dict[str, np.ndarray]:
+        """Model outputs (B,) -> {name: values in the original units} (float64)."""
+        standardised = outputs.detach().to("cpu", torch.float64).reshape(-1).numpy()
+        return {self.config.name: standardised * self.std + self.mean}
+
+    def state(self) -> dict[str, Any]:
+        return {"mean": self.mean, "std": self.std}
+
+    def spec(self) -> OutputSpec:
+        return OutputSpec(name=self.config.name, type="number", mean=self.mean, std=self.std)

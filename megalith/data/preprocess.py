@@ -1,0 +1,312 @@
+"""Preprocessing fitted on the train split: table rows -> tensors, model outputs -> predictions.
+
+One encoder per configured feature (see megalith/data/features/). The fitted state is plain JSON
+(`preprocessor.json` in the run directory), never a pickle, so a later stage or another machine
+rebuilds exactly the same transform from the config and the state alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Hashable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import pydantic
+import torch
+
+from megalith.configbase import ConfigModel
+from megalith.data.features import InputFeature, OutputFeature
+from megalith.data.features.binary import BinaryInputEncoder, BinaryOutputEncoder
+from megalith.data.features.category import CategoryInputEncoder, CategoryOutputEncoder
+from megalith.data.features.image import ImageInputEncoder
+from megalith.data.features.number import NumberInputEncoder, NumberOutputEncoder
+from megalith.data.features.text import TextInputEncoder
+from megalith.data.specs import InputSpec, OutputSpec
+from megalith.data.tensors import TensorTable, describe_rows
+from megalith.errors import ConfigError, DataError, did_you_mean
+
+FORMAT = "megalith.preprocessor"
+VERSION = 1
+
+
+class InputEncoder(Protocol):
+    """What every input encoder offers (see megalith/data/features/*.py)."""
+
+    @property
+    def config(self) -> ConfigModel: ...
+    def fit(self, values: pd.Series, *, where: str, base_dir: Path | None = None) -> None: ...
+    def transform(
+        self, values: pd.Series, *, where: str, base_dir: Path | None = None
+    ) -> torch.Tensor: ...
+    def state(self) -> dict[str, Any]: ...
+    def spec(self) -> InputSpec: ...
+
+
+class OutputEncoder(Protocol):
+    """An encoder for a target, which also turns model outputs back into predictions."""
+
+    @property
+    def config(self) -> ConfigModel: ...
+    def fit(self, values: pd.Series, *, where: str, base_dir: Path | None = None) -> None: ...
+    def transform(
+        self, values: pd.Series, *, where: str, base_dir: Path | None = None
+    ) -> torch.Tensor: ...
+    def decode(self, outputs: torch.Tensor) -> dict[str, Any]: ...
+    def state(self) -> dict[str, Any]: ...
+    def spec(self) -> OutputSpec: ...
+
+
+# feature type -> encoder(config, state or None)
+_INPUT_ENCODERS: dict[str, Callable[[Any, dict[str, Any] | None], InputEncoder]] = {
+    "number": NumberInputEncoder,
+    "binary": BinaryInputEncoder,
+    "category": CategoryInputEncoder,
+    "image": ImageInputEncoder,
+    "text": TextInputEncoder,
+}
+_OUTPUT_ENCODERS: dict[str, Callable[[Any, dict[str, Any] | None], OutputEncoder]] = {
+    "number": NumberOutputEncoder,
+    "binary": BinaryOutputEncoder,
+    "category": CategoryOutputEncoder,
+}
+_INPUT_CONFIG: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(InputFeature)
+_OUTPUT_CONFIG: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(OutputFeature)
+
+
+class Preprocessor:
+    """Fitted encoders for the inputs and outputs of one model.
+
+    `last_dropped` maps each output name to the index labels of the rows that the latest `fit` or
+    `transform` dropped because that target was missing (a row missing two targets is listed under
+    both); `dropped_notices()` words it for people.
+    """
+
+    def __init__(self, inputs: list[InputEncoder], outputs: list[OutputEncoder]) -> None:
+        self.inputs = inputs
+        self.outputs = outputs
+        self.last_dropped: dict[str, list[Hashable]] = {}
+
+    @classmethod
+    def fit(
+        cls,
+        inputs: Sequence[InputFeature],
+        outputs: Sequence[OutputFeature],
+        train: pd.DataFrame,
+        *,
+        base_dir: Path | None,
+        origin: str,
+    ) -> Preprocessor:
+        """Fit every encoder on the train rows (rows with a missing target dropped first).
+
+        Raises:
+            DataError: a column is absent, train is empty, or a value cannot be encoded.
+        """
+        _check_unique_names(inputs, "inputs")
+        _check_unique_names(outputs, "outputs")
+        preprocessor = cls(
+            [_INPUT_ENCODERS[c.type](c, None) for c in inputs],
+            [_OUTPUT_ENCODERS[c.type](c, None) for c in outputs],
+        )
+        _check_columns(train, [c.name for c in [*inputs, *outputs]], origin)
+        train = preprocessor._drop_missing_targets(train, origin)
+        if len(train) == 0:
+            raise DataError(f"{origin}: the train split has no rows (with a target) to fit on.")
+        encoders: list[InputEncoder | OutputEncoder] = [*preprocessor.inputs, *preprocessor.outputs]
+        for encoder in encoders:
+            encoder.fit(train[_name(encoder.config)], where=origin, base_dir=base_dir)
+        return preprocessor
+
+    def transform(
+        self,
+        frame: pd.DataFrame,
+        *,
+        base_dir: Path | None,
+        origin: str,
+        with_targets: bool = True,
+    ) -> TensorTable:
+        """Encode a frame; with targets, rows whose target is missing are dropped (`last_dropped`).
+
+        Raises:
+            DataError: a column is absent, a target is missing where it may not be, or a value
+                cannot be encoded; the message names the column, the row and the value.
+        """
+        columns = [_name(e.config) for e in self.inputs]
+        if with_targets:
+            columns += [_name(e.config) for e in self.outputs]
+        _check_columns(frame, columns, origin)
+        if with_targets:
+            frame = self._drop_missing_targets(frame, origin)
+        else:
+            self.last_dropped = {}
+        inputs = {
+            _name(e.config): e.transform(frame[_name(e.config)], where=origin, base_dir=base_dir)
+            for e in self.inputs
+        }
+        targets = {
+            _name(e.config): e.transform(frame[_name(e.config)], where=origin, base_dir=base_dir)
+            for e in (self.outputs if with_targets else [])
+        }
+        return TensorTable(inputs=inputs, targets=targets, rows=frame.index.to_numpy())
+
+    def _drop_missing_targets(self, frame: pd.DataFrame, origin: str) -> pd.DataFrame:
+        """Remove rows with a missing target (one mask for all outputs); missing='error' raises."""
+        drop = np.zeros(len(frame), dtype=bool)
+        self.last_dropped = {}
+        for encoder in self.outputs:
+            name = _name(encoder.config)
+            missing = frame[name].isna().to_numpy()
+            if not missing.any():
+                continue
+            if getattr(encoder.config, "missing", "drop") == "error":
+                raise DataError(
+                    f"{origin}: target '{name}' is missing in "
+                    f"{describe_rows(frame.index[missing])}; fill these cells, or set "
+                    "'missing: drop' on this output to skip the rows."
+                )
+            self.last_dropped[name] = frame.index[missing].tolist()
+            drop |= missing
+        return frame[~drop] if drop.any() else frame
+
+    def dropped_notices(self) -> list[str]:
+        """One line per output: "dropped 3 rows whose target 'label' is missing (rows 4, 9, 17)"."""
+        return [
+            f"dropped {len(rows)} row{'s' if len(rows) > 1 else ''} whose target '{name}' is "
+            f"missing ({describe_rows(rows, limit=10)})"
+            for name, rows in self.last_dropped.items()
+        ]
+
+    @property
+    def input_specs(self) -> list[InputSpec]:
+        return [encoder.spec() for encoder in self.inputs]
+
+    @property
+    def output_specs(self) -> list[OutputSpec]:
+        return [encoder.spec() for encoder in self.outputs]
+
+    def decode(self, outputs: dict[str, torch.Tensor]) -> pd.DataFrame:
+        """Model outputs -> one column of predictions per output (named as the output), plus
+        `{name}_prob_{value}` columns for category and binary outputs."""
+        columns: dict[str, Any] = {}
+        for encoder in self.outputs:
+            name = _name(encoder.config)
+            if name not in outputs:
+                raise KeyError(f"model outputs lack '{name}' (got: {', '.join(outputs)})")
+            columns.update(encoder.decode(outputs[name]))
+        return pd.DataFrame(columns)
+
+    def to_json(self) -> dict[str, Any]:
+        """The configs and fitted states, as plain JSON values."""
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "inputs": [_entry(encoder.config, encoder.state()) for encoder in self.inputs],
+            "outputs": [_entry(encoder.config, encoder.state()) for encoder in self.outputs],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Preprocessor:
+        """Rebuild from `to_json()` output.
+
+        Raises:
+            DataError: the data is not a Megalith preprocessor, or is from a newer version.
+        """
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise DataError(f"not a Megalith preprocessor (expected format '{FORMAT}').")
+        if data.get("version") != VERSION:
+            raise DataError(
+                f"preprocessor version {data.get('version')!r} is not supported (this Megalith "
+                f"reads version {VERSION}); use the Megalith version that trained the run."
+            )
+        try:
+            inputs = [_rebuild(e, _INPUT_CONFIG, _INPUT_ENCODERS) for e in data["inputs"]]
+            outputs = [_rebuild(e, _OUTPUT_CONFIG, _OUTPUT_ENCODERS) for e in data["outputs"]]
+        except (KeyError, TypeError, ValueError) as error:  # pydantic's ValidationError included
+            raise DataError(f"the preprocessor state is invalid ({error}).") from None
+        return cls(inputs, outputs)
+
+    def save(self, path: Path) -> None:
+        """Write JSON atomically: a temporary file in the same folder, then renamed over `path`."""
+        path = Path(path)
+        text = json.dumps(self.to_json(), indent=1, allow_nan=False)
+        with tempfile.NamedTemporaryFile(
+            "w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+        ) as handle:
+            temporary = Path(handle.name)
+            try:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            except BaseException:
+                handle.close()
+                temporary.unlink(missing_ok=True)
+                raise
+        try:
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: Path) -> Preprocessor:
+        """Read a file written by `save`.
+
+        Raises:
+            DataError: the file is missing, is not JSON, or is not a valid preprocessor.
+        """
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise DataError(
+                f"{path}: preprocessor file not found; is this a finished run?"
+            ) from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise DataError(f"{path}: cannot read the preprocessor ({error}).") from None
+        try:
+            return cls.from_json(data)
+        except DataError as error:
+            raise DataError(f"{path}: {error}") from None
+
+
+def _name(config: ConfigModel) -> str:
+    return str(getattr(config, "name"))  # noqa: B009 - every feature config has a name
+
+
+def _entry(config: ConfigModel, state: dict[str, Any]) -> dict[str, Any]:
+    return {"config": config.model_dump(mode="json"), "state": state}
+
+
+def _rebuild(
+    entry: dict[str, Any],
+    configs: pydantic.TypeAdapter[Any],
+    encoders: dict[str, Callable[[Any, dict[str, Any] | None], Any]],
+) -> Any:
+    config = configs.validate_python(entry["config"])
+    return encoders[config.type](config, dict(entry["state"]))
+
+
+def _check_unique_names(features: Sequence[InputFeature | OutputFeature], group: str) -> None:
+    names = [feature.name for feature in features]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ConfigError(f"{group}: column(s) {', '.join(map(repr, repeated))} listed twice.")
+
+
+def _check_columns(frame: pd.DataFrame, names: Sequence[str], origin: str) -> None:
+    """Every configured column must exist; name the missing ones, a close match, and the rest."""
+    available = [str(column) for column in frame.columns]
+    absent = [name for name in dict.fromkeys(names) if name not in frame.columns]
+    if not absent:
+        return
+    hints = "".join(f" '{name}'{did_you_mean(name, available)}" for name in absent)
+    listed = ", ".join(available[:30]) + (", ..." if len(available) > 30 else "")
+    noun = "column" if len(absent) == 1 else "columns"
+    raise DataError(
+        f"{origin}: {noun}{hints} not found; the columns are: {listed or '(none)'}. "
+        "Fix the name in the config's inputs / outputs."
+    )

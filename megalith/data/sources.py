@@ -1,0 +1,254 @@
+"""Where rows come from: CSV, Parquet, JSONL tables, image folders, and built-in datasets."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import field_validator
+
+from megalith.configbase import ConfigModel
+from megalith.data.split import SplitConfig
+from megalith.errors import DataError
+
+
+class DataConfig(ConfigModel):
+    """Where the data is and how it is split."""
+
+    source: str
+    """A table (.csv, .parquet, .jsonl), an image folder (subfolder per class), or builtin:NAME."""
+    format: Literal["auto", "csv", "parquet", "jsonl", "images"] = "auto"
+    """File format; 'auto' decides from the file suffix (or a folder means images)."""
+    split: SplitConfig = SplitConfig()
+    """Fractions {val, test, seed}, or the name of a column holding train / val / test."""
+
+    @field_validator("split", mode="before")
+    @classmethod
+    def _column_name_means_split_column(cls, value: Any) -> Any:
+        return {"column": value} if isinstance(value, str) else value
+
+
+@dataclass(frozen=True)
+class Table:
+    """Rows loaded from a source, with what is needed to resolve image paths and name errors."""
+
+    frame: pd.DataFrame
+    """The rows; index labels are the source's 0-based row numbers (a RangeIndex)."""
+    base_dir: Path | None
+    """Folder that relative image paths in the table resolve against (None for built-ins)."""
+    origin: str
+    """How errors name the source: the file path, or 'builtin:digits'."""
+
+
+TABLE_SUFFIXES = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+}
+"""File suffix -> format, for `format: auto`."""
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+"""Files that count as images in an image folder (compared lower-cased)."""
+_CSV_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def load_table(source: str, *, format: str = "auto", relative_to: Path | None = None) -> Table:
+    """Load `source`: builtin:NAME, a .csv/.tsv/.parquet/.jsonl file, or a folder of images.
+
+    Args:
+        source: as written in `data.source`.
+        format: 'auto' (by suffix; a folder means images), 'csv', 'parquet', 'jsonl', 'images'.
+        relative_to: folder a relative path resolves against (the config's); default the cwd.
+
+    Raises:
+        DataError: naming the path and what to do, for any source that cannot be read.
+    """
+    if source.startswith("builtin:"):
+        from megalith.data.builtin import load_builtin
+
+        return Table(load_builtin(source.removeprefix("builtin:")), None, source)
+    path = Path(source).expanduser()
+    if relative_to is not None and not path.is_absolute():
+        path = relative_to / path
+    if not path.exists():
+        tried = f" (looked for {path.absolute()})" if not path.is_absolute() else ""
+        raise DataError(f"data source not found: {path}{tried}; check data.source and the cwd.")
+    chosen = _choose_format(path, format)
+    if chosen == "images":
+        return Table(_read_image_folder(path), path, str(path))
+    frame = _READERS[chosen](path)
+    return Table(_checked_frame(frame, path), path.parent, str(path))
+
+
+def _choose_format(path: Path, format: str) -> str:
+    if path.is_dir():
+        if format not in ("auto", "images"):
+            raise DataError(
+                f"{path} is a folder, but data.format is '{format}'; point data.source at a "
+                "file, or set data.format to images (one subfolder of images per class)."
+            )
+        return "images"
+    if format == "images":
+        raise DataError(f"{path}: data.format is 'images', which needs a folder, not a file.")
+    if format != "auto":
+        return format
+    chosen = TABLE_SUFFIXES.get(path.suffix.lower())
+    if chosen is None:
+        supported = ", ".join(TABLE_SUFFIXES)
+        raise DataError(
+            f"{path}: cannot tell the format from the suffix '{path.suffix}'; supported are "
+            f"{supported}, or a folder of images. Rename the file or set data.format "
+            "(csv, parquet, jsonl, images)."
+        )
+    return chosen
+
+
+def _checked_frame(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Reject empty tables, strip column names, and give the rows a 0-based RangeIndex."""
+    if frame.shape[1] == 0:
+        raise DataError(f"{path}: the table has no columns; is the file empty?")
+    if frame.shape[0] == 0:
+        raise DataError(f"{path}: the table has columns but no rows; add rows of data.")
+    names = [name.strip() if isinstance(name, str) else str(name) for name in frame.columns]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise DataError(
+            f"{path}: column name(s) {', '.join(map(repr, repeated))} appear more than once "
+            "(after trimming spaces); rename them."
+        )
+    frame.columns = pd.Index(names)
+    if not isinstance(frame.index, pd.RangeIndex) or frame.index.start != 0:
+        # e.g. a parquet file saved with its index: keep a named index as a column
+        frame = frame.reset_index(drop=frame.index.name is None)
+    return frame
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    separator = "\t" if path.suffix.lower() == ".tsv" else ","
+    try:
+        return pd.read_csv(path, sep=separator)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty; it needs a header line and rows.") from None
+    except pd.errors.ParserError as error:
+        raise DataError(f"{path}: {_describe_csv_error(str(error))}") from None
+    except UnicodeDecodeError as error:
+        raise DataError(
+            f"{path}: not UTF-8 text (byte {error.start}); save the file as UTF-8."
+        ) from None
+    except OSError as error:
+        raise DataError(f"{path}: cannot read the file ({error.strerror or error}).") from None
+
+
+def _describe_csv_error(message: str) -> str:
+    match = _CSV_FIELDS.search(message)
+    if match is None:
+        return f"malformed CSV: {message.strip()}"
+    expected, line, saw = match.groups()
+    return (
+        f"line {line} has {saw} fields but the header has {expected}; fix that line "
+        '(a comma inside a value needs "quotes").'
+    )
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    import pyarrow as pa
+
+    try:
+        return pd.read_parquet(path)
+    except PermissionError as error:
+        raise DataError(f"{path}: cannot read the file ({error.strerror}).") from None
+    except (OSError, ValueError, pa.ArrowException) as error:
+        raise DataError(
+            f"{path}: not a readable Parquet file ({error}); is it corrupt or another format?"
+        ) from None
+
+
+def _read_jsonl(path: Path) -> pd.DataFrame:
+    """One JSON object per line (blank lines skipped); a .json file may also hold one array."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text (byte {error.start}); save it as UTF-8.") from None
+    except OSError as error:
+        raise DataError(f"{path}: cannot read the file ({error.strerror or error}).") from None
+    if path.suffix.lower() == ".json" and text.lstrip().startswith("["):
+        return _records_from_array(text, path)
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(
+                f"{path}: line {number} is not valid JSON ({error.msg} at column {error.colno}); "
+                "each line must hold one JSON object."
+            ) from None
+        if not isinstance(record, dict):
+            raise DataError(
+                f"{path}: line {number} holds a JSON {type(record).__name__}, not an object; "
+                'each line must look like {"column": value, ...}.'
+            )
+        records.append(record)
+    return pd.DataFrame.from_records(records)
+
+
+def _records_from_array(text: str, path: Path) -> pd.DataFrame:
+    try:
+        records = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}: line {error.lineno} is not valid JSON ({error.msg}).") from None
+    bad = next((i for i, r in enumerate(records) if not isinstance(r, dict)), None)
+    if bad is not None:
+        raise DataError(f"{path}: item {bad + 1} of the JSON array is not an object.")
+    return pd.DataFrame.from_records(records)
+
+
+_READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
+    "csv": _read_csv,
+    "parquet": _read_parquet,
+    "jsonl": _read_jsonl,
+}
+
+
+def _read_image_folder(folder: Path) -> pd.DataFrame:
+    """Columns image (path relative to `folder`) and label (the subfolder), sorted."""
+    try:
+        classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        rows = [(image, c.name) for c in classes for image in _images_under(c, folder)]
+    except OSError as error:
+        raise DataError(f"{folder}: cannot list the folder ({error.strerror or error}).") from None
+    suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
+    if not classes:
+        loose = sum(1 for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        found = f"it has {loose} images but no subfolders" if loose else "it has no subfolders"
+        raise DataError(
+            f"{folder}: an image folder needs one subfolder per class ({folder}/<class>/*.png), "
+            f"but {found}; move the images into one folder per class."
+        )
+    if not rows:
+        raise DataError(
+            f"{folder}: no images found in its class subfolders "
+            f"({', '.join(c.name for c in classes[:5])}); images must end in {suffixes}."
+        )
+    return pd.DataFrame(rows, columns=["image", "label"])
+
+
+def _images_under(class_dir: Path, root: Path) -> list[str]:
+    """Image files anywhere under `class_dir`, skipping hidden files and folders."""
+    paths = (p.relative_to(root) for p in class_dir.rglob("*"))
+    return sorted(
+        path.as_posix()
+        for path in paths
+        if path.suffix.lower() in IMAGE_SUFFIXES
+        and not any(part.startswith(".") for part in path.parts)
+        and (root / path).is_file()
+    )

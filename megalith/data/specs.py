@@ -1,0 +1,54 @@
+"""What a model needs to know about its inputs and outputs, derived from the fitted preprocessing.
+
+Models are built from these specs alone, so a model file never reads data or the preprocessor.
+
+Tensor contract per input type (B = batch size):
+  number    float32 (B,)          standardised / scaled as configured
+  binary    float32 (B,)          0.0 or 1.0
+  category  int64   (B,)          0 = unknown or missing, 1..vocab_size-1 = known values
+  text      int64   (B, L)        0 = padding, 1 = unknown token, 2.. = vocabulary
+  image     uint8   (B, C, H, W)  raw pixels; the model normalises with `mean` / `std` (0-1 scale)
+
+Targets per output type:
+  category  int64   (B,)          class index 0..num_classes-1
+  binary    float32 (B,)          0.0 or 1.0
+  number    float32 (B,)          standardised with the train mean / std
+
+Model outputs per output type: category logits (B, num_classes); binary logit (B,); number (B,).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One input as the model sees it."""
+
+    name: str
+    type: str
+    vocab_size: int = 0
+    """category / text: number of indices, reserved ones included."""
+    shape: tuple[int, ...] = ()
+    """image: (C, H, W); text: (L,)."""
+    mean: tuple[float, ...] = ()
+    """image: per-channel mean on a 0-1 scale."""
+    std: tuple[float, ...] = ()
+    """image: per-channel standard deviation on a 0-1 scale."""
+    embedding_dim: int = 0
+    """category / text: embedding size the feature asks for."""
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One output (target) as the model and the loss see it."""
+
+    name: str
+    type: str
+    num_classes: int = 0
+    """category: number of classes; binary: 2; number: 0."""
+    mean: float = 0.0
+    """number: train mean of the target; predictions are `output * std + mean`."""
+    std: float = 1.0
+    """number: train standard deviation of the target."""

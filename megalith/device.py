@@ -1,0 +1,63 @@
+"""Choosing the device, the autocast dtype and whether to compile, from 'auto' or a setting."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+
+from megalith.errors import ConfigError
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA, then Apple MPS, then CPU; anything else must be a device torch knows."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ConfigError(
+            f"train.device: unknown device '{name}' (use auto, cpu, cuda, cuda:N)"
+        ) from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            "train.device: 'cuda' asked for but no CUDA device is available; use auto"
+        )
+    return device
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype, or None for plain fp32. 'auto' means bf16 on a GPU that supports it."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "fp16":
+        if device.type == "cpu":
+            raise ConfigError("train.precision: fp16 needs a GPU; use bf16 or fp32 on CPU")
+        return torch.float16
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+def resolve_compile(setting: bool | str, device: torch.device) -> bool:
+    """'auto' compiles on CUDA only: on CPU the compile time rarely pays back for small models."""
+    if setting == "auto":
+        return device.type == "cuda"
+    return bool(setting)
+
+
+@contextlib.contextmanager
+def autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
+    """Mixed precision when dtype is set, otherwise nothing."""
+    if dtype is None:
+        yield
+        return
+    with torch.autocast(device_type=device.type, dtype=dtype):
+        yield

@@ -1,0 +1,93 @@
+"""Task metrics from model outputs and targets, computed with torchmetrics.
+
+Names: classification reports `accuracy`, `macro_f1` and (two classes) `auc`; regression reports
+`mse`, `mae` and `r2` in the target's original units. With several outputs each name is prefixed
+by the output's name (`price/mae`). `loss` is added by the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torchmetrics.functional import mean_absolute_error, mean_squared_error, r2_score
+from torchmetrics.functional.classification import (
+    binary_accuracy,
+    binary_auroc,
+    binary_f1_score,
+    multiclass_accuracy,
+    multiclass_f1_score,
+)
+
+from megalith.data.specs import OutputSpec
+
+HIGHER_IS_BETTER = {"accuracy": True, "macro_f1": True, "f1": True, "auc": True, "r2": True}
+"""Metrics to maximise; every other metric (loss, mse, mae, perplexity) is minimised."""
+
+
+def metric_names(spec: OutputSpec) -> list[str]:
+    """The metrics reported for one output."""
+    if spec.type == "category":
+        return ["accuracy", "macro_f1"] + (["auc"] if spec.num_classes == 2 else [])
+    if spec.type == "binary":
+        return ["accuracy", "f1", "auc"]
+    return ["mse", "mae", "r2"]
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a (possibly prefixed, e.g. 'val/price/r2') metric improves upward."""
+    return HIGHER_IS_BETTER.get(metric.rsplit("/", 1)[-1], False)
+
+
+def output_metrics(
+    spec: OutputSpec, output: torch.Tensor, target: torch.Tensor
+) -> dict[str, float]:
+    """Metrics of one output over a whole split; output and target on CPU, fp32."""
+    if spec.type == "category":
+        k = spec.num_classes
+        preds = output.argmax(dim=1)
+        metrics = {
+            "accuracy": multiclass_accuracy(preds, target, num_classes=k, average="micro"),
+            "macro_f1": multiclass_f1_score(preds, target, num_classes=k, average="macro"),
+        }
+        if k == 2:
+            metrics["auc"] = binary_auroc(output.softmax(dim=1)[:, 1], target)
+    elif spec.type == "binary":
+        probs = output.sigmoid()
+        labels = target.long()
+        metrics = {
+            "accuracy": binary_accuracy(probs, labels),
+            "f1": binary_f1_score(probs, labels),
+            "auc": binary_auroc(probs, labels),
+        }
+    else:
+        preds, truth = output * spec.std + spec.mean, target * spec.std + spec.mean
+        metrics = {
+            "mse": mean_squared_error(preds, truth),
+            "mae": mean_absolute_error(preds, truth),
+            "r2": r2_score(preds, truth) if len(truth) > 1 else torch.tensor(float("nan")),
+        }
+    return {name: float(value) for name, value in metrics.items()}
+
+
+def compute_metrics(
+    specs: Sequence[OutputSpec],
+    outputs: dict[str, torch.Tensor],
+    targets: dict[str, torch.Tensor],
+) -> dict[str, float]:
+    """Every output's metrics, prefixed by the output name when there is more than one output."""
+    result: dict[str, float] = {}
+    for spec in specs:
+        values = output_metrics(spec, outputs[spec.name].float(), targets[spec.name])
+        prefix = f"{spec.name}/" if len(specs) > 1 else ""
+        result.update({prefix + name: value for name, value in values.items()})
+    return result
+
+
+def available_metrics(specs: Sequence[OutputSpec]) -> list[str]:
+    """Every metric name compute_metrics will produce for these outputs, plus 'loss'."""
+    names = ["loss"]
+    for spec in specs:
+        prefix = f"{spec.name}/" if len(specs) > 1 else ""
+        names += [prefix + name for name in metric_names(spec)]
+    return names

@@ -1,0 +1,22 @@
+"""Model families, each registered under its `model.arch` name, and the config union over them.
+
+Adding a family: write `megalith/models/<family>.py` with its config class (an `arch` Literal)
+and a `@register_model("<arch>")` builder, import the config here and add it to `ModelConfig`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+# importing each family module runs its @register_model
+from megalith.models.cnn import CNNConfig
+from megalith.models.mlp import MLPConfig
+from megalith.models.registry import build_model, known_archs
+from megalith.models.resnet import ResNetConfig
+
+ModelConfig = Annotated[MLPConfig | CNNConfig | ResNetConfig, Field(discriminator="arch")]
+"""The `model:` section of a config; `arch` picks the family."""
+
+__all__ = ["CNNConfig", "MLPConfig", "ModelConfig", "ResNetConfig", "build_model", "known_archs"]

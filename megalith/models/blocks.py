@@ -1,0 +1,246 @@
+"""Shared layers: encode each input by type, combine them with an MLP, decode one head per output.
+
+    inputs ─► encoder per input ─► concat ─► combiner MLP ─► head per output ─► outputs
+           (B,) / (B, L) / (B, C, H, W)     (B, F)        (B, H)          (B, K) or (B,)
+
+The tensor contract (dtypes, shapes, reserved indices) is the one in `megalith.data.specs`.
+Families differ only in the image backbone they supply (flatten, conv stages, residual stages).
+Everything is plain PyTorch without data-dependent Python control flow, so `torch.compile`
+traces a whole model as one graph, and images may arrive in channels_last memory format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from megalith.data.specs import InputSpec, OutputSpec
+from megalith.errors import ConfigError
+
+ImageBackboneFactory = Callable[[InputSpec], tuple[nn.Module, int]]
+"""spec -> (module mapping normalised float (B, C, H, W) to (B, F), F)."""
+
+_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+}
+
+_DEFAULT_TEXT_EMBEDDING_DIM = 64
+
+
+def make_activation(name: str) -> nn.Module:
+    """A fresh activation module by config name (relu, gelu, tanh, sigmoid)."""
+    if name not in _ACTIVATIONS:
+        raise ConfigError(f"model.activation: unknown '{name}'; known: {', '.join(_ACTIVATIONS)}")
+    return _ACTIVATIONS[name]()
+
+
+def init_conv_kaiming(module: nn.Module) -> None:
+    """Kaiming-normal init (fan_out, ReLU gain) for every conv; batch norms start at (1, 0)."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d):
+            nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+        elif isinstance(layer, nn.BatchNorm2d):
+            nn.init.ones_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+
+def image_shape(spec: InputSpec) -> tuple[int, int, int]:
+    """(C, H, W) of an image input, checked."""
+    if len(spec.shape) != 3 or min(spec.shape) < 1:
+        raise ConfigError(f"inputs.{spec.name}: image shape must be (C, H, W), got {spec.shape}")
+    channels, height, width = spec.shape
+    return channels, height, width
+
+
+# -----------------------------------------------------------------------------
+# input encoders: one per input, each maps its tensor to (B, out_features)
+
+
+class InputEncoder(nn.Module):
+    """Base of the input encoders: `out_features` is the width of what forward returns."""
+
+    out_features: int
+
+
+class ScalarEncoder(InputEncoder):
+    """number / binary: float (B,) -> (B, 1)."""
+
+    out_features = 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float().unsqueeze(-1)  # (B, 1)
+
+
+class CategoryEncoder(InputEncoder):
+    """category: int64 (B,) -> learned embedding (B, D); index 0 (unknown) is an ordinary row."""
+
+    def __init__(self, spec: InputSpec) -> None:
+        super().__init__()
+        vocab_size = _checked_vocab_size(spec)
+        # the data side normally fills embedding_dim; this mirrors its default rule
+        dim = spec.embedding_dim or min(32, round(1.6 * vocab_size**0.56))
+        self.embedding = nn.Embedding(vocab_size, dim)
+        self.out_features = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embedding(x)  # (B, D)
+
+
+class TextEncoder(InputEncoder):
+    """text: int64 (B, L) -> mean of token embeddings over non-padding tokens (B, D)."""
+
+    def __init__(self, spec: InputSpec) -> None:
+        super().__init__()
+        dim = spec.embedding_dim or _DEFAULT_TEXT_EMBEDDING_DIM
+        # a masked mean rather than nn.EmbeddingBag: same result, and it exports to ONNX cleanly
+        self.embedding = nn.Embedding(_checked_vocab_size(spec), dim, padding_idx=0)
+        self.out_features = dim
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        mask = (tokens != 0).unsqueeze(-1)  # (B, L, 1)
+        summed = (self.embedding(tokens) * mask).sum(dim=1)  # (B, D)
+        counts = mask.sum(dim=1).clamp(min=1)  # (B, 1); an all-padding row gives zeros
+        return summed / counts
+
+
+class ImageEncoder(InputEncoder):
+    """image: uint8 (B, C, H, W) -> normalised float -> the family's backbone -> (B, F)."""
+
+    mean: torch.Tensor  # (1, C, 1, 1) buffer
+    std: torch.Tensor  # (1, C, 1, 1) buffer
+
+    def __init__(self, spec: InputSpec, backbone_factory: ImageBackboneFactory) -> None:
+        super().__init__()
+        channels, _, _ = image_shape(spec)
+        mean = spec.mean or (0.0,) * channels
+        std = spec.std or (1.0,) * channels
+        if len(mean) != channels or len(std) != channels:
+            raise ConfigError(
+                f"inputs.{spec.name}: mean / std need one value per channel ({channels})"
+            )
+        # derived from the spec, so not saved with the weights (persistent=False)
+        mean_t = torch.tensor(mean, dtype=torch.float32).view(1, channels, 1, 1)
+        std_t = torch.tensor([max(s, 1e-6) for s in std], dtype=torch.float32)
+        self.register_buffer("mean", mean_t, persistent=False)
+        self.register_buffer("std", std_t.view(1, channels, 1, 1), persistent=False)
+        self.backbone, self.out_features = backbone_factory(spec)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        # .float() keeps the memory format, so channels_last input stays channels_last
+        x = (pixels.float() / 255.0 - self.mean) / self.std  # (B, C, H, W)
+        return self.backbone(x)  # (B, F)
+
+
+def _checked_vocab_size(spec: InputSpec) -> int:
+    if spec.vocab_size < 1:
+        raise ConfigError(f"inputs.{spec.name}: {spec.type} input needs vocab_size >= 1")
+    return spec.vocab_size
+
+
+def make_encoder(spec: InputSpec, backbone_factory: ImageBackboneFactory) -> InputEncoder:
+    """The encoder for one input by its type; it exposes `out_features`."""
+    if spec.type in ("number", "binary"):
+        return ScalarEncoder()
+    if spec.type == "category":
+        return CategoryEncoder(spec)
+    if spec.type == "text":
+        return TextEncoder(spec)
+    if spec.type == "image":
+        return ImageEncoder(spec, backbone_factory)
+    raise ConfigError(
+        f"inputs.{spec.name}: type '{spec.type}' is not supported by this model.arch; "
+        "supported: number, binary, category, text, image"
+    )
+
+
+# -----------------------------------------------------------------------------
+# combiner and heads
+
+
+def make_combiner(
+    in_features: int, hidden: Sequence[int], activation: str, dropout: float, batch_norm: bool
+) -> nn.Sequential:
+    """Linear -> [BatchNorm1d] -> activation -> [Dropout] per hidden width; empty = identity."""
+    layers: list[nn.Module] = []
+    width = in_features
+    for out in hidden:
+        layers.append(nn.Linear(width, out))
+        if batch_norm:
+            layers.append(nn.BatchNorm1d(out))
+        layers.append(make_activation(activation))
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        width = out
+    return nn.Sequential(*layers)
+
+
+class OutputHead(nn.Module):
+    """category: logits (B, K); binary: one logit (B,); number: one value (B,)."""
+
+    def __init__(self, spec: OutputSpec, in_features: int) -> None:
+        super().__init__()
+        if spec.type == "category":
+            if spec.num_classes < 2:
+                raise ConfigError(f"outputs.{spec.name}: a category output needs >= 2 classes")
+            self.linear = nn.Linear(in_features, spec.num_classes)
+        elif spec.type in ("binary", "number"):
+            self.linear = nn.Linear(in_features, 1)
+        else:
+            raise ConfigError(
+                f"outputs.{spec.name}: type '{spec.type}' is not supported by this model.arch; "
+                "supported: category, binary, number"
+            )
+        self.squeeze = spec.type != "category"  # fixed at build time: no branch on data
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.linear(x)  # (B, K) or (B, 1)
+        return y.squeeze(-1) if self.squeeze else y
+
+
+# -----------------------------------------------------------------------------
+# the model
+
+
+class FeatureModel(nn.Module):
+    """Encoders by input type -> concat -> combiner MLP -> one head per output.
+
+    Submodules live in lists, not dicts keyed by name, because column names may hold '.'.
+    """
+
+    def __init__(
+        self,
+        inputs: Sequence[InputSpec],
+        outputs: Sequence[OutputSpec],
+        image_backbone: ImageBackboneFactory,
+        hidden: Sequence[int] = (),
+        activation: str = "relu",
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+    ) -> None:
+        super().__init__()
+        if not inputs or not outputs:
+            raise ConfigError("a model needs at least one input and one output")
+        self.input_names = [spec.name for spec in inputs]
+        self.output_names = [spec.name for spec in outputs]
+        # each image input gets its own backbone: the factory is called once per input
+        encoders = [make_encoder(spec, image_backbone) for spec in inputs]
+        self.encoders = nn.ModuleList(encoders)
+        combined = sum(encoder.out_features for encoder in encoders)
+        self.combiner = make_combiner(combined, hidden, activation, dropout, batch_norm)
+        width = hidden[-1] if hidden else combined
+        self.heads = nn.ModuleList(OutputHead(spec, width) for spec in outputs)
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        encoded = [
+            encoder(inputs[name])
+            for name, encoder in zip(self.input_names, self.encoders, strict=True)
+        ]  # each (B, F_i)
+        x = self.combiner(torch.cat(encoded, dim=-1))  # (B, H)
+        return {name: head(x) for name, head in zip(self.output_names, self.heads, strict=True)}

@@ -1,0 +1,89 @@
+"""CNN: images through conv -> norm -> activation -> pool stages; other inputs encoded by type."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import Field
+from torch import nn
+
+from megalith.configbase import ConfigModel
+from megalith.data.specs import InputSpec, OutputSpec
+from megalith.errors import ConfigError
+from megalith.models.blocks import FeatureModel, image_shape, init_conv_kaiming, make_activation
+from megalith.models.registry import register_model
+
+
+class CNNConfig(ConfigModel):
+    """A plain convolutional network for image inputs, combined with any other inputs by an MLP."""
+
+    arch: Literal["cnn"] = "cnn"
+    channels: list[int] = Field(default=[32, 64], min_length=1)
+    """Output channels of each conv stage; each stage halves the resolution (down to 1x1)."""
+    kernel_size: int = Field(default=3, gt=0)
+    """Kernel size of every convolution."""
+    hidden: list[int] = [128]
+    """Widths of the fully connected layers after the inputs are combined."""
+    activation: Literal["relu", "gelu", "tanh", "sigmoid"] = "relu"
+    """Activation used throughout."""
+    dropout: float = Field(default=0.2, ge=0, lt=1)
+    """Dropout before each fully connected layer."""
+
+
+# -----------------------------------------------------------------------------
+# image backbone and builder
+
+
+def conv_stages(
+    spec: InputSpec, channels: Sequence[int], kernel_size: int, activation: str
+) -> tuple[nn.Module, int]:
+    """Conv -> BatchNorm -> activation -> MaxPool(2) per stage, then global average pool.
+
+    Pooling is skipped once it would shrink a side below 1, so 8x8 digits work with any depth.
+    """
+    in_channels, height, width = image_shape(spec)
+    layers: list[nn.Module] = []
+    for out_channels in channels:
+        layers += [
+            nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False),
+            nn.BatchNorm2d(out_channels),
+            make_activation(activation),
+        ]
+        # an even kernel with padding k // 2 grows each side by one
+        height += 2 * (kernel_size // 2) - kernel_size + 1
+        width += 2 * (kernel_size // 2) - kernel_size + 1
+        if min(height, width) >= 2:
+            layers.append(nn.MaxPool2d(2))
+            height, width = height // 2, width // 2
+        in_channels = out_channels
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]  # (B, C_last, 1, 1) -> (B, C_last)
+    backbone = nn.Sequential(*layers)
+    init_conv_kaiming(backbone)
+    return backbone, in_channels
+
+
+def require_image_input(arch: str, inputs: Sequence[InputSpec]) -> None:
+    """Raise a ConfigError when an image-only family is given no image input."""
+    if not any(spec.type == "image" for spec in inputs):
+        raise ConfigError(f"model.arch '{arch}' needs an image input; use arch: mlp for tables")
+
+
+@register_model("cnn")
+def build_cnn(
+    config: CNNConfig, inputs: Sequence[InputSpec], outputs: Sequence[OutputSpec]
+) -> FeatureModel:
+    """Each image through its own conv stages; other inputs encoded by type; MLP; heads."""
+    require_image_input("cnn", inputs)
+
+    def backbone(spec: InputSpec) -> tuple[nn.Module, int]:
+        return conv_stages(spec, config.channels, config.kernel_size, config.activation)
+
+    return FeatureModel(
+        inputs,
+        outputs,
+        image_backbone=backbone,
+        hidden=config.hidden,
+        activation=config.activation,
+        dropout=config.dropout,
+    )

@@ -1,0 +1,332 @@
+"""The path from a config to a finished run directory, and back from a run directory to predictions.
+
+`train` prepares the data, the preprocessing and the model, hands them to the training loop,
+then evaluates and writes the run directory. `Run` loads a run directory to predict and evaluate.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from rich.console import Console
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from megalith.config import Config, config_to_yaml, load_config
+from megalith.data.preprocess import Preprocessor
+from megalith.data.sources import Table, load_table
+from megalith.data.split import split_table
+from megalith.data.tensors import TensorTable
+from megalith.device import resolve_device, resolve_precision
+from megalith.errors import ConfigError, DataError, RunError, did_you_mean
+from megalith.evaluate.evaluation import evaluate_table
+from megalith.evaluate.metrics import available_metrics
+from megalith.models import build_model
+from megalith.runs import RunDir
+from megalith.training import checkpoint as ckpt
+from megalith.training.callbacks import Callback, MetricsLog, ProgressBar
+from megalith.training.loop import TrainJob, train_loop
+
+ConfigSource = str | Path | Mapping[str, Any] | Config
+
+
+def train(
+    config: ConfigSource | None = None,
+    *,
+    output_dir: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    resume: str | Path | None = None,
+    overwrite: bool = False,
+    console: Console | None = None,
+    callbacks: Sequence[Callback] = (),
+) -> Run:
+    """Train a model from a config and return the finished run.
+
+    Args:
+        config: a YAML path, a dict, or a Config. Ignored when `resume` is given (the run's own
+            config is used, with `overrides` applied, e.g. more epochs).
+        output_dir: the run directory; by default runs/<name>-<timestamp>.
+        overrides: 'key=value' strings, as `--set` on the CLI.
+        resume: a run directory whose last complete checkpoint training continues from.
+        overwrite: allow writing into a non-empty output_dir.
+    Raises:
+        ConfigError, DataError, RunError: with a message naming the key, column or file.
+    """
+    console = console or Console(stderr=True)
+    if resume is not None:
+        run_dir = RunDir(Path(resume))
+        if not run_dir.config.is_file():
+            raise RunError(f"cannot resume {run_dir.path}: no config.yaml there")
+        cfg, base_dir = load_config(run_dir.config, overrides)
+    elif config is None:
+        raise ConfigError("give a config to train, or resume= a run directory to continue")
+    else:
+        cfg, base_dir = load_config(config, overrides)
+        run_dir = RunDir(Path(output_dir)) if output_dir else RunDir.default_for(cfg.name)
+    table = load_table(cfg.data.source, format=cfg.data.format, relative_to=base_dir)
+    splits = _split(cfg, table)
+    checkpoint = ckpt.load_latest_checkpoint(run_dir.checkpoints) if resume is not None else None
+    if checkpoint is not None and run_dir.preprocessor.is_file():
+        preprocessor = Preprocessor.load(run_dir.preprocessor)
+    else:
+        preprocessor = Preprocessor.fit(
+            cfg.inputs, cfg.outputs, splits["train"], base_dir=table.base_dir, origin=table.origin
+        )
+    tensors = {
+        name: _transform(preprocessor, frame, table, name, console)
+        for name, frame in splits.items()
+    }
+    _check_watched_metric(cfg, preprocessor)
+    seed_everything(cfg.seed)
+    model = build_model(cfg.model, preprocessor.input_specs, preprocessor.output_specs)
+
+    if resume is None:
+        run_dir.create(overwrite=overwrite)
+    cfg = _with_absolute_source(cfg, base_dir)
+    run_dir.write_text(run_dir.config, config_to_yaml(cfg))
+    preprocessor.save(run_dir.preprocessor)
+    console.print(
+        f"[bold]{cfg.name}[/]: {len(tensors['train'])} train / {len(tensors['val'])} val / "
+        f"{len(tensors['test'])} test rows, model {cfg.model.arch} with "
+        f"{count_parameters(model):,} parameters -> {run_dir.path}"
+    )
+    if checkpoint is not None:
+        console.print(f"resuming from {checkpoint.path.name}")
+    watch = cfg.train.early_stop.metric if cfg.train.early_stop else _default_watch(preprocessor)
+    job = TrainJob(
+        model=model,
+        outputs=cfg.outputs,
+        specs=preprocessor.output_specs,
+        train=tensors["train"],
+        val=tensors["val"] if len(tensors["val"]) else None,
+        config=cfg.train,
+        seed=cfg.seed,
+        checkpoints=run_dir.checkpoints,
+        callbacks=[MetricsLog(run_dir.metrics), ProgressBar(console, watch), *callbacks],
+    )
+    result = train_loop(job, resume=checkpoint)
+    save_file(_cpu_weights(model), run_dir.weights.with_suffix(".tmp"))
+    run_dir.weights.with_suffix(".tmp").replace(run_dir.weights)
+
+    run = Run(run_dir.path, cfg, preprocessor, model)
+    scores: dict[str, Any] = {
+        name: run.evaluate_tensors(tensors[name]) for name in ("val", "test") if len(tensors[name])
+    }
+    scores["training"] = {
+        "epochs": result.epochs_run,
+        "steps": result.steps,
+        "best_epoch": result.best_epoch,
+        "stopped_early": result.stopped_early,
+        "seconds": round(result.train_seconds, 3),
+    }
+    run_dir.write_json(run_dir.eval, scores)
+    _print_summary(console, scores, run_dir)
+    return run
+
+
+class Run:
+    """A trained run loaded from its directory: predict on new rows, evaluate on labelled ones."""
+
+    def __init__(self, path: Path, config: Config, preprocessor: Preprocessor, model: nn.Module):
+        self.path = path
+        self.config = config
+        self.preprocessor = preprocessor
+        self.model = model.cpu().eval()
+
+    @classmethod
+    def load(cls, path: str | Path) -> Run:
+        """Load config, preprocessing and weights from a run directory (safetensors only)."""
+        run_dir = RunDir(Path(path))
+        run_dir.check_complete()
+        config, _ = load_config(run_dir.config)
+        preprocessor = Preprocessor.load(run_dir.preprocessor)
+        model = build_model(config.model, preprocessor.input_specs, preprocessor.output_specs)
+        model.load_state_dict(load_weights(run_dir.weights, model))
+        return cls(run_dir.path, config, preprocessor, model)
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The contents of eval.json."""
+        path = RunDir(self.path).eval
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def predict(self, data: pd.DataFrame | str | Path) -> pd.DataFrame:
+        """Predictions (and class probabilities) for every row, indexed like the input rows."""
+        frame, base_dir, origin = self._frame(data)
+        tensors = self.preprocessor.transform(
+            frame, base_dir=base_dir, origin=origin, with_targets=False
+        )
+        outputs = self._forward(tensors)
+        predictions = self.preprocessor.decode(outputs)
+        predictions.index = frame.index[: len(predictions)]
+        return predictions
+
+    def evaluate(self, data: pd.DataFrame | str | Path | None = None) -> dict[str, float]:
+        """Loss and metrics on labelled rows; by default the run's own test split."""
+        if data is None:
+            table = load_table(self.config.data.source, format=self.config.data.format)
+            frame = _split(self.config, table)["test"]
+            base_dir, origin = table.base_dir, table.origin
+        else:
+            frame, base_dir, origin = self._frame(data)
+        tensors = self.preprocessor.transform(frame, base_dir=base_dir, origin=origin)
+        if len(tensors) == 0:
+            raise DataError(f"{origin}: no rows with a target to evaluate on")
+        return self.evaluate_tensors(tensors)
+
+    def evaluate_tensors(self, tensors: TensorTable) -> dict[str, float]:
+        device, dtype = self._device()
+        self.model.to(device)
+        try:
+            return evaluate_table(
+                self.model,
+                tensors,
+                self.config.outputs,
+                self.preprocessor.output_specs,
+                self.config.train.eval_batch_size,
+                device,
+                dtype,
+            )
+        finally:
+            self.model.cpu()
+
+    def _forward(self, tensors: TensorTable) -> dict[str, torch.Tensor]:
+        from megalith.batching import forward_in_batches
+
+        device, dtype = self._device()
+        self.model.to(device)
+        try:
+            return forward_in_batches(
+                self.model, tensors, self.config.train.eval_batch_size, device, dtype
+            )
+        finally:
+            self.model.cpu()
+
+    def _device(self) -> tuple[torch.device, torch.dtype | None]:
+        device = resolve_device(self.config.train.device)
+        return device, resolve_precision(self.config.train.precision, device)
+
+    def _frame(self, data: pd.DataFrame | str | Path) -> tuple[pd.DataFrame, Path | None, str]:
+        if isinstance(data, pd.DataFrame):
+            return data, Path.cwd(), "data frame"
+        table = load_table(str(data))
+        return table.frame, table.base_dir, table.origin
+
+
+def load(path: str | Path) -> Run:
+    """Load a run directory: `megalith.load("runs/digits-cnn").predict(frame)`."""
+    return Run.load(path)
+
+
+def load_weights(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
+    """Weights from a safetensors file, refusing anything else and any non-finite value."""
+    try:
+        weights = load_file(path)
+    except (SafetensorError, OSError) as error:
+        raise RunError(
+            f"{path} is not a readable safetensors file ({error}); "
+            "Megalith only loads safetensors and never unpickles"
+        ) from None
+    expected = set(model.state_dict())
+    if set(weights) != expected:
+        missing, unexpected = sorted(expected - set(weights)), sorted(set(weights) - expected)
+        raise RunError(
+            f"{path} does not match the model in config.yaml "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
+    bad = [
+        name for name, t in weights.items() if t.is_floating_point() and not torch.isfinite(t).all()
+    ]
+    if bad:
+        raise RunError(f"{path} holds NaN or Inf values in {', '.join(bad[:3])}; retrain or resume")
+    return weights
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _split(cfg: Config, table: Table) -> dict[str, pd.DataFrame]:
+    first = cfg.outputs[0]
+    stratify = first.name if first.type in ("category", "binary") else None
+    if stratify is not None and stratify not in table.frame.columns:
+        stratify = None  # the preprocessor reports the missing column with a better message
+    return split_table(
+        table.frame, cfg.data.split, seed=cfg.seed, stratify_by=stratify, origin=table.origin
+    )
+
+
+def _transform(
+    preprocessor: Preprocessor, frame: pd.DataFrame, table: Table, split: str, console: Console
+) -> TensorTable:
+    tensors = preprocessor.transform(
+        frame, base_dir=table.base_dir, origin=f"{table.origin} ({split} split)"
+    )
+    dropped = len(frame) - len(tensors)
+    if dropped:
+        kept = set(tensors.rows.tolist())
+        rows = [int(label) + 1 for label in frame.index if label not in kept][:5]
+        console.print(
+            f"[yellow]note[/]: {split} split: dropped {dropped} row(s) with a missing target "
+            f"(rows {', '.join(map(str, rows))}{', ...' if dropped > 5 else ''})"
+        )
+    if split == "train" and len(tensors) == 0:
+        raise DataError(f"{table.origin}: the train split has no rows with a target")
+    return tensors
+
+
+def _check_watched_metric(cfg: Config, preprocessor: Preprocessor) -> None:
+    if cfg.train.early_stop is None:
+        return
+    known = [f"val/{name}" for name in available_metrics(preprocessor.output_specs)]
+    metric = cfg.train.early_stop.metric
+    if metric not in known:
+        raise ConfigError(
+            f"train.early_stop.metric: unknown metric '{metric}'{did_you_mean(metric, known)}; "
+            f"choose from {', '.join(known)}"
+        )
+
+
+def _default_watch(preprocessor: Preprocessor) -> str:
+    return "val/" + available_metrics(preprocessor.output_specs)[1]
+
+
+def _with_absolute_source(cfg: Config, base_dir: Path) -> Config:
+    source = cfg.data.source
+    if source.startswith("builtin:"):
+        return cfg
+    absolute = str((base_dir / source).resolve())
+    return cfg.model_copy(update={"data": cfg.data.model_copy(update={"source": absolute})})
+
+
+def _cpu_weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
+
+
+def _print_summary(console: Console, scores: dict[str, Any], run_dir: RunDir) -> None:
+    from rich.table import Table as RichTable
+
+    splits = [s for s in ("val", "test") if s in scores]
+    table = RichTable(title="results")
+    table.add_column("metric")
+    for split in splits:
+        table.add_column(split, justify="right")
+    for metric in scores[splits[-1]] if splits else []:
+        table.add_row(metric, *(f"{scores[s].get(metric, float('nan')):.4f}" for s in splits))
+    console.print(table)
+    console.print(f"run written to [bold]{run_dir.path}[/]")

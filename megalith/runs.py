@@ -1,0 +1,107 @@
+"""The run directory: everything a later stage needs, independent of the process that trained it.
+
+runs/<name>/
+  config.yaml         fully resolved config, defaults filled in
+  model.safetensors   weights (safetensors only)
+  preprocessor.json   vocabularies, normalisation stats, class names
+  checkpoints/        resumable state, written atomically, the last two kept
+  metrics.jsonl       one JSON object per logged step / epoch
+  eval.json           final metrics on the val and test splits
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from megalith.errors import RunError
+
+REQUIRED_FILES = ("config.yaml", "model.safetensors", "preprocessor.json")
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths inside one run directory."""
+
+    path: Path
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def weights(self) -> Path:
+        return self.path / "model.safetensors"
+
+    @property
+    def preprocessor(self) -> Path:
+        return self.path / "preprocessor.json"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def eval(self) -> Path:
+        return self.path / "eval.json"
+
+    @staticmethod
+    def default_for(name: str, root: Path = Path("runs")) -> RunDir:
+        """runs/<name>-<YYYYmmdd-HHMMSS>, with a suffix if that already exists."""
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = root / f"{name}-{stamp}"
+        n = 1
+        while path.exists():
+            n += 1
+            path = root / f"{name}-{stamp}-{n}"
+        return RunDir(path)
+
+    def create(self, overwrite: bool = False) -> None:
+        """Make the directory; refuse to write into a non-empty one unless overwrite is set."""
+        if self.path.exists() and not self.path.is_dir():
+            raise RunError(f"output directory {self.path} exists and is not a directory")
+        if self.path.is_dir() and any(self.path.iterdir()) and not overwrite:
+            raise RunError(
+                f"output directory {self.path} already exists and is not empty; "
+                "choose another --output-dir, pass --overwrite, or --resume it"
+            )
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            probe = self.path / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as error:
+            raise RunError(
+                f"cannot write to output directory {self.path}: {error.strerror}"
+            ) from None
+
+    def check_complete(self) -> None:
+        """RunError naming what is missing when this is not a finished run directory."""
+        if not self.path.is_dir():
+            raise RunError(f"run directory not found: {self.path}")
+        missing = [name for name in REQUIRED_FILES if not (self.path / name).is_file()]
+        if missing:
+            raise RunError(
+                f"{self.path} is not a complete run directory: missing {', '.join(missing)} "
+                "(was training interrupted? resume it with `megalith train --resume RUN_DIR`)"
+            )
+
+    def write_json(self, path: Path, data: Any) -> None:
+        """Write JSON atomically: a temporary file, then a rename."""
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, path)
+
+    def write_text(self, path: Path, text: str) -> None:
+        """Write text atomically: a temporary file, then a rename."""
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)

@@ -1,0 +1,248 @@
+"""The training loop: forward -> loss -> backward -> step, then evaluate, checkpoint, adjust.
+
+Everything the loop needs is prepared by `megalith.pipeline`; the loop only trains.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import Field
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from megalith.batching import epoch_order, shuffled_batches
+from megalith.configbase import ConfigModel
+from megalith.data.features import OutputFeature
+from megalith.data.specs import OutputSpec
+from megalith.data.tensors import TensorTable
+from megalith.device import autocast, resolve_compile, resolve_device, resolve_precision
+from megalith.evaluate.evaluation import evaluate_table
+from megalith.training import checkpoint as ckpt
+from megalith.training.callbacks import Callback
+from megalith.training.early_stop import EarlyStopConfig, EarlyStopping
+from megalith.training.losses import total_loss
+from megalith.training.optim import (
+    OptimizerConfig,
+    ScheduleConfig,
+    build_optimizer,
+    build_scheduler,
+)
+
+
+class TrainConfig(ConfigModel):
+    """How the model is trained."""
+
+    epochs: int = Field(10, gt=0)
+    """Passes over the train split."""
+    batch_size: int = Field(64, gt=0)
+    """Rows per optimizer step (before gradient accumulation)."""
+    eval_batch_size: int = Field(1024, gt=0)
+    """Rows per forward pass when evaluating and predicting."""
+    optimizer: OptimizerConfig = OptimizerConfig()
+    """The optimizer and its hyper-parameters."""
+    schedule: ScheduleConfig = ScheduleConfig()
+    """The learning-rate schedule."""
+    clip_grad_norm: float | None = Field(None, gt=0)
+    """Clip the gradients' global norm to this value."""
+    grad_accumulation: int = Field(1, gt=0)
+    """Batches whose gradients are summed before each optimizer step."""
+    early_stop: EarlyStopConfig | None = None
+    """Stop when a validation metric stops improving (needs a val split)."""
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    """Mixed precision: auto is bf16 on a GPU that supports it, fp32 on CPU."""
+    compile: bool | Literal["auto"] = "auto"
+    """torch.compile the model: auto compiles on GPU only."""
+    device: str = "auto"
+    """auto, cpu, cuda, cuda:N or mps."""
+    log_every: int = Field(50, gt=0)
+    """Steps between two train-loss records in metrics.jsonl."""
+
+
+@dataclass
+class TrainJob:
+    """A prepared training job: the model, its data and where to write."""
+
+    model: nn.Module
+    outputs: Sequence[OutputFeature]
+    specs: Sequence[OutputSpec]
+    train: TensorTable
+    val: TensorTable | None
+    config: TrainConfig
+    seed: int
+    checkpoints: Path
+    callbacks: list[Callback] = field(default_factory=list)
+
+
+@dataclass
+class LoopResult:
+    """What happened, for the summary and the report."""
+
+    epochs_run: int
+    steps: int
+    best_epoch: int | None
+    stopped_early: bool
+    last_metrics: dict[str, float]
+    train_seconds: float
+
+
+def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResult:
+    """Train `job.model` in place, checkpointing every epoch; restore the best weights at the end"""
+    cfg = job.config
+    device = resolve_device(cfg.device)
+    dtype = resolve_precision(cfg.precision, device)
+    model = job.model.to(device)
+    forward = torch.compile(model) if resolve_compile(cfg.compile, device) else model
+    batches_per_epoch = _batches_per_epoch(len(job.train), cfg.batch_size)
+    steps_per_epoch = math.ceil(batches_per_epoch / cfg.grad_accumulation)
+    optimizer = build_optimizer(model, cfg.optimizer, fused=device.type == "cuda")
+    scheduler = build_scheduler(optimizer, cfg.schedule, steps_per_epoch, cfg.epochs)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    stopper = EarlyStopping(cfg.early_stop) if cfg.early_stop and job.val is not None else None
+    start_epoch, step = 0, 0
+    if resume is not None:
+        start_epoch, step = _restore(resume, model, optimizer, scheduler, scaler, stopper)
+    train_data = job.train.to(device) if device.type != "cpu" else job.train
+
+    for cb in job.callbacks:
+        cb.on_train_start(steps_per_epoch * cfg.epochs, cfg.epochs, start_epoch)
+    started, epoch, stopped = time.perf_counter(), start_epoch - 1, False
+    metrics: dict[str, float] = {}
+    for epoch in range(start_epoch, cfg.epochs):
+        epoch_start = time.perf_counter()
+        model.train()
+        loss_sum, rows = torch.zeros((), device=device), 0
+        order = epoch_order(len(job.train), job.seed, epoch)
+        for i, batch in enumerate(shuffled_batches(train_data, cfg.batch_size, order, device)):
+            with autocast(device, dtype):
+                outputs = forward(batch.inputs)
+                loss = total_loss(job.outputs, outputs, batch.targets)
+            scaler.scale(loss / cfg.grad_accumulation).backward()
+            loss_sum += loss.detach() * len(batch)  # stays on the device: no sync per step
+            rows += len(batch)
+            if (i + 1) % cfg.grad_accumulation == 0 or i + 1 == batches_per_epoch:
+                _optimizer_step(model, optimizer, scaler, cfg.clip_grad_norm)
+                scheduler.step()
+                step += 1
+                logged = float(loss.detach()) if step % cfg.log_every == 0 else None  # a sync point
+                for cb in job.callbacks:
+                    cb.on_step_end(step, epoch, len(batch) * cfg.grad_accumulation, logged)
+
+        metrics = {
+            "epoch": epoch + 1,
+            "step": step,
+            "train/loss": float(loss_sum) / max(rows, 1),
+            "lr": float(scheduler.get_last_lr()[0]),
+        }
+        if job.val is not None:
+            scores = evaluate_table(
+                model, job.val, job.outputs, job.specs, cfg.eval_batch_size, device, dtype
+            )
+            metrics.update({f"val/{name}": value for name, value in scores.items()})
+        if stopper is not None and stopper.update(metrics, epoch):
+            _save_best(job.checkpoints, model)
+        metrics["time"] = time.perf_counter() - epoch_start
+        ckpt.save_checkpoint(
+            job.checkpoints,
+            epoch + 1,
+            _weights(model),
+            optimizer.state_dict(),
+            _loop_state(epoch + 1, step, scheduler, scaler, stopper),
+        )
+        for cb in job.callbacks:
+            cb.on_epoch_end(epoch, metrics)
+        if stopper is not None and stopper.should_stop:
+            stopped = True
+            break
+
+    for cb in job.callbacks:
+        cb.on_train_end(stopped)
+    best_epoch = None
+    if stopper is not None and stopper.best_epoch >= 0 and stopper.config.restore_best:
+        model.load_state_dict(load_file(job.checkpoints / "best.safetensors"))
+        best_epoch = stopper.best_epoch + 1
+    return LoopResult(
+        epochs_run=epoch + 1,
+        steps=step,
+        best_epoch=best_epoch,
+        stopped_early=stopped,
+        last_metrics=metrics,
+        train_seconds=time.perf_counter() - started,
+    )
+
+
+def _optimizer_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    clip_grad_norm: float | None,
+) -> None:
+    if clip_grad_norm is not None:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def _batches_per_epoch(rows: int, batch_size: int) -> int:
+    """Matches shuffled_batches, which drops a trailing single-row batch."""
+    full, rest = divmod(rows, batch_size)
+    return full + (1 if rest > 1 or (rest == 1 and full == 0) else 0)
+
+
+def _weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
+
+
+def _save_best(root: Path, model: nn.Module) -> None:
+    """The best epoch's weights, replaced atomically."""
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / "best.safetensors.tmp"
+    save_file(_weights(model), tmp)
+    tmp.replace(root / "best.safetensors")
+
+
+def _loop_state(
+    epoch: int,
+    step: int,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    stopper: EarlyStopping | None,
+) -> dict[str, object]:
+    return {
+        "epoch": epoch,
+        "step": step,
+        "scheduler": {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"},
+        "scaler": scaler.state_dict(),
+        "early_stop": stopper.state() if stopper is not None else None,
+    }
+
+
+def _restore(
+    checkpoint: ckpt.Checkpoint,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    stopper: EarlyStopping | None,
+) -> tuple[int, int]:
+    """Load every piece of state; returns (epochs done, optimizer steps done)."""
+    loop = checkpoint.state["loop"]
+    model.load_state_dict(checkpoint.model)
+    optimizer.load_state_dict(ckpt.optimizer_state_dict(checkpoint))
+    scheduler.load_state_dict(
+        {**loop["scheduler"], "lr_lambdas": [None] * len(optimizer.param_groups)}
+    )
+    if loop["scaler"]:
+        scaler.load_state_dict(loop["scaler"])
+    if stopper is not None and loop["early_stop"] is not None:
+        stopper.load_state(loop["early_stop"])
+    ckpt.restore_rng(checkpoint)
+    return int(loop["epoch"]), int(loop["step"])
