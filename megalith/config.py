@@ -162,9 +162,7 @@ def _describe(error: Mapping[str, Any]) -> str:
         tag, expected = str(ctx.get("tag", value)), str(ctx.get("expected_tags", ""))
         names = [t.strip(" '") for t in expected.split(",")]
         field = "arch" if loc and loc[-1] == "model" else "type"
-        return (
-            f"{path}.{field}: unknown '{tag}'{did_you_mean(tag, names)}; choose from {expected}"
-        )
+        return f"{path}.{field}: unknown '{tag}'{did_you_mean(tag, names)}; choose from {expected}"
     message = str(error["msg"]).removeprefix("Value error, ")
     shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
     return f"{path}: {message[0].lower() + message[1:]}{shown}"
