@@ -114,8 +114,14 @@ def predict(
     from megalith.pipeline import Run
 
     loaded = Run.load(run)
-    frame = load_table(str(data)).frame
-    result = pd.concat([frame, loaded.predict(data)], axis=1)
+    table = load_table(str(data))
+    frame = table.frame
+    predictions = loaded.predict(frame, base_dir=table.base_dir)
+    # a labelled file keeps its own target column; the prediction goes beside it
+    predictions.columns = [
+        f"{c}_predicted" if c in frame.columns else c for c in predictions.columns
+    ]
+    result = pd.concat([frame, predictions], axis=1)
     if output is None:
         result.to_csv(sys.stdout, index=False)
         return

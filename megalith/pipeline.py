@@ -158,9 +158,17 @@ class Run:
         path = RunDir(self.path).eval
         return json.loads(path.read_text()) if path.is_file() else {}
 
-    def predict(self, data: pd.DataFrame | str | Path) -> pd.DataFrame:
-        """Predictions (and class probabilities) for every row, indexed like the input rows."""
-        frame, base_dir, origin = self._frame(data)
+    def predict(
+        self, data: pd.DataFrame | str | Path, *, base_dir: str | Path | None = None
+    ) -> pd.DataFrame:
+        """Predictions (and class probabilities) for every row, indexed like the input rows.
+
+        Args:
+            data: a DataFrame, or the path of a table or image folder.
+            base_dir: the folder relative image paths in a DataFrame resolve against
+                (default: the current directory).
+        """
+        frame, base_dir, origin = self._frame(data, base_dir)
         tensors = self.preprocessor.transform(
             frame, base_dir=base_dir, origin=origin, with_targets=False
         )
@@ -176,7 +184,7 @@ class Run:
             frame = _split(self.config, table)["test"]
             base_dir, origin = table.base_dir, table.origin
         else:
-            frame, base_dir, origin = self._frame(data)
+            frame, base_dir, origin = self._frame(data, None)
         tensors = self.preprocessor.transform(frame, base_dir=base_dir, origin=origin)
         if len(tensors) == 0:
             raise DataError(f"{origin}: no rows with a target to evaluate on")
@@ -214,9 +222,11 @@ class Run:
         device = resolve_device(self.config.train.device)
         return device, resolve_precision(self.config.train.precision, device)
 
-    def _frame(self, data: pd.DataFrame | str | Path) -> tuple[pd.DataFrame, Path | None, str]:
+    def _frame(
+        self, data: pd.DataFrame | str | Path, base_dir: str | Path | None
+    ) -> tuple[pd.DataFrame, Path | None, str]:
         if isinstance(data, pd.DataFrame):
-            return data, Path.cwd(), "data frame"
+            return data, Path(base_dir) if base_dir is not None else Path.cwd(), "data frame"
         table = load_table(str(data))
         return table.frame, table.base_dir, table.origin
 
@@ -274,19 +284,10 @@ def _split(cfg: Config, table: Table) -> dict[str, pd.DataFrame]:
 def _transform(
     preprocessor: Preprocessor, frame: pd.DataFrame, table: Table, split: str, console: Console
 ) -> TensorTable:
-    tensors = preprocessor.transform(
-        frame, base_dir=table.base_dir, origin=f"{table.origin} ({split} split)"
-    )
-    dropped = len(frame) - len(tensors)
-    if dropped:
-        kept = set(tensors.rows.tolist())
-        rows = [int(label) + 1 for label in frame.index if label not in kept][:5]
-        console.print(
-            f"[yellow]note[/]: {split} split: dropped {dropped} row(s) with a missing target "
-            f"(rows {', '.join(map(str, rows))}{', ...' if dropped > 5 else ''})"
-        )
-    if split == "train" and len(tensors) == 0:
-        raise DataError(f"{table.origin}: the train split has no rows with a target")
+    where = f"{table.origin} ({split} split)"
+    tensors = preprocessor.transform(frame, base_dir=table.base_dir, origin=where)
+    for notice in preprocessor.dropped_notices():
+        console.print(f"[yellow]note[/]: {split} split: {notice}")
     return tensors
 
 

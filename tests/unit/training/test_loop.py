@@ -1,0 +1,69 @@
+"""Pieces of the loop: the optimizer step with clipping, batching, early stopping."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from megalith.batching import epoch_order, shuffled_batches
+from megalith.data.tensors import TensorTable
+from megalith.training.early_stop import EarlyStopConfig, EarlyStopping
+from megalith.training.loop import _batches_per_epoch, _optimizer_step
+
+
+def test_clipping_bounds_the_update() -> None:
+    model = nn.Linear(10, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+    (model(torch.full((4, 10), 100.0)).sum() * 1000).backward()
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    _optimizer_step(model, optimizer, scaler, clip_grad_norm=0.5)
+    after = torch.cat([p.detach().flatten() for p in model.parameters()])
+    assert torch.linalg.vector_norm(after - before) <= 0.5 + 1e-5
+    assert all(p.grad is None for p in model.parameters())  # zeroed for the next step
+
+
+def _table(rows: int) -> TensorTable:
+    return TensorTable(
+        inputs={"x": torch.arange(rows, dtype=torch.float32)},
+        targets={"y": torch.arange(rows)},
+        rows=np.arange(rows),
+    )
+
+
+def test_batches_cover_every_row_once_and_match_the_count() -> None:
+    for rows, batch_size in [(10, 4), (9, 4), (4, 4), (1, 4), (65, 64)]:
+        order = epoch_order(rows, seed=0, epoch=0)
+        batches = list(shuffled_batches(_table(rows), batch_size, order, torch.device("cpu")))
+        assert len(batches) == _batches_per_epoch(rows, batch_size)
+        seen = torch.cat([b.inputs["x"] for b in batches]).long()
+        assert len(set(seen.tolist())) == len(seen)
+        assert all(len(b) > 1 for b in batches) or rows == 1
+        assert torch.equal(seen, torch.cat([b.targets["y"] for b in batches]))  # rows stay aligned
+
+
+def test_epoch_order_depends_only_on_seed_and_epoch() -> None:
+    assert torch.equal(epoch_order(100, 3, 7), epoch_order(100, 3, 7))
+    assert not torch.equal(epoch_order(100, 3, 7), epoch_order(100, 3, 8))
+    assert sorted(epoch_order(100, 3, 7).tolist()) == list(range(100))
+
+
+def test_early_stopping_waits_for_patience_and_knows_direction() -> None:
+    accuracy = EarlyStopping(EarlyStopConfig(metric="val/accuracy", patience=2))
+    improvements = [
+        accuracy.update({"val/accuracy": v}, e) for e, v in enumerate([0.5, 0.7, 0.6, 0.65])
+    ]
+    assert improvements == [True, True, False, False]
+    assert accuracy.should_stop and accuracy.best_epoch == 1
+
+    loss = EarlyStopping(EarlyStopConfig(metric="val/loss", patience=3))
+    assert [loss.update({"val/loss": v}, e) for e, v in enumerate([1.0, 0.9, 0.95])] == [
+        True,
+        True,
+        False,
+    ]
+    assert not loss.should_stop
+    restored = EarlyStopping(EarlyStopConfig(metric="val/loss", patience=3))
+    restored.load_state(loss.state())
+    assert restored.state() == loss.state()
