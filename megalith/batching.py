@@ -18,13 +18,18 @@ def epoch_order(num_rows: int, seed: int, epoch: int) -> torch.Tensor:
 
 
 def shuffled_batches(
-    table: TensorTable, batch_size: int, order: torch.Tensor, device: torch.device
+    table: TensorTable,
+    batch_size: int,
+    order: torch.Tensor,
+    device: torch.device,
+    start_batch: int = 0,
 ) -> Iterator[TensorTable]:
-    """Training batches in `order`; the last short batch is kept unless it has a single row.
+    """Training batches in `order` from batch `start_batch` on (to resume mid-epoch).
 
-    A single-row batch would break batch norm in training mode and adds noise for nothing.
+    The last short batch is kept unless it has a single row: that would break batch norm in
+    training mode and adds noise for nothing.
     """
-    for start in range(0, len(order), batch_size):
+    for start in range(start_batch * batch_size, len(order), batch_size):
         index = order[start : start + batch_size]
         if len(index) == 1 and len(order) > 1:
             break

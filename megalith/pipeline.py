@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,9 @@ def train(
 
     if resume is None:
         run_dir.create(overwrite=overwrite)
+        shutil.rmtree(run_dir.checkpoints, ignore_errors=True)  # stale state of an overwritten run
+    elif checkpoint is None:
+        console.print(f"[yellow]note[/]: no complete checkpoint in {run_dir.path}; starting over")
     cfg = _with_absolute_source(cfg, base_dir)
     run_dir.write_text(run_dir.config, config_to_yaml(cfg))
     preprocessor.save(run_dir.preprocessor)
@@ -110,6 +114,7 @@ def train(
         config=cfg.train,
         seed=cfg.seed,
         checkpoints=run_dir.checkpoints,
+        input_names=[feature.name for feature in cfg.inputs],
         callbacks=[MetricsLog(run_dir.metrics), ProgressBar(console, watch), *callbacks],
     )
     result = train_loop(job, resume=checkpoint)

@@ -34,6 +34,13 @@ class Callback:
     def on_train_end(self, stopped_early: bool) -> None:
         """After the last epoch."""
 
+    def state_dict(self) -> dict[str, Any]:
+        """JSON state saved in every checkpoint, handed back by load_state_dict on resume."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Called before on_train_start when a run resumes."""
+
 
 class MetricsLog(Callback):
     """Appends one JSON object per logged step and per epoch to metrics.jsonl."""
@@ -41,9 +48,19 @@ class MetricsLog(Callback):
     def __init__(self, path: Path) -> None:
         self.path = path
         self.file: IO[str] | None = None
+        self.keep_bytes = 0
 
     def on_train_start(self, total_steps: int, epochs: int, start_epoch: int) -> None:
+        # A fresh run starts an empty file; a resumed one drops what was logged after its checkpoint
+        # so the log reads as if the run had never stopped.
         self.file = self.path.open("a")
+        self.file.truncate(self.keep_bytes)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"bytes": self.file.tell() if self.file is not None else self.keep_bytes}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.keep_bytes = int(state.get("bytes", 0))
 
     def on_step_end(self, step: int, epoch: int, samples: int, loss: float | None) -> None:
         if loss is not None:

@@ -1,6 +1,6 @@
 """Resumable training state, written atomically: tensors in safetensors, everything else in JSON.
 
-A checkpoint is a folder `checkpoints/epoch-NNNN/` holding `model.safetensors`,
+A checkpoint is a folder `checkpoints/step-NNNNNNNNN/` holding `model.safetensors`,
 `optimizer.safetensors` and `state.json`. It is written under a temporary name, flushed,
 then renamed, so a run killed at any moment leaves only complete checkpoints. `state.json`
 is written last and holds the SHA-256 of each tensor file; a checkpoint whose files do not
@@ -40,16 +40,17 @@ class Checkpoint:
 
 def save_checkpoint(
     root: Path,
-    epoch: int,
+    step: int,
     model_state: dict[str, torch.Tensor],
     optimizer_state: dict[str, Any],
     state: dict[str, Any],
 ) -> Path:
-    """Write `root/epoch-NNNN` atomically with RNG states included; keep the last two."""
+    """Write `root/step-NNNNNNNNN` atomically with RNG states included; keep the last two."""
     root.mkdir(parents=True, exist_ok=True)
-    final = root / f"epoch-{epoch:04d}"
-    tmp = root / f".tmp-epoch-{epoch:04d}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    final = root / f"step-{step:09d}"
+    tmp = root / f".tmp-step-{step:09d}-{os.getpid()}"
+    for stale in root.glob(".tmp-*"):  # left by a process killed mid-write; one writer per run
+        shutil.rmtree(stale, ignore_errors=True)
     tmp.mkdir()
     tensors, optimizer_json = _split_optimizer_state(optimizer_state)
     tensors.update(_rng_tensors())
@@ -58,7 +59,7 @@ def save_checkpoint(
     for name in ("model.safetensors", "optimizer.safetensors"):
         _fsync_file(tmp / name)
     manifest = {
-        "epoch": epoch,
+        "step": step,
         "files": {
             name: _sha256(tmp / name) for name in ("model.safetensors", "optimizer.safetensors")
         },
@@ -163,7 +164,7 @@ def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def _checkpoint_dirs(root: Path) -> list[Path]:
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("epoch-"))
+    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-"))
 
 
 def _sha256(path: Path) -> str:

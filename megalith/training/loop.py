@@ -5,15 +5,16 @@ Everything the loop needs is prepared by `megalith.pipeline`; the loop only trai
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -33,6 +34,12 @@ from megalith.training.optim import (
     ScheduleConfig,
     build_optimizer,
     build_scheduler,
+)
+from megalith.training.safety import (
+    CheckpointTimer,
+    NanGuard,
+    StopSignals,
+    parse_checkpoint_every,
 )
 
 
@@ -63,6 +70,18 @@ class TrainConfig(ConfigModel):
     """auto, cpu, cuda, cuda:N or mps."""
     log_every: int = Field(50, gt=0)
     """Steps between two train-loss records in metrics.jsonl."""
+    checkpoint_every: int | str | None = None
+    """Also checkpoint inside epochs: every N steps (500) or every N minutes ('10m')."""
+    on_nan: Literal["stop", "skip"] = "stop"
+    """A NaN / Inf loss or gradient: stop the run (keeping the last checkpoint) or skip the step."""
+    max_skipped_steps: int = Field(10, ge=0)
+    """With on_nan: skip, stop anyway after this many skipped steps."""
+
+    @field_validator("checkpoint_every")
+    @classmethod
+    def _steps_or_minutes(cls, value: int | str | None) -> int | str | None:
+        parse_checkpoint_every(value)
+        return value
 
 
 @dataclass
@@ -77,7 +96,24 @@ class TrainJob:
     config: TrainConfig
     seed: int
     checkpoints: Path
+    input_names: Sequence[str] = ()
     callbacks: list[Callback] = field(default_factory=list)
+
+
+@dataclass
+class Position:
+    """Where training is: what a checkpoint needs to continue exactly, mid-epoch included."""
+
+    epoch: int = 0
+    """Epochs completed."""
+    batch: int = 0
+    """Batches of the current epoch already consumed."""
+    step: int = 0
+    """Optimizer steps taken."""
+    loss_sum: float = 0.0
+    """Sum of (batch loss * rows) so far this epoch, for the epoch's mean train loss."""
+    rows: int = 0
+    """Rows trained on so far this epoch."""
 
 
 @dataclass
@@ -93,7 +129,7 @@ class LoopResult:
 
 
 def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResult:
-    """Train `job.model` in place, checkpointing every epoch; restore the best weights at the end"""
+    """Train `job.model` in place with checkpoints; restore the best weights at the end."""
     cfg = job.config
     device = resolve_device(cfg.device)
     dtype = resolve_precision(cfg.precision, device)
@@ -105,61 +141,76 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
     scheduler = build_scheduler(optimizer, cfg.schedule, steps_per_epoch, cfg.epochs)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     stopper = EarlyStopping(cfg.early_stop) if cfg.early_stop and job.val is not None else None
-    start_epoch, step = 0, 0
+    at = Position()
     if resume is not None:
-        start_epoch, step = _restore(resume, model, optimizer, scheduler, scaler, stopper)
+        at = _restore(resume, model, optimizer, scheduler, scaler, stopper, job.callbacks)
     train_data = job.train.to(device) if device.type != "cpu" else job.train
+    nan_guard = NanGuard(cfg.on_nan, cfg.max_skipped_steps, cfg.log_every, device, job.input_names)
+    timer = CheckpointTimer(cfg.checkpoint_every)
+
+    def checkpoint(position: Position) -> Path:
+        state = _loop_state(position, scheduler, scaler, stopper, job.callbacks)
+        return ckpt.save_checkpoint(
+            job.checkpoints, position.step, _weights(model), optimizer.state_dict(), state
+        )
 
     for cb in job.callbacks:
-        cb.on_train_start(steps_per_epoch * cfg.epochs, cfg.epochs, start_epoch)
-    started, epoch, stopped = time.perf_counter(), start_epoch - 1, False
-    metrics: dict[str, float] = {}
-    for epoch in range(start_epoch, cfg.epochs):
-        epoch_start = time.perf_counter()
-        model.train()
-        loss_sum, rows = torch.zeros((), device=device), 0
-        order = epoch_order(len(job.train), job.seed, epoch)
-        for i, batch in enumerate(shuffled_batches(train_data, cfg.batch_size, order, device)):
-            with autocast(device, dtype):
-                outputs = forward(batch.inputs)
-                loss = total_loss(job.outputs, outputs, batch.targets)
-            scaler.scale(loss / cfg.grad_accumulation).backward()
-            loss_sum += loss.detach() * len(batch)  # stays on the device: no sync per step
-            rows += len(batch)
-            if (i + 1) % cfg.grad_accumulation == 0 or i + 1 == batches_per_epoch:
-                _optimizer_step(model, optimizer, scaler, cfg.clip_grad_norm)
-                scheduler.step()
-                step += 1
-                logged = float(loss.detach()) if step % cfg.log_every == 0 else None  # a sync point
+        cb.on_train_start(steps_per_epoch * cfg.epochs, cfg.epochs, at.epoch)
+    started, stopped, metrics = time.perf_counter(), False, {}
+    with StopSignals() as signals:
+        while at.epoch < cfg.epochs and not stopped:
+            epoch_start = time.perf_counter()
+            model.train()
+            loss_sum = torch.tensor(at.loss_sum, device=device)  # stays on the device: no sync
+            order = epoch_order(len(job.train), job.seed, at.epoch)
+            batches = shuffled_batches(train_data, cfg.batch_size, order, device, at.batch)
+            for i, batch in enumerate(batches, start=at.batch):
+                with autocast(device, dtype):
+                    outputs = forward(batch.inputs)
+                    loss = total_loss(job.outputs, outputs, batch.targets)
+                if not nan_guard.loss_ok(loss, at.step + 1, at.epoch, job.checkpoints):
+                    optimizer.zero_grad(set_to_none=True)  # skip this batch (on_nan: skip)
+                    continue
+                scaler.scale(loss / cfg.grad_accumulation).backward()
+                loss_sum += loss.detach() * len(batch)
+                at.rows += len(batch)
+                if (i + 1) % cfg.grad_accumulation and i + 1 != batches_per_epoch:
+                    continue
+                grad_norm = _unscale_and_clip(model, optimizer, scaler, cfg.clip_grad_norm)
+                if nan_guard.grads_ok(grad_norm, at.step + 1, at.epoch, job.checkpoints):
+                    scaler.step(optimizer)
+                    scaler.update()
+                    scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                at.step, at.batch = at.step + 1, i + 1
+                logged = float(loss.detach()) if at.step % cfg.log_every == 0 else None  # sync
                 for cb in job.callbacks:
-                    cb.on_step_end(step, epoch, len(batch) * cfg.grad_accumulation, logged)
+                    cb.on_step_end(at.step, at.epoch, len(batch) * cfg.grad_accumulation, logged)
+                if signals.received or timer.due(at.step):
+                    at.loss_sum = float(loss_sum)
+                    path = checkpoint(at)
+                    signals.raise_if_received(at.step, path)
 
-        metrics = {
-            "epoch": epoch + 1,
-            "step": step,
-            "train/loss": float(loss_sum) / max(rows, 1),
-            "lr": float(scheduler.get_last_lr()[0]),
-        }
-        if job.val is not None:
-            scores = evaluate_table(
-                model, job.val, job.outputs, job.specs, cfg.eval_batch_size, device, dtype
-            )
-            metrics.update({f"val/{name}": value for name, value in scores.items()})
-        if stopper is not None and stopper.update(metrics, epoch):
-            _save_best(job.checkpoints, model)
-        metrics["time"] = time.perf_counter() - epoch_start
-        ckpt.save_checkpoint(
-            job.checkpoints,
-            epoch + 1,
-            _weights(model),
-            optimizer.state_dict(),
-            _loop_state(epoch + 1, step, scheduler, scaler, stopper),
-        )
-        for cb in job.callbacks:
-            cb.on_epoch_end(epoch, metrics)
-        if stopper is not None and stopper.should_stop:
-            stopped = True
-            break
+            metrics = {
+                "epoch": at.epoch + 1,
+                "step": at.step,
+                "train/loss": float(loss_sum) / max(at.rows, 1),
+                "lr": float(scheduler.get_last_lr()[0]),
+            }
+            if job.val is not None:
+                scores = evaluate_table(
+                    model, job.val, job.outputs, job.specs, cfg.eval_batch_size, device, dtype
+                )
+                metrics.update({f"val/{name}": value for name, value in scores.items()})
+            if stopper is not None and stopper.update(metrics, at.epoch):
+                _save_best(job.checkpoints, model)
+            stopped = stopper is not None and stopper.should_stop
+            metrics["time"] = time.perf_counter() - epoch_start
+            for cb in job.callbacks:
+                cb.on_epoch_end(at.epoch, metrics)
+            at = Position(epoch=at.epoch + 1, step=at.step)
+            checkpoint(at)
+            signals.raise_if_received(at.step, job.checkpoints)
 
     for cb in job.callbacks:
         cb.on_train_end(stopped)
@@ -168,8 +219,8 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
         model.load_state_dict(load_file(job.checkpoints / "best.safetensors"))
         best_epoch = stopper.best_epoch + 1
     return LoopResult(
-        epochs_run=epoch + 1,
-        steps=step,
+        epochs_run=at.epoch,
+        steps=at.step,
         best_epoch=best_epoch,
         stopped_early=stopped,
         last_metrics=metrics,
@@ -177,18 +228,17 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
     )
 
 
-def _optimizer_step(
+def _unscale_and_clip(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
     clip_grad_norm: float | None,
-) -> None:
-    if clip_grad_norm is not None:
-        scaler.unscale_(optimizer)
-        nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
-    scaler.step(optimizer)
-    scaler.update()
-    optimizer.zero_grad(set_to_none=True)
+) -> torch.Tensor | None:
+    """Clip the gradients' global norm when asked; returns that norm (None without clipping)."""
+    if clip_grad_norm is None:
+        return None
+    scaler.unscale_(optimizer)
+    return nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
 
 
 def _batches_per_epoch(rows: int, batch_size: int) -> int:
@@ -210,18 +260,18 @@ def _save_best(root: Path, model: nn.Module) -> None:
 
 
 def _loop_state(
-    epoch: int,
-    step: int,
+    at: Position,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     scaler: torch.amp.GradScaler,
     stopper: EarlyStopping | None,
-) -> dict[str, object]:
+    callbacks: Sequence[Callback],
+) -> dict[str, Any]:
     return {
-        "epoch": epoch,
-        "step": step,
+        "position": dataclasses.asdict(at),
         "scheduler": {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"},
         "scaler": scaler.state_dict(),
         "early_stop": stopper.state() if stopper is not None else None,
+        "callbacks": {type(cb).__name__: cb.state_dict() for cb in callbacks},
     }
 
 
@@ -232,17 +282,19 @@ def _restore(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     scaler: torch.amp.GradScaler,
     stopper: EarlyStopping | None,
-) -> tuple[int, int]:
-    """Load every piece of state; returns (epochs done, optimizer steps done)."""
+    callbacks: Sequence[Callback],
+) -> Position:
+    """Load every piece of state; returns where training stopped."""
     loop = checkpoint.state["loop"]
     model.load_state_dict(checkpoint.model)
     optimizer.load_state_dict(ckpt.optimizer_state_dict(checkpoint))
-    scheduler.load_state_dict(
-        {**loop["scheduler"], "lr_lambdas": [None] * len(optimizer.param_groups)}
-    )
+    lambdas = [None] * len(optimizer.param_groups)
+    scheduler.load_state_dict({**loop["scheduler"], "lr_lambdas": lambdas})
     if loop["scaler"]:
         scaler.load_state_dict(loop["scaler"])
     if stopper is not None and loop["early_stop"] is not None:
         stopper.load_state(loop["early_stop"])
+    for cb in callbacks:
+        cb.load_state_dict(loop["callbacks"].get(type(cb).__name__, {}))
     ckpt.restore_rng(checkpoint)
-    return int(loop["epoch"]), int(loop["step"])
+    return Position(**loop["position"])

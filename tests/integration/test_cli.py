@@ -53,7 +53,7 @@ def test_init_train_predict_evaluate_on_a_csv(cli: Cli, tmp_path: Path, table_cs
     scores = json.loads((run / "eval.json").read_text())
     assert scores["test"]["accuracy"] > 0.75
     assert set(scores["test"]) >= {"loss", "accuracy", "macro_f1"}
-    assert len(list((run / "checkpoints").glob("epoch-*"))) <= 2
+    assert len(list((run / "checkpoints").glob("step-*"))) <= 2
 
     new_rows = make_table(rows=40, seed=7)
     new_rows.drop(columns=["label"]).to_csv(tmp_path / "new.csv", index=False)

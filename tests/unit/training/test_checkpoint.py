@@ -62,9 +62,9 @@ def test_keeps_last_two_and_leaves_no_temporary_files(tmp_path: Path) -> None:
     model, optimizer = _trained()
     for epoch in range(1, 5):
         _save(tmp_path, epoch, model, optimizer)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch-0003", "epoch-0004"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-000000003", "step-000000004"]
     latest = ckpt.load_latest_checkpoint(tmp_path)
-    assert latest is not None and latest.path.name == "epoch-0004"
+    assert latest is not None and latest.path.name == "step-000000004"
 
 
 @pytest.mark.parametrize("damage", ["truncate", "delete_state"])
@@ -79,7 +79,7 @@ def test_corrupt_checkpoint_is_skipped_for_the_previous(tmp_path: Path, damage: 
         (newest / "state.json").unlink()
     with pytest.warns(UserWarning, match="skipping checkpoint"):
         latest = ckpt.load_latest_checkpoint(tmp_path)
-    assert latest is not None and latest.path.name == "epoch-0001"
+    assert latest is not None and latest.path.name == "step-000000001"
 
 
 def test_no_checkpoint_gives_none(tmp_path: Path) -> None:
