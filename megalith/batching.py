@@ -33,7 +33,8 @@ def shuffled_batches(
         index = order[start : start + batch_size]
         if len(index) == 1 and len(order) > 1:
             break
-        yield table.select(index.to(_index_device(table))).to(device, non_blocking=True)
+        batch = table.select(index)
+        yield batch if batch.device == device else batch.to(device, non_blocking=True)
 
 
 def forward_in_batches(
@@ -49,14 +50,11 @@ def forward_in_batches(
     with torch.inference_mode():
         for start in range(0, len(table), batch_size):
             index = torch.arange(start, min(start + batch_size, len(table)))
-            batch = table.select(index.to(_index_device(table))).to(device, non_blocking=True)
+            batch = table.select(index)
+            if batch.device != device:
+                batch = batch.to(device, non_blocking=True)
             with autocast(device, dtype):
                 outputs = model(batch.inputs)
             for name, value in outputs.items():
                 pieces.setdefault(name, []).append(value.float().cpu())
     return {name: torch.cat(values) for name, values in pieces.items()}
-
-
-def _index_device(table: TensorTable) -> torch.device:
-    first = next(iter(table.inputs.values()))
-    return first.device

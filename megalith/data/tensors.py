@@ -33,11 +33,24 @@ class TensorTable:
     def select(self, index: torch.Tensor) -> TensorTable:
         """Return the rows at `index` (int64 positions, 0..len-1), in that order."""
         positions = index.detach().to("cpu").numpy()
+        on_device: dict[torch.device, torch.Tensor] = {}  # one copy of the index per device
+
+        def take(t: torch.Tensor) -> torch.Tensor:
+            if t.device not in on_device:
+                on_device[t.device] = index.to(t.device)
+            return t[on_device[t.device]]
+
         return TensorTable(
-            inputs={name: t[index.to(t.device)] for name, t in self.inputs.items()},
-            targets={name: t[index.to(t.device)] for name, t in self.targets.items()},
+            inputs={name: take(t) for name, t in self.inputs.items()},
+            targets={name: take(t) for name, t in self.targets.items()},
             rows=self.rows[positions],
         )
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the first tensor (tables are kept on one device)."""
+        first = next(iter(self.inputs.values()), None)
+        return first.device if first is not None else torch.device("cpu")
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> TensorTable:
         """Return a copy with every tensor on `device`; `rows` stays a numpy array."""

@@ -171,15 +171,19 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
                 if not nan_guard.loss_ok(loss, at.step + 1, at.epoch, job.checkpoints):
                     optimizer.zero_grad(set_to_none=True)  # skip this batch (on_nan: skip)
                     continue
-                scaler.scale(loss / cfg.grad_accumulation).backward()
+                scaled = loss / cfg.grad_accumulation if cfg.grad_accumulation > 1 else loss
+                scaler.scale(scaled).backward()  # scale() is a no-op unless fp16
                 loss_sum += loss.detach() * len(batch)
                 at.rows += len(batch)
                 if (i + 1) % cfg.grad_accumulation and i + 1 != batches_per_epoch:
                     continue
                 grad_norm = _unscale_and_clip(model, optimizer, scaler, cfg.clip_grad_norm)
                 if nan_guard.grads_ok(grad_norm, at.step + 1, at.epoch, job.checkpoints):
-                    scaler.step(optimizer)
-                    scaler.update()
+                    if scaler.is_enabled():
+                        scaler.step(optimizer)
+                        scaler.update()
+                    else:
+                        optimizer.step()
                     scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 at.step, at.batch = at.step + 1, i + 1

@@ -59,7 +59,9 @@ def build_optimizer(
             groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov
         )
     optimizer_class = torch.optim.AdamW if config.name == "adamw" else torch.optim.Adam
-    extra = {"fused": True} if fused else {}
+    # fused kernels on GPU; elsewhere the foreach path (one call per group, not per tensor),
+    # which torch only picks by itself for CUDA tensors
+    extra = {"fused": True} if fused else {"foreach": True}
     return optimizer_class(groups, lr=config.lr, betas=config.betas, **extra)
 
 
