@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
@@ -23,16 +23,20 @@ def shuffled_batches(
     order: torch.Tensor,
     device: torch.device,
     start_batch: int = 0,
+    local_part: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> Iterator[TensorTable]:
     """Training batches in `order` from batch `start_batch` on (to resume mid-epoch).
 
     The last short batch is kept unless it has a single row: that would break batch norm in
-    training mode and adds noise for nothing.
+    training mode and adds noise for nothing. With several processes, `local_part` picks this
+    process's rows of each global batch.
     """
     for start in range(start_batch * batch_size, len(order), batch_size):
         index = order[start : start + batch_size]
         if len(index) == 1 and len(order) > 1:
             break
+        if local_part is not None:
+            index = local_part(index)
         batch = table.select(index)
         yield batch if batch.device == device else batch.to(device, non_blocking=True)
 

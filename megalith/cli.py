@@ -65,12 +65,29 @@ def train(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Allow writing into a non-empty --output-dir.")
     ] = False,
+    devices: Annotated[
+        int,
+        typer.Option("--devices", help="Train with N processes (DDP through torchrun)."),
+    ] = 1,
 ) -> None:
     """Train a model from a config and write its run directory."""
-    from megalith.pipeline import train as run_training
+    import os
 
     if config is None and resume is None:
         _fail("give a CONFIG to train, or --resume RUN_DIR to continue a run")
+    if devices != 1 and "WORLD_SIZE" not in os.environ:
+        from megalith.training.distributed import launch
+
+        argv = ["--debug"] if _state["debug"] else []
+        argv += ["train", *([str(config)] if config else [])]
+        argv += ["--output-dir", str(output_dir)] if output_dir else []
+        argv += [arg for value in set_ or [] for arg in ("--set", value)]
+        argv += ["--resume", str(resume)] if resume else []
+        argv += ["--overwrite"] if overwrite else []
+        raise typer.Exit(launch(devices, argv))
+
+    from megalith.pipeline import train as run_training
+
     source: Any = config
     run_training(
         source, output_dir=output_dir, overrides=set_ or [], resume=resume, overwrite=overwrite

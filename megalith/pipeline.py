@@ -34,6 +34,7 @@ from megalith.models import build_model
 from megalith.runs import RunDir
 from megalith.training import checkpoint as ckpt
 from megalith.training.callbacks import Callback, MetricsLog, ProgressBar
+from megalith.training.distributed import Distributed
 from megalith.training.loop import TrainJob, train_loop
 
 ConfigSource = str | Path | Mapping[str, Any] | Config
@@ -58,10 +59,11 @@ def train(
         overrides: 'key=value' strings, as `--set` on the CLI.
         resume: a run directory whose last complete checkpoint training continues from.
         overwrite: allow writing into a non-empty output_dir.
+        console: where progress goes (stderr by default).
+        callbacks: extra training callbacks (see megalith.training.callbacks).
     Raises:
         ConfigError, DataError, RunError: with a message naming the key, column or file.
     """
-    console = console or Console(stderr=True)
     if resume is not None:
         run_dir = RunDir(Path(resume))
         if not run_dir.config.is_file():
@@ -72,9 +74,32 @@ def train(
     else:
         cfg, base_dir = load_config(config, overrides)
         run_dir = RunDir(Path(output_dir)) if output_dir else RunDir.default_for(cfg.name)
+    ddp = Distributed.from_env()
+    ddp.start(resolve_device(cfg.train.device))
+    try:
+        run_dir = RunDir(Path(ddp.broadcast(str(run_dir.path))))  # one name for every rank
+        console = console or Console(stderr=True, quiet=not ddp.is_main)
+        return _train(
+            cfg, base_dir, run_dir, resume is not None, overwrite, console, callbacks, ddp
+        )
+    finally:
+        ddp.stop()
+
+
+def _train(
+    cfg: Config,
+    base_dir: Path,
+    run_dir: RunDir,
+    resuming: bool,
+    overwrite: bool,
+    console: Console,
+    callbacks: Sequence[Callback],
+    ddp: Distributed,
+) -> Run:
+    """Data -> preprocessing -> model -> loop -> evaluation -> run directory (rank 0 writes)."""
     table = load_table(cfg.data.source, format=cfg.data.format, relative_to=base_dir)
     splits = _split(cfg, table)
-    checkpoint = ckpt.load_latest_checkpoint(run_dir.checkpoints) if resume is not None else None
+    checkpoint = ckpt.load_latest_checkpoint(run_dir.checkpoints) if resuming else None
     if checkpoint is not None and run_dir.preprocessor.is_file():
         preprocessor = Preprocessor.load(run_dir.preprocessor)
     else:
@@ -88,22 +113,20 @@ def train(
     _check_watched_metric(cfg, preprocessor)
     seed_everything(cfg.seed)
     model = build_model(cfg.model, preprocessor.input_specs, preprocessor.output_specs)
-
-    if resume is None:
-        run_dir.create(overwrite=overwrite)
-        shutil.rmtree(run_dir.checkpoints, ignore_errors=True)  # stale state of an overwritten run
-    elif checkpoint is None:
-        console.print(f"[yellow]note[/]: no complete checkpoint in {run_dir.path}; starting over")
     cfg = _with_absolute_source(cfg, base_dir)
-    run_dir.write_text(run_dir.config, config_to_yaml(cfg))
-    preprocessor.save(run_dir.preprocessor)
+    if ddp.is_main:
+        _start_run_dir(run_dir, cfg, preprocessor, resuming, overwrite)
+    ddp.barrier()
     console.print(
         f"[bold]{cfg.name}[/]: {len(tensors['train'])} train / {len(tensors['val'])} val / "
         f"{len(tensors['test'])} test rows, model {cfg.model.arch} with "
-        f"{count_parameters(model):,} parameters -> {run_dir.path}"
+        f"{count_parameters(model):,} parameters"
+        + (f" on {ddp.world_size} processes" if ddp.enabled else "")
+        + f" -> {run_dir.path}"
     )
-    if checkpoint is not None:
-        console.print(f"resuming from {checkpoint.path.name}")
+    if resuming:
+        where = checkpoint.path.name if checkpoint is not None else "the start: no checkpoint"
+        console.print(f"resuming from {where}")
     watch = cfg.train.early_stop.metric if cfg.train.early_stop else _default_watch(preprocessor)
     job = TrainJob(
         model=model,
@@ -115,13 +138,18 @@ def train(
         seed=cfg.seed,
         checkpoints=run_dir.checkpoints,
         input_names=[feature.name for feature in cfg.inputs],
-        callbacks=[MetricsLog(run_dir.metrics), ProgressBar(console, watch), *callbacks],
+        callbacks=[MetricsLog(run_dir.metrics), ProgressBar(console, watch), *callbacks]
+        if ddp.is_main
+        else [],
+        distributed=ddp,
     )
     result = train_loop(job, resume=checkpoint)
+    run = Run(run_dir.path, cfg, preprocessor, model)
+    if not ddp.is_main:
+        return run
     save_file(_cpu_weights(model), run_dir.weights.with_suffix(".tmp"))
     run_dir.weights.with_suffix(".tmp").replace(run_dir.weights)
 
-    run = Run(run_dir.path, cfg, preprocessor, model)
     scores: dict[str, Any] = {
         name: run.evaluate_tensors(tensors[name]) for name in ("val", "test") if len(tensors[name])
     }
@@ -131,10 +159,22 @@ def train(
         "best_epoch": result.best_epoch,
         "stopped_early": result.stopped_early,
         "seconds": round(result.train_seconds, 3),
+        "processes": ddp.world_size,
     }
     run_dir.write_json(run_dir.eval, scores)
     _print_summary(console, scores, run_dir)
     return run
+
+
+def _start_run_dir(
+    run_dir: RunDir, cfg: Config, preprocessor: Preprocessor, resuming: bool, overwrite: bool
+) -> None:
+    """Create (or reuse, when resuming) the directory; write the config and the preprocessing."""
+    if not resuming:
+        run_dir.create(overwrite=overwrite)
+        shutil.rmtree(run_dir.checkpoints, ignore_errors=True)  # stale state of an overwritten run
+    run_dir.write_text(run_dir.config, config_to_yaml(cfg))
+    preprocessor.save(run_dir.preprocessor)
 
 
 class Run:

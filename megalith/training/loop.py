@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +27,7 @@ from megalith.device import autocast, resolve_compile, resolve_device, resolve_p
 from megalith.evaluate.evaluation import evaluate_table
 from megalith.training import checkpoint as ckpt
 from megalith.training.callbacks import Callback
+from megalith.training.distributed import Distributed
 from megalith.training.early_stop import EarlyStopConfig, EarlyStopping
 from megalith.training.losses import total_loss
 from megalith.training.optim import (
@@ -98,6 +99,7 @@ class TrainJob:
     checkpoints: Path
     input_names: Sequence[str] = ()
     callbacks: list[Callback] = field(default_factory=list)
+    distributed: Distributed = field(default_factory=Distributed)
 
 
 @dataclass
@@ -130,11 +132,14 @@ class LoopResult:
 
 def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResult:
     """Train `job.model` in place with checkpoints; restore the best weights at the end."""
-    cfg = job.config
-    device = resolve_device(cfg.device)
+    cfg, ddp = job.config, job.distributed
+    device = ddp.device(resolve_device(cfg.device))
     dtype = resolve_precision(cfg.precision, device)
     model = job.model.to(device)
-    forward = torch.compile(model) if resolve_compile(cfg.compile, device) else model
+    wrapped = ddp.wrap(model, device)
+    forward: Callable[..., Any] = (
+        torch.compile(wrapped) if resolve_compile(cfg.compile, device) else wrapped
+    )
     batches_per_epoch = _batches_per_epoch(len(job.train), cfg.batch_size)
     steps_per_epoch = math.ceil(batches_per_epoch / cfg.grad_accumulation)
     optimizer = build_optimizer(model, cfg.optimizer, fused=device.type == "cuda")
@@ -149,6 +154,8 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
     timer = CheckpointTimer(cfg.checkpoint_every)
 
     def checkpoint(position: Position) -> Path:
+        if not ddp.is_main:  # one writer; every rank holds the same weights
+            return job.checkpoints
         state = _loop_state(position, scheduler, scaler, stopper, job.callbacks)
         return ckpt.save_checkpoint(
             job.checkpoints, position.step, _weights(model), optimizer.state_dict(), state
@@ -163,7 +170,9 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
             model.train()
             loss_sum = torch.tensor(at.loss_sum, device=device)  # stays on the device: no sync
             order = epoch_order(len(job.train), job.seed, at.epoch)
-            batches = shuffled_batches(train_data, cfg.batch_size, order, device, at.batch)
+            batches = shuffled_batches(
+                train_data, cfg.batch_size, order, device, at.batch, ddp.local_part
+            )
             for i, batch in enumerate(batches, start=at.batch):
                 with autocast(device, dtype):
                     outputs = forward(batch.inputs)
@@ -195,10 +204,11 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
                     path = checkpoint(at)
                     signals.raise_if_received(at.step, path)
 
+            loss_sum, rows = ddp.sum(loss_sum, at.rows)
             metrics = {
                 "epoch": at.epoch + 1,
                 "step": at.step,
-                "train/loss": float(loss_sum) / max(at.rows, 1),
+                "train/loss": float(loss_sum) / max(rows, 1),
                 "lr": float(scheduler.get_last_lr()[0]),
             }
             if job.val is not None:
@@ -206,7 +216,7 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
                     model, job.val, job.outputs, job.specs, cfg.eval_batch_size, device, dtype
                 )
                 metrics.update({f"val/{name}": value for name, value in scores.items()})
-            if stopper is not None and stopper.update(metrics, at.epoch):
+            if stopper is not None and stopper.update(metrics, at.epoch) and ddp.is_main:
                 _save_best(job.checkpoints, model)
             stopped = stopper is not None and stopper.should_stop
             metrics["time"] = time.perf_counter() - epoch_start
@@ -219,6 +229,7 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
     for cb in job.callbacks:
         cb.on_train_end(stopped)
     best_epoch = None
+    ddp.barrier()  # rank 0 has written the best weights
     if stopper is not None and stopper.best_epoch >= 0 and stopper.config.restore_best:
         model.load_state_dict(load_file(job.checkpoints / "best.safetensors"))
         best_epoch = stopper.best_epoch + 1

@@ -1,0 +1,121 @@
+"""Several processes, one model: DDP through PyTorch's own launcher (torchrun).
+
+`megalith train CONFIG --devices N` re-runs the same command under `torch.distributed.run`
+with N processes on this machine; `torchrun [--nnodes ... --rdzv-endpoint ...] -m megalith train
+CONFIG` does the same across machines. Each process trains on its share of every global batch
+(`train.batch_size` is the global batch), gradients are averaged by DDP, and only rank 0 writes
+the run directory, so a run on N processes follows the single-process run closely.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from megalith.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place among the training processes (a single process by default)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls) -> Distributed:
+        """Read RANK / WORLD_SIZE / LOCAL_RANK as set by torchrun."""
+        return cls(
+            rank=int(os.environ.get("RANK", 0)),
+            world_size=int(os.environ.get("WORLD_SIZE", 1)),
+            local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+        )
+
+    def device(self, device: torch.device) -> torch.device:
+        """One GPU per process: cuda:LOCAL_RANK; CPUs are shared."""
+        if self.enabled and device.type == "cuda":
+            return torch.device("cuda", self.local_rank)
+        return device
+
+    def start(self, device: torch.device) -> None:
+        """Join the process group (NCCL on GPUs, Gloo on CPUs)."""
+        if not self.enabled or dist.is_initialized():
+            return
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, timeout=timedelta(minutes=30))
+
+    def stop(self) -> None:
+        if self.enabled and dist.is_initialized():
+            dist.destroy_process_group()
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+    def broadcast(self, value: Any) -> Any:
+        """Rank 0's value, on every rank (any picklable object made by our own code)."""
+        if not self.enabled:
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def sum(self, total: torch.Tensor, count: int) -> tuple[torch.Tensor, int]:
+        """A running sum and a count added up over every rank."""
+        if not self.enabled:
+            return total, count
+        both = torch.stack([total.double(), torch.tensor(count, device=total.device).double()])
+        dist.all_reduce(both)
+        return both[0], int(both[1])
+
+    def local_part(self, index: torch.Tensor) -> torch.Tensor:
+        """This rank's rows of a global batch: every world_size-th row from its rank on."""
+        return index[self.rank :: self.world_size] if self.enabled else index
+
+    def wrap(self, model: nn.Module, device: torch.device) -> nn.Module:
+        """DistributedDataParallel around the model (the model itself when single-process)."""
+        if not self.enabled:
+            return model
+        ids = [device.index] if device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def launch(devices: int, argv: Sequence[str]) -> int:
+    """Run `megalith ARGV` as `devices` processes under torchrun; returns its exit code."""
+    if devices < 1:
+        raise ConfigError(f"--devices must be at least 1 (got {devices})")
+    if devices > 1 and torch.cuda.is_available() and devices > torch.cuda.device_count():
+        raise ConfigError(
+            f"--devices {devices}: only {torch.cuda.device_count()} CUDA device(s) are visible"
+        )
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={devices}",
+        "-m",
+        "megalith",
+        *argv,
+    ]
+    return subprocess.call(command)

@@ -1,0 +1,92 @@
+"""DDP over Gloo on the CPU follows the single-process run; accumulation equals a big batch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from megalith.config import validate_config
+from megalith.data.specs import InputSpec, OutputSpec
+from megalith.data.tensors import TensorTable
+from megalith.models import build_model
+from megalith.training.loop import TrainJob, train_loop
+
+CONFIG = {
+    "name": "ddp",
+    "data": {"source": "builtin:digits_table"},
+    "inputs": [{"name": f"px{i}", "type": "number"} for i in (10, 20, 21, 26, 30, 36, 42, 43)],
+    "outputs": [{"name": "label", "type": "category"}],
+    "model": {"arch": "mlp", "hidden": [32], "dropout": 0.0},
+    "train": {"epochs": 3, "batch_size": 64, "schedule": {"name": "cosine"}},
+}
+
+
+def _train(tmp_path: Path, name: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "megalith", "train", "cfg.yaml", "-o", name, *extra],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_two_processes_match_one(tmp_path: Path) -> None:
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(CONFIG))
+    single = _train(tmp_path, "single")
+    assert single.returncode == 0, single.stderr
+    double = _train(tmp_path, "double", "--devices", "2")
+    assert double.returncode == 0, double.stderr
+
+    a = load_file(tmp_path / "single" / "model.safetensors")
+    b = load_file(tmp_path / "double" / "model.safetensors")
+    for key in a:  # the same global batches; only the reduction order differs
+        torch.testing.assert_close(a[key], b[key], atol=2e-3, rtol=0)
+    scores = [json.loads((tmp_path / n / "eval.json").read_text()) for n in ("single", "double")]
+    assert abs(scores[0]["test"]["loss"] - scores[1]["test"]["loss"]) < 1e-2
+    assert scores[1]["training"]["processes"] == 2
+    epochs = [
+        json.loads(line)["epoch"]
+        for line in (tmp_path / "double" / "metrics.jsonl").read_text().splitlines()
+        if "val/loss" in line
+    ]
+    assert epochs == [1, 2, 3]  # only rank 0 writes
+
+
+def _job(batch_size: int, accumulation: int, folder: Path) -> TrainJob:
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.normal(size=(1280, 4)).astype(np.float32))
+    y = (x.sum(dim=1) > 0).long()
+    table = TensorTable(
+        inputs={f"x{i}": x[:, i] for i in range(4)}, targets={"y": y}, rows=np.arange(1280)
+    )
+    inputs = [InputSpec(f"x{i}", "number") for i in range(4)]
+    outputs = [OutputSpec("y", "category", num_classes=2)]
+    config = validate_config(
+        {
+            "data": {"source": "unused.csv"},
+            "inputs": [{"name": f"x{i}", "type": "number"} for i in range(4)],
+            "outputs": [{"name": "y", "type": "category"}],
+            "model": {"arch": "mlp", "hidden": [16], "dropout": 0.0},
+            "train": {"epochs": 2, "batch_size": batch_size, "grad_accumulation": accumulation},
+        }
+    )
+    torch.manual_seed(0)
+    model = build_model(config.model, inputs, outputs)
+    return TrainJob(model, config.outputs, outputs, table, None, config.train, 0, folder)
+
+
+def test_gradient_accumulation_equals_a_larger_batch(tmp_path: Path) -> None:
+    big = _job(64, 1, tmp_path / "a")
+    accumulated = _job(32, 2, tmp_path / "b")
+    train_loop(big)
+    train_loop(accumulated)
+    for p, q in zip(big.model.parameters(), accumulated.model.parameters(), strict=True):
+        torch.testing.assert_close(p, q, atol=1e-5, rtol=1e-4)
