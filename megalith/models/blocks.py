@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from megalith.data.specs import InputSpec, OutputSpec
 from megalith.errors import ConfigError
@@ -57,6 +58,33 @@ def image_shape(spec: InputSpec) -> tuple[int, int, int]:
         raise ConfigError(f"inputs.{spec.name}: image shape must be (C, H, W), got {spec.shape}")
     channels, height, width = spec.shape
     return channels, height, width
+
+
+class RecomputedBlock(nn.Module):
+    """A block whose activations may be recomputed in the backward pass instead of kept.
+
+    Subclasses implement `block_forward`; `train.activation_checkpointing: true` sets
+    `recompute` on every such block, trading compute for memory. Gradients are unchanged;
+    batch-norm running statistics see the recomputed forward as a second update.
+    """
+
+    recompute = False
+
+    def block_forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.recompute and self.training and torch.is_grad_enabled():
+            return checkpoint(self.block_forward, x, use_reentrant=False)
+        return self.block_forward(x)
+
+
+def enable_activation_checkpointing(model: nn.Module) -> int:
+    """Recompute every RecomputedBlock's activations in backward; returns how many blocks."""
+    blocks = [m for m in model.modules() if isinstance(m, RecomputedBlock)]
+    for block in blocks:
+        block.recompute = True
+    return len(blocks)
 
 
 # -----------------------------------------------------------------------------

@@ -11,7 +11,12 @@ from torch import nn
 
 from megalith.configbase import ConfigModel
 from megalith.data.specs import InputSpec, OutputSpec
-from megalith.models.blocks import FeatureModel, image_shape, init_conv_kaiming
+from megalith.models.blocks import (
+    FeatureModel,
+    RecomputedBlock,
+    image_shape,
+    init_conv_kaiming,
+)
 from megalith.models.cnn import require_image_input
 from megalith.models.registry import register_model
 
@@ -71,7 +76,7 @@ def _zero_last_gamma(residual: nn.Sequential) -> None:
     nn.init.zeros_(last_norm.weight)
 
 
-class BasicBlock(nn.Module):
+class BasicBlock(RecomputedBlock):
     """relu(x + BN(conv3x3(relu(BN(conv3x3(x)))))): two 3x3 convs, stride on the first."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
@@ -84,11 +89,11 @@ class BasicBlock(nn.Module):
         self.shortcut = _shortcut(in_channels, out_channels, stride)
         self.relu = nn.ReLU()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def block_forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.relu(self.residual(x) + self.shortcut(x))  # (B, C_out, H/s, W/s)
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(RecomputedBlock):
     """1x1 reduce to out/4 -> 3x3 (stride here, as in ResNet v1.5) -> 1x1 expand to out."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
@@ -104,7 +109,7 @@ class Bottleneck(nn.Module):
         self.shortcut = _shortcut(in_channels, out_channels, stride)
         self.relu = nn.ReLU()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def block_forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.relu(self.residual(x) + self.shortcut(x))  # (B, C_out, H/s, W/s)
 
 

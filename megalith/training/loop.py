@@ -24,7 +24,9 @@ from megalith.data.features import OutputFeature
 from megalith.data.specs import OutputSpec
 from megalith.data.tensors import TensorTable
 from megalith.device import autocast, resolve_compile, resolve_device, resolve_precision
+from megalith.errors import ConfigError
 from megalith.evaluate.evaluation import evaluate_table
+from megalith.models.blocks import enable_activation_checkpointing
 from megalith.training import checkpoint as ckpt
 from megalith.training.callbacks import Callback
 from megalith.training.distributed import Distributed
@@ -71,6 +73,8 @@ class TrainConfig(ConfigModel):
     """auto, cpu, cuda, cuda:N or mps."""
     log_every: int = Field(50, gt=0)
     """Steps between two train-loss records in metrics.jsonl."""
+    activation_checkpointing: bool = False
+    """Recompute block activations in the backward pass to save memory (ResNet blocks)."""
     checkpoint_every: int | str | None = None
     """Also checkpoint inside epochs: every N steps (500) or every N minutes ('10m')."""
     on_nan: Literal["stop", "skip"] = "stop"
@@ -136,6 +140,11 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
     device = ddp.device(resolve_device(cfg.device))
     dtype = resolve_precision(cfg.precision, device)
     model = job.model.to(device)
+    if cfg.activation_checkpointing and enable_activation_checkpointing(model) == 0:
+        raise ConfigError(
+            "train.activation_checkpointing: this model has no blocks to recompute "
+            "(resnet has); set it to false"
+        )
     wrapped = ddp.wrap(model, device)
     forward: Callable[..., Any] = (
         torch.compile(wrapped) if resolve_compile(cfg.compile, device) else wrapped

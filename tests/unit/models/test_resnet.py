@@ -85,3 +85,24 @@ def test_resnet_without_an_image_input_is_a_config_error() -> None:
 def test_mismatched_blocks_and_channels_are_rejected() -> None:
     with pytest.raises(ValueError, match="one block count per stage"):
         ResNetConfig(channels=[8, 16], blocks=[1])
+
+
+def test_activation_checkpointing_gives_the_same_gradients() -> None:
+    from megalith.models.blocks import enable_activation_checkpointing
+
+    inputs = [InputSpec("image", "image", shape=(3, 16, 16), mean=(0.5,) * 3, std=(0.25,) * 3)]
+    outputs = [OutputSpec("label", "category", num_classes=4)]
+    config = ResNetConfig(channels=[8, 16], blocks=[2, 1])
+    images = torch.randint(0, 256, (6, 3, 16, 16), dtype=torch.uint8)
+    labels = torch.tensor([0, 1, 2, 3, 0, 1])
+    grads = []
+    for recompute in (False, True):
+        torch.manual_seed(0)
+        model = build_model(config, inputs, outputs)
+        if recompute:
+            assert enable_activation_checkpointing(model) == 3
+        loss = torch.nn.functional.cross_entropy(model({"image": images})["label"], labels)
+        loss.backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    for plain, recomputed in zip(*grads, strict=True):
+        torch.testing.assert_close(plain, recomputed)
