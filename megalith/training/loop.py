@@ -162,11 +162,11 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
     nan_guard = NanGuard(cfg.on_nan, cfg.max_skipped_steps, cfg.log_every, device, job.input_names)
     timer = CheckpointTimer(cfg.checkpoint_every)
 
-    def checkpoint(position: Position) -> Path:
+    def checkpoint(position: Position) -> None:
         if not ddp.is_main:  # one writer; every rank holds the same weights
-            return job.checkpoints
+            return
         state = _loop_state(position, scheduler, scaler, stopper, job.callbacks)
-        return ckpt.save_checkpoint(
+        ckpt.save_checkpoint(
             job.checkpoints, position.step, _weights(model), optimizer.state_dict(), state
         )
 
@@ -210,8 +210,8 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
                     cb.on_step_end(at.step, at.epoch, len(batch) * cfg.grad_accumulation, logged)
                 if signals.received or timer.due(at.step):
                     at.loss_sum = float(loss_sum)
-                    path = checkpoint(at)
-                    signals.raise_if_received(at.step, path)
+                    checkpoint(at)
+                    signals.raise_if_received(at.step, job.checkpoints.parent)
 
             loss_sum, rows = ddp.sum(loss_sum, at.rows)
             metrics = {
@@ -233,7 +233,7 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
                 cb.on_epoch_end(at.epoch, metrics)
             at = Position(epoch=at.epoch + 1, step=at.step)
             checkpoint(at)
-            signals.raise_if_received(at.step, job.checkpoints)
+            signals.raise_if_received(at.step, job.checkpoints.parent)
 
     for cb in job.callbacks:
         cb.on_train_end(stopped)

@@ -66,13 +66,11 @@ class StopSignals:
         self.received = signum
         signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C is immediate
 
-    def raise_if_received(self, step: int, checkpoint: Path) -> None:
-        """After the checkpoint of a signalled step: stop with how to resume."""
+    def raise_if_received(self, step: int, run_dir: Path) -> None:
+        """After the checkpoint of a signalled step: stop, saying how to resume."""
         if self.received is None:
             return
         name = signal.Signals(self.received).name
-        run_dir = checkpoint.parent if checkpoint.name.startswith("step-") else checkpoint
-        run_dir = run_dir.parent
         raise TrainingInterrupted(
             f"stopped by {name} after step {step}; checkpoint written. "
             f"Resume with: megalith train --resume {run_dir}",
