@@ -10,14 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torchmetrics.functional import mean_absolute_error, mean_squared_error, r2_score
-from torchmetrics.functional.classification import (
-    binary_accuracy,
-    binary_auroc,
-    binary_f1_score,
-    multiclass_accuracy,
-    multiclass_f1_score,
-)
 
 from megalith.data.specs import OutputSpec
 
@@ -43,6 +35,16 @@ def output_metrics(
     spec: OutputSpec, output: torch.Tensor, target: torch.Tensor
 ) -> dict[str, float]:
     """Metrics of one output over a whole split; output and target on CPU, fp32."""
+    # imported here: torchmetrics takes ~1.5 s to import, which would delay the first step
+    from torchmetrics.functional import mean_absolute_error, mean_squared_error, r2_score
+    from torchmetrics.functional.classification import (
+        binary_accuracy,
+        binary_auroc,
+        binary_f1_score,
+        multiclass_accuracy,
+        multiclass_f1_score,
+    )
+
     if spec.type == "category":
         k = spec.num_classes
         preds = output.argmax(dim=1)
