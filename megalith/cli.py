@@ -8,7 +8,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from megalith.errors import MegalithError
+from megalith.errors import MegalithError, cannot_write
 
 app = typer.Typer(
     name="megalith",
@@ -19,6 +19,8 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 _state = {"debug": False}
+
+_FILE_HINT = "check that its folder exists and is writable, and that the disk has space"
 
 RunArg = Annotated[Path, typer.Argument(help="A run directory written by `megalith train`.")]
 
@@ -147,6 +149,40 @@ def predict(
 
 
 @app.command()
+def report(run: RunArg) -> None:
+    """Write RUN/report.html (self-contained) and the plots as RUN/plots/*.png."""
+    from megalith.evaluate.report import write_report
+
+    path = write_report(run)
+    typer.echo(f"wrote {path} (plots in {path.parent / 'plots'})", err=True)
+
+
+@app.command()
+def compare(
+    runs: Annotated[
+        list[Path], typer.Argument(help="Run directories written by `megalith train`.")
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Where to write the HTML comparison.")
+    ] = Path("compare.html"),
+) -> None:
+    """Print runs' settings and test metrics side by side; write their curves to compare.html."""
+    from rich.console import Console
+
+    from megalith.evaluate.compare import (
+        compare_runs,
+        comparison_table,
+        summarize_run,
+        write_comparison,
+    )
+
+    summaries = [summarize_run(path) for path in runs]
+    Console().print(comparison_table(compare_runs(summaries)))
+    write_comparison(summaries, output)
+    typer.echo(f"wrote {output}", err=True)
+
+
+@app.command()
 def init(
     data: Annotated[
         str,
@@ -177,7 +213,10 @@ def init(
     if output is None:
         typer.echo(text, nl=False)
     else:
-        output.write_text(text)
+        try:
+            output.write_text(text)
+        except OSError as error:
+            raise cannot_write(output, error, _FILE_HINT) from error
         typer.echo(f"wrote {output}; train it with: megalith train {output}", err=True)
 
 
@@ -201,15 +240,23 @@ def schema() -> None:
 
 
 def _write_table(frame: Any, path: Path) -> None:
+    """Predictions to .csv, .parquet or .jsonl, through a temporary file renamed into place."""
+    writers = {
+        ".csv": lambda tmp: frame.to_csv(tmp, index=False),
+        ".parquet": lambda tmp: frame.to_parquet(tmp, index=False),
+        ".jsonl": lambda tmp: frame.to_json(tmp, orient="records", lines=True),
+        ".ndjson": lambda tmp: frame.to_json(tmp, orient="records", lines=True),
+    }
     suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        frame.to_parquet(path, index=False)
-    elif suffix in (".jsonl", ".ndjson"):
-        frame.to_json(path, orient="records", lines=True)
-    elif suffix == ".csv":
-        frame.to_csv(path, index=False)
-    else:
+    if suffix not in writers:
         _fail(f"--output {path}: unknown suffix '{suffix}'; use .csv, .parquet or .jsonl")
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        writers[suffix](tmp)
+        tmp.replace(path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise cannot_write(path, error, _FILE_HINT) from error
 
 
 def _fail(message: str) -> NoReturn:

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from rich.console import Console
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from megalith.config import Config, config_to_yaml, load_config
@@ -28,14 +28,16 @@ from megalith.data.split import split_table
 from megalith.data.tensors import TensorTable
 from megalith.device import resolve_device, resolve_precision
 from megalith.errors import ConfigError, DataError, RunError, did_you_mean
+from megalith.evaluate.environment import describe_environment
 from megalith.evaluate.evaluation import evaluate_table
 from megalith.evaluate.metrics import available_metrics
 from megalith.models import build_model
-from megalith.runs import RunDir
+from megalith.runs import RunDir, save_weights_atomically
 from megalith.training import checkpoint as ckpt
-from megalith.training.callbacks import Callback, MetricsLog, ProgressBar
+from megalith.training.callbacks import Callback, MetricsLog, ProgressBar, Throughput
 from megalith.training.distributed import Distributed
 from megalith.training.loop import TrainJob, train_loop
+from megalith.training.tensorboard import build_loggers
 
 ConfigSource = str | Path | Mapping[str, Any] | Config
 
@@ -111,6 +113,8 @@ def _train(
         for name, frame in splits.items()
     }
     _check_watched_metric(cfg, preprocessor)
+    loggers = build_loggers(cfg.train.log, run_dir.path) if ddp.is_main else []
+    throughput = Throughput()
     seed_everything(cfg.seed)
     model = build_model(cfg.model, preprocessor.input_specs, preprocessor.output_specs)
     cfg = _with_absolute_source(cfg, base_dir)
@@ -138,7 +142,13 @@ def _train(
         seed=cfg.seed,
         checkpoints=run_dir.checkpoints,
         input_names=[feature.name for feature in cfg.inputs],
-        callbacks=[MetricsLog(run_dir.metrics), ProgressBar(console, watch), *callbacks]
+        callbacks=[
+            MetricsLog(run_dir.metrics),
+            ProgressBar(console, watch),
+            throughput,
+            *loggers,
+            *callbacks,
+        ]
         if ddp.is_main
         else [],
         distributed=ddp,
@@ -147,8 +157,7 @@ def _train(
     run = Run(run_dir.path, cfg, preprocessor, model)
     if not ddp.is_main:
         return run
-    save_file(_cpu_weights(model), run_dir.weights.with_suffix(".tmp"))
-    run_dir.weights.with_suffix(".tmp").replace(run_dir.weights)
+    save_weights_atomically(model, run_dir.weights)
 
     scores: dict[str, Any] = {
         name: run.evaluate_tensors(tensors[name]) for name in ("val", "test") if len(tensors[name])
@@ -160,9 +169,17 @@ def _train(
         "stopped_early": result.stopped_early,
         "seconds": round(result.train_seconds, 3),
         "processes": ddp.world_size,
+        "parameters": count_parameters(model),
+        "samples_per_second": (
+            round(throughput.per_second * ddp.world_size, 1) if throughput.per_second else None
+        ),
+        **describe_environment(ddp.device(resolve_device(cfg.train.device))),
     }
     run_dir.write_json(run_dir.eval, scores)
     _print_summary(console, scores, run_dir)
+    from megalith.evaluate.report import write_report_safely  # matplotlib loads only here
+
+    write_report_safely(run, console)
     return run
 
 
@@ -193,6 +210,7 @@ class Run:
         run_dir.check_complete()
         config, _ = load_config(run_dir.config)
         preprocessor = Preprocessor.load(run_dir.preprocessor)
+        preprocessor.check_features(config.inputs, config.outputs, where=run_dir.preprocessor)
         model = build_model(config.model, preprocessor.input_specs, preprocessor.output_specs)
         model.load_state_dict(load_weights(run_dir.weights, model))
         return cls(run_dir.path, config, preprocessor, model)
@@ -225,15 +243,19 @@ class Run:
     def evaluate(self, data: pd.DataFrame | str | Path | None = None) -> dict[str, float]:
         """Loss and metrics on labelled rows; by default the run's own test split."""
         if data is None:
-            table = load_table(self.config.data.source, format=self.config.data.format)
-            frame = _split(self.config, table)["test"]
-            base_dir, origin = table.base_dir, table.origin
+            table, splits = self.data_splits()
+            frame, base_dir, origin = splits["test"], table.base_dir, table.origin
         else:
             frame, base_dir, origin = self._frame(data, None)
         tensors = self.preprocessor.transform(frame, base_dir=base_dir, origin=origin)
         if len(tensors) == 0:
             raise DataError(f"{origin}: no rows with a target to evaluate on")
         return self.evaluate_tensors(tensors)
+
+    def data_splits(self) -> tuple[Table, dict[str, pd.DataFrame]]:
+        """The run's data source read again and split exactly as training split it."""
+        table = load_table(self.config.data.source, format=self.config.data.format)
+        return table, _split(self.config, table)
 
     def evaluate_tensors(self, tensors: TensorTable) -> dict[str, float]:
         device, dtype = self._device()
@@ -270,8 +292,11 @@ class Run:
     def _frame(
         self, data: pd.DataFrame | str | Path, base_dir: str | Path | None
     ) -> tuple[pd.DataFrame, Path | None, str]:
+        from megalith.data.sources import ORIGIN_ATTR
+
         if isinstance(data, pd.DataFrame):
-            return data, Path(base_dir) if base_dir is not None else Path.cwd(), "data frame"
+            origin = str(data.attrs.get(ORIGIN_ATTR, "data frame"))  # a frame from load_table
+            return data, Path(base_dir) if base_dir is not None else Path.cwd(), origin
         table = load_table(str(data))
         return table.frame, table.base_dir, table.origin
 
@@ -290,12 +315,20 @@ def load_weights(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
             f"{path} is not a readable safetensors file ({error}); "
             "Megalith only loads safetensors and never unpickles"
         ) from None
-    expected = set(model.state_dict())
-    if set(weights) != expected:
-        missing, unexpected = sorted(expected - set(weights)), sorted(set(weights) - expected)
+    expected = model.state_dict()
+    if set(weights) != set(expected):
+        missing = sorted(set(expected) - set(weights))
+        unexpected = sorted(set(weights) - set(expected))
         raise RunError(
             f"{path} does not match the model in config.yaml "
             f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
+    reshaped = [name for name, t in weights.items() if t.shape != expected[name].shape]
+    if reshaped:
+        name = reshaped[0]
+        raise RunError(
+            f"{path} does not match the model in config.yaml: '{name}' has shape "
+            f"{tuple(weights[name].shape)}, the model needs {tuple(expected[name].shape)}"
         )
     bad = [
         name for name, t in weights.items() if t.is_floating_point() and not torch.isfinite(t).all()
@@ -358,10 +391,6 @@ def _with_absolute_source(cfg: Config, base_dir: Path) -> Config:
         return cfg
     absolute = str((base_dir / source).resolve())
     return cfg.model_copy(update={"data": cfg.data.model_copy(update={"source": absolute})})
-
-
-def _cpu_weights(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
 
 
 def _print_summary(console: Console, scores: dict[str, Any], run_dir: RunDir) -> None:

@@ -16,9 +16,14 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from megalith.errors import RunError
+if TYPE_CHECKING:
+    import torch
+
+from safetensors.torch import save_file
+
+from megalith.errors import RunError, cannot_write
 
 REQUIRED_FILES = ("config.yaml", "model.safetensors", "preprocessor.json")
 
@@ -96,12 +101,30 @@ class RunDir:
 
     def write_json(self, path: Path, data: Any) -> None:
         """Write JSON atomically: a temporary file, then a rename."""
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, path)
+        self.write_text(path, json.dumps(data, indent=2) + "\n")
 
     def write_text(self, path: Path, text: str) -> None:
-        """Write text atomically: a temporary file, then a rename."""
+        """Write text atomically: a temporary file, then a rename.
+
+        Raises:
+            RunError: the file cannot be written (disk full, read-only); no temporary file stays.
+        """
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as error:
+            tmp.unlink(missing_ok=True)
+            raise cannot_write(path, error) from error
+
+
+def save_weights_atomically(model: torch.nn.Module, path: Path) -> None:
+    """Weights to safetensors under a temporary name, then renamed; RunError when it cannot."""
+    tmp = path.with_name(path.name + ".tmp")
+    weights = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
+    try:
+        save_file(weights, tmp)
+        tmp.replace(path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise cannot_write(path, error) from error

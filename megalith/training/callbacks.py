@@ -18,6 +18,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from megalith.errors import cannot_write
+
 
 class Callback:
     """Override the hooks you need; the loop calls them in this order."""
@@ -53,8 +55,11 @@ class MetricsLog(Callback):
     def on_train_start(self, total_steps: int, epochs: int, start_epoch: int) -> None:
         # A fresh run starts an empty file; a resumed one drops what was logged after its checkpoint
         # so the log reads as if the run had never stopped.
-        self.file = self.path.open("a")
-        self.file.truncate(self.keep_bytes)
+        try:
+            self.file = self.path.open("a")
+            self.file.truncate(self.keep_bytes)
+        except OSError as error:
+            raise cannot_write(self.path, error) from error
 
     def state_dict(self) -> dict[str, Any]:
         return {"bytes": self.file.tell() if self.file is not None else self.keep_bytes}
@@ -79,8 +84,11 @@ class MetricsLog(Callback):
             k: (None if isinstance(v, float) and not math.isfinite(v) else v)
             for k, v in record.items()
         }
-        self.file.write(json.dumps(clean) + "\n")
-        self.file.flush()
+        try:
+            self.file.write(json.dumps(clean) + "\n")
+            self.file.flush()
+        except OSError as error:
+            raise cannot_write(self.path, error) from error
 
 
 class ProgressBar(Callback):
@@ -136,3 +144,26 @@ class ProgressBar(Callback):
         self.progress.stop()
         if stopped_early:
             self.console.print(f"stopped early: {self.watch} has not improved")
+
+
+class Throughput(Callback):
+    """Counts the samples this process trained on and the loop's wall time, for eval.json."""
+
+    def __init__(self) -> None:
+        self.samples = 0
+        self.started = 0.0
+        self.seconds = 0.0
+
+    def on_train_start(self, total_steps: int, epochs: int, start_epoch: int) -> None:
+        self.started = time.perf_counter()
+
+    def on_step_end(self, step: int, epoch: int, samples: int, loss: float | None) -> None:
+        self.samples += samples
+
+    def on_train_end(self, stopped_early: bool) -> None:
+        self.seconds = time.perf_counter() - self.started
+
+    @property
+    def per_second(self) -> float | None:
+        """Samples per second over the whole loop (validation included); None before it ran."""
+        return self.samples / self.seconds if self.seconds > 0 and self.samples else None

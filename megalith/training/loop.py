@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import torch
 from pydantic import Field, field_validator
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from megalith.batching import epoch_order, shuffled_batches
@@ -27,6 +27,7 @@ from megalith.device import autocast, resolve_compile, resolve_device, resolve_p
 from megalith.errors import ConfigError
 from megalith.evaluate.evaluation import evaluate_table
 from megalith.models.blocks import enable_activation_checkpointing
+from megalith.runs import save_weights_atomically
 from megalith.training import checkpoint as ckpt
 from megalith.training.callbacks import Callback
 from megalith.training.distributed import Distributed
@@ -81,6 +82,8 @@ class TrainConfig(ConfigModel):
     """A NaN / Inf loss or gradient: stop the run (keeping the last checkpoint) or skip the step."""
     max_skipped_steps: int = Field(10, ge=0)
     """With on_nan: skip, stop anyway after this many skipped steps."""
+    log: list[Literal["tensorboard"]] = []
+    """Extra loggers: tensorboard writes scalars to RUN/tensorboard/ (needs that package)."""
 
     @field_validator("checkpoint_every")
     @classmethod
@@ -278,9 +281,7 @@ def _weights(model: nn.Module) -> dict[str, torch.Tensor]:
 def _save_best(root: Path, model: nn.Module) -> None:
     """The best epoch's weights, replaced atomically."""
     root.mkdir(parents=True, exist_ok=True)
-    tmp = root / "best.safetensors.tmp"
-    save_file(_weights(model), tmp)
-    tmp.replace(root / "best.safetensors")
+    save_weights_atomically(model, root / "best.safetensors")
 
 
 def _loop_state(

@@ -26,7 +26,7 @@ def test_help_is_fast_because_it_imports_nothing_heavy(cli: Cli) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     result = _ok(cli("--help"))
-    for verb in ("train", "evaluate", "predict", "init", "datasets", "schema"):
+    for verb in ("train", "evaluate", "predict", "report", "compare", "init", "datasets", "schema"):
         assert verb in result.stdout
 
 
@@ -95,17 +95,6 @@ def test_mistakes_get_one_line_and_exit_code_2(cli: Cli, tmp_path: Path, table_c
         assert "Traceback" not in result.stderr, args
     debug = cli("--debug", "train", "missing.yaml")
     assert debug.returncode != 0 and "Traceback" in debug.stderr
-
-
-def test_unseen_label_at_evaluation_is_named(cli: Cli, tmp_path: Path, table_csv: Path) -> None:
-    _ok(cli("init", table_csv, "--target", "label", "--output", "cfg.yaml"))
-    _ok(cli("train", "cfg.yaml", "--output-dir", "run", "--set", "train.epochs=1"))
-    rows = make_table(rows=10, seed=3)
-    rows.loc[4, "label"] = "enormous"
-    rows.to_csv(tmp_path / "odd.csv", index=False)
-    result = cli("evaluate", "run", "--data", "odd.csv")
-    assert result.returncode == 2
-    assert "enormous" in result.stderr and "label" in result.stderr
 
 
 def test_existing_output_dir_is_refused_then_resumed(cli: Cli, tmp_path: Path) -> None:

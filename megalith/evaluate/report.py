@@ -1,0 +1,251 @@
+"""report.html: one self-contained page that explains a run, built from its directory alone.
+
+`write_report` loads what the run directory holds (config, eval.json, metrics.jsonl, the model and
+its preprocessing), re-derives the test split from the data source exactly as training did,
+predicts on it, and writes RUN/report.html plus every plot as RUN/plots/NAME.png.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from rich.console import Console
+
+from megalith.errors import MegalithError
+from megalith.evaluate import plots
+from megalith.evaluate.html import Plot, format_number, render_page, write_atomically
+from megalith.runs import RunDir
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from megalith.data.tensors import TensorTable
+    from megalith.evaluate.diagnostics import OutputSection
+    from megalith.pipeline import Run
+
+_NOT_CURVES = frozenset({"epoch", "step", "lr", "time"})
+
+
+@dataclass
+class MetricsHistory:
+    """metrics.jsonl as per-epoch records and the train-loss records logged every N steps."""
+
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+    def series(self, key: str) -> tuple[list[int], list[float]]:
+        """(epoch numbers, values) of one per-epoch metric; missing values are NaN."""
+        records = [r for r in self.epochs if key in r]
+        return [int(r["epoch"]) for r in records], [_float(r[key]) for r in records]
+
+    def curve_keys(self) -> list[str]:
+        """Per-epoch metric names, in the order they were first logged."""
+        keys = dict.fromkeys(k for record in self.epochs for k in record if k not in _NOT_CURVES)
+        return list(keys)
+
+
+def read_metrics_log(path: Path) -> MetricsHistory:
+    """Parse metrics.jsonl (epoch records carry 'time'; step records only step, epoch, loss)."""
+    history = MetricsHistory()
+    if not path.is_file():
+        return history
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        (history.epochs if "time" in record else history.steps).append(record)
+    return history
+
+
+def learning_curve_plots(history: MetricsHistory) -> list[Plot]:
+    """Loss (train and val) and each validation metric per epoch; train loss per logged step."""
+    figures = []
+    losses = {k: history.series(k) for k in ("train/loss", "val/loss") if history.series(k)[0]}
+    if losses:
+        figure = plots.line_plot(losses, title="Loss per epoch", xlabel="epoch", ylabel="loss")
+        figures.append(Plot("loss", "Loss per epoch", plots.figure_png(figure)))
+    for key in history.curve_keys():
+        if key in losses or not key.startswith("val/"):
+            continue
+        name = key.removeprefix("val/")
+        figure = plots.line_plot(
+            {key: history.series(key)}, title=f"{name} per epoch", xlabel="epoch", ylabel=name
+        )
+        figures.append(Plot(f"metric-{name.replace('/', '-')}", name, plots.figure_png(figure)))
+    steps = [r for r in history.steps if r.get("train/loss") is not None]
+    if len(steps) >= 2:
+        line = ([int(r["step"]) for r in steps], [_float(r["train/loss"]) for r in steps])
+        figure = plots.line_plot(
+            {"train/loss": line}, title="Train loss per step", xlabel="step", ylabel="loss"
+        )
+        figures.append(Plot("loss-by-step", "Train loss per step", plots.figure_png(figure)))
+    return figures
+
+
+def write_report(run: Run | str | Path) -> Path:
+    """Write RUN/report.html and RUN/plots/*.png; returns the report's path.
+
+    Raises:
+        RunError: the run directory is incomplete.
+    """
+    from megalith.pipeline import Run
+
+    loaded = run if isinstance(run, Run) else Run.load(run)
+    context = gather_report(loaded)
+    folder = loaded.path / "plots"
+    folder.mkdir(exist_ok=True)
+    all_plots = [*context["curves"], *(p for o in context["outputs"] for p in o.plots)]
+    for plot in all_plots:
+        write_atomically(folder / f"{plot.slug}.png", plot.png)
+    path = loaded.path / "report.html"
+    write_atomically(path, render_page("report.html.j2", **context))
+    return path
+
+
+def write_report_safely(run: Run, console: Console) -> None:
+    """write_report for the end of training: a failure is a warning, never a lost run."""
+    try:
+        path = write_report(run)
+    except Exception as error:  # the trained run is already saved; keep it whatever happens here
+        console.print(
+            f"[yellow]warning[/]: report.html was not written ({type(error).__name__}: {error}); "
+            f"retry with `megalith --debug report {run.path}`"
+        )
+        return
+    console.print(f"report: [bold]{path}[/]")
+
+
+def gather_report(run: Run) -> dict[str, Any]:
+    """Everything report.html.j2 shows, as plain values and rendered plots."""
+    scores = run.metrics
+    training = scores.get("training", {})
+    context: dict[str, Any] = {
+        "title": run.config.name,
+        "run_path": str(run.path.resolve()),
+        "generated": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "cards": _cards(scores, training, run),
+        "environment": _environment_rows(training, run),
+        "metrics": _metrics_table(scores),
+        "config_yaml": RunDir(run.path).config.read_text(encoding="utf-8"),
+        "curves": learning_curve_plots(read_metrics_log(RunDir(run.path).metrics)),
+        "data": None,
+        "outputs": [],
+        "notes": [],
+    }
+    try:
+        table, splits = run.data_splits()
+    except MegalithError as error:
+        context["notes"].append(
+            f"The data could not be read again, so the data summary and the test-split "
+            f"sections are left out: {error}"
+        )
+        return context
+    context["data"] = _data_section(run, splits)
+    test_frame = splits["test"]
+    if len(test_frame):
+        origin = f"{table.origin} (test split)"
+        test = run.preprocessor.transform(test_frame, base_dir=table.base_dir, origin=origin)
+        if len(test):
+            context["outputs"] = _output_sections(run, test, test_frame)
+    return context
+
+
+def _data_section(run: Run, splits: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    from megalith.evaluate.summary import class_balance, describe_columns, split_sizes
+
+    return {
+        "splits": split_sizes(splits),
+        "columns": describe_columns(run.preprocessor, splits["train"]),
+        "balance": class_balance(run.preprocessor, splits),
+    }
+
+
+def _output_sections(run: Run, test: TensorTable, frame: pd.DataFrame) -> list[OutputSection]:
+    """One section per output from the model's predictions on the test split."""
+    from megalith.batching import forward_in_batches
+    from megalith.evaluate import diagnostics
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:  # fp32 on whatever device is here: the report may be made far from where it trained
+        outputs = forward_in_batches(
+            run.model.to(device), test, run.config.train.eval_batch_size, device, None
+        )
+    finally:
+        run.model.cpu()
+    sections = []
+    for encoder in run.preprocessor.outputs:
+        config: Any = encoder.config
+        state = encoder.state()
+        logits, target = outputs[config.name], test.targets[config.name]
+        if config.type == "number":
+            predicted = logits.double().numpy() * state["std"] + state["mean"]
+            truth = target.double().numpy() * state["std"] + state["mean"]
+            sections.append(diagnostics.regression_section(config.name, predicted, truth))
+            continue
+        classes = state["classes"] if config.type == "category" else state["values"]
+        threshold = getattr(config, "threshold", 0.5)
+        result = diagnostics.as_classification(config.type, classes, logits, target, threshold)
+        sections.append(diagnostics.classification_section(config.name, result, test, frame))
+    return sections
+
+
+def _cards(scores: dict[str, Any], training: dict[str, Any], run: Run) -> list[tuple[str, str]]:
+    """The headline numbers at the top of the page."""
+    test = scores.get("test", {})
+    cards = [(f"test {name}", format_number(value)) for name, value in test.items()]
+    if "seconds" in training:
+        cards.append(("training time", _duration(training["seconds"])))
+    cards.append(("parameters", format_number(_parameters(training, run))))
+    if training.get("samples_per_second") is not None:
+        cards.append(("samples / s", format_number(round(training["samples_per_second"]))))
+    return cards
+
+
+def _environment_rows(training: dict[str, Any], run: Run) -> list[tuple[str, str]]:
+    rows = [
+        ("Python", training.get("python")),
+        ("PyTorch", training.get("torch")),
+        ("Megalith", training.get("megalith")),
+        ("device", training.get("device")),
+        ("processes", training.get("processes")),
+        ("epochs run", training.get("epochs")),
+        ("optimizer steps", training.get("steps")),
+        ("best epoch", training.get("best_epoch")),
+        ("stopped early", training.get("stopped_early")),
+        ("training time", _duration(training["seconds"]) if "seconds" in training else None),
+        ("parameters", _parameters(training, run)),
+        ("throughput (samples / s)", training.get("samples_per_second")),
+        ("model", run.config.model.arch),
+    ]
+    return [(label, format_number(value)) for label, value in rows if value is not None]
+
+
+def _metrics_table(scores: dict[str, Any]) -> dict[str, Any]:
+    splits = [s for s in ("val", "test") if s in scores]
+    names = list(dict.fromkeys(name for s in splits for name in scores[s]))
+    rows = [[name, *(format_number(scores[s].get(name)) for s in splits)] for name in names]
+    return {"splits": splits, "rows": rows}
+
+
+def _parameters(training: dict[str, Any], run: Run) -> int:
+    if "parameters" in training:
+        return int(training["parameters"])
+    return sum(p.numel() for p in run.model.parameters())
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(float(seconds), 60)
+    hours, minutes = divmod(int(minutes), 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {rest:02.0f} s" if minutes else f"{rest:.1f} s"
+
+
+def _float(value: Any) -> float:
+    return float(value) if value is not None else math.nan
