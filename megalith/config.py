@@ -6,6 +6,7 @@ applies `--set key=value` overrides and turns validation errors into one line pe
 
 from __future__ import annotations
 
+import copy
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -63,23 +64,25 @@ def load_config(
     source: str | Path | Mapping[str, Any] | Config, overrides: Sequence[str] = ()
 ) -> tuple[Config, Path]:
     """Read, override and validate a config; also return the folder paths resolve in."""
+    origin = "config"
     if isinstance(source, Config):
         data: dict[str, Any] = source.model_dump(mode="json", exclude_unset=True)
         base_dir = Path.cwd()
     elif isinstance(source, Mapping):
-        data, base_dir = dict(source), Path.cwd()
+        data, base_dir = copy.deepcopy(dict(source)), Path.cwd()  # overrides leave it alone
     else:
         path = Path(source)
         data, base_dir = read_yaml(path), path.resolve().parent
+        origin = str(path)
     for override in overrides:
         apply_override(data, override)
-    return validate_config(data), base_dir
+    return validate_config(data, origin=origin), base_dir
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
     """A YAML mapping from a file, with the line of any syntax error."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as error:
@@ -91,6 +94,12 @@ def read_yaml(path: Path) -> dict[str, Any]:
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or str(error)
         raise ConfigError(f"{path}:{where}: invalid YAML: {problem}") from None
+    except ValueError as error:  # PyYAML reads 2020-13-45 as a date and fails
+        raise ConfigError(
+            f"{path}: invalid YAML value ({error}); put quotes around it to keep it as text"
+        ) from None
+    if data is None:
+        raise ConfigError(f"{path}: the config file is empty; it needs data, inputs and outputs")
     if not isinstance(data, dict):
         raise ConfigError(
             f"{path}: a config must be a YAML mapping (key: value), not {type(data).__name__}"
@@ -105,17 +114,24 @@ def apply_override(data: dict[str, Any], override: str) -> None:
         raise ConfigError(f"--set '{override}': expected KEY=VALUE, e.g. train.epochs=3")
     try:
         value = yaml.safe_load(raw) if raw.strip() else raw
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):  # ValueError: a date-like value such as 2020-13-45
         value = raw
-    parts = key.strip().split(".")
+    parts = [part.strip() for part in key.strip().split(".")]
+    if not all(parts):
+        raise ConfigError(f"--set '{override}': empty part in the key '{key.strip()}'")
     node: Any = data
     for i, part in enumerate(parts[:-1]):
         node = _child(node, part, create=True, where=".".join(parts[: i + 1]))
     last = parts[-1]
     if isinstance(node, list):
         node[_list_index(node, last, key)] = value
-    else:
+    elif isinstance(node, dict):
         node[last] = value
+    else:
+        parent = ".".join(parts[:-1])
+        raise ConfigError(
+            f"--set {key.strip()}: {parent} holds {node!r}, not a mapping with a key '{last}'"
+        )
 
 
 def _child(node: Any, part: str, create: bool, where: str) -> Any:
@@ -134,38 +150,66 @@ def _list_index(node: list[Any], part: str, where: str) -> int:
     return int(part)
 
 
-def validate_config(data: Mapping[str, Any]) -> Config:
-    """A Config, or a ConfigError listing every mistake with its path."""
+def validate_config(data: Mapping[str, Any], *, origin: str = "config") -> Config:
+    """A Config, or a ConfigError listing every mistake with its path (`origin`: the file)."""
     try:
         return Config.model_validate(data)
     except ValidationError as error:
-        lines = [_describe(e) for e in error.errors()]
-        raise ConfigError("invalid config:\n  " + "\n  ".join(dict.fromkeys(lines))) from None
+        problems: dict[str, list[str]] = {}  # path -> problems, e.g. one per member of a union
+        shown: dict[str, str] = {}
+        for e in error.errors():
+            path, problem, value = _describe(e)
+            if problem not in problems.setdefault(path, []):
+                problems[path].append(problem)
+            shown.setdefault(path, value)
+        lines = [f"{path}: {'; or '.join(p)}{shown[path]}" for path, p in problems.items()]
+        where = "invalid config" if origin == "config" else f"{origin}: invalid config"
+        raise ConfigError(f"{where}:\n  " + "\n  ".join(lines)) from None
 
 
-def _describe(error: Mapping[str, Any]) -> str:
+def _describe(error: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(path as the user writes it, the problem, ' (got VALUE)' or '') for one pydantic error."""
     loc = tuple(error["loc"])
-    path = ".".join(str(p) for p in loc) or "config"
+    shown = _shown_loc(loc)
+    path = ".".join(shown) or "config"
     kind, value = error["type"], error.get("input")
     if kind == "extra_forbidden":
-        parent = ".".join(str(p) for p in loc[:-1]) or "top level"
+        parent = ".".join(shown[:-1]) or "top level"
         hint = did_you_mean(str(loc[-1]), _fields_at(loc[:-1]))
-        return f"{path}: unknown key '{loc[-1]}' in {parent}{hint}"
+        return path, f"unknown key '{loc[-1]}' in {parent}{hint}", ""
     if kind == "missing":
-        return f"{path}: required key is missing"
+        return path, "required key is missing", ""
     if kind == "union_tag_not_found":
         key = str(error.get("ctx", {}).get("discriminator", "type")).strip("'")
         choices = _tag_choices(loc, key)
-        return f"{path}: needs a '{key}' key ({choices})"
+        return path, f"needs a '{key}' key ({choices})", ""
     if kind == "union_tag_invalid":
         ctx = error.get("ctx", {})
         tag, expected = str(ctx.get("tag", value)), str(ctx.get("expected_tags", ""))
         names = [t.strip(" '") for t in expected.split(",")]
         field = "arch" if loc and loc[-1] == "model" else "type"
-        return f"{path}.{field}: unknown '{tag}'{did_you_mean(tag, names)}; choose from {expected}"
+        problem = f"unknown '{tag}'{did_you_mean(tag, names)}; choose from {expected}"
+        return f"{path}.{field}", problem, ""
     message = str(error["msg"]).removeprefix("Value error, ")
-    shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
-    return f"{path}: {message[0].lower() + message[1:]}{shown}"
+    got = "" if isinstance(value, dict | list) else f" (got {value!r})"
+    return path, message[:1].lower() + message[1:], got
+
+
+def _shown_loc(loc: tuple[Any, ...]) -> list[str]:
+    """A pydantic location without its union labels: inputs.0.number.name -> inputs.0.name."""
+    shown: list[str] = []
+    annotation: Any = Config
+    for part in loc:
+        model = _model_for(annotation, part)
+        if model is None:
+            if len(_members(annotation)) == 1 or not isinstance(part, str):
+                shown.append(str(part))  # a list index; union labels are what is left out
+            annotation = _unwrap(annotation, part)
+            continue
+        shown.append(str(part))
+        if part in model.model_fields:
+            annotation = model.model_fields[part].annotation
+    return shown
 
 
 def _tag_choices(loc: tuple[Any, ...], key: str) -> str:
@@ -222,6 +266,24 @@ def _members(annotation: Any) -> tuple[Any, ...]:
     return (annotation,)
 
 
+class _Dumper(yaml.SafeDumper):
+    """SafeDumper that double-quotes text holding a Unicode line break.
+
+    In a plain or single-quoted scalar PyYAML would write U+0085 / U+2028 / U+2029 raw, and read
+    them back as folded line breaks: a column named with one would not survive the round trip.
+    """
+
+
+def _represent_text(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = '"' if any(c in text for c in "\x85\u2028\u2029") else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_Dumper.add_representer(str, _represent_text)
+
+
 def config_to_yaml(config: Config) -> str:
     """The fully resolved config as YAML, defaults filled in, keys in declaration order."""
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+    return yaml.dump(
+        config.model_dump(mode="json"), Dumper=_Dumper, sort_keys=False, allow_unicode=True
+    )

@@ -28,7 +28,7 @@ from megalith.data.features.number import NumberInputEncoder, NumberOutputEncode
 from megalith.data.features.text import TextInputEncoder
 from megalith.data.specs import InputSpec, OutputSpec
 from megalith.data.tensors import TensorTable, describe_rows
-from megalith.errors import ConfigError, DataError, did_you_mean
+from megalith.errors import ConfigError, DataError, RunError, cannot_write, did_you_mean
 
 FORMAT = "megalith.preprocessor"
 VERSION = 1
@@ -180,6 +180,31 @@ class Preprocessor:
             for name, rows in self.last_dropped.items()
         ]
 
+    def check_features(
+        self,
+        inputs: Sequence[InputFeature],
+        outputs: Sequence[OutputFeature],
+        *,
+        where: str | Path,
+    ) -> None:
+        """Make sure this state was fitted for these features (names and types, in order).
+
+        Raises:
+            RunError: naming `where` (the preprocessor file) and both lists of features.
+        """
+        for group, features, encoders in (
+            ("inputs", inputs, self.inputs),
+            ("outputs", outputs, self.outputs),
+        ):
+            expected = [f"{f.name} ({f.type})" for f in features]
+            found = [f"{_name(e.config)} ({getattr(e.config, 'type', '?')})" for e in encoders]
+            if found != expected:
+                raise RunError(
+                    f"{where} was fitted for other {group} than the config names "
+                    f"({', '.join(found) or 'none'} instead of {', '.join(expected)}); "
+                    "the run directory is damaged or mixed up: retrain it."
+                )
+
     @property
     def input_specs(self) -> list[InputSpec]:
         return [encoder.spec() for encoder in self.inputs]
@@ -233,23 +258,26 @@ class Preprocessor:
         """Write JSON atomically: a temporary file in the same folder, then renamed over `path`."""
         path = Path(path)
         text = json.dumps(self.to_json(), indent=1, allow_nan=False)
-        with tempfile.NamedTemporaryFile(
-            "w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-        ) as handle:
-            temporary = Path(handle.name)
+        try:
+            with tempfile.NamedTemporaryFile(
+                "w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+            ) as handle:
+                temporary = Path(handle.name)
+                try:
+                    handle.write(text)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                except BaseException:
+                    handle.close()
+                    temporary.unlink(missing_ok=True)
+                    raise
             try:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
+                os.replace(temporary, path)
             except BaseException:
-                handle.close()
                 temporary.unlink(missing_ok=True)
                 raise
-        try:
-            os.replace(temporary, path)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
+        except OSError as error:
+            raise cannot_write(path, error) from error
 
     @classmethod
     def load(cls, path: Path) -> Preprocessor:

@@ -57,6 +57,8 @@ TABLE_SUFFIXES = {
 """File suffix -> format, for `format: auto`."""
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 """Files that count as images in an image folder (compared lower-cased)."""
+ORIGIN_ATTR = "megalith.origin"
+"""Key in a loaded frame's `attrs` naming its source, so errors about a bare frame name the file."""
 _CSV_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 
 
@@ -74,7 +76,7 @@ def load_table(source: str, *, format: str = "auto", relative_to: Path | None = 
     if source.startswith("builtin:"):
         from megalith.data.builtin import load_builtin
 
-        return Table(load_builtin(source.removeprefix("builtin:")), None, source)
+        return _table(load_builtin(source.removeprefix("builtin:")), None, source)
     path = Path(source).expanduser()
     if relative_to is not None and not path.is_absolute():
         path = relative_to / path
@@ -83,13 +85,29 @@ def load_table(source: str, *, format: str = "auto", relative_to: Path | None = 
         raise DataError(f"data source not found: {path}{tried}; check data.source and the cwd.")
     chosen = _choose_format(path, format)
     if chosen == "images":
-        return Table(_read_image_folder(path), path, str(path))
+        return _table(_read_image_folder(path), path, str(path))
+    if not path.is_file():  # reading a FIFO or a device would block or never end
+        raise DataError(
+            f"{path} is not a regular file (a pipe, socket or device?); point data.source at a "
+            "table file."
+        )
     frame = _READERS[chosen](path)
-    return Table(_checked_frame(frame, path), path.parent, str(path))
+    return _table(_checked_frame(frame, path), path.parent, str(path))
+
+
+def _table(frame: pd.DataFrame, base_dir: Path | None, origin: str) -> Table:
+    frame.attrs[ORIGIN_ATTR] = origin
+    return Table(frame, base_dir, origin)
 
 
 def _choose_format(path: Path, format: str) -> str:
     if path.is_dir():
+        if format == "auto" and path.suffix.lower() in TABLE_SUFFIXES:
+            raise DataError(
+                f"{path} is a folder, though its name ends in '{path.suffix}' like a table; point "
+                "data.source at the table file, or set data.format: images if it is an image "
+                "folder (one subfolder of images per class)."
+            )
         if format not in ("auto", "images"):
             raise DataError(
                 f"{path} is a folder, but data.format is '{format}'; point data.source at a "

@@ -45,34 +45,48 @@ def save_checkpoint(
     optimizer_state: dict[str, Any],
     state: dict[str, Any],
 ) -> Path:
-    """Write `root/step-NNNNNNNNN` atomically with RNG states included; keep the last two."""
-    root.mkdir(parents=True, exist_ok=True)
+    """Write `root/step-NNNNNNNNN` atomically with RNG states included; keep the last two.
+
+    Raises:
+        RunError: the folder cannot be written (disk full, read-only); nothing half-written stays.
+    """
+    from megalith.errors import RunError
+
     final = root / f"step-{step:09d}"
     tmp = root / f".tmp-step-{step:09d}-{os.getpid()}"
-    for stale in root.glob(".tmp-*"):  # left by a process killed mid-write; one writer per run
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp.mkdir()
-    tensors, optimizer_json = _split_optimizer_state(optimizer_state)
-    tensors.update(_rng_tensors())
-    save_file(_contiguous(model_state), tmp / "model.safetensors")
-    save_file(tensors, tmp / "optimizer.safetensors")
-    for name in ("model.safetensors", "optimizer.safetensors"):
-        _fsync_file(tmp / name)
-    manifest = {
-        "step": step,
-        "files": {
-            name: _sha256(tmp / name) for name in ("model.safetensors", "optimizer.safetensors")
-        },
-        "optimizer": optimizer_json,
-        "rng": _rng_json(),
-        "loop": state,
-    }
-    _write_json_synced(tmp / STATE_FILE, manifest)
-    _fsync_dir(tmp)
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    _fsync_dir(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        for stale in root.glob(".tmp-*"):  # left by a process killed mid-write; one writer per run
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp.mkdir()
+        tensors, optimizer_json = _split_optimizer_state(optimizer_state)
+        tensors.update(_rng_tensors())
+        save_file(_contiguous(model_state), tmp / "model.safetensors")
+        save_file(tensors, tmp / "optimizer.safetensors")
+        for name in ("model.safetensors", "optimizer.safetensors"):
+            _fsync_file(tmp / name)
+        manifest = {
+            "step": step,
+            "files": {
+                name: _sha256(tmp / name) for name in ("model.safetensors", "optimizer.safetensors")
+            },
+            "optimizer": optimizer_json,
+            "rng": _rng_json(),
+            "loop": state,
+        }
+        _write_json_synced(tmp / STATE_FILE, manifest)
+        _fsync_dir(tmp)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        _fsync_dir(root)
+    except OSError as error:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RunError(
+            f"cannot write checkpoint {final}: {error.strerror or error}; free some disk space "
+            f"(or make {root} writable), then continue with `megalith train --resume "
+            f"{root.parent}` from the last complete checkpoint"
+        ) from error
     for old in _checkpoint_dirs(root)[:-KEEP_LAST]:
         shutil.rmtree(old, ignore_errors=True)
     return final

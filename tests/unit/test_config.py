@@ -47,7 +47,8 @@ def test_unknown_key_inside_tagged_union_suggests_member_field() -> None:
 
 def test_unknown_key_in_list_item() -> None:
     with pytest.raises(
-        ConfigError, match=r"inputs\.0\.number\.normalise.*did you mean 'normalize'"
+        ConfigError,
+        match=r"inputs\.0\.normalise: unknown key.*in inputs\.0 .*did you mean 'normalize'",
     ):
         validate_config(_config(inputs=[{"name": "x", "type": "number", "normalise": "none"}]))
 

@@ -52,10 +52,11 @@ def parse_numbers(values: pd.Series, *, column: str, where: str) -> np.ndarray:
     bad = np.isnan(parsed) & ~values.isna().to_numpy()
     if bad.any():
         label, value = values.index[bad][0], values[bad].iloc[0]
+        count = int(bad.sum())
         raise DataError(
             f"{where}: column '{column}', {describe_row(label)}: value {describe_value(value)} "
-            f"is not a number ({int(bad.sum())} such rows); fix the value, or declare the "
-            "column as type category."
+            f"is not a number ({count} such row{'s' if count > 1 else ''}); fix the value, or "
+            "declare the column as type category."
         )
     infinite = np.isinf(parsed)
     if infinite.any():
