@@ -9,10 +9,12 @@ facts evaluated in the page, plus a full-page screenshot.
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
 import select
+import signal
 import subprocess
 import tempfile
 import time
@@ -103,7 +105,10 @@ def load_page(path: Path, expression: str, width: int = 1280, timeout: float = 6
         os.dup2(high[0], 3)
         os.dup2(high[1], 4)
 
-    with tempfile.TemporaryDirectory(prefix="megalith-chromium-") as profile:
+    # Chromium's helper processes may still write to the profile as it is removed
+    with tempfile.TemporaryDirectory(
+        prefix="megalith-chromium-", ignore_cleanup_errors=True
+    ) as profile:
         process = subprocess.Popen(
             [str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", "about:blank"],
             stdin=subprocess.DEVNULL,
@@ -111,13 +116,15 @@ def load_page(path: Path, expression: str, width: int = 1280, timeout: float = 6
             stderr=subprocess.DEVNULL,
             close_fds=False,
             preexec_fn=as_fds_3_and_4,
+            start_new_session=True,  # its own process group, so all of Chromium stops below
         )
         for fd in (commands_read, replies_write, *high):
             os.close(fd)
         try:
             return _drive(_Pipe(commands_write, replies_read, timeout), path, expression, width)
         finally:
-            process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=30)
             os.close(commands_write)
             os.close(replies_read)
