@@ -195,12 +195,16 @@ def _describe(error: Mapping[str, Any]) -> tuple[str, str, str]:
     return path, message[:1].lower() + message[1:], got
 
 
-def _shown_loc(loc: tuple[Any, ...]) -> list[str]:
-    """A pydantic location without its union labels: inputs.0.number.name -> inputs.0.name."""
+def _walk(loc: tuple[Any, ...]) -> tuple[list[str], Any]:
+    """Follow a pydantic location through Config's fields, lists and tagged unions.
+
+    Returns the location as people should see it (pydantic's union labels left out:
+    inputs.0.number.name -> inputs.0.name) and the annotation the location reaches.
+    """
     shown: list[str] = []
     annotation: Any = Config
     for part in loc:
-        model = _model_for(annotation, part)
+        model = _single_model(annotation)
         if model is None:
             if len(_members(annotation)) == 1 or not isinstance(part, str):
                 shown.append(str(part))  # a list index; union labels are what is left out
@@ -209,7 +213,11 @@ def _shown_loc(loc: tuple[Any, ...]) -> list[str]:
         shown.append(str(part))
         if part in model.model_fields:
             annotation = model.model_fields[part].annotation
-    return shown
+    return shown, annotation
+
+
+def _shown_loc(loc: tuple[Any, ...]) -> list[str]:
+    return _walk(loc)[0]
 
 
 def _tag_choices(loc: tuple[Any, ...], key: str) -> str:
@@ -222,16 +230,8 @@ def _tag_choices(loc: tuple[Any, ...], key: str) -> str:
 
 
 def _fields_at(loc: tuple[Any, ...]) -> list[str]:
-    """Field names valid at a location, following lists and tagged unions, for 'did you mean'."""
-    annotation: Any = Config
-    for part in loc:
-        model = _model_for(annotation, part)
-        if model is None:
-            annotation = _unwrap(annotation, part)
-            continue
-        if part in model.model_fields:
-            annotation = model.model_fields[part].annotation
-    model = _model_for(annotation, None)
+    """Field names valid at a location, for 'did you mean'."""
+    model = _single_model(_walk(loc)[1])
     return list(model.model_fields) if model is not None else []
 
 
@@ -251,7 +251,8 @@ def _unwrap(annotation: Any, part: Any) -> Any:
     return annotation
 
 
-def _model_for(annotation: Any, part: Any) -> type[BaseModel] | None:
+def _single_model(annotation: Any) -> type[BaseModel] | None:
+    """The config class an annotation stands for, unless it is a union of several."""
     members = [m for m in _members(annotation) if isinstance(m, type) and issubclass(m, BaseModel)]
     if len(members) == 1:
         return members[0]
