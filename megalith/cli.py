@@ -149,6 +149,41 @@ def predict(
 
 
 @app.command()
+def generate(
+    run: RunArg,
+    prompt: Annotated[str, typer.Option("--prompt", "-p", help="Text to continue.")] = "",
+    max_new_tokens: Annotated[
+        int, typer.Option("--max-new-tokens", "-n", min=1, help="Most tokens to add.")
+    ] = 200,
+    temperature: Annotated[
+        float, typer.Option("--temperature", "-t", min=0.0, help="0 = greedy; higher = bolder.")
+    ] = 0.8,
+    top_k: Annotated[
+        int | None, typer.Option("--top-k", min=1, help="Sample among the k likeliest tokens.")
+    ] = None,
+    top_p: Annotated[
+        float | None,
+        typer.Option("--top-p", min=0.0, max=1.0, help="Sample within this probability mass."),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for sampling.")] = 0,
+) -> None:
+    """Stream text from a language model (model.arch gpt), continuing the prompt."""
+    from megalith.generation import Sampling
+    from megalith.pipeline import Run
+
+    if top_p == 0:
+        _fail("--top-p must be greater than 0")
+    sampling = Sampling(temperature=temperature, top_k=top_k, top_p=top_p)
+    sys.stdout.write(prompt)
+    for piece in Run.load(run).generate(
+        prompt, max_new_tokens=max_new_tokens, sampling=sampling, seed=seed
+    ):
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+
+
+@app.command()
 def report(run: RunArg) -> None:
     """Write RUN/report.html (self-contained) and the plots as RUN/plots/*.png."""
     from megalith.evaluate.report import write_report

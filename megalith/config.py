@@ -34,10 +34,10 @@ class Config(ConfigModel):
     """Seed for splitting, initialisation and shuffling; a CPU run with a seed is reproducible."""
     data: DataConfig
     """Where the rows come from and how they are split."""
-    inputs: list[InputFeature] = Field(min_length=1)
-    """Input columns and their types (number, binary, category, text, image)."""
+    inputs: list[InputFeature] = []
+    """Input columns and their types (number, binary, category, text, image); none for gpt."""
     outputs: list[OutputFeature] = Field(min_length=1)
-    """Target columns and their types (category, binary, number)."""
+    """Target columns and their types (category, binary, number; text for gpt)."""
     model: ModelConfig = MLPConfig()
     """The model family (arch) and its settings."""
     train: TrainConfig = TrainConfig()
@@ -51,6 +51,24 @@ class Config(ConfigModel):
         if repeated:
             raise ValueError(f"column(s) listed twice: {', '.join(repeated)}")
         return features
+
+    @model_validator(mode="after")
+    def _features_fit_the_model(self) -> Config:
+        texts = [f.name for f in self.outputs if f.type == "text"]
+        if self.model.arch == "gpt":
+            if self.inputs or len(self.outputs) != 1 or not texts:
+                raise ValueError(
+                    "model.arch gpt is a language model of one text column: give `inputs: []` "
+                    "and one output of type text"
+                )
+        elif not self.inputs:
+            raise ValueError("inputs: give at least one input column")
+        elif texts:
+            raise ValueError(
+                f"outputs.{texts[0]}: a text output is written by a language model; "
+                "use model.arch gpt"
+            )
+        return self
 
     @model_validator(mode="after")
     def _targets_are_not_inputs(self) -> Config:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,8 @@ from megalith.errors import ConfigError, DataError, RunError, did_you_mean
 from megalith.evaluate.environment import describe_environment
 from megalith.evaluate.evaluation import evaluate_table
 from megalith.evaluate.metrics import available_metrics
-from megalith.models import build_model
+from megalith.generation import Sampling
+from megalith.models import GPTConfig, build_model
 from megalith.runs import RunDir, save_weights_atomically
 from megalith.training import checkpoint as ckpt
 from megalith.training.callbacks import Callback, MetricsLog, ProgressBar, Throughput
@@ -109,7 +110,7 @@ def _train(
             cfg.inputs, cfg.outputs, splits["train"], base_dir=table.base_dir, origin=table.origin
         )
     tensors = {
-        name: _transform(preprocessor, frame, table, name, console)
+        name: _transform(cfg, preprocessor, frame, table, name, console)
         for name, frame in splits.items()
     }
     _check_watched_metric(cfg, preprocessor)
@@ -231,6 +232,11 @@ class Run:
             base_dir: the folder relative image paths in a DataFrame resolve against
                 (default: the current directory).
         """
+        if isinstance(self.config.model, GPTConfig):
+            raise RunError(
+                f"{self.path} is a language model: it writes text rather than predicting "
+                "columns; use `megalith generate` (Run.generate)"
+            )
         frame, base_dir, origin = self._frame(data, base_dir)
         tensors = self.preprocessor.transform(
             frame, base_dir=base_dir, origin=origin, with_targets=False
@@ -244,13 +250,54 @@ class Run:
         """Loss and metrics on labelled rows; by default the run's own test split."""
         if data is None:
             table, splits = self.data_splits()
-            frame, base_dir, origin = splits["test"], table.base_dir, table.origin
+            frame, split = splits["test"], "test"
         else:
             frame, base_dir, origin = self._frame(data, None)
-        tensors = self.preprocessor.transform(frame, base_dir=base_dir, origin=origin)
+            table, split = Table(frame, base_dir, origin), ""
+        tensors = _transform(self.config, self.preprocessor, frame, table, split)
         if len(tensors) == 0:
-            raise DataError(f"{origin}: no rows with a target to evaluate on")
+            raise DataError(f"{table.origin}: no rows with a target to evaluate on")
         return self.evaluate_tensors(tensors)
+
+    def generate(
+        self,
+        prompt: str = "",
+        *,
+        max_new_tokens: int = 200,
+        sampling: Sampling | None = None,
+        seed: int = 0,
+        use_cache: bool = True,
+    ) -> Iterator[str]:
+        """Text continuing `prompt`, piece by piece as tokens are sampled (language models).
+
+        Raises:
+            RunError: the run is not a language model.
+        """
+        from megalith.data.features.text import TextOutputEncoder
+        from megalith.generation import generate_ids, stream_text
+        from megalith.models.gpt import GPT
+
+        encoder = self.preprocessor.outputs[0]
+        if not isinstance(self.model, GPT) or not isinstance(encoder, TextOutputEncoder):
+            raise RunError(
+                f"{self.path} is not a language model (model.arch {self.config.model.arch}); "
+                "generate needs a run trained with model.arch gpt"
+            )
+        assert encoder.tokenizer is not None
+        device, _ = self._device()
+        self.model.to(device)
+        try:
+            ids = generate_ids(
+                self.model,
+                encoder.encode([prompt])[0],
+                max_new_tokens,
+                sampling or Sampling(),
+                seed=seed,
+                use_cache=use_cache,
+            )
+            yield from stream_text(encoder.tokenizer.decode, ids)
+        finally:
+            self.model.cpu()
 
     def data_splits(self) -> tuple[Table, dict[str, pd.DataFrame]]:
         """The run's data source read again and split exactly as training split it."""
@@ -297,7 +344,8 @@ class Run:
         if isinstance(data, pd.DataFrame):
             origin = str(data.attrs.get(ORIGIN_ATTR, "data frame"))  # a frame from load_table
             return data, Path(base_dir) if base_dir is not None else Path.cwd(), origin
-        table = load_table(str(data))
+        corpus = isinstance(self.config.model, GPTConfig)
+        table = load_table(str(data), format="text" if corpus else "auto")
         return table.frame, table.base_dir, table.origin
 
 
@@ -360,12 +408,21 @@ def _split(cfg: Config, table: Table) -> dict[str, pd.DataFrame]:
 
 
 def _transform(
-    preprocessor: Preprocessor, frame: pd.DataFrame, table: Table, split: str, console: Console
+    cfg: Config,
+    preprocessor: Preprocessor,
+    frame: pd.DataFrame,
+    table: Table,
+    split: str,
+    console: Console | None = None,
 ) -> TensorTable:
-    where = f"{table.origin} ({split} split)"
+    """Rows -> tensors: encoded rows, or for a language model, windows of its corpus."""
+    where = f"{table.origin} ({split} split)" if split else table.origin
+    if isinstance(cfg.model, GPTConfig):
+        return preprocessor.transform_corpus(frame, context=cfg.model.context, origin=where)
     tensors = preprocessor.transform(frame, base_dir=table.base_dir, origin=where)
-    for notice in preprocessor.dropped_notices():
-        console.print(f"[yellow]note[/]: {split} split: {notice}")
+    if console is not None:
+        for notice in preprocessor.dropped_notices():
+            console.print(f"[yellow]note[/]: {split} split: {notice}")
     return tensors
 
 

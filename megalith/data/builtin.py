@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from megalith.data.docstrings import docstrings_table
 from megalith.errors import DataError, did_you_mean
 
 
@@ -174,6 +175,12 @@ _CANCER = (
 _DIABETES = ["age", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
 
 
+def _python_stdlib() -> pd.DataFrame:
+    from megalith.data.corpus import python_stdlib_corpus  # imports the text features
+
+    return python_stdlib_corpus()
+
+
 def _numbers(names: list[str]) -> list[dict[str, Any]]:
     return [{"name": name, "type": "number"} for name in names]
 
@@ -258,6 +265,26 @@ _DATASETS = [
         _output("y", "number"),
         "mlp",
         _synthetic_regression,
+    ),
+    BuiltinDataset(
+        "docstrings",
+        "~3,500 docstrings (first paragraphs) of this Python's standard library; classify the "
+        "module they document (16 classes: asyncio, email, xml, ...)",
+        "module",
+        [{"name": "text", "type": "text"}],
+        _output("module", "category"),
+        "mlp",
+        docstrings_table,
+    ),
+    BuiltinDataset(
+        "python_stdlib",
+        "a text corpus: the source of this Python's standard-library modules (~150 files, "
+        "~4.5 MB); for language models (model.arch gpt)",
+        "text",
+        [],
+        _output("text", "text"),
+        "gpt",
+        _python_stdlib,
     ),
 ]
 BUILTIN_DATASETS: dict[str, BuiltinDataset] = {d.name: d for d in _DATASETS}

@@ -25,7 +25,7 @@ from megalith.data.features.binary import BinaryInputEncoder, BinaryOutputEncode
 from megalith.data.features.category import CategoryInputEncoder, CategoryOutputEncoder
 from megalith.data.features.image import ImageInputEncoder
 from megalith.data.features.number import NumberInputEncoder, NumberOutputEncoder
-from megalith.data.features.text import TextInputEncoder
+from megalith.data.features.text import TextInputEncoder, TextOutputEncoder, text_cells
 from megalith.data.specs import InputSpec, OutputSpec
 from megalith.data.tensors import TensorTable, describe_rows
 from megalith.errors import ConfigError, DataError, RunError, cannot_write, did_you_mean
@@ -73,6 +73,7 @@ _OUTPUT_ENCODERS: dict[str, Callable[[Any, dict[str, Any] | None], OutputEncoder
     "number": NumberOutputEncoder,
     "binary": BinaryOutputEncoder,
     "category": CategoryOutputEncoder,
+    "text": TextOutputEncoder,
 }
 _INPUT_CONFIG: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(InputFeature)
 _OUTPUT_CONFIG: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(OutputFeature)
@@ -152,6 +153,20 @@ class Preprocessor:
             for e in (self.outputs if with_targets else [])
         }
         return TensorTable(inputs=inputs, targets=targets, rows=frame.index.to_numpy())
+
+    def transform_corpus(self, frame: pd.DataFrame, *, context: int, origin: str) -> TensorTable:
+        """A language model's rows: its text column's documents cut into `context`-token windows.
+
+        Raises:
+            DataError: the text column is absent.
+        """
+        from megalith.data.corpus import language_model_windows
+
+        (encoder,) = self.outputs
+        assert isinstance(encoder, TextOutputEncoder), "a language model has one text output"
+        _check_columns(frame, [encoder.config.name], origin)
+        documents = frame[encoder.config.name].dropna()
+        return language_model_windows(encoder, text_cells(documents), context)
 
     def _drop_missing_targets(self, frame: pd.DataFrame, origin: str) -> pd.DataFrame:
         """Remove rows with a missing target (one mask for all outputs); missing='error' raises."""

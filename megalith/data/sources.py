@@ -21,9 +21,11 @@ class DataConfig(ConfigModel):
     """Where the data is and how it is split."""
 
     source: str
-    """A table (.csv, .parquet, .jsonl), an image folder (subfolder per class), or builtin:NAME."""
-    format: Literal["auto", "csv", "parquet", "jsonl", "images"] = "auto"
-    """File format; 'auto' decides from the file suffix (or a folder means images)."""
+    """A table (.csv, .parquet, .jsonl), an image folder (subfolder per class), a text corpus
+    (.txt file or folder, for language models), or builtin:NAME."""
+    format: Literal["auto", "csv", "parquet", "jsonl", "images", "text"] = "auto"
+    """File format; 'auto' decides from the file suffix (.txt / .md / .rst: text; a folder:
+    images). text: a plain-text corpus, a file or a folder of them, one row per document."""
     split: SplitConfig = SplitConfig()
     """Fractions {val, test, seed}, or the name of a column holding train / val / test."""
 
@@ -84,6 +86,10 @@ def load_table(source: str, *, format: str = "auto", relative_to: Path | None = 
         tried = f" (looked for {path.absolute()})" if not path.is_absolute() else ""
         raise DataError(f"data source not found: {path}{tried}; check data.source and the cwd.")
     chosen = _choose_format(path, format)
+    if chosen == "text":
+        from megalith.data.corpus import read_corpus
+
+        return _table(read_corpus(path), path if path.is_dir() else path.parent, str(path))
     if chosen == "images":
         return _table(_read_image_folder(path), path, str(path))
     if not path.is_file():  # reading a FIFO or a device would block or never end
@@ -108,23 +114,26 @@ def _choose_format(path: Path, format: str) -> str:
                 "data.source at the table file, or set data.format: images if it is an image "
                 "folder (one subfolder of images per class)."
             )
-        if format not in ("auto", "images"):
+        if format not in ("auto", "images", "text"):
             raise DataError(
                 f"{path} is a folder, but data.format is '{format}'; point data.source at a "
-                "file, or set data.format to images (one subfolder of images per class)."
+                "file, or set data.format to images (one subfolder of images per class) or "
+                "text (a corpus of text files)."
             )
-        return "images"
+        return "images" if format == "auto" else format
     if format == "images":
         raise DataError(f"{path}: data.format is 'images', which needs a folder, not a file.")
     if format != "auto":
         return format
     chosen = TABLE_SUFFIXES.get(path.suffix.lower())
+    if path.suffix.lower() in (".txt", ".md", ".rst"):
+        chosen = "text"
     if chosen is None:
-        supported = ", ".join(TABLE_SUFFIXES)
+        supported = ", ".join([*TABLE_SUFFIXES, ".txt", ".md", ".rst"])
         raise DataError(
             f"{path}: cannot tell the format from the suffix '{path.suffix}'; supported are "
             f"{supported}, or a folder of images. Rename the file or set data.format "
-            "(csv, parquet, jsonl, images)."
+            "(csv, parquet, jsonl, images, text)."
         )
     return chosen
 

@@ -6,20 +6,24 @@ Tensor contract per input type (B = batch size):
   number    float32 (B,)          standardised / scaled as configured
   binary    float32 (B,)          0.0 or 1.0
   category  int64   (B,)          0 = unknown or missing, 1..vocab_size-1 = known values
-  text      int64   (B, L)        0 = padding, 1 = unknown token, 2.. = vocabulary
+  text      int64   (B, L)        0 = padding, 1 = unknown, 2 / 3 = begin / end, 4.. = vocabulary
   image     uint8   (B, C, H, W)  raw pixels; the model normalises with `mean` / `std` (0-1 scale)
 
 Targets per output type:
   category  int64   (B,)          class index 0..num_classes-1
   binary    float32 (B,)          0.0 or 1.0
   number    float32 (B,)          standardised with the train mean / std
+  text      int64   (B, L)        seq2seq: BOS, tokens, EOS, then 0; a language model: a window
+                                  of the corpus, the token after each input position
 
-Model outputs per output type: category logits (B, num_classes); binary logit (B,); number (B,).
+Model outputs per output type: category logits (B, num_classes); binary logit (B,); number (B,);
+text: next-token logits (B, L, vocab_size), num_classes being the vocabulary size.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,8 @@ class InputSpec:
     """image: per-channel standard deviation on a 0-1 scale."""
     embedding_dim: int = 0
     """category / text: embedding size the feature asks for."""
+    encoder: Any = None
+    """text: the feature's SequenceEncoderConfig (how its tokens become one vector)."""
 
 
 @dataclass(frozen=True)
@@ -47,8 +53,10 @@ class OutputSpec:
     name: str
     type: str
     num_classes: int = 0
-    """category: number of classes; binary: 2; number: 0."""
+    """category: number of classes; binary: 2; number: 0; text: vocabulary size."""
     mean: float = 0.0
     """number: train mean of the target; predictions are `output * std + mean`."""
     std: float = 1.0
     """number: train standard deviation of the target."""
+    shape: tuple[int, ...] = ()
+    """text: (L,), the longest target row, begin / end ids included."""

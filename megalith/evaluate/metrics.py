@@ -1,7 +1,8 @@
 """Task metrics from model outputs and targets, computed with torchmetrics.
 
 Names: classification reports `accuracy`, `macro_f1` and (two classes) `auc`; regression reports
-`mse`, `mae` and `r2` in the target's original units. With several outputs each name is prefixed
+`mse`, `mae` and `r2` in the target's original units; text outputs report `perplexity` and
+`token_accuracy` (see megalith.evaluate.evaluation). With several outputs each name is prefixed
 by the output's name (`price/mae`). `loss` is added by the caller.
 """
 
@@ -13,7 +14,14 @@ import torch
 
 from megalith.data.specs import OutputSpec
 
-HIGHER_IS_BETTER = {"accuracy": True, "macro_f1": True, "f1": True, "auc": True, "r2": True}
+HIGHER_IS_BETTER = {
+    "accuracy": True,
+    "macro_f1": True,
+    "f1": True,
+    "auc": True,
+    "r2": True,
+    "token_accuracy": True,
+}
 """Metrics to maximise; every other metric (loss, mse, mae, perplexity) is minimised."""
 
 
@@ -23,6 +31,8 @@ def metric_names(spec: OutputSpec) -> list[str]:
         return ["accuracy", "macro_f1"] + (["auc"] if spec.num_classes == 2 else [])
     if spec.type == "binary":
         return ["accuracy", "f1", "auc"]
+    if spec.type == "text":  # computed batch by batch in megalith.evaluate.evaluation
+        return ["perplexity", "token_accuracy"]
     return ["mse", "mae", "r2"]
 
 

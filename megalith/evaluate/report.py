@@ -20,6 +20,7 @@ from rich.console import Console
 from megalith.errors import MegalithError
 from megalith.evaluate import plots
 from megalith.evaluate.html import Plot, format_number, render_page, write_atomically
+from megalith.models.gpt import GPTConfig
 from megalith.runs import RunDir
 
 if TYPE_CHECKING:
@@ -137,6 +138,7 @@ def gather_report(run: Run) -> dict[str, Any]:
         "data": None,
         "outputs": [],
         "notes": [],
+        "samples": [],
     }
     try:
         table, splits = run.data_splits()
@@ -147,6 +149,10 @@ def gather_report(run: Run) -> dict[str, Any]:
         )
         return context
     context["data"] = _data_section(run, splits)
+    if isinstance(run.config.model, GPTConfig):  # a language model: show what it writes
+        context["samples"] = ["".join(run.generate(max_new_tokens=160, seed=s)) for s in (0, 1, 2)]
+        context["samples_how"] = "160 tokens from an empty prompt, temperature 0.8, seeds 0-2"
+        return context
     test_frame = splits["test"]
     if len(test_frame):
         origin = f"{table.origin} (test split)"

@@ -77,10 +77,11 @@ def describe_fitted(kind: str, role: str, config: Any, state: Mapping[str, Any])
     if kind == "category":
         return f"{len(state['classes'])} classes: {_listed(state['classes'])}"
     if kind == "text":
-        return (
-            f"vocabulary of {len(state['vocabulary']):,} words, "
-            f"max length {state['max_length']} tokens"
-        )
+        from megalith.data.tokenizers import tokenizer_from_state
+
+        tokenizer = tokenizer_from_state(state["tokenizer"])
+        length = f", max length {state['max_length']} tokens" if role == "input" else ""
+        return f"{tokenizer.kind} tokenizer, {tokenizer.vocab_size:,} token ids{length}"
     if kind == "image":
         height, width = state["size"]
         mean = ", ".join(f"{m:.3f}" for m in state["mean"])

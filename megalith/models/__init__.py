@@ -12,11 +12,22 @@ from pydantic import Field
 
 # importing each family module runs its @register_model
 from megalith.models.cnn import CNNConfig
+from megalith.models.gpt import GPTConfig
 from megalith.models.mlp import MLPConfig
 from megalith.models.registry import build_model, known_archs
 from megalith.models.resnet import ResNetConfig
 
-ModelConfig = Annotated[MLPConfig | CNNConfig | ResNetConfig, Field(discriminator="arch")]
+ModelConfig = Annotated[
+    MLPConfig | CNNConfig | ResNetConfig | GPTConfig, Field(discriminator="arch")
+]
 """The `model:` section of a config; `arch` picks the family."""
 
-__all__ = ["CNNConfig", "MLPConfig", "ModelConfig", "ResNetConfig", "build_model", "known_archs"]
+__all__ = [
+    "CNNConfig",
+    "GPTConfig",
+    "MLPConfig",
+    "ModelConfig",
+    "ResNetConfig",
+    "build_model",
+    "known_archs",
+]

@@ -19,6 +19,7 @@ from torch.utils.checkpoint import checkpoint
 
 from megalith.data.specs import InputSpec, OutputSpec
 from megalith.errors import ConfigError
+from megalith.models.sequence import SequenceEncoderConfig, build_sequence_encoder
 
 ImageBackboneFactory = Callable[[InputSpec], tuple[nn.Module, int]]
 """spec -> (module mapping normalised float (B, C, H, W) to (B, F), F)."""
@@ -122,20 +123,19 @@ class CategoryEncoder(InputEncoder):
 
 
 class TextEncoder(InputEncoder):
-    """text: int64 (B, L) -> mean of token embeddings over non-padding tokens (B, D)."""
+    """text: int64 (B, L) -> token embeddings (B, L, D) -> the feature's sequence encoder (B, F)."""
 
     def __init__(self, spec: InputSpec) -> None:
         super().__init__()
         dim = spec.embedding_dim or _DEFAULT_TEXT_EMBEDDING_DIM
-        # a masked mean rather than nn.EmbeddingBag: same result, and it exports to ONNX cleanly
+        config = spec.encoder or SequenceEncoderConfig()
+        length = spec.shape[0] if spec.shape else 512
         self.embedding = nn.Embedding(_checked_vocab_size(spec), dim, padding_idx=0)
-        self.out_features = dim
+        self.sequence = build_sequence_encoder(config, dim, length, f"inputs.{spec.name}.encoder")
+        self.out_features = self.sequence.out_features
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        mask = (tokens != 0).unsqueeze(-1)  # (B, L, 1)
-        summed = (self.embedding(tokens) * mask).sum(dim=1)  # (B, D)
-        counts = mask.sum(dim=1).clamp(min=1)  # (B, 1); an all-padding row gives zeros
-        return summed / counts
+        return self.sequence(self.embedding(tokens), tokens != 0)  # (B, F)
 
 
 class ImageEncoder(InputEncoder):

@@ -52,6 +52,8 @@ class TrainConfig(ConfigModel):
 
     epochs: int = Field(10, gt=0)
     """Passes over the train split."""
+    max_steps: int | None = Field(None, gt=0)
+    """Stop after this many optimizer steps, even inside an epoch (language models)."""
     batch_size: int = Field(64, gt=0)
     """Rows per optimizer step (before gradient accumulation)."""
     eval_batch_size: int = Field(1024, gt=0)
@@ -154,8 +156,9 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
     )
     batches_per_epoch = _batches_per_epoch(len(job.train), cfg.batch_size)
     steps_per_epoch = math.ceil(batches_per_epoch / cfg.grad_accumulation)
+    total_steps = min(steps_per_epoch * cfg.epochs, cfg.max_steps or math.inf)
     optimizer = build_optimizer(model, cfg.optimizer, fused=device.type == "cuda")
-    scheduler = build_scheduler(optimizer, cfg.schedule, steps_per_epoch, cfg.epochs)
+    scheduler = build_scheduler(optimizer, cfg.schedule, steps_per_epoch, int(total_steps))
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     stopper = EarlyStopping(cfg.early_stop) if cfg.early_stop and job.val is not None else None
     at = Position()
@@ -174,10 +177,10 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
         )
 
     for cb in job.callbacks:
-        cb.on_train_start(steps_per_epoch * cfg.epochs, cfg.epochs, at.epoch)
+        cb.on_train_start(int(total_steps), cfg.epochs, at.epoch)
     started, stopped, metrics = time.perf_counter(), False, {}
     with StopSignals() as signals:
-        while at.epoch < cfg.epochs and not stopped:
+        while at.epoch < cfg.epochs and not stopped and at.step < total_steps:
             epoch_start = time.perf_counter()
             model.train()
             loss_sum = torch.tensor(at.loss_sum, device=device)  # stays on the device: no sync
@@ -215,6 +218,8 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
                     at.loss_sum = float(loss_sum)
                     checkpoint(at)
                     signals.raise_if_received(at.step, job.checkpoints.parent)
+                if at.step >= total_steps:  # train.max_steps reached inside the epoch
+                    break
 
             loss_sum, rows = ddp.sum(loss_sum, at.rows)
             metrics = {

@@ -8,11 +8,15 @@ import torch
 import torch.nn.functional as F
 
 from megalith.data.features import CategoryOutput, OutputFeature
+from megalith.data.tokenizers import PAD
 
 
 def output_loss(feature: OutputFeature, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy for categories, binary cross-entropy for binary, MSE for numbers."""
+    """Cross-entropy for categories and text tokens, binary cross-entropy for binary, MSE for
+    numbers."""
     output = output.float()  # losses in fp32 even under autocast
+    if feature.type == "text":  # next-token logits (B, T, V), targets (B, T); padding ignored
+        return F.cross_entropy(output.flatten(0, 1), target.flatten(), ignore_index=PAD)
     if feature.type == "category":
         assert isinstance(feature, CategoryOutput)
         return F.cross_entropy(output, target, label_smoothing=feature.label_smoothing)

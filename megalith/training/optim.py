@@ -66,10 +66,13 @@ def build_optimizer(
 
 
 def build_scheduler(
-    optimizer: torch.optim.Optimizer, config: ScheduleConfig, steps_per_epoch: int, epochs: int
+    optimizer: torch.optim.Optimizer,
+    config: ScheduleConfig,
+    steps_per_epoch: int,
+    total_steps: int,
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """A per-step multiplier of the learning rate; stepped once per optimizer step."""
-    total = max(1, steps_per_epoch * epochs)
+    total = max(1, total_steps)
     warmup = config.warmup_steps
 
     def factor(step: int) -> float:

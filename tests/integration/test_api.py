@@ -16,7 +16,8 @@ EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_every_example_trains_one_epoch(example: Path, tmp_path: Path) -> None:
-    run = mg.train(example, output_dir=tmp_path / "run", overrides=["train.epochs=1"])
+    overrides = ["train.epochs=1", "train.max_steps=20"]  # the language model: 20 steps
+    run = mg.train(example, output_dir=tmp_path / "run", overrides=overrides)
     assert "loss" in run.metrics["test"]
     assert (tmp_path / "run" / "model.safetensors").is_file()
 

@@ -10,15 +10,17 @@ from megalith.data.features.binary import BinaryInput, BinaryOutput
 from megalith.data.features.category import CategoryInput, CategoryOutput
 from megalith.data.features.image import ImageInput
 from megalith.data.features.number import NumberInput, NumberOutput
-from megalith.data.features.text import TextInput
+from megalith.data.features.text import TextInput, TextOutput
 
 InputFeature = Annotated[
     NumberInput | BinaryInput | CategoryInput | ImageInput | TextInput, Field(discriminator="type")
 ]
-OutputFeature = Annotated[NumberOutput | BinaryOutput | CategoryOutput, Field(discriminator="type")]
+OutputFeature = Annotated[
+    NumberOutput | BinaryOutput | CategoryOutput | TextOutput, Field(discriminator="type")
+]
 
 INPUT_TYPES = ("number", "binary", "category", "image", "text")
-OUTPUT_TYPES = ("number", "binary", "category")
+OUTPUT_TYPES = ("number", "binary", "category", "text")
 
 __all__ = [
     "INPUT_TYPES",
@@ -33,4 +35,5 @@ __all__ = [
     "NumberOutput",
     "OutputFeature",
     "TextInput",
+    "TextOutput",
 ]

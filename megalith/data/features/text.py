@@ -1,99 +1,222 @@
-"""Text features: a word vocabulary fitted on train, token ids padded to a fixed length."""
+"""Text inputs and outputs: a tokenizer fitted on train, token ids padded to a fixed length."""
 
 from __future__ import annotations
 
-import re
-from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from megalith.configbase import ConfigModel
-from megalith.data.specs import InputSpec
+from megalith.data.specs import InputSpec, OutputSpec
+from megalith.data.tokenizers import (
+    BOS,
+    BYTE_LEVEL_MINIMUM,
+    EOS,
+    PAD,
+    Tokenizer,
+    TokenizerKind,
+    fit_tokenizer,
+    tokenizer_from_state,
+)
 from megalith.errors import DataError
+from megalith.models.sequence import SequenceEncoderConfig
 
 
 class TextInput(ConfigModel):
-    """A free-text input column, split into lower-cased word tokens."""
+    """A free-text input column, tokenized and encoded into one vector."""
 
     name: str
     """Column name in the table."""
     type: Literal["text"] = "text"
-    max_vocab: int = Field(20_000, gt=0)
-    """Keep at most this many of the most frequent tokens; the rest map to 'unknown'."""
+    tokenizer: TokenizerKind = "word"
+    """word (words and punctuation), char, bpe (byte-level BPE) or wordpiece."""
+    vocab_size: int = Field(20_000, ge=8)
+    """Most token ids to keep, the 4 reserved ones included; rarer tokens map to 'unknown'."""
     max_length: int | None = Field(None, gt=0)
     """Tokens kept per row; by default the 95th percentile of train lengths, at most 256."""
     lowercase: bool = True
-    """Lower-case text before splitting it into tokens."""
+    """Lower-case text before tokenizing."""
     embedding_dim: int = Field(64, gt=0)
     """Size of the token embeddings."""
+    encoder: SequenceEncoderConfig = SequenceEncoderConfig()
+    """How the token embeddings become one vector: bag, cnn, rnn, lstm, gru or transformer."""
+
+    @model_validator(mode="after")
+    def _bpe_holds_every_byte(self) -> TextInput:
+        if self.tokenizer == "bpe" and self.vocab_size < BYTE_LEVEL_MINIMUM:
+            raise ValueError(
+                f"vocab_size must be at least {BYTE_LEVEL_MINIMUM} with the bpe tokenizer "
+                "(256 bytes + 4 reserved ids)"
+            )
+        return self
 
 
-_TOKEN = re.compile(r"\w+|[^\w\s]")
-PAD, UNKNOWN = 0, 1
-"""Reserved token ids; the vocabulary starts at 2."""
 _LONGEST_DEFAULT = 256
 
 
+def text_cells(values: pd.Series | Sequence[Any]) -> list[str]:
+    """Cells as strings; a missing cell is an empty text."""
+    items = values.tolist() if isinstance(values, pd.Series) else list(values)
+    return [
+        "" if item is None or (not isinstance(item, str) and pd.isna(item)) else str(item)
+        for item in items
+    ]
+
+
+def pad_ids(token_lists: Sequence[Sequence[int]], length: int) -> torch.Tensor:
+    """int64 (B, length): each list cut to `length`, right-padded with PAD."""
+    ids = np.full((len(token_lists), length), PAD, dtype=np.int64)
+    for row, tokens in enumerate(token_lists):
+        kept = tokens[:length]
+        ids[row, : len(kept)] = kept
+    return torch.from_numpy(ids)
+
+
 class TextInputEncoder:
-    """Splits text into word and punctuation tokens: int64 (B, L) ids, right-padded with 0."""
+    """Fits a tokenizer on train; int64 (B, L) ids right-padded with 0 (see data/tokenizers.py)."""
 
     def __init__(self, config: TextInput, state: dict[str, Any] | None = None) -> None:
         self.config = config
-        self.vocabulary: list[str] = []
-        """Known tokens; vocabulary[i] has id i + 2."""
+        self.tokenizer: Tokenizer | None = None
         self.max_length = 0
         if state is not None:
-            self.vocabulary = list(state["vocabulary"])
+            self.tokenizer = tokenizer_from_state(state["tokenizer"])
             self.max_length = int(state["max_length"])
 
-    def tokenize(self, text: Any) -> list[str]:
-        """Split one cell into tokens; a missing cell is an empty text."""
-        if text is None or (not isinstance(text, str) and pd.isna(text)):
-            return []
-        text = str(text)
-        return _TOKEN.findall(text.lower() if self.config.lowercase else text)
-
     def fit(self, values: pd.Series, *, where: str, base_dir: Path | None = None) -> None:
-        """Keep the max_vocab most frequent tokens (ties by token); choose max_length."""
-        token_lists = [self.tokenize(text) for text in values.tolist()]
-        counts = Counter(token for tokens in token_lists for token in tokens)
-        if not counts:
+        """Fit the tokenizer on the train texts and choose max_length."""
+        texts = text_cells(values)
+        if not any(text.strip() for text in texts):
             raise DataError(
                 f"{where}: text column '{self.config.name}' has no words in the train split; "
                 "check the column, or remove it from the inputs."
             )
-        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-        self.vocabulary = [token for token, _ in ranked[: self.config.max_vocab]]
-        lengths = np.array([len(tokens) for tokens in token_lists])
+        cfg = self.config
+        self.tokenizer = fit_tokenizer(cfg.tokenizer, texts, cfg.vocab_size, cfg.lowercase)
+        lengths = np.array([len(tokens) for tokens in self.tokenizer.encode(texts)])
         percentile = int(np.ceil(np.percentile(lengths, 95)))
-        self.max_length = self.config.max_length or min(max(percentile, 1), _LONGEST_DEFAULT)
+        self.max_length = cfg.max_length or min(max(percentile, 1), _LONGEST_DEFAULT)
 
     def transform(
         self, values: pd.Series, *, where: str, base_dir: Path | None = None
     ) -> torch.Tensor:
         """Return int64 (B, max_length): token ids, 1 for unknown tokens, 0 after the text ends."""
-        if not self.max_length:
+        if self.tokenizer is None:
             raise RuntimeError(f"text input '{self.config.name}' used before fit")
-        id_of = {token: i + 2 for i, token in enumerate(self.vocabulary)}
-        ids = np.full((len(values), self.max_length), PAD, dtype=np.int64)
-        for row, text in enumerate(values.tolist()):
-            tokens = self.tokenize(text)[: self.max_length]
-            ids[row, : len(tokens)] = [id_of.get(token, UNKNOWN) for token in tokens]
-        return torch.from_numpy(ids)
+        return pad_ids(self.tokenizer.encode(text_cells(values)), self.max_length)
 
     def state(self) -> dict[str, Any]:
-        return {"vocabulary": self.vocabulary, "max_length": self.max_length}
+        assert self.tokenizer is not None, "state() before fit()"
+        return {"tokenizer": self.tokenizer.state(), "max_length": self.max_length}
 
     def spec(self) -> InputSpec:
+        assert self.tokenizer is not None, "spec() before fit()"
         return InputSpec(
             name=self.config.name,
             type="text",
-            vocab_size=len(self.vocabulary) + 2,
+            vocab_size=self.tokenizer.vocab_size,
             shape=(self.max_length,),
             embedding_dim=self.config.embedding_dim,
+            encoder=self.config.encoder,
+        )
+
+
+class TextOutput(ConfigModel):
+    """A text target: the tokens a language model (gpt) or a seq2seq model learns to write."""
+
+    name: str
+    """Column name in the table (for a plain-text corpus: 'text')."""
+    type: Literal["text"] = "text"
+    tokenizer: TokenizerKind = "bpe"
+    """bpe (byte level: any text round-trips), char, word or wordpiece."""
+    vocab_size: int = Field(4096, ge=8)
+    """Most token ids to keep, the 4 reserved ones included."""
+    lowercase: bool = False
+    """Lower-case text before tokenizing."""
+    max_length: int | None = Field(None, gt=0)
+    """seq2seq: target tokens kept per row; by default the longest train row, at most 256."""
+    weight: float = Field(1.0, gt=0)
+    """Weight of this output's loss in the total loss."""
+    missing: Literal["drop", "error"] = "drop"
+    """Rows whose target is missing: drop them (with a notice) or stop with an error."""
+
+    @model_validator(mode="after")
+    def _bpe_holds_every_byte(self) -> TextOutput:
+        if self.tokenizer == "bpe" and self.vocab_size < BYTE_LEVEL_MINIMUM:
+            raise ValueError(
+                f"vocab_size must be at least {BYTE_LEVEL_MINIMUM} with the bpe tokenizer "
+                "(256 bytes + 4 reserved ids)"
+            )
+        return self
+
+
+class TextOutputEncoder:
+    """Fits a tokenizer on the train texts. Per row: int64 (B, L+2) ids framed by begin / end
+    and right-padded (seq2seq targets); a language model's corpus is cut into windows instead
+    (see megalith.data.corpus). `decode` turns ids back into text."""
+
+    def __init__(self, config: TextOutput, state: dict[str, Any] | None = None) -> None:
+        self.config = config
+        self.tokenizer: Tokenizer | None = None
+        self.max_length = 0
+        if state is not None:
+            self.tokenizer = tokenizer_from_state(state["tokenizer"])
+            self.max_length = int(state["max_length"])
+
+    def fit(self, values: pd.Series, *, where: str, base_dir: Path | None = None) -> None:
+        texts = text_cells(values)
+        if not any(text.strip() for text in texts):
+            raise DataError(
+                f"{where}: text column '{self.config.name}' is empty in the train split; "
+                "check the column or the corpus files."
+            )
+        cfg = self.config
+        self.tokenizer = fit_tokenizer(cfg.tokenizer, texts, cfg.vocab_size, cfg.lowercase)
+        if cfg.max_length:
+            self.max_length = cfg.max_length
+        else:  # documents of a corpus can be long: measure a sample of short rows only
+            longest = max(len(ids) for ids in self.tokenizer.encode(texts[:2000]))
+            self.max_length = min(max(longest, 1), _LONGEST_DEFAULT)
+
+    def encode(self, values: pd.Series | Sequence[Any]) -> list[list[int]]:
+        """Token ids of every cell, unframed and uncut."""
+        if self.tokenizer is None:
+            raise RuntimeError(f"text output '{self.config.name}' used before fit")
+        return self.tokenizer.encode(text_cells(values))
+
+    def transform(
+        self, values: pd.Series, *, where: str, base_dir: Path | None = None
+    ) -> torch.Tensor:
+        """int64 (B, max_length + 2): BOS, the tokens (cut to max_length), EOS, then PAD."""
+        framed = [[BOS, *ids[: self.max_length], EOS] for ids in self.encode(values)]
+        return pad_ids(framed, self.max_length + 2)
+
+    def decode_ids(self, ids: Sequence[int]) -> str:
+        """One row of ids back to text; stops at the first EOS."""
+        assert self.tokenizer is not None, "decode before fit"
+        kept = list(ids)
+        if EOS in kept:
+            kept = kept[: kept.index(EOS)]
+        return self.tokenizer.decode(kept)
+
+    def decode(self, outputs: torch.Tensor) -> dict[str, Any]:
+        """Generated ids (B, L) -> {name: texts}."""
+        return {self.config.name: [self.decode_ids(row) for row in outputs.tolist()]}
+
+    def state(self) -> dict[str, Any]:
+        assert self.tokenizer is not None, "state() before fit()"
+        return {"tokenizer": self.tokenizer.state(), "max_length": self.max_length}
+
+    def spec(self) -> OutputSpec:
+        assert self.tokenizer is not None, "spec() before fit()"
+        return OutputSpec(
+            name=self.config.name,
+            type="text",
+            num_classes=self.tokenizer.vocab_size,
+            shape=(self.max_length + 2,),
         )

@@ -261,14 +261,14 @@ def test_category_output_needs_two_classes():
 def test_text_tokens_vocabulary_and_padding():
     encoder = TextInputEncoder(TextInput(name="review", max_length=4))
     encoder.fit(pd.Series(["Good movie!", "good, GOOD plot", None]), where=WHERE)
-    # good x3, then ties by token: '!' ',' 'movie' 'plot'
-    assert encoder.vocabulary == ["good", "!", ",", "movie", "plot"]
+    # good x3, then ties by token: '!' ',' 'movie' 'plot'; ids 0-3 are reserved
+    assert encoder.state()["tokenizer"]["vocabulary"] == ["good", "!", ",", "movie", "plot"]
     out = encoder.transform(
         pd.Series(["Bad movie!", None, "good good good good good"]), where=WHERE
     )
     assert out.dtype == torch.int64 and out.shape == (3, 4)
-    assert out.tolist() == [[1, 5, 3, 0], [0, 0, 0, 0], [2, 2, 2, 2]]
-    assert encoder.spec().vocab_size == 7 and encoder.spec().shape == (4,)
+    assert out.tolist() == [[1, 7, 5, 0], [0, 0, 0, 0], [4, 4, 4, 4]]
+    assert encoder.spec().vocab_size == 9 and encoder.spec().shape == (4,)
 
 
 def test_text_default_max_length_is_95th_percentile():
@@ -278,10 +278,11 @@ def test_text_default_max_length_is_95th_percentile():
     assert encoder.max_length == math.ceil(np.percentile(np.arange(1, 21), 95))
 
 
-def test_text_max_vocab_and_case_kept():
-    encoder = TextInputEncoder(TextInput(name="t", max_vocab=2, lowercase=False))
-    encoder.fit(pd.Series(["A a a b B B B"]), where=WHERE)
-    assert encoder.vocabulary == ["B", "a"]
+def test_text_vocab_size_and_case_kept():
+    encoder = TextInputEncoder(TextInput(name="t", vocab_size=8, lowercase=False))
+    encoder.fit(pd.Series(["A a a b B B B C C C C D"]), where=WHERE)
+    assert encoder.state()["tokenizer"]["vocabulary"] == ["C", "B", "a", "A"]
+    assert encoder.spec().vocab_size == 8
     rebuilt = roundtrip(TextInputEncoder, encoder)
     values = pd.Series(["A b B a"])
     assert torch.equal(

@@ -54,8 +54,9 @@ def test_fitted_preprocessing_in_words() -> None:
         "binary", "output", SimpleNamespace(threshold=0.5), {"values": ["no", "yes"], "mode": 1}
     )
     assert "positive: yes" in binary and "threshold 0.5" in binary
-    words = describe_fitted("text", "input", None, {"vocabulary": ["a", "b"], "max_length": 7})
-    assert "2 words" in words and "7 tokens" in words
+    tokenizer = {"kind": "word", "lowercase": True, "vocabulary": ["a", "b"]}
+    words = describe_fitted("text", "input", None, {"tokenizer": tokenizer, "max_length": 7})
+    assert words == "word tokenizer, 6 token ids, max length 7 tokens"
 
 
 def test_split_sizes() -> None:

@@ -19,7 +19,7 @@ from megalith.training.optim import (
 def _lrs(schedule: ScheduleConfig, steps_per_epoch: int = 10, epochs: int = 3) -> list[float]:
     model = nn.Linear(2, 2)
     optimizer = build_optimizer(model, OptimizerConfig(name="sgd", lr=1.0), fused=False)
-    scheduler = build_scheduler(optimizer, schedule, steps_per_epoch, epochs)
+    scheduler = build_scheduler(optimizer, schedule, steps_per_epoch, steps_per_epoch * epochs)
     lrs = []
     for _ in range(steps_per_epoch * epochs):
         lrs.append(optimizer.param_groups[0]["lr"])

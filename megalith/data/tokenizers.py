@@ -1,0 +1,202 @@
+"""Tokenizers fitted on the train split: words, characters, BPE or WordPiece.
+
+Every kind reserves the same four ids, so models and decoding never ask which kind made them:
+
+    0 = padding   1 = unknown   2 = begin of text   3 = end of text   4.. = the vocabulary
+
+BPE and WordPiece come from Hugging Face `tokenizers` (fast, in Rust); their fitted state is the
+library's own JSON, kept inside preprocessor.json. BPE works on bytes, so it never needs the
+unknown id and decodes back to the exact text; it is the choice for language models.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal, Protocol
+
+TokenizerKind = Literal["word", "char", "bpe", "wordpiece"]
+
+PAD, UNKNOWN, BOS, EOS = 0, 1, 2, 3
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[BOS]", "[EOS]"]
+"""Their ids are their positions; ordinary tokens start at len(SPECIAL_TOKENS)."""
+
+BYTE_LEVEL_MINIMUM = 256 + len(SPECIAL_TOKENS)
+"""Byte-level BPE starts from all 256 bytes, so its vocabulary is never smaller."""
+
+_WORD = re.compile(r"\w+|[^\w\s]")
+
+
+class Tokenizer(Protocol):
+    """What every fitted tokenizer offers."""
+
+    kind: TokenizerKind
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of ids, special ones included."""
+        ...
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each text, without padding or begin / end ids."""
+        ...
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Text back from ids; special ids are left out."""
+        ...
+
+    def state(self) -> dict[str, Any]:
+        """The fitted state as plain JSON values."""
+        ...
+
+
+class _VocabularyTokenizer:
+    """Word or character tokens looked up in a fitted vocabulary."""
+
+    def __init__(self, kind: Literal["word", "char"], lowercase: bool, vocabulary: list[str]):
+        self.kind: TokenizerKind = kind
+        self.lowercase = lowercase
+        self.vocabulary = vocabulary
+        self._ids = {token: i + len(SPECIAL_TOKENS) for i, token in enumerate(vocabulary)}
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocabulary) + len(SPECIAL_TOKENS)
+
+    def split(self, text: str) -> list[str]:
+        text = text.lower() if self.lowercase else text
+        return _WORD.findall(text) if self.kind == "word" else list(text)
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        ids = self._ids
+        return [[ids.get(token, UNKNOWN) for token in self.split(text)] for text in texts]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        first = len(SPECIAL_TOKENS)
+        tokens = [self.vocabulary[i - first] for i in ids if first <= i < self.vocab_size]
+        return (" " if self.kind == "word" else "").join(tokens)
+
+    def state(self) -> dict[str, Any]:
+        return {"kind": self.kind, "lowercase": self.lowercase, "vocabulary": self.vocabulary}
+
+    @classmethod
+    def fit(
+        cls, kind: Literal["word", "char"], texts: Sequence[str], vocab_size: int, lowercase: bool
+    ) -> _VocabularyTokenizer:
+        """Keep the most frequent tokens (ties by token, so the result is deterministic)."""
+        counter = cls(kind, lowercase, [])
+        counts = Counter(token for text in texts for token in counter.split(text))
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        keep = max(vocab_size - len(SPECIAL_TOKENS), 1)
+        return cls(kind, lowercase, [token for token, _ in ranked[:keep]])
+
+
+class _HuggingFaceTokenizer:
+    """BPE (byte level) or WordPiece, trained and run by Hugging Face `tokenizers`."""
+
+    def __init__(self, kind: Literal["bpe", "wordpiece"], tokenizer: Any) -> None:
+        self.kind: TokenizerKind = kind
+        self.tokenizer = tokenizer
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.tokenizer.get_vocab_size())
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        return [e.ids for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return str(self.tokenizer.decode(list(ids), skip_special_tokens=True))
+
+    def state(self) -> dict[str, Any]:
+        return {"kind": self.kind, "tokenizer": json.loads(self.tokenizer.to_str())}
+
+    @classmethod
+    def fit(
+        cls,
+        kind: Literal["bpe", "wordpiece"],
+        texts: Sequence[str],
+        vocab_size: int,
+        lowercase: bool,
+    ) -> _HuggingFaceTokenizer:
+        from tokenizers import Tokenizer as HFTokenizer  # imported only by those who use it
+        from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
+
+        trainer: Any
+        if kind == "bpe":
+            tokenizer = HFTokenizer(models.BPE())
+            if lowercase:
+                tokenizer.normalizer = normalizers.Lowercase()
+            tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+            tokenizer.decoder = decoders.ByteLevel()
+            trainer = trainers.BpeTrainer(
+                vocab_size=vocab_size,
+                special_tokens=SPECIAL_TOKENS,
+                initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                show_progress=False,
+            )
+        else:
+            # WordPiece's trainer is BPE with a '##' prefix for pieces inside a word; it numbers
+            # those '##x' pieces in hash order and breaks ties between merges by number, so two
+            # fits differ (huggingface/tokenizers#1794). Listing them up front, sorted, fixes
+            # their numbers; the WordPiece model below is then built from the learned pieces.
+            tokenizer = HFTokenizer(models.BPE(continuing_subword_prefix="##"))
+            tokenizer.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
+            tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+            trainer = trainers.BpeTrainer(
+                vocab_size=vocab_size,
+                special_tokens=SPECIAL_TOKENS + _continuing_alphabet(tokenizer, texts),
+                continuing_subword_prefix="##",
+                show_progress=False,
+            )
+        tokenizer.train_from_iterator(texts, trainer, length=len(texts))
+        if kind == "wordpiece":
+            pieces = sorted(set(tokenizer.get_vocab()) - set(SPECIAL_TOKENS))
+            vocabulary = {token: i for i, token in enumerate([*SPECIAL_TOKENS, *pieces])}
+            wordpiece = HFTokenizer(models.WordPiece(vocabulary, unk_token=SPECIAL_TOKENS[UNKNOWN]))
+            wordpiece.normalizer = tokenizer.normalizer
+            wordpiece.pre_tokenizer = tokenizer.pre_tokenizer
+            wordpiece.decoder = decoders.WordPiece()
+            tokenizer = wordpiece
+        return cls(kind, tokenizer)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> _HuggingFaceTokenizer:
+        from tokenizers import Tokenizer as HFTokenizer
+
+        return cls(state["kind"], HFTokenizer.from_str(json.dumps(state["tokenizer"])))
+
+
+def _continuing_alphabet(tokenizer: Any, texts: Sequence[str]) -> list[str]:
+    """'##c' for every character c of the normalised texts, sorted."""
+    normalize = tokenizer.normalizer.normalize_str
+    characters = set().union(*(normalize(text) for text in texts))
+    return sorted(f"##{c}" for c in characters if not c.isspace())
+
+
+def fit_tokenizer(
+    kind: TokenizerKind, texts: Sequence[str], vocab_size: int, lowercase: bool = True
+) -> Tokenizer:
+    """Fit a tokenizer of `kind` with at most `vocab_size` ids (specials included)."""
+    if kind == "word" or kind == "char":
+        return _VocabularyTokenizer.fit(kind, texts, vocab_size, lowercase)
+    return _HuggingFaceTokenizer.fit(kind, texts, vocab_size, lowercase)
+
+
+def tokenizer_from_state(state: dict[str, Any]) -> Tokenizer:
+    """Rebuild a tokenizer from its `state()`.
+
+    Raises:
+        ValueError: the state is not one a tokenizer wrote.
+    """
+    kind = state.get("kind")
+    if kind in ("word", "char"):
+        return _VocabularyTokenizer(kind, bool(state["lowercase"]), list(state["vocabulary"]))
+    if kind in ("bpe", "wordpiece"):
+        try:
+            return _HuggingFaceTokenizer.from_state(state)
+        except Exception as error:  # the Rust side raises a bare Exception on bad JSON
+            raise ValueError(f"invalid {kind} tokenizer state: {error}") from None
+    raise ValueError(f"unknown tokenizer kind {kind!r}")
