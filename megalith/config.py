@@ -61,12 +61,22 @@ class Config(ConfigModel):
                     "model.arch gpt is a language model of one text column: give `inputs: []` "
                     "and one output of type text"
                 )
+        elif self.model.arch == "seq2seq":
+            if (
+                len(self.inputs) != 1
+                or self.inputs[0].type != "text"
+                or texts != [f.name for f in self.outputs]
+                or len(texts) != 1
+            ):
+                raise ValueError(
+                    "model.arch seq2seq reads one text input and writes one text output"
+                )
         elif not self.inputs:
             raise ValueError("inputs: give at least one input column")
         elif texts:
             raise ValueError(
-                f"outputs.{texts[0]}: a text output is written by a language model; "
-                "use model.arch gpt"
+                f"outputs.{texts[0]}: a text output is written by a language model or a "
+                "seq2seq model; use model.arch gpt or seq2seq"
             )
         return self
 

@@ -30,9 +30,10 @@ from megalith.device import resolve_device, resolve_precision
 from megalith.errors import ConfigError, DataError, RunError, did_you_mean
 from megalith.evaluate.environment import describe_environment
 from megalith.evaluate.evaluation import evaluate_table
-from megalith.evaluate.metrics import available_metrics
+from megalith.evaluate.metrics import available_metrics, generation_metrics
 from megalith.generation import Sampling
-from megalith.models import GPTConfig, build_model
+from megalith.models import GPTConfig, Seq2SeqConfig, build_model
+from megalith.models.seq2seq import Seq2Seq, decode_in_batches, teacher_forcing
 from megalith.runs import RunDir, save_weights_atomically
 from megalith.training import checkpoint as ckpt
 from megalith.training.callbacks import Callback, MetricsLog, ProgressBar, Throughput
@@ -308,7 +309,7 @@ class Run:
         device, dtype = self._device()
         self.model.to(device)
         try:
-            return evaluate_table(
+            scores = evaluate_table(
                 self.model,
                 tensors,
                 self.config.outputs,
@@ -319,16 +320,25 @@ class Run:
             )
         finally:
             self.model.cpu()
+        if isinstance(self.model, Seq2Seq):  # what decoding writes, against the references
+            name = self.model.name
+            written = self.preprocessor.decode(self._forward(tensors))[name].tolist()
+            references = self.preprocessor.decode({name: tensors.targets[name]})[name].tolist()
+            scores.update(generation_metrics(written, references))
+        return scores
 
     def _forward(self, tensors: TensorTable) -> dict[str, torch.Tensor]:
         from megalith.batching import forward_in_batches
 
         device, dtype = self._device()
         self.model.to(device)
+        batch_size = self.config.train.eval_batch_size
         try:
-            return forward_in_batches(
-                self.model, tensors, self.config.train.eval_batch_size, device, dtype
-            )
+            if isinstance(self.model, Seq2Seq):  # outputs are written token by token
+                beams = getattr(self.config.model, "beam_size", 1)
+                ids = decode_in_batches(self.model, tensors, batch_size, device, beams)
+                return {self.model.name: ids}
+            return forward_in_batches(self.model, tensors, batch_size, device, dtype)
         finally:
             self.model.cpu()
 
@@ -420,6 +430,8 @@ def _transform(
     if isinstance(cfg.model, GPTConfig):
         return preprocessor.transform_corpus(frame, context=cfg.model.context, origin=where)
     tensors = preprocessor.transform(frame, base_dir=table.base_dir, origin=where)
+    if isinstance(cfg.model, Seq2SeqConfig):
+        tensors = teacher_forcing(tensors, cfg.outputs[0].name)
     if console is not None:
         for notice in preprocessor.dropped_notices():
             console.print(f"[yellow]note[/]: {split} split: {notice}")

@@ -40,6 +40,12 @@ def random_batch(
             lengths = torch.randint(0, spec.shape[0] + 1, (batch_size, 1), generator=gen)
             positions = torch.arange(spec.shape[0]).unsqueeze(0)
             x[spec.name] = tokens.masked_fill(positions >= lengths, 0)  # right padding
+        elif spec.type == "sequence":
+            length = spec.shape[0]
+            lengths = torch.randint(0, length + 1, (batch_size, 1), generator=gen)
+            real = (torch.arange(length).unsqueeze(0) < lengths).float()  # (B, L), right padding
+            values = torch.randn(batch_size, length, generator=gen) * real
+            x[spec.name] = torch.stack([values, real], dim=-1)  # (B, L, 2)
         elif spec.type == "image":
             shape = (batch_size, *spec.shape)
             x[spec.name] = torch.randint(0, 256, shape, generator=gen, dtype=torch.uint8)

@@ -39,6 +39,13 @@ _DATE = re.compile(
     r"^\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$"
     r"|^\d{1,2}/\d{1,2}/\d{2,4}( \d{1,2}:\d{2}(:\d{2})?)?$"
 )
+_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+_NUMBER_SEQUENCE = re.compile(
+    rf"^[\[(]?\s*{_NUMBER}(?:(?:\s*[,;]\s*|\s+){_NUMBER}){{2,}}\s*[\])]?$"
+)
+"""Three or more numbers separated by spaces, commas or semicolons, maybe in brackets."""
+_THOUSANDS = re.compile(r"^[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+"""One number written with thousands separators (1,234,567), not a sequence."""
 _MAX_CLASSES = 50
 """An integer target with more distinct values than this is regressed, not classified."""
 _MIN_ROWS_FOR_ID_GUESS = 20
@@ -51,6 +58,7 @@ _FILLED = {
     "binary": "filled with the most frequent train value",
     "category": "read as an 'unknown' category",
     "text": "read as empty text",
+    "sequence": "read as empty sequences",
     "image": "an error when training: fill in the paths or drop those rows",
 }
 
@@ -221,6 +229,8 @@ def _input_type(values: pd.Series, target: pd.Series) -> tuple[str | None, str]:
     if len(present) == 0:
         return None, f"dropped column '{column}': every cell is missing"
     if not _all_scalars(present):
+        if _share(present.head(_SAMPLE), _is_number_list) >= _MOSTLY:
+            return "sequence", _sequence_notice(column)
         return None, f"dropped column '{column}': its cells hold lists or arrays"
     if values.astype(object).equals(target.astype(object)):
         return None, f"dropped column '{column}': it repeats the target '{target.name}'"
@@ -253,6 +263,8 @@ def _string_type(strings: pd.Series, column: str, distinct: int) -> tuple[str | 
     sample = strings.sample(_SAMPLE, random_state=0) if len(strings) > _SAMPLE else strings
     if _share(sample, _is_image_path) >= _MOSTLY:
         return "image", ""
+    if _share(sample, _is_number_sequence) >= _MOSTLY:
+        return "sequence", _sequence_notice(column)
     if distinct == 2:
         return "binary", ""
     if _share(sample, lambda s: _DATE.match(s.strip()) is not None) >= _MOSTLY:
@@ -290,6 +302,24 @@ def _date_notice(column: str) -> str:
         f"column '{column}' looks like dates: typed as category (each date a class); "
         "consider deriving numbers such as year, month or day of week instead"
     )
+
+
+def _sequence_notice(column: str) -> str:
+    return (
+        f"column '{column}' holds sequences of numbers: typed as sequence (a time series); "
+        "change the type if a cell is something else"
+    )
+
+
+def _is_number_sequence(text: str) -> bool:
+    text = text.strip()
+    return _NUMBER_SEQUENCE.match(text) is not None and _THOUSANDS.match(text) is None
+
+
+def _is_number_list(value: Any) -> bool:
+    if not isinstance(value, (list, tuple, np.ndarray)) or len(value) < 3:
+        return False
+    return all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in value)
 
 
 def _is_image_path(text: str) -> bool:

@@ -25,6 +25,7 @@ from megalith.data.features.binary import BinaryInputEncoder, BinaryOutputEncode
 from megalith.data.features.category import CategoryInputEncoder, CategoryOutputEncoder
 from megalith.data.features.image import ImageInputEncoder
 from megalith.data.features.number import NumberInputEncoder, NumberOutputEncoder
+from megalith.data.features.sequence import SequenceInputEncoder
 from megalith.data.features.text import TextInputEncoder, TextOutputEncoder, text_cells
 from megalith.data.specs import InputSpec, OutputSpec
 from megalith.data.tensors import TensorTable, describe_rows
@@ -68,6 +69,7 @@ _INPUT_ENCODERS: dict[str, Callable[[Any, dict[str, Any] | None], InputEncoder]]
     "category": CategoryInputEncoder,
     "image": ImageInputEncoder,
     "text": TextInputEncoder,
+    "sequence": SequenceInputEncoder,
 }
 _OUTPUT_ENCODERS: dict[str, Callable[[Any, dict[str, Any] | None], OutputEncoder]] = {
     "number": NumberOutputEncoder,

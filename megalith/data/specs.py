@@ -8,6 +8,8 @@ Tensor contract per input type (B = batch size):
   category  int64   (B,)          0 = unknown or missing, 1..vocab_size-1 = known values
   text      int64   (B, L)        0 = padding, 1 = unknown, 2 / 3 = begin / end, 4.. = vocabulary
   image     uint8   (B, C, H, W)  raw pixels; the model normalises with `mean` / `std` (0-1 scale)
+  sequence  float32 (B, L, 2)     [..., 0] standardised value, [..., 1] 1.0 = real step, 0.0 =
+                                  padding (value 0); right-padded, longer rows keep their last L
 
 Targets per output type:
   category  int64   (B,)          class index 0..num_classes-1
@@ -35,15 +37,17 @@ class InputSpec:
     vocab_size: int = 0
     """category / text: number of indices, reserved ones included."""
     shape: tuple[int, ...] = ()
-    """image: (C, H, W); text: (L,)."""
+    """image: (C, H, W); text: (L,); sequence: (L, 2)."""
     mean: tuple[float, ...] = ()
     """image: per-channel mean on a 0-1 scale."""
     std: tuple[float, ...] = ()
     """image: per-channel standard deviation on a 0-1 scale."""
     embedding_dim: int = 0
-    """category / text: embedding size the feature asks for."""
+    """category / text: embedding size the feature asks for; sequence: width of each step."""
+    token_weights: tuple[float, ...] = ()
+    """text with idf: one weight per token id (the inverse document frequency on train)."""
     encoder: Any = None
-    """text: the feature's SequenceEncoderConfig (how its tokens become one vector)."""
+    """text / sequence: the feature's SequenceEncoderConfig (how its steps become one vector)."""
 
 
 @dataclass(frozen=True)

@@ -55,10 +55,17 @@ class Tokenizer(Protocol):
 class _VocabularyTokenizer:
     """Word or character tokens looked up in a fitted vocabulary."""
 
-    def __init__(self, kind: Literal["word", "char"], lowercase: bool, vocabulary: list[str]):
+    def __init__(
+        self,
+        kind: Literal["word", "char"],
+        lowercase: bool,
+        vocabulary: list[str],
+        ngrams: int = 1,
+    ) -> None:
         self.kind: TokenizerKind = kind
         self.lowercase = lowercase
         self.vocabulary = vocabulary
+        self.ngrams = ngrams
         self._ids = {token: i + len(SPECIAL_TOKENS) for i, token in enumerate(vocabulary)}
 
     @property
@@ -67,7 +74,15 @@ class _VocabularyTokenizer:
 
     def split(self, text: str) -> list[str]:
         text = text.lower() if self.lowercase else text
-        return _WORD.findall(text) if self.kind == "word" else list(text)
+        if self.kind == "char":
+            return list(text)
+        words = _WORD.findall(text)
+        # n-grams after all the words: a bag encoder sees them as extra tokens
+        return words + [
+            " ".join(words[i : i + n])
+            for n in range(2, self.ngrams + 1)
+            for i in range(len(words) - n + 1)
+        ]
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         ids = self._ids
@@ -79,18 +94,29 @@ class _VocabularyTokenizer:
         return (" " if self.kind == "word" else "").join(tokens)
 
     def state(self) -> dict[str, Any]:
-        return {"kind": self.kind, "lowercase": self.lowercase, "vocabulary": self.vocabulary}
+        ngrams = {"ngrams": self.ngrams} if self.ngrams > 1 else {}
+        return {
+            "kind": self.kind,
+            "lowercase": self.lowercase,
+            "vocabulary": self.vocabulary,
+            **ngrams,
+        }
 
     @classmethod
     def fit(
-        cls, kind: Literal["word", "char"], texts: Sequence[str], vocab_size: int, lowercase: bool
+        cls,
+        kind: Literal["word", "char"],
+        texts: Sequence[str],
+        vocab_size: int,
+        lowercase: bool,
+        ngrams: int = 1,
     ) -> _VocabularyTokenizer:
         """Keep the most frequent tokens (ties by token, so the result is deterministic)."""
-        counter = cls(kind, lowercase, [])
+        counter = cls(kind, lowercase, [], ngrams)
         counts = Counter(token for text in texts for token in counter.split(text))
         ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         keep = max(vocab_size - len(SPECIAL_TOKENS), 1)
-        return cls(kind, lowercase, [token for token, _ in ranked[:keep]])
+        return cls(kind, lowercase, [token for token, _ in ranked[:keep]], ngrams)
 
 
 class _HuggingFaceTokenizer:
@@ -177,11 +203,16 @@ def _continuing_alphabet(tokenizer: Any, texts: Sequence[str]) -> list[str]:
 
 
 def fit_tokenizer(
-    kind: TokenizerKind, texts: Sequence[str], vocab_size: int, lowercase: bool = True
+    kind: TokenizerKind,
+    texts: Sequence[str],
+    vocab_size: int,
+    lowercase: bool = True,
+    ngrams: int = 1,
 ) -> Tokenizer:
-    """Fit a tokenizer of `kind` with at most `vocab_size` ids (specials included)."""
+    """Fit a tokenizer of `kind` with at most `vocab_size` ids (specials included); the word
+    tokenizer also counts runs of up to `ngrams` words as tokens."""
     if kind == "word" or kind == "char":
-        return _VocabularyTokenizer.fit(kind, texts, vocab_size, lowercase)
+        return _VocabularyTokenizer.fit(kind, texts, vocab_size, lowercase, ngrams)
     return _HuggingFaceTokenizer.fit(kind, texts, vocab_size, lowercase)
 
 
@@ -193,7 +224,9 @@ def tokenizer_from_state(state: dict[str, Any]) -> Tokenizer:
     """
     kind = state.get("kind")
     if kind in ("word", "char"):
-        return _VocabularyTokenizer(kind, bool(state["lowercase"]), list(state["vocabulary"]))
+        return _VocabularyTokenizer(
+            kind, bool(state["lowercase"]), list(state["vocabulary"]), int(state.get("ngrams", 1))
+        )
     if kind in ("bpe", "wordpiece"):
         try:
             return _HuggingFaceTokenizer.from_state(state)

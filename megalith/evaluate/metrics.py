@@ -21,6 +21,8 @@ HIGHER_IS_BETTER = {
     "auc": True,
     "r2": True,
     "token_accuracy": True,
+    "exact_match": True,
+    "bleu": True,
 }
 """Metrics to maximise; every other metric (loss, mse, mae, perplexity) is minimised."""
 
@@ -80,6 +82,17 @@ def output_metrics(
             "r2": r2_score(preds, truth) if len(truth) > 1 else torch.tensor(float("nan")),
         }
     return {name: float(value) for name, value in metrics.items()}
+
+
+def generation_metrics(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:
+    """exact_match (share of outputs equal to the reference) and corpus BLEU (0-100, sacrebleu)."""
+    import sacrebleu  # imported here: only seq2seq runs need it
+
+    if not references:
+        return {}
+    exact = sum(p.strip() == r.strip() for p, r in zip(predictions, references, strict=True))
+    bleu = sacrebleu.corpus_bleu(list(predictions), [list(references)])
+    return {"exact_match": exact / len(references), "bleu": float(bleu.score)}
 
 
 def compute_metrics(

@@ -21,6 +21,7 @@ from megalith.errors import MegalithError
 from megalith.evaluate import plots
 from megalith.evaluate.html import Plot, format_number, render_page, write_atomically
 from megalith.models.gpt import GPTConfig
+from megalith.models.seq2seq import Seq2SeqConfig
 from megalith.runs import RunDir
 
 if TYPE_CHECKING:
@@ -154,12 +155,27 @@ def gather_report(run: Run) -> dict[str, Any]:
         context["samples_how"] = "160 tokens from an empty prompt, temperature 0.8, seeds 0-2"
         return context
     test_frame = splits["test"]
+    if isinstance(run.config.model, Seq2SeqConfig):  # a seq2seq model: show what it writes
+        context["samples"] = _written_samples(run, test_frame.head(12))
+        context["samples_how"] = "the first test rows: input → output written (reference)"
+        return context
     if len(test_frame):
         origin = f"{table.origin} (test split)"
         test = run.preprocessor.transform(test_frame, base_dir=table.base_dir, origin=origin)
         if len(test):
             context["outputs"] = _output_sections(run, test, test_frame)
     return context
+
+
+def _written_samples(run: Run, rows: pd.DataFrame) -> list[str]:
+    """'input → written' per row, with the reference when the model wrote something else."""
+    source, target = run.config.inputs[0].name, run.config.outputs[0].name
+    written = run.predict(rows.drop(columns=[target]))[target]
+    samples = []
+    for given, expected, output in zip(rows[source], rows[target], written, strict=True):
+        verdict = "✓" if str(output).strip() == str(expected).strip() else f"(expected: {expected})"
+        samples.append(f"{given} → {output}   {verdict}")
+    return samples
 
 
 def _data_section(run: Run, splits: dict[str, pd.DataFrame]) -> dict[str, Any]:

@@ -16,9 +16,10 @@ from megalith.models.gpt import GPTConfig
 from megalith.models.mlp import MLPConfig
 from megalith.models.registry import build_model, known_archs
 from megalith.models.resnet import ResNetConfig
+from megalith.models.seq2seq import Seq2SeqConfig
 
 ModelConfig = Annotated[
-    MLPConfig | CNNConfig | ResNetConfig | GPTConfig, Field(discriminator="arch")
+    MLPConfig | CNNConfig | ResNetConfig | GPTConfig | Seq2SeqConfig, Field(discriminator="arch")
 ]
 """The `model:` section of a config; `arch` picks the family."""
 
@@ -28,6 +29,7 @@ __all__ = [
     "MLPConfig",
     "ModelConfig",
     "ResNetConfig",
+    "Seq2SeqConfig",
     "build_model",
     "known_archs",
 ]

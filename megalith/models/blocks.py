@@ -32,6 +32,7 @@ _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 }
 
 _DEFAULT_TEXT_EMBEDDING_DIM = 64
+_DEFAULT_SEQUENCE_EMBEDDING_DIM = 32
 
 
 def make_activation(name: str) -> nn.Module:
@@ -123,7 +124,14 @@ class CategoryEncoder(InputEncoder):
 
 
 class TextEncoder(InputEncoder):
-    """text: int64 (B, L) -> token embeddings (B, L, D) -> the feature's sequence encoder (B, F)."""
+    """text: int64 (B, L) -> token embeddings (B, L, D) -> the feature's sequence encoder (B, F).
+
+    With token weights (`idf: true`), the bag is TF-IDF-like instead: the embeddings weighted by
+    each token's inverse document frequency, divided by the L2 norm of those weights. The layer
+    after it then acts on (a learned projection of) the TF-IDF vector.
+    """
+
+    token_weights: torch.Tensor  # (V,) buffer, when weighted
 
     def __init__(self, spec: InputSpec) -> None:
         super().__init__()
@@ -133,9 +141,42 @@ class TextEncoder(InputEncoder):
         self.embedding = nn.Embedding(_checked_vocab_size(spec), dim, padding_idx=0)
         self.sequence = build_sequence_encoder(config, dim, length, f"inputs.{spec.name}.encoder")
         self.out_features = self.sequence.out_features
+        self.weighted = bool(spec.token_weights)
+        if self.weighted:
+            if config.kind != "bag" or len(spec.token_weights) != spec.vocab_size:
+                raise ConfigError(
+                    f"inputs.{spec.name}: idf weighting needs the bag encoder (encoder: bag)"
+                )
+            weights = torch.tensor(spec.token_weights, dtype=torch.float32)
+            self.register_buffer("token_weights", weights, persistent=False)  # from the spec
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.sequence(self.embedding(tokens), tokens != 0)  # (B, F)
+        x, mask = self.embedding(tokens), tokens != 0  # (B, L, D), (B, L)
+        if not self.weighted:
+            return self.sequence(x, mask)  # (B, F)
+        weights = self.token_weights[tokens] * mask  # (B, L); padding weighs 0
+        norm = weights.square().sum(dim=1, keepdim=True).sqrt().clamp(min=1e-6)  # (B, 1)
+        return (x * weights.unsqueeze(-1)).sum(dim=1) / norm  # (B, D)
+
+
+class SequenceValuesEncoder(InputEncoder):
+    """sequence: float (B, L, 2) -> each step's value projected to D -> sequence encoder (B, F)."""
+
+    def __init__(self, spec: InputSpec) -> None:
+        super().__init__()
+        dim = spec.embedding_dim or _DEFAULT_SEQUENCE_EMBEDDING_DIM
+        config = spec.encoder or SequenceEncoderConfig(kind="lstm")
+        length = spec.shape[0] if spec.shape else 512
+        # the nonlinearity lets `bag` see how values are distributed, not only their mean
+        self.project = nn.Sequential(nn.Linear(1, dim), nn.GELU())
+        self.sequence = build_sequence_encoder(config, dim, length, f"inputs.{spec.name}.encoder")
+        self.out_features = self.sequence.out_features
+
+    def forward(self, steps: torch.Tensor) -> torch.Tensor:
+        mask = steps[..., 1] > 0.5  # (B, L), True = real step
+        # padding steps become zero vectors, as text padding does, so a convolution sees zeros
+        x = self.project(steps[..., :1].float()) * mask.unsqueeze(-1)  # (B, L, D)
+        return self.sequence(x, mask)  # (B, F)
 
 
 class ImageEncoder(InputEncoder):
@@ -182,9 +223,11 @@ def make_encoder(spec: InputSpec, backbone_factory: ImageBackboneFactory) -> Inp
         return TextEncoder(spec)
     if spec.type == "image":
         return ImageEncoder(spec, backbone_factory)
+    if spec.type == "sequence":
+        return SequenceValuesEncoder(spec)
     raise ConfigError(
         f"inputs.{spec.name}: type '{spec.type}' is not supported by this model.arch; "
-        "supported: number, binary, category, text, image"
+        "supported: number, binary, category, text, image, sequence"
     )
 
 

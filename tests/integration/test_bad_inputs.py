@@ -408,6 +408,11 @@ COLUMN_MISTAKES = {
         (7, "member", "maybe"),
         ["table.csv", "column 'member' has 3 values", "declare it as type category"],
     ),
+    "a word in a sequence column": (
+        ["--set", "inputs.0={name: size, type: sequence}"],
+        (7, "size", "1 2 x 4"),
+        ["table.csv", "column 'size', row 8: 'x' is not a number in the sequence '1 2 x 4'"],
+    ),
 }
 
 

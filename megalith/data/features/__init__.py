@@ -10,16 +10,18 @@ from megalith.data.features.binary import BinaryInput, BinaryOutput
 from megalith.data.features.category import CategoryInput, CategoryOutput
 from megalith.data.features.image import ImageInput
 from megalith.data.features.number import NumberInput, NumberOutput
+from megalith.data.features.sequence import SequenceInput
 from megalith.data.features.text import TextInput, TextOutput
 
 InputFeature = Annotated[
-    NumberInput | BinaryInput | CategoryInput | ImageInput | TextInput, Field(discriminator="type")
+    NumberInput | BinaryInput | CategoryInput | ImageInput | TextInput | SequenceInput,
+    Field(discriminator="type"),
 ]
 OutputFeature = Annotated[
     NumberOutput | BinaryOutput | CategoryOutput | TextOutput, Field(discriminator="type")
 ]
 
-INPUT_TYPES = ("number", "binary", "category", "image", "text")
+INPUT_TYPES = ("number", "binary", "category", "image", "text", "sequence")
 OUTPUT_TYPES = ("number", "binary", "category", "text")
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "NumberInput",
     "NumberOutput",
     "OutputFeature",
+    "SequenceInput",
     "TextInput",
     "TextOutput",
 ]

@@ -45,6 +45,10 @@ class TextInput(ConfigModel):
     """Size of the token embeddings."""
     encoder: SequenceEncoderConfig = SequenceEncoderConfig()
     """How the token embeddings become one vector: bag, cnn, rnn, lstm, gru or transformer."""
+    ngrams: int = Field(1, ge=1, le=3)
+    """word tokenizer: also count runs of 2 (or 3) neighbouring words as tokens (for a bag)."""
+    idf: bool = False
+    """bag encoder: weight tokens by inverse document frequency on train, as TF-IDF does."""
 
     @model_validator(mode="after")
     def _bpe_holds_every_byte(self) -> TextInput:
@@ -53,6 +57,8 @@ class TextInput(ConfigModel):
                 f"vocab_size must be at least {BYTE_LEVEL_MINIMUM} with the bpe tokenizer "
                 "(256 bytes + 4 reserved ids)"
             )
+        if self.ngrams > 1 and self.tokenizer != "word":
+            raise ValueError("ngrams needs the word tokenizer")
         return self
 
 
@@ -77,6 +83,17 @@ def pad_ids(token_lists: Sequence[Sequence[int]], length: int) -> torch.Tensor:
     return torch.from_numpy(ids)
 
 
+def inverse_document_frequency(
+    token_lists: Sequence[Sequence[int]], vocab_size: int
+) -> list[float]:
+    """Smoothed idf per token id, as scikit-learn's TF-IDF: ln((1 + N) / (1 + df)) + 1."""
+    counts = np.zeros(vocab_size, dtype=np.int64)
+    for tokens in token_lists:
+        counts[np.unique(np.asarray(tokens, dtype=np.int64))] += 1
+    idf = np.log((1 + len(token_lists)) / (1 + counts)) + 1
+    return [round(float(w), 5) for w in idf]
+
+
 class TextInputEncoder:
     """Fits a tokenizer on train; int64 (B, L) ids right-padded with 0 (see data/tokenizers.py)."""
 
@@ -84,12 +101,14 @@ class TextInputEncoder:
         self.config = config
         self.tokenizer: Tokenizer | None = None
         self.max_length = 0
+        self.idf: list[float] = []
         if state is not None:
             self.tokenizer = tokenizer_from_state(state["tokenizer"])
             self.max_length = int(state["max_length"])
+            self.idf = [float(w) for w in state.get("idf", [])]
 
     def fit(self, values: pd.Series, *, where: str, base_dir: Path | None = None) -> None:
-        """Fit the tokenizer on the train texts and choose max_length."""
+        """Fit the tokenizer on the train texts, choose max_length, count document frequencies."""
         texts = text_cells(values)
         if not any(text.strip() for text in texts):
             raise DataError(
@@ -97,10 +116,15 @@ class TextInputEncoder:
                 "check the column, or remove it from the inputs."
             )
         cfg = self.config
-        self.tokenizer = fit_tokenizer(cfg.tokenizer, texts, cfg.vocab_size, cfg.lowercase)
-        lengths = np.array([len(tokens) for tokens in self.tokenizer.encode(texts)])
+        self.tokenizer = fit_tokenizer(
+            cfg.tokenizer, texts, cfg.vocab_size, cfg.lowercase, cfg.ngrams
+        )
+        encoded = self.tokenizer.encode(texts)
+        lengths = np.array([len(tokens) for tokens in encoded])
         percentile = int(np.ceil(np.percentile(lengths, 95)))
         self.max_length = cfg.max_length or min(max(percentile, 1), _LONGEST_DEFAULT)
+        if cfg.idf:
+            self.idf = inverse_document_frequency(encoded, self.tokenizer.vocab_size)
 
     def transform(
         self, values: pd.Series, *, where: str, base_dir: Path | None = None
@@ -112,7 +136,8 @@ class TextInputEncoder:
 
     def state(self) -> dict[str, Any]:
         assert self.tokenizer is not None, "state() before fit()"
-        return {"tokenizer": self.tokenizer.state(), "max_length": self.max_length}
+        idf = {"idf": self.idf} if self.idf else {}
+        return {"tokenizer": self.tokenizer.state(), "max_length": self.max_length, **idf}
 
     def spec(self) -> InputSpec:
         assert self.tokenizer is not None, "spec() before fit()"
@@ -122,6 +147,7 @@ class TextInputEncoder:
             vocab_size=self.tokenizer.vocab_size,
             shape=(self.max_length,),
             embedding_dim=self.config.embedding_dim,
+            token_weights=tuple(self.idf),
             encoder=self.config.encoder,
         )
 

@@ -18,7 +18,8 @@ EXPECTED_SHAPES = {
     "synthetic_classification": (1000, 8),
     "synthetic_regression": (1000, 5),
     "docstrings": (None, 2),
-    "python_stdlib": (None, 2),  # rows depend on the Python version's standard library
+    "python_stdlib": (None, 2),
+    "number_words": (6000, 2),  # rows depend on the Python version's standard library
 }
 
 
@@ -33,7 +34,9 @@ def test_every_dataset_has_its_declared_columns(name: str) -> None:
     assert set(declared) <= set(frame.columns)
     assert [f["name"] for f in dataset.outputs] == [dataset.target]
     assert frame[dataset.target].notna().all()
-    if dataset.outputs[0]["type"] == "text":
+    if dataset.outputs[0]["type"] == "text" and dataset.inputs:
+        assert dataset.arch == "seq2seq"
+    elif dataset.outputs[0]["type"] == "text":
         assert dataset.arch == "gpt" and dataset.inputs == []
     else:
         has_images = any(f["type"] == "image" for f in dataset.inputs)
@@ -114,3 +117,16 @@ def test_unknown_name_suggests_and_lists() -> None:
     message = str(caught.value)
     assert "builtin:digit'" in message and "did you mean 'digits'" in message
     assert "iris" in message and "synthetic_regression" in message
+
+
+def test_numbers_in_words() -> None:
+    from megalith.data.builtin import number_in_words
+
+    assert number_in_words(0) == "zero"
+    assert number_in_words(40) == "forty"
+    assert number_in_words(101) == "one hundred one"
+    assert number_in_words(20015) == "twenty thousand fifteen"
+    assert number_in_words(999999) == "nine hundred ninety nine thousand nine hundred ninety nine"
+    frame = load_builtin("number_words")
+    assert frame["number"].is_unique
+    assert (frame["words"] == frame["number"].astype(int).map(number_in_words)).all()

@@ -293,3 +293,15 @@ def test_text_vocab_size_and_case_kept():
 def test_text_without_tokens_is_an_error():
     with pytest.raises(DataError, match="text column 't' has no words"):
         TextInputEncoder(TextInput(name="t")).fit(pd.Series([None, "  "]), where=WHERE)
+
+
+def test_text_idf_follows_document_frequency():
+    encoder = TextInputEncoder(TextInput(name="t", idf=True))
+    encoder.fit(pd.Series(["a b", "a a c", "a"]), where=WHERE)
+    vocabulary = encoder.state()["tokenizer"]["vocabulary"]
+    idf = dict(zip(vocabulary, encoder.spec().token_weights[4:], strict=True))
+    # ln((1 + 3) / (1 + df)) + 1: 'a' is in every row, 'b' and 'c' in one each
+    assert idf["a"] == pytest.approx(1.0)
+    assert idf["b"] == pytest.approx(math.log(2) + 1, abs=1e-5) == idf["c"]
+    rebuilt = roundtrip(TextInputEncoder, encoder)
+    assert rebuilt.spec().token_weights == encoder.spec().token_weights

@@ -71,3 +71,21 @@ def test_transformer_width_must_split_into_heads() -> None:
 
 def test_encoder_given_by_name_only() -> None:
     assert SequenceEncoderConfig.model_validate("lstm").kind == "lstm"
+
+
+def test_idf_weighted_bag_is_a_normalised_weighted_sum() -> None:
+    weights = tuple(float(i) for i in range(50))  # token i weighs i
+    spec = InputSpec("t", "text", vocab_size=50, shape=(4,), embedding_dim=6, token_weights=weights)
+    encoder = TextEncoder(spec)
+    out = encoder(torch.tensor([[3, 5, 0, 0], [0, 0, 0, 0]]))
+    table = encoder.embedding.weight
+    expected = (3 * table[3] + 5 * table[5]) / (3**2 + 5**2) ** 0.5
+    torch.testing.assert_close(out[0], expected)
+    assert torch.equal(out[1], torch.zeros(6))  # all padding: zeros, not NaN
+
+
+def test_idf_weighting_needs_the_bag_encoder() -> None:
+    spec = text_spec("lstm")
+    weighted = InputSpec(**{**spec.__dict__, "token_weights": (1.0,) * spec.vocab_size})
+    with pytest.raises(ConfigError, match="idf weighting needs the bag encoder"):
+        TextEncoder(weighted)
