@@ -133,6 +133,7 @@ def predict(
     from megalith.pipeline import Run
 
     loaded = Run.load(run)
+    loaded.check_predicts()
     table = load_table(str(data))
     frame = table.frame
     predictions = loaded.predict(frame, base_dir=table.base_dir)

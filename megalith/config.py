@@ -62,12 +62,8 @@ class Config(ConfigModel):
                     "and one output of type text"
                 )
         elif self.model.arch == "seq2seq":
-            if (
-                len(self.inputs) != 1
-                or self.inputs[0].type != "text"
-                or texts != [f.name for f in self.outputs]
-                or len(texts) != 1
-            ):
+            one_text_input = len(self.inputs) == 1 and self.inputs[0].type == "text"
+            if not one_text_input or len(self.outputs) != 1 or not texts:
                 raise ValueError(
                     "model.arch seq2seq reads one text input and writes one text output"
                 )

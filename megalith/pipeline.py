@@ -233,11 +233,7 @@ class Run:
             base_dir: the folder relative image paths in a DataFrame resolve against
                 (default: the current directory).
         """
-        if isinstance(self.config.model, GPTConfig):
-            raise RunError(
-                f"{self.path} is a language model: it writes text rather than predicting "
-                "columns; use `megalith generate` (Run.generate)"
-            )
+        self.check_predicts()
         frame, base_dir, origin = self._frame(data, base_dir)
         tensors = self.preprocessor.transform(
             frame, base_dir=base_dir, origin=origin, with_targets=False
@@ -246,6 +242,14 @@ class Run:
         predictions = self.preprocessor.decode(outputs)
         predictions.index = frame.index[: len(predictions)]
         return predictions
+
+    def check_predicts(self) -> None:
+        """Raise RunError for a language model, which generates text instead of predicting rows."""
+        if isinstance(self.config.model, GPTConfig):
+            raise RunError(
+                f"{self.path} is a language model: it writes text rather than predicting "
+                "columns; use `megalith generate` (Run.generate)"
+            )
 
     def evaluate(self, data: pd.DataFrame | str | Path | None = None) -> dict[str, float]:
         """Loss and metrics on labelled rows; by default the run's own test split."""

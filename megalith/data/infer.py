@@ -53,6 +53,12 @@ _MIN_ROWS_FOR_ID_GUESS = 20
 _SAMPLE = 2000
 """Cells examined for the share of image paths, dates and words."""
 _MOSTLY = 0.9
+_TEXT_INPUT: dict[str, Any] = {"tokenizer": "wordpiece", "vocab_size": 16_000, "embedding_dim": 256}
+_TEXT_OPTIMIZER: dict[str, Any] = {"name": "adamw", "lr": 0.01, "weight_decay": 0.1}
+"""For text, a wide bag of WordPiece embeddings straight into the heads (no hidden layers), with
+a high learning rate and strong weight decay: on real 16-class short-text tables it matched or
+beat TF-IDF + logistic regression, where the generic MLP defaults fell 10+ points short
+(benchmarks/text_baseline.py)."""
 _FILLED = {
     "number": "filled with the train mean",
     "binary": "filled with the most frequent train value",
@@ -92,17 +98,24 @@ def infer_config(table: Table, target: str, *, source: str, name: str | None = N
         others = [c for c in frame.columns if c not in (target, split_column)]
         inputs = _infer_inputs(frame, others, target, origin, notices)
         arch = "cnn" if any(f["type"] == "image" for f in inputs) else "mlp"
+    model: dict[str, Any] = {"arch": arch}
+    optimizer: dict[str, Any] = {"name": "adamw", "lr": 0.001}
+    for feature in inputs:
+        if feature["type"] == "text" and "tokenizer" not in feature:
+            feature.update(_TEXT_INPUT)
+    if arch == "mlp" and all(feature["type"] == "text" for feature in inputs):
+        model, optimizer = {"arch": "mlp", "hidden": []}, dict(_TEXT_OPTIMIZER)
     config = {
         "name": name or _default_name(source),
         "seed": 0,
         "data": {"source": source, "split": split},
         "inputs": inputs,
         "outputs": outputs,
-        "model": {"arch": arch},
+        "model": model,
         "train": {
             "epochs": 30,
             "batch_size": _batch_size(len(frame)),
-            "optimizer": {"name": "adamw", "lr": 0.001},
+            "optimizer": optimizer,
             "early_stop": {"metric": "val/loss", "patience": 5},
         },
     }

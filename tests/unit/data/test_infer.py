@@ -191,3 +191,37 @@ def test_rendered_yaml_validates_and_keeps_the_notices() -> None:
     config = validate_config(loaded)
     assert config.name == "my-shop"
     assert [f.type for f in config.inputs][:3] == ["number", "category", "binary"]
+
+
+def _sentences(rows: int) -> list[str]:
+    verbs, things = ["parse", "open", "format", "sort"], ["the header", "a socket", "a date"]
+    return [f"{verbs[i % 4]} {things[i % 3]} number {i} twice" for i in range(rows)]
+
+
+def test_a_text_table_gets_the_measured_text_defaults() -> None:
+    frame = pd.DataFrame({"text": _sentences(120), "topic": ["a", "b", "c", "d"] * 30})
+    config = _infer(frame, "topic").config
+    (text,) = config["inputs"]
+    assert text == {
+        "name": "text",
+        "type": "text",
+        "tokenizer": "wordpiece",
+        "vocab_size": 16000,
+        "embedding_dim": 256,
+    }
+    assert config["model"] == {"arch": "mlp", "hidden": []}
+    assert config["train"]["optimizer"] == {"name": "adamw", "lr": 0.01, "weight_decay": 0.1}
+    validate_config(config, origin="test")
+
+
+def test_a_mixed_table_keeps_the_hidden_layers() -> None:
+    frame = pd.DataFrame(
+        {
+            "notes": _sentences(120),
+            "size": np.random.default_rng(0).normal(size=120).round(1),
+            "topic": ["a", "b", "c", "d"] * 30,
+        }
+    )
+    config = _infer(frame, "topic").config
+    assert config["model"] == {"arch": "mlp"}
+    assert config["inputs"][0]["tokenizer"] == "wordpiece"
