@@ -175,10 +175,11 @@ def generate(
     if top_p == 0:
         _fail("--top-p must be greater than 0")
     sampling = Sampling(temperature=temperature, top_k=top_k, top_p=top_p)
-    sys.stdout.write(prompt)
-    for piece in Run.load(run).generate(
+    pieces = Run.load(run).generate(
         prompt, max_new_tokens=max_new_tokens, sampling=sampling, seed=seed
-    ):
+    )
+    sys.stdout.write(prompt)
+    for piece in pieces:
         sys.stdout.write(piece)
         sys.stdout.flush()
     sys.stdout.write("\n")

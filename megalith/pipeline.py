@@ -276,33 +276,39 @@ class Run:
         """Text continuing `prompt`, piece by piece as tokens are sampled (language models).
 
         Raises:
-            RunError: the run is not a language model.
+            RunError: the run is not a language model (raised here, before any text).
         """
         from megalith.data.features.text import TextOutputEncoder
         from megalith.generation import generate_ids, stream_text
         from megalith.models.gpt import GPT
 
-        encoder = self.preprocessor.outputs[0]
-        if not isinstance(self.model, GPT) or not isinstance(encoder, TextOutputEncoder):
+        model, encoder = self.model, self.preprocessor.outputs[0]
+        if not isinstance(model, GPT) or not isinstance(encoder, TextOutputEncoder):
             raise RunError(
                 f"{self.path} is not a language model (model.arch {self.config.model.arch}); "
                 "generate needs a run trained with model.arch gpt"
             )
-        assert encoder.tokenizer is not None
+        tokenizer = encoder.tokenizer
+        assert tokenizer is not None
+        prompt_ids = encoder.encode([prompt])[0]
         device, _ = self._device()
-        self.model.to(device)
-        try:
-            ids = generate_ids(
-                self.model,
-                encoder.encode([prompt])[0],
-                max_new_tokens,
-                sampling or Sampling(),
-                seed=seed,
-                use_cache=use_cache,
-            )
-            yield from stream_text(encoder.tokenizer.decode, ids)
-        finally:
-            self.model.cpu()
+
+        def pieces() -> Iterator[str]:
+            model.to(device)
+            try:
+                ids = generate_ids(
+                    model,
+                    prompt_ids,
+                    max_new_tokens,
+                    sampling or Sampling(),
+                    seed=seed,
+                    use_cache=use_cache,
+                )
+                yield from stream_text(tokenizer.decode, ids)
+            finally:
+                model.cpu()
+
+        return pieces()
 
     def data_splits(self) -> tuple[Table, dict[str, pd.DataFrame]]:
         """The run's data source read again and split exactly as training split it."""

@@ -88,6 +88,7 @@ def test_generate_on_a_classifier_is_a_clear_error(cli: Cli, tmp_path: Path) -> 
     result = cli("generate", "run", "--prompt", "hello")
     assert result.returncode == 2
     assert "not a language model" in result.stderr and "Traceback" not in result.stderr
+    assert result.stdout == ""
 
 
 def test_max_steps_stops_inside_the_first_epoch(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ def test_init_writes_a_text_config_that_trains_well_on_real_text(cli: Cli, tmp_p
     init = cli("init", "builtin:docstrings", "--target", "module", "--output", "cfg.yaml")
     assert init.returncode == 0, init.stderr
     config = yaml.safe_load((tmp_path / "cfg.yaml").read_text())
-    assert config["inputs"][0]["tokenizer"] == "wordpiece"
+    assert config["inputs"][0]["ngrams"] == 2
     train = cli("train", "cfg.yaml", "--output-dir", "run")
     assert train.returncode == 0, train.stderr[-3000:]
     test = json.loads((tmp_path / "run" / "eval.json").read_text())["test"]

@@ -131,3 +131,48 @@ def test_json_schema_describes_fields() -> None:
     schema = Config.model_json_schema()
     epochs = schema["$defs"]["TrainConfig"]["properties"]["epochs"]
     assert "Passes over the train split" in epochs["description"]
+
+
+TEXT_OUT = {"name": "text", "type": "text"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"model": {"arch": "gpt"}}, "model.arch gpt is a language model of one text column"),
+        (
+            {"model": {"arch": "gpt"}, "inputs": [], "outputs": [{"name": "y", "type": "number"}]},
+            "model.arch gpt is a language model",
+        ),
+        ({"outputs": [TEXT_OUT]}, "a text output is written by a language model or a seq2seq"),
+        ({"model": {"arch": "seq2seq"}}, "seq2seq reads one text input and writes one text"),
+        ({"inputs": []}, "inputs: give at least one input column"),
+    ],
+)
+def test_models_check_their_inputs_and_outputs(changes: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        validate_config(_config(**changes), origin="cfg.yaml")
+
+
+def test_language_model_and_seq2seq_configs_validate() -> None:
+    gpt = validate_config(
+        _config(inputs=[], outputs=[TEXT_OUT], model={"arch": "gpt", "context": 64}), origin="c"
+    )
+    assert gpt.model.arch == "gpt" and gpt.inputs == []
+    seq2seq = validate_config(
+        _config(
+            inputs=[{"name": "src", "type": "text", "tokenizer": "char"}],
+            outputs=[TEXT_OUT],
+            model={"arch": "seq2seq", "beam_size": 2},
+        ),
+        origin="c",
+    )
+    assert seq2seq.model.arch == "seq2seq"
+
+
+def test_bpe_needs_room_for_every_byte() -> None:
+    with pytest.raises(ConfigError, match="at least 260 with the bpe tokenizer"):
+        validate_config(
+            _config(inputs=[{"name": "t", "type": "text", "tokenizer": "bpe", "vocab_size": 100}]),
+            origin="c",
+        )

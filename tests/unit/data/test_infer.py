@@ -205,8 +205,9 @@ def test_a_text_table_gets_the_measured_text_defaults() -> None:
     assert text == {
         "name": "text",
         "type": "text",
-        "tokenizer": "wordpiece",
-        "vocab_size": 16000,
+        "tokenizer": "word",
+        "ngrams": 2,
+        "vocab_size": 50000,
         "embedding_dim": 256,
     }
     assert config["model"] == {"arch": "mlp", "hidden": []}
@@ -224,4 +225,4 @@ def test_a_mixed_table_keeps_the_hidden_layers() -> None:
     )
     config = _infer(frame, "topic").config
     assert config["model"] == {"arch": "mlp"}
-    assert config["inputs"][0]["tokenizer"] == "wordpiece"
+    assert config["inputs"][0]["ngrams"] == 2
