@@ -27,6 +27,15 @@ from megalith.errors import DataError
 from megalith.models.sequence import SequenceEncoderConfig
 
 
+def check_vocab_size(tokenizer: TokenizerKind, vocab_size: int) -> None:
+    """Byte-level BPE needs room for every byte: a ValueError (for pydantic) if it has none."""
+    if tokenizer == "bpe" and vocab_size < BYTE_LEVEL_MINIMUM:
+        raise ValueError(
+            f"vocab_size must be at least {BYTE_LEVEL_MINIMUM} with the bpe tokenizer "
+            "(256 bytes + 4 reserved ids)"
+        )
+
+
 class TextInput(ConfigModel):
     """A free-text input column, tokenized and encoded into one vector."""
 
@@ -51,12 +60,8 @@ class TextInput(ConfigModel):
     """bag encoder: weight tokens by inverse document frequency on train, as TF-IDF does."""
 
     @model_validator(mode="after")
-    def _bpe_holds_every_byte(self) -> TextInput:
-        if self.tokenizer == "bpe" and self.vocab_size < BYTE_LEVEL_MINIMUM:
-            raise ValueError(
-                f"vocab_size must be at least {BYTE_LEVEL_MINIMUM} with the bpe tokenizer "
-                "(256 bytes + 4 reserved ids)"
-            )
+    def _tokenizer_settings_fit(self) -> TextInput:
+        check_vocab_size(self.tokenizer, self.vocab_size)
         if self.ngrams > 1 and self.tokenizer != "word":
             raise ValueError("ngrams needs the word tokenizer")
         return self
@@ -173,11 +178,7 @@ class TextOutput(ConfigModel):
 
     @model_validator(mode="after")
     def _bpe_holds_every_byte(self) -> TextOutput:
-        if self.tokenizer == "bpe" and self.vocab_size < BYTE_LEVEL_MINIMUM:
-            raise ValueError(
-                f"vocab_size must be at least {BYTE_LEVEL_MINIMUM} with the bpe tokenizer "
-                "(256 bytes + 4 reserved ids)"
-            )
+        check_vocab_size(self.tokenizer, self.vocab_size)
         return self
 
 
