@@ -12,6 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from megalith.errors import ConfigError
 
@@ -118,7 +119,13 @@ class FeedForward(nn.Sequential):
 
 
 class TransformerBlock(nn.Module):
-    """Pre-norm block: x + attention(norm(x)) [+ cross-attention] + MLP(norm(x))."""
+    """Pre-norm block: x + attention(norm(x)) [+ cross-attention] + MLP(norm(x)).
+
+    With `recompute` set (`train.activation_checkpointing: true`), training keeps only the
+    block's input and recomputes the rest in the backward pass: less memory, same gradients.
+    """
+
+    recompute = False
 
     def __init__(self, dim: int, heads: int, dropout: float, cross: bool = False) -> None:
         super().__init__()
@@ -140,6 +147,21 @@ class TransformerBlock(nn.Module):
         context_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, KVCache]:
         """x: (B, T, D) -> (B, T, D), and this block's self-attention keys / values."""
+        if self.recompute and self.training and torch.is_grad_enabled() and cache is None:
+            return checkpoint(
+                self._forward, x, mask, causal, None, context, context_mask, use_reentrant=False
+            )
+        return self._forward(x, mask, causal, cache, context, context_mask)
+
+    def _forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None,
+        causal: bool,
+        cache: KVCache | None,
+        context: torch.Tensor | None,
+        context_mask: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, KVCache]:
         attended, kv = self.attention(self.norm1(x), mask=mask, causal=causal, cache=cache)
         x = x + self.drop(attended)
         if self.cross is not None and self.cross_norm is not None and context is not None:

@@ -82,10 +82,11 @@ class RecomputedBlock(nn.Module):
 
 
 def enable_activation_checkpointing(model: nn.Module) -> int:
-    """Recompute every RecomputedBlock's activations in backward; returns how many blocks."""
-    blocks = [m for m in model.modules() if isinstance(m, RecomputedBlock)]
+    """Recompute the activations of every block that can (a RecomputedBlock, a Transformer
+    block: their classes define `recompute`) in backward; returns how many blocks."""
+    blocks = [m for m in model.modules() if hasattr(type(m), "recompute")]
     for block in blocks:
-        block.recompute = True
+        setattr(block, "recompute", True)  # noqa: B010 - any module class that defines it
     return len(blocks)
 
 

@@ -77,7 +77,8 @@ class TrainConfig(ConfigModel):
     log_every: int = Field(50, gt=0)
     """Steps between two train-loss records in metrics.jsonl."""
     activation_checkpointing: bool = False
-    """Recompute block activations in the backward pass to save memory (ResNet blocks)."""
+    """Recompute block activations in the backward pass to save memory (ResNet and Transformer
+    blocks)."""
     checkpoint_every: int | str | None = None
     """Also checkpoint inside epochs: every N steps (500) or every N minutes ('10m')."""
     on_nan: Literal["stop", "skip"] = "stop"
@@ -148,7 +149,7 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
     if cfg.activation_checkpointing and enable_activation_checkpointing(model) == 0:
         raise ConfigError(
             "train.activation_checkpointing: this model has no blocks to recompute "
-            "(resnet has); set it to false"
+            "(resnet, gpt, seq2seq and Transformer text encoders have); set it to false"
         )
     wrapped = ddp.wrap(model, device)
     forward: Callable[..., Any] = (

@@ -116,3 +116,21 @@ def test_gpt_rejects_inputs_and_non_text_outputs() -> None:
         build_model(CONFIG, [], [OutputSpec("y", "category", num_classes=3)])
     with pytest.raises(ConfigError, match="multiple of heads"):
         build_model(GPTConfig(dim=30, heads=4), [], [TEXT])
+
+
+def test_activation_checkpointing_gives_the_same_gradients() -> None:
+    from megalith.models.blocks import enable_activation_checkpointing
+
+    tokens = torch.randint(4, 40, (4, 17), generator=torch.Generator().manual_seed(5))
+    config = CONFIG.model_copy(update={"dropout": 0.2})  # recomputed dropout must match too
+    grads = []
+    for recompute in (False, True):
+        model = make_gpt(config)
+        if recompute:
+            assert enable_activation_checkpointing(model) == 2
+        torch.manual_seed(7)
+        logits = model({"text": tokens[:, :-1]})["text"]
+        F.cross_entropy(logits.flatten(0, 1), tokens[:, 1:].flatten()).backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grads[1][name], grad, msg=name)
