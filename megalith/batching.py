@@ -41,16 +41,16 @@ def shuffled_batches(
         yield batch if batch.device == device else batch.to(device, non_blocking=True)
 
 
-def forward_in_batches(
+def forward_batches(
     model: nn.Module,
     table: TensorTable,
     batch_size: int,
     device: torch.device,
     dtype: torch.dtype | None,
-) -> dict[str, torch.Tensor]:
-    """The model's outputs for every row, concatenated, in fp32 on the CPU."""
+) -> Iterator[tuple[TensorTable, dict[str, torch.Tensor]]]:
+    """(batch on `device`, the model's outputs) for every batch in order, in eval mode and
+    without autograd."""
     model.eval()
-    pieces: dict[str, list[torch.Tensor]] = {}
     with torch.inference_mode():
         for start in range(0, len(table), batch_size):
             index = torch.arange(start, min(start + batch_size, len(table)))
@@ -59,6 +59,19 @@ def forward_in_batches(
                 batch = batch.to(device, non_blocking=True)
             with autocast(device, dtype):
                 outputs = model(batch.inputs)
-            for name, value in outputs.items():
-                pieces.setdefault(name, []).append(value.float().cpu())
+            yield batch, outputs
+
+
+def forward_in_batches(
+    model: nn.Module,
+    table: TensorTable,
+    batch_size: int,
+    device: torch.device,
+    dtype: torch.dtype | None,
+) -> dict[str, torch.Tensor]:
+    """The model's outputs for every row, concatenated, in fp32 on the CPU."""
+    pieces: dict[str, list[torch.Tensor]] = {}
+    for _, outputs in forward_batches(model, table, batch_size, device, dtype):
+        for name, value in outputs.items():
+            pieces.setdefault(name, []).append(value.float().cpu())
     return {name: torch.cat(values) for name, values in pieces.items()}

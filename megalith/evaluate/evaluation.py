@@ -9,12 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from megalith.batching import forward_in_batches
+from megalith.batching import forward_batches, forward_in_batches
 from megalith.data.features import OutputFeature
 from megalith.data.specs import OutputSpec
 from megalith.data.tensors import TensorTable
 from megalith.data.tokenizers import PAD
-from megalith.device import autocast
 from megalith.evaluate.metrics import compute_metrics
 from megalith.training.losses import total_loss
 
@@ -51,25 +50,17 @@ def evaluate_tokens(
     Logits (B, T, V) of a whole split would not fit in memory, so sums are kept instead; the
     loss is the mean over all non-padding target tokens (not the mean of batch means).
     """
-    model.eval()
     nll = {f.name: torch.zeros((), dtype=torch.float64, device=device) for f in outputs}
     correct = {f.name: torch.zeros((), dtype=torch.float64, device=device) for f in outputs}
     tokens = dict.fromkeys(nll, 0)
-    with torch.inference_mode():
-        for start in range(0, len(table), batch_size):
-            batch = table.select(torch.arange(start, min(start + batch_size, len(table))))
-            batch = batch.to(device) if batch.device != device else batch
-            with autocast(device, dtype):
-                predicted = model(batch.inputs)
-            for feature in outputs:
-                logits = predicted[feature.name].float().flatten(0, 1)  # (B*T, V)
-                target = batch.targets[feature.name].flatten()  # (B*T,)
-                real = target != PAD
-                nll[feature.name] += F.cross_entropy(
-                    logits, target, ignore_index=PAD, reduction="sum"
-                )
-                correct[feature.name] += ((logits.argmax(-1) == target) & real).sum()
-                tokens[feature.name] += int(real.sum())
+    for batch, predicted in forward_batches(model, table, batch_size, device, dtype):
+        for feature in outputs:
+            logits = predicted[feature.name].float().flatten(0, 1)  # (B*T, V)
+            target = batch.targets[feature.name].flatten()  # (B*T,)
+            real = target != PAD
+            nll[feature.name] += F.cross_entropy(logits, target, ignore_index=PAD, reduction="sum")
+            correct[feature.name] += ((logits.argmax(-1) == target) & real).sum()
+            tokens[feature.name] += int(real.sum())
     metrics: dict[str, float] = {"loss": 0.0}
     for feature in outputs:
         count = max(tokens[feature.name], 1)

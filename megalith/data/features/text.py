@@ -206,8 +206,8 @@ class TextOutputEncoder:
         self.tokenizer = fit_tokenizer(cfg.tokenizer, texts, cfg.vocab_size, cfg.lowercase)
         if cfg.max_length:
             self.max_length = cfg.max_length
-        else:  # documents of a corpus can be long: measure a sample of short rows only
-            longest = max(len(ids) for ids in self.tokenizer.encode(texts[:2000]))
+        else:  # every row: a longer row outside a sample would be cut silently
+            longest = max(len(ids) for ids in self.tokenizer.encode(texts))
             self.max_length = min(max(longest, 1), _LONGEST_DEFAULT)
 
     def encode(self, values: pd.Series | Sequence[Any]) -> list[list[int]]:
