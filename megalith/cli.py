@@ -186,6 +186,21 @@ def generate(
 
 
 @app.command()
+def merge(
+    run: RunArg,
+    output: Annotated[Path, typer.Argument(help="The folder to write (new or empty).")],
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Write into a non-empty folder.")
+    ] = False,
+) -> None:
+    """Write a pretrained run's model (LoRA adapter merged in) as a Hugging Face model folder."""
+    from megalith.pipeline import Run
+
+    folder = Run.load(run).merge(output, overwrite=overwrite)
+    typer.echo(f"wrote {folder}: load it with transformers' from_pretrained", err=True)
+
+
+@app.command()
 def report(run: RunArg) -> None:
     """Write RUN/report.html (self-contained) and the plots as RUN/plots/*.png."""
     from megalith.evaluate.report import write_report

@@ -55,7 +55,9 @@ class Config(ConfigModel):
     @model_validator(mode="after")
     def _features_fit_the_model(self) -> Config:
         texts = [f.name for f in self.outputs if f.type == "text"]
-        if self.model.arch == "gpt":
+        if self.model.arch == "pretrained":
+            self._fit_pretrained(bool(texts))
+        elif self.model.arch == "gpt":
             if self.inputs or len(self.outputs) != 1 or not texts:
                 raise ValueError(
                     "model.arch gpt is a language model of one text column: give `inputs: []` "
@@ -67,6 +69,11 @@ class Config(ConfigModel):
                 raise ValueError(
                     "model.arch seq2seq reads one text input and writes one text output"
                 )
+            if getattr(self.outputs[0], "tokenizer", None) == "pretrained":
+                raise ValueError(
+                    f"outputs.{texts[0]}.tokenizer: seq2seq fits its own target tokenizer; "
+                    "choose bpe, wordpiece, word or char"
+                )
         elif not self.inputs:
             raise ValueError("inputs: give at least one input column")
         elif texts:
@@ -76,12 +83,48 @@ class Config(ConfigModel):
             )
         return self
 
+    def _fit_pretrained(self, writes_text: bool) -> None:
+        """One text input and one output, or a language model of one text output; the text
+        features read the model's own tokenizer."""
+        if writes_text:
+            if self.inputs or len(self.outputs) != 1:
+                raise ValueError(
+                    "model.arch pretrained as a language model: give `inputs: []` and one "
+                    "output of type text"
+                )
+        elif len(self.inputs) != 1 or self.inputs[0].type != "text" or len(self.outputs) != 1:
+            raise ValueError(
+                "model.arch pretrained reads one text input and predicts one category, binary "
+                "or number output (or, as a language model, writes one text output)"
+            )
+        path = getattr(self.model, "path", None)
+        for section, feature in [("inputs", f) for f in self.inputs] + [
+            ("outputs", f) for f in self.outputs
+        ]:
+            if feature.type != "text":
+                continue
+            if "tokenizer" in feature.model_fields_set and feature.tokenizer != "pretrained":
+                raise ValueError(
+                    f"{section}.{feature.name}.tokenizer: a pretrained model reads the ids of "
+                    "its own tokenizer; leave tokenizer out"
+                )
+            feature.tokenizer = "pretrained"
+            if feature.tokenizer_path is None:
+                feature.tokenizer_path = path
+
     @model_validator(mode="after")
     def _targets_are_not_inputs(self) -> Config:
         both = {f.name for f in self.inputs} & {f.name for f in self.outputs}
         if both:
             raise ValueError(f"column(s) both input and output: {', '.join(sorted(both))}")
         return self
+
+
+def is_language_model(cfg: Config) -> bool:
+    """A model that writes a text corpus: gpt, or a pretrained causal language model."""
+    return cfg.model.arch == "gpt" or (
+        cfg.model.arch == "pretrained" and cfg.outputs[0].type == "text"
+    )
 
 
 def load_config(

@@ -10,11 +10,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 
 from megalith.data.tokenizers import EOS
-from megalith.models.gpt import GPT
+
+
+class LanguageModel(Protocol):
+    """What generation needs: the window length and a forward pass that keeps a KV cache
+    (megalith.models.gpt.GPT, megalith.models.pretrained.PretrainedModel)."""
+
+    context: int
+
+    def decode(
+        self, tokens: torch.Tensor, caches: Any = None, start: int = 0
+    ) -> tuple[torch.Tensor, Any]: ...
+
+    def eval(self) -> Any: ...
+
+    def parameters(self) -> Iterator[torch.nn.Parameter]: ...
 
 
 @dataclass(frozen=True)
@@ -55,22 +70,23 @@ class Sampling:
 
 @torch.inference_mode()
 def generate_ids(
-    model: GPT,
+    model: LanguageModel,
     prompt: Sequence[int],
     max_new_tokens: int,
     sampling: Sampling,
     seed: int = 0,
     use_cache: bool = True,
     stop_at_end: bool = True,
+    end_id: int = EOS,
 ) -> Iterator[int]:
     """Yield up to `max_new_tokens` ids continuing `prompt` (an empty prompt starts a document).
 
-    Stops early at the end-of-text id when `stop_at_end`.
+    Stops early at the end-of-text id `end_id` when `stop_at_end`.
     """
     model.eval()
     device = next(model.parameters()).device
     generator = torch.Generator(device="cpu").manual_seed(seed)
-    ids = list(prompt) or [EOS]  # training documents follow an EOS
+    ids = list(prompt) or [end_id]  # training documents follow an end id
     start = max(0, len(ids) - model.context + 1)  # first position of the window
     caches = None
     for _ in range(max_new_tokens):
@@ -81,7 +97,7 @@ def generate_ids(
             newest = torch.tensor([ids[-1:]], device=device)
             logits, caches = model.decode(newest, caches, start=len(ids) - 1 - start)
         token = sampling.pick(logits[0, -1].cpu(), generator)
-        if token == EOS and stop_at_end:
+        if token == end_id and stop_at_end:
             return
         ids.append(token)
         yield token

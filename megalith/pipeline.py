@@ -21,18 +21,19 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from megalith.config import Config, config_to_yaml, load_config
+from megalith.config import Config, config_to_yaml, is_language_model, load_config
 from megalith.data.preprocess import Preprocessor
 from megalith.data.sources import Table, load_table
 from megalith.data.split import split_table
 from megalith.data.tensors import TensorTable
 from megalith.device import resolve_device, resolve_precision
-from megalith.errors import ConfigError, DataError, RunError, did_you_mean
+from megalith.errors import ConfigError, DataError, RunError, cannot_write, did_you_mean
 from megalith.evaluate.environment import describe_environment
 from megalith.evaluate.evaluation import evaluate_table
 from megalith.evaluate.metrics import available_metrics, generation_metrics
 from megalith.generation import Sampling
-from megalith.models import GPTConfig, Seq2SeqConfig, build_model
+from megalith.models import GPTConfig, PretrainedConfig, Seq2SeqConfig, build_model
+from megalith.models.pretrained import PretrainedModel, check_model_dir, language_model_context
 from megalith.models.seq2seq import Seq2Seq, decode_in_batches, teacher_forcing
 from megalith.runs import RunDir, save_weights_atomically
 from megalith.training import checkpoint as ckpt
@@ -101,6 +102,9 @@ def _train(
     ddp: Distributed,
 ) -> Run:
     """Data -> preprocessing -> model -> loop -> evaluation -> run directory (rank 0 writes)."""
+    cfg = _with_absolute_paths(cfg, base_dir)
+    if isinstance(cfg.model, PretrainedConfig):
+        check_model_dir(cfg.model.path)  # before its tokenizer is read
     table = load_table(cfg.data.source, format=cfg.data.format, relative_to=base_dir)
     splits = _split(cfg, table)
     checkpoint = ckpt.load_latest_checkpoint(run_dir.checkpoints) if resuming else None
@@ -119,7 +123,7 @@ def _train(
     throughput = Throughput()
     seed_everything(cfg.seed)
     model = build_model(cfg.model, preprocessor.input_specs, preprocessor.output_specs)
-    cfg = _with_absolute_source(cfg, base_dir)
+    trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if ddp.is_main:
         _start_run_dir(run_dir, cfg, preprocessor, resuming, overwrite)
     ddp.barrier()
@@ -127,6 +131,7 @@ def _train(
         f"[bold]{cfg.name}[/]: {len(tensors['train'])} train / {len(tensors['val'])} val / "
         f"{len(tensors['test'])} test rows, model {cfg.model.arch} with "
         f"{count_parameters(model):,} parameters"
+        + (f" ({trained:,} trained)" if trained < count_parameters(model) else "")
         + (f" on {ddp.world_size} processes" if ddp.enabled else "")
         + f" -> {run_dir.path}"
     )
@@ -160,6 +165,8 @@ def _train(
     if not ddp.is_main:
         return run
     save_weights_atomically(model, run_dir.weights)
+    if isinstance(model, PretrainedModel) and model.lora:
+        save_adapter(model, run_dir.path / "adapter")
 
     scores: dict[str, Any] = {
         name: run.evaluate_tensors(tensors[name]) for name in ("val", "test") if len(tensors[name])
@@ -172,6 +179,7 @@ def _train(
         "seconds": round(result.train_seconds, 3),
         "processes": ddp.world_size,
         "parameters": count_parameters(model),
+        "trained_parameters": trained,
         "samples_per_second": (
             round(throughput.per_second * ddp.world_size, 1) if throughput.per_second else None
         ),
@@ -245,7 +253,7 @@ class Run:
 
     def check_predicts(self) -> None:
         """Raise RunError for a language model, which generates text instead of predicting rows."""
-        if isinstance(self.config.model, GPTConfig):
+        if is_language_model(self.config):
             raise RunError(
                 f"{self.path} is a language model: it writes text rather than predicting "
                 "columns; use `megalith generate` (Run.generate)"
@@ -280,13 +288,13 @@ class Run:
         """
         from megalith.data.features.text import TextOutputEncoder
         from megalith.generation import generate_ids, stream_text
-        from megalith.models.gpt import GPT
 
         model, encoder = self.model, self.preprocessor.outputs[0]
-        if not isinstance(model, GPT) or not isinstance(encoder, TextOutputEncoder):
+        if not is_language_model(self.config) or not isinstance(encoder, TextOutputEncoder):
             raise RunError(
                 f"{self.path} is not a language model (model.arch {self.config.model.arch}); "
-                "generate needs a run trained with model.arch gpt"
+                "generate needs a run trained with model.arch gpt, or pretrained with a text "
+                "output"
             )
         tokenizer = encoder.tokenizer
         assert tokenizer is not None
@@ -297,18 +305,49 @@ class Run:
             model.to(device)
             try:
                 ids = generate_ids(
-                    model,
+                    model,  # type: ignore[arg-type]  # a GPT or a pretrained language model
                     prompt_ids,
                     max_new_tokens,
                     sampling or Sampling(),
                     seed=seed,
                     use_cache=use_cache,
+                    end_id=encoder.end_id,
                 )
                 yield from stream_text(tokenizer.decode, ids)
             finally:
                 model.cpu()
 
         return pieces()
+
+    def merge(self, output: str | Path, *, overwrite: bool = False) -> Path:
+        """Save the fine-tuned pretrained model as a Hugging Face model directory (safetensors
+        weights, config, tokenizer) that transformers loads without Megalith; a LoRA adapter
+        is merged into the base weights. A classifier's labels go in config.json.
+
+        Raises:
+            RunError: the run is not a pretrained model, or `output` is a non-empty folder.
+        """
+        model = self.model
+        if not isinstance(model, PretrainedModel):
+            raise RunError(
+                f"{self.path} was trained with model.arch {self.config.model.arch}; merge writes "
+                "the model of a model.arch pretrained run"
+            )
+        folder = Path(output)
+        if folder.exists() and any(folder.iterdir()) and not overwrite:
+            raise RunError(f"{folder} is not empty; choose a new folder or pass overwrite")
+        net = model.merged()
+        labels = getattr(self.preprocessor.outputs[0], "classes", None)
+        if model.task == "classify" and labels:
+            net.config.id2label = {i: str(label) for i, label in enumerate(labels)}
+            net.config.label2id = {str(label): i for i, label in enumerate(labels)}
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            net.save_pretrained(str(folder))
+            _save_tokenizer(self.preprocessor, folder)
+        except OSError as error:
+            raise cannot_write(folder, error) from error
+        return folder
 
     def data_splits(self) -> tuple[Table, dict[str, pd.DataFrame]]:
         """The run's data source read again and split exactly as training split it."""
@@ -364,7 +403,7 @@ class Run:
         if isinstance(data, pd.DataFrame):
             origin = str(data.attrs.get(ORIGIN_ATTR, "data frame"))  # a frame from load_table
             return data, Path(base_dir) if base_dir is not None else Path.cwd(), origin
-        corpus = isinstance(self.config.model, GPTConfig)
+        corpus = is_language_model(self.config)
         table = load_table(str(data), format="text" if corpus else "auto")
         return table.frame, table.base_dir, table.origin
 
@@ -437,8 +476,9 @@ def _transform(
 ) -> TensorTable:
     """Rows -> tensors: encoded rows, or for a language model, windows of its corpus."""
     where = f"{table.origin} ({split} split)" if split else table.origin
-    if isinstance(cfg.model, GPTConfig):
-        return preprocessor.transform_corpus(frame, context=cfg.model.context, origin=where)
+    if is_language_model(cfg):
+        context = _context(cfg, preprocessor)
+        return preprocessor.transform_corpus(frame, context=context, origin=where)
     tensors = preprocessor.transform(frame, base_dir=table.base_dir, origin=where)
     if isinstance(cfg.model, Seq2SeqConfig):
         tensors = teacher_forcing(tensors, cfg.outputs[0].name)
@@ -446,6 +486,15 @@ def _transform(
         for notice in preprocessor.dropped_notices():
             console.print(f"[yellow]note[/]: {split} split: {notice}")
     return tensors
+
+
+def _context(cfg: Config, preprocessor: Preprocessor) -> int:
+    """A language model's window length."""
+    if isinstance(cfg.model, GPTConfig):
+        return cfg.model.context
+    assert isinstance(cfg.model, PretrainedConfig)
+    tokenizer = getattr(preprocessor.outputs[0], "tokenizer", None)
+    return language_model_context(cfg.model, getattr(tokenizer, "positions", None))
 
 
 def _check_watched_metric(cfg: Config, preprocessor: Preprocessor) -> None:
@@ -464,12 +513,51 @@ def _default_watch(preprocessor: Preprocessor) -> str:
     return "val/" + available_metrics(preprocessor.output_specs)[1]
 
 
-def _with_absolute_source(cfg: Config, base_dir: Path) -> Config:
-    source = cfg.data.source
-    if source.startswith("builtin:"):
-        return cfg
-    absolute = str((base_dir / source).resolve())
-    return cfg.model_copy(update={"data": cfg.data.model_copy(update={"source": absolute})})
+def _with_absolute_paths(cfg: Config, base_dir: Path) -> Config:
+    """The data source, a pretrained model's directory and tokenizer paths made absolute, so
+    config.yaml in the run directory works from anywhere."""
+    data = cfg.model_dump(mode="json")
+
+    def absolute(path: str) -> str:
+        return str((base_dir / path).resolve())
+
+    if not cfg.data.source.startswith("builtin:"):
+        data["data"]["source"] = absolute(cfg.data.source)
+    if data["model"].get("path"):
+        data["model"]["path"] = absolute(data["model"]["path"])
+    for feature in [*data["inputs"], *data["outputs"]]:
+        if feature.get("tokenizer_path"):
+            feature["tokenizer_path"] = absolute(feature["tokenizer_path"])
+    return Config.model_validate(data)
+
+
+def _save_tokenizer(preprocessor: Preprocessor, folder: Path) -> None:
+    """The run's pretrained tokenizer, as transformers saves a fast tokenizer."""
+    from megalith.data.tokenizers import PretrainedTokenizer
+    from megalith.models.pretrained import quiet_transformers
+
+    encoders: list[Any] = [*preprocessor.inputs, *preprocessor.outputs]
+    for encoder in encoders:
+        tokenizer = getattr(encoder, "tokenizer", None)
+        if isinstance(tokenizer, PretrainedTokenizer):
+            transformers = quiet_transformers()
+            original = transformers.AutoTokenizer.from_pretrained(tokenizer.source)
+            original.save_pretrained(str(folder))
+            return
+
+
+def save_adapter(model: PretrainedModel, folder: Path) -> None:
+    """A LoRA run's adapter in peft's own format (adapter_config.json and safetensors), written
+    next to a temporary name and renamed into place."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        model.net.save_pretrained(str(tmp))  # type: ignore[operator]
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+    except OSError as error:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise cannot_write(folder, error) from error
 
 
 def _print_summary(console: Console, scores: dict[str, Any], run_dir: RunDir) -> None:

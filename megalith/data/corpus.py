@@ -17,7 +17,7 @@ import torch
 
 from megalith.data.features.text import TextOutputEncoder
 from megalith.data.tensors import TensorTable
-from megalith.data.tokenizers import EOS, PAD
+from megalith.data.tokenizers import PAD
 from megalith.errors import DataError
 
 TEXT_SUFFIXES = frozenset({".txt", ".md", ".rst", ".py"})
@@ -66,15 +66,15 @@ def split_documents(text: str, size: int = DOCUMENT_CHARS) -> list[str]:
 def language_model_windows(
     encoder: TextOutputEncoder, documents: Iterable[str], context: int
 ) -> TensorTable:
-    """The documents' tokens, each document ended by EOS, cut into windows of `context` tokens.
+    """The documents' tokens, each ended by the end id, cut into windows of `context` tokens.
 
     Row i holds input tokens t[i*context : (i+1)*context] and, as its target, the same positions
     shifted by one: every token of the split is predicted exactly once. The last window is
     padded; padded targets are ignored by the loss.
     """
-    name = encoder.config.name
+    name, end = encoder.config.name, encoder.end_id
     stream = np.fromiter(
-        (token for ids in encoder.encode(list(documents)) for token in (*ids, EOS)),
+        (token for ids in encoder.encode(list(documents)) for token in (*ids, end)),
         dtype=np.int64,
     )
     windows = max(0, -(-(len(stream) - 1) // context))  # ceil((n - 1) / context)

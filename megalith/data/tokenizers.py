@@ -7,6 +7,9 @@ Every kind reserves the same four ids, so models and decoding never ask which ki
 BPE and WordPiece come from Hugging Face `tokenizers` (fast, in Rust); their fitted state is the
 library's own JSON, kept inside preprocessor.json. BPE works on bytes, so it never needs the
 unknown id and decodes back to the exact text; it is the choice for language models.
+
+A pretrained tokenizer (read from a Hugging Face model directory) keeps its own vocabulary; its
+ids are moved up by one so that 0 still means padding, and a pretrained model moves them back.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
-TokenizerKind = Literal["word", "char", "bpe", "wordpiece"]
+TokenizerKind = Literal["word", "char", "bpe", "wordpiece", "pretrained"]
 
 PAD, UNKNOWN, BOS, EOS = 0, 1, 2, 3
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[BOS]", "[EOS]"]
@@ -51,6 +55,11 @@ class Tokenizer(Protocol):
         """The fitted state as plain JSON values."""
         ...
 
+    @property
+    def end_id(self) -> int:
+        """The id that ends a document (EOS, or a pretrained tokenizer's own end token)."""
+        ...
+
 
 class _VocabularyTokenizer:
     """Word or character tokens looked up in a fitted vocabulary."""
@@ -71,6 +80,8 @@ class _VocabularyTokenizer:
     @property
     def vocab_size(self) -> int:
         return len(self.vocabulary) + len(SPECIAL_TOKENS)
+
+    end_id = EOS
 
     def split(self, text: str) -> list[str]:
         text = text.lower() if self.lowercase else text
@@ -129,6 +140,8 @@ class _HuggingFaceTokenizer:
     @property
     def vocab_size(self) -> int:
         return int(self.tokenizer.get_vocab_size())
+
+    end_id = EOS
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         return [e.ids for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=False)]
@@ -202,6 +215,118 @@ def _continuing_alphabet(tokenizer: Any, texts: Sequence[str]) -> list[str]:
     return sorted(f"##{c}" for c in characters if not c.isspace())
 
 
+class PretrainedTokenizer:
+    """The tokenizer of a Hugging Face model directory, its ids moved up by one (0 = padding).
+
+    Inputs get the model's own special tokens (BERT's [CLS] ... [SEP]); a language model's corpus
+    does not, its documents are separated by the model's end token instead. `truncate_to` cuts
+    long texts inside the tokenizer, so the closing special token is kept.
+    """
+
+    kind: TokenizerKind = "pretrained"
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        *,
+        special_tokens: bool,
+        end: int | None,
+        positions: int | None,
+        source: str = "",
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.special_tokens = special_tokens
+        self.end = end
+        self.positions = positions
+        """The model's number of positions (the longest input it takes), when it says."""
+        self.source = source
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.tokenizer.get_vocab_size(with_added_tokens=True)) + 1
+
+    @property
+    def end_id(self) -> int:
+        if self.end is None:
+            raise ValueError(
+                f"the tokenizer in {self.source or 'the model directory'} has no end-of-text "
+                "token (eos_token); a language model's corpus needs one to separate documents"
+            )
+        return self.end + 1
+
+    def truncate_to(self, length: int) -> None:
+        self.tokenizer.enable_truncation(length)
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=self.special_tokens)
+        return [[i + 1 for i in e.ids] for e in encodings]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return str(self.tokenizer.decode([i - 1 for i in ids if i > 0], skip_special_tokens=True))
+
+    def state(self) -> dict[str, Any]:
+        saved = json.loads(self.tokenizer.to_str())
+        saved["truncation"] = None  # the length lives with the encoder, not in this state
+        return {
+            "kind": self.kind,
+            "tokenizer": saved,
+            "special_tokens": self.special_tokens,
+            "end": self.end,
+            "positions": self.positions,
+            "source": self.source,
+        }
+
+    @classmethod
+    def load(cls, path: str, *, special_tokens: bool) -> PretrainedTokenizer:
+        """The tokenizer of the model directory `path` (its tokenizer.json or what transformers
+        converts into one); nothing is downloaded and no code from the directory is run.
+
+        Raises:
+            ValueError: the directory has no usable fast tokenizer (the message says why).
+        """
+        from megalith.models.pretrained import quiet_transformers
+
+        if not Path(path).is_dir():
+            raise ValueError(f"tokenizer_path: {path} is not a directory")
+        transformers = quiet_transformers()
+        try:
+            loaded = transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+            config = transformers.AutoConfig.from_pretrained(path, trust_remote_code=False)
+        except (OSError, ValueError, KeyError) as error:
+            raise ValueError(f"cannot read a tokenizer from {path}: {error}") from None
+        backend = getattr(loaded, "backend_tokenizer", None)
+        if backend is None:
+            raise ValueError(
+                f"{path} has no fast tokenizer (tokenizer.json); save the tokenizer with "
+                "transformers' fast tokenizer class, or convert it"
+            )
+        positions = getattr(config, "max_position_embeddings", None) or getattr(
+            config, "n_positions", None
+        )
+        tokenizer = cls(
+            backend,
+            special_tokens=special_tokens,
+            end=loaded.eos_token_id,
+            positions=int(positions) if positions else None,
+            source=path,
+        )
+        tokenizer.tokenizer.no_truncation()
+        tokenizer.tokenizer.no_padding()
+        return tokenizer
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> PretrainedTokenizer:
+        from tokenizers import Tokenizer as HFTokenizer
+
+        return cls(
+            HFTokenizer.from_str(json.dumps(state["tokenizer"])),
+            special_tokens=bool(state["special_tokens"]),
+            end=state.get("end"),
+            positions=state.get("positions"),
+            source=str(state.get("source", "")),
+        )
+
+
 def fit_tokenizer(
     kind: TokenizerKind,
     texts: Sequence[str],
@@ -213,6 +338,8 @@ def fit_tokenizer(
     tokenizer also counts runs of up to `ngrams` words as tokens."""
     if kind == "word" or kind == "char":
         return _VocabularyTokenizer.fit(kind, texts, vocab_size, lowercase, ngrams)
+    if kind == "pretrained":
+        raise ValueError("a pretrained tokenizer is loaded (PretrainedTokenizer.load), not fitted")
     return _HuggingFaceTokenizer.fit(kind, texts, vocab_size, lowercase)
 
 
@@ -227,8 +354,10 @@ def tokenizer_from_state(state: dict[str, Any]) -> Tokenizer:
         return _VocabularyTokenizer(
             kind, bool(state["lowercase"]), list(state["vocabulary"]), int(state.get("ngrams", 1))
         )
-    if kind in ("bpe", "wordpiece"):
+    if kind in ("bpe", "wordpiece", "pretrained"):
         try:
+            if kind == "pretrained":
+                return PretrainedTokenizer.from_state(state)
             return _HuggingFaceTokenizer.from_state(state)
         except Exception as error:  # the Rust side raises a bare Exception on bad JSON
             raise ValueError(f"invalid {kind} tokenizer state: {error}") from None

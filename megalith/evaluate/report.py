@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from rich.console import Console
 
+from megalith.config import is_language_model
 from megalith.errors import MegalithError
 from megalith.evaluate import plots
 from megalith.evaluate.html import Plot, format_number, render_page, write_atomically
-from megalith.models.gpt import GPTConfig
 from megalith.models.seq2seq import Seq2SeqConfig
 from megalith.runs import RunDir
 
@@ -150,7 +150,7 @@ def gather_report(run: Run) -> dict[str, Any]:
         )
         return context
     context["data"] = _data_section(run, splits)
-    if isinstance(run.config.model, GPTConfig):  # a language model: show what it writes
+    if is_language_model(run.config):  # a language model: show what it writes
         context["samples"] = ["".join(run.generate(max_new_tokens=160, seed=s)) for s in (0, 1, 2)]
         context["samples_how"] = "160 tokens from an empty prompt, temperature 0.8, seeds 0-2"
         return context

@@ -14,20 +14,24 @@ from pydantic import Field
 from megalith.models.cnn import CNNConfig
 from megalith.models.gpt import GPTConfig
 from megalith.models.mlp import MLPConfig
+from megalith.models.pretrained import LoRAConfig, PretrainedConfig
 from megalith.models.registry import build_model, known_archs
 from megalith.models.resnet import ResNetConfig
 from megalith.models.seq2seq import Seq2SeqConfig
 
 ModelConfig = Annotated[
-    MLPConfig | CNNConfig | ResNetConfig | GPTConfig | Seq2SeqConfig, Field(discriminator="arch")
+    MLPConfig | CNNConfig | ResNetConfig | GPTConfig | Seq2SeqConfig | PretrainedConfig,
+    Field(discriminator="arch"),
 ]
 """The `model:` section of a config; `arch` picks the family."""
 
 __all__ = [
     "CNNConfig",
     "GPTConfig",
+    "LoRAConfig",
     "MLPConfig",
     "ModelConfig",
+    "PretrainedConfig",
     "ResNetConfig",
     "Seq2SeqConfig",
     "build_model",

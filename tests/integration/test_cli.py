@@ -26,7 +26,17 @@ def test_help_is_fast_because_it_imports_nothing_heavy(cli: Cli) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     result = _ok(cli("--help"))
-    verbs = ("train", "evaluate", "predict", "generate", "report", "compare", "init", "datasets")
+    verbs = (
+        "train",
+        "evaluate",
+        "predict",
+        "generate",
+        "merge",
+        "report",
+        "compare",
+        "init",
+        "datasets",
+    )
     for verb in (*verbs, "schema"):
         assert verb in result.stdout
 

@@ -18,22 +18,41 @@ from megalith.data.tokenizers import (
     BYTE_LEVEL_MINIMUM,
     EOS,
     PAD,
+    PretrainedTokenizer,
     Tokenizer,
     TokenizerKind,
     fit_tokenizer,
     tokenizer_from_state,
 )
-from megalith.errors import DataError
+from megalith.errors import ConfigError, DataError
 from megalith.models.sequence import SequenceEncoderConfig
 
 
-def check_vocab_size(tokenizer: TokenizerKind, vocab_size: int) -> None:
-    """Byte-level BPE needs room for every byte: a ValueError (for pydantic) if it has none."""
+def check_tokenizer(tokenizer: TokenizerKind, vocab_size: int, path: str | None) -> None:
+    """Byte-level BPE needs room for every byte, and only a pretrained tokenizer has a path:
+    a ValueError (for pydantic) otherwise."""
     if tokenizer == "bpe" and vocab_size < BYTE_LEVEL_MINIMUM:
         raise ValueError(
             f"vocab_size must be at least {BYTE_LEVEL_MINIMUM} with the bpe tokenizer "
             "(256 bytes + 4 reserved ids)"
         )
+    if path is not None and tokenizer != "pretrained":
+        raise ValueError("tokenizer_path is read only with `tokenizer: pretrained`")
+
+
+def load_pretrained_tokenizer(
+    config: TextInput | TextOutput, *, special_tokens: bool
+) -> PretrainedTokenizer:
+    """The tokenizer in the feature's tokenizer_path, or a ConfigError naming the feature."""
+    if config.tokenizer_path is None:
+        raise ConfigError(
+            f"{config.name}: tokenizer pretrained needs tokenizer_path, the Hugging Face model "
+            "directory whose tokenizer to use"
+        )
+    try:
+        return PretrainedTokenizer.load(config.tokenizer_path, special_tokens=special_tokens)
+    except ValueError as error:
+        raise ConfigError(f"{config.name}: {error}") from None
 
 
 class TextInput(ConfigModel):
@@ -43,7 +62,10 @@ class TextInput(ConfigModel):
     """Column name in the table."""
     type: Literal["text"] = "text"
     tokenizer: TokenizerKind = "word"
-    """word (words and punctuation), char, bpe (byte-level BPE) or wordpiece."""
+    """word (words and punctuation), char, bpe (byte-level BPE), wordpiece, or pretrained (the
+    tokenizer of a Hugging Face model directory; the default with model.arch pretrained)."""
+    tokenizer_path: str | None = None
+    """tokenizer pretrained: the model directory holding it (model.path by default)."""
     vocab_size: int = Field(20_000, ge=8)
     """Most token ids to keep, the 4 reserved ones included; rarer tokens map to 'unknown'."""
     max_length: int | None = Field(None, gt=0)
@@ -61,7 +83,7 @@ class TextInput(ConfigModel):
 
     @model_validator(mode="after")
     def _tokenizer_settings_fit(self) -> TextInput:
-        check_vocab_size(self.tokenizer, self.vocab_size)
+        check_tokenizer(self.tokenizer, self.vocab_size, self.tokenizer_path)
         if self.ngrams > 1 and self.tokenizer != "word":
             raise ValueError("ngrams needs the word tokenizer")
         return self
@@ -111,6 +133,8 @@ class TextInputEncoder:
             self.tokenizer = tokenizer_from_state(state["tokenizer"])
             self.max_length = int(state["max_length"])
             self.idf = [float(w) for w in state.get("idf", [])]
+            if isinstance(self.tokenizer, PretrainedTokenizer):
+                self.tokenizer.truncate_to(self.max_length)
 
     def fit(self, values: pd.Series, *, where: str, base_dir: Path | None = None) -> None:
         """Fit the tokenizer on the train texts, choose max_length, count document frequencies."""
@@ -121,15 +145,33 @@ class TextInputEncoder:
                 "check the column, or remove it from the inputs."
             )
         cfg = self.config
-        self.tokenizer = fit_tokenizer(
-            cfg.tokenizer, texts, cfg.vocab_size, cfg.lowercase, cfg.ngrams
-        )
+        if cfg.tokenizer == "pretrained":
+            self.tokenizer = load_pretrained_tokenizer(cfg, special_tokens=True)
+        else:
+            self.tokenizer = fit_tokenizer(
+                cfg.tokenizer, texts, cfg.vocab_size, cfg.lowercase, cfg.ngrams
+            )
         encoded = self.tokenizer.encode(texts)
         lengths = np.array([len(tokens) for tokens in encoded])
         percentile = int(np.ceil(np.percentile(lengths, 95)))
         self.max_length = cfg.max_length or min(max(percentile, 1), _LONGEST_DEFAULT)
+        if isinstance(self.tokenizer, PretrainedTokenizer):
+            self._fit_model_positions(self.tokenizer)
         if cfg.idf:
             self.idf = inverse_document_frequency(encoded, self.tokenizer.vocab_size)
+
+    def _fit_model_positions(self, tokenizer: PretrainedTokenizer) -> None:
+        """A pretrained model reads at most its number of positions: cut to that by default."""
+        positions = tokenizer.positions
+        if positions is None:
+            return
+        if self.config.max_length is not None and self.config.max_length > positions:
+            raise ConfigError(
+                f"inputs.{self.config.name}.max_length: {self.config.max_length} tokens, but the "
+                f"model in {tokenizer.source} reads at most {positions}"
+            )
+        self.max_length = min(self.max_length, positions)
+        tokenizer.truncate_to(self.max_length)
 
     def transform(
         self, values: pd.Series, *, where: str, base_dir: Path | None = None
@@ -164,7 +206,10 @@ class TextOutput(ConfigModel):
     """Column name in the table (for a plain-text corpus: 'text')."""
     type: Literal["text"] = "text"
     tokenizer: TokenizerKind = "bpe"
-    """bpe (byte level: any text round-trips), char, word or wordpiece."""
+    """bpe (byte level: any text round-trips), char, word, wordpiece, or pretrained (model.arch
+    pretrained: the model's own tokenizer)."""
+    tokenizer_path: str | None = None
+    """tokenizer pretrained: the model directory holding it (model.path by default)."""
     vocab_size: int = Field(4096, ge=8)
     """Most token ids to keep, the 4 reserved ones included."""
     lowercase: bool = False
@@ -177,8 +222,8 @@ class TextOutput(ConfigModel):
     """Rows whose target is missing: drop them (with a notice) or stop with an error."""
 
     @model_validator(mode="after")
-    def _bpe_holds_every_byte(self) -> TextOutput:
-        check_vocab_size(self.tokenizer, self.vocab_size)
+    def _tokenizer_settings_fit(self) -> TextOutput:
+        check_tokenizer(self.tokenizer, self.vocab_size, self.tokenizer_path)
         return self
 
 
@@ -203,12 +248,21 @@ class TextOutputEncoder:
                 "check the column or the corpus files."
             )
         cfg = self.config
-        self.tokenizer = fit_tokenizer(cfg.tokenizer, texts, cfg.vocab_size, cfg.lowercase)
+        if cfg.tokenizer == "pretrained":
+            self.tokenizer = load_pretrained_tokenizer(cfg, special_tokens=False)
+        else:
+            self.tokenizer = fit_tokenizer(cfg.tokenizer, texts, cfg.vocab_size, cfg.lowercase)
         if cfg.max_length:
             self.max_length = cfg.max_length
         else:  # every row: a longer row outside a sample would be cut silently
             longest = max(len(ids) for ids in self.tokenizer.encode(texts))
             self.max_length = min(max(longest, 1), _LONGEST_DEFAULT)
+
+    @property
+    def end_id(self) -> int:
+        """The id that ends a document (EOS; a pretrained tokenizer's own end token)."""
+        assert self.tokenizer is not None, "end_id before fit()"
+        return self.tokenizer.end_id
 
     def encode(self, values: pd.Series | Sequence[Any]) -> list[list[int]]:
         """Token ids of every cell, unframed and uncut."""
