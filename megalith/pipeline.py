@@ -124,6 +124,8 @@ def _train(
     seed_everything(cfg.seed)
     model = build_model(cfg.model, preprocessor.input_specs, preprocessor.output_specs)
     trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if cfg.train.batch_size == "auto":
+        cfg = _with_batch_size(cfg, model, tensors["train"], ddp, console)
     if ddp.is_main:
         _start_run_dir(run_dir, cfg, preprocessor, resuming, overwrite)
     ddp.barrier()
@@ -511,6 +513,23 @@ def _check_watched_metric(cfg: Config, preprocessor: Preprocessor) -> None:
 
 def _default_watch(preprocessor: Preprocessor) -> str:
     return "val/" + available_metrics(preprocessor.output_specs)[1]
+
+
+def _with_batch_size(
+    cfg: Config, model: nn.Module, train: TensorTable, ddp: Distributed, console: Console
+) -> Config:
+    """`batch_size: auto` resolved (the same on every rank), so config.yaml records the number
+    and a resumed run keeps it."""
+    from megalith.training.batch_size import find_batch_size
+
+    device = ddp.device(resolve_device(cfg.train.device))
+    dtype = resolve_precision(cfg.train.precision, device)
+    found = find_batch_size(model, train, cfg.outputs, device, dtype, ddp.world_size)
+    model.cpu()
+    size = int(ddp.smallest(torch.tensor(found, device=device)))
+    where = "fits in the GPU's memory" if device.type == "cuda" else "is the CPU default"
+    console.print(f"train.batch_size auto: {size} rows per step ({where})")
+    return cfg.model_copy(update={"train": cfg.train.model_copy(update={"batch_size": size})})
 
 
 def _with_absolute_paths(cfg: Config, base_dir: Path) -> Config:

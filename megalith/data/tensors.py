@@ -31,20 +31,25 @@ class TensorTable:
         return len(self.rows)
 
     def select(self, index: torch.Tensor) -> TensorTable:
-        """Return the rows at `index` (int64 positions, 0..len-1), in that order."""
+        """Return the rows at `index` (int64 positions, 0..len-1), in that order.
+
+        This runs once per training batch, so it skips the row-count check (the rows of a
+        valid table picked by one index are valid) and moves `index` to each device once.
+        """
         positions = index.detach().to("cpu").numpy()
-        on_device: dict[torch.device, torch.Tensor] = {}  # one copy of the index per device
+        on_device = {index.device: index}
 
         def take(t: torch.Tensor) -> torch.Tensor:
-            if t.device not in on_device:
-                on_device[t.device] = index.to(t.device)
-            return t[on_device[t.device]]
+            at = on_device.get(t.device)
+            if at is None:
+                at = on_device[t.device] = index.to(t.device)
+            return t[at]
 
-        return TensorTable(
-            inputs={name: take(t) for name, t in self.inputs.items()},
-            targets={name: take(t) for name, t in self.targets.items()},
-            rows=self.rows[positions],
-        )
+        picked = object.__new__(TensorTable)
+        picked.inputs = {name: take(t) for name, t in self.inputs.items()}
+        picked.targets = {name: take(t) for name, t in self.targets.items()}
+        picked.rows = self.rows[positions]
+        return picked
 
     @property
     def device(self) -> torch.device:

@@ -88,6 +88,13 @@ class Distributed:
         dist.all_reduce(both)
         return both[0], int(both[1])
 
+    def smallest(self, value: torch.Tensor) -> torch.Tensor:
+        """The smallest of every rank's `value` (a one-element tensor on this rank's device)."""
+        if self.enabled:
+            value = value.clone()
+            dist.all_reduce(value, op=dist.ReduceOp.MIN)
+        return value
+
     def local_part(self, index: torch.Tensor) -> torch.Tensor:
         """This rank's rows of a global batch: every world_size-th row from its rank on."""
         return index[self.rank :: self.world_size] if self.enabled else index

@@ -54,8 +54,9 @@ class TrainConfig(ConfigModel):
     """Passes over the train split."""
     max_steps: int | None = Field(None, gt=0)
     """Stop after this many optimizer steps, even inside an epoch (language models)."""
-    batch_size: int = Field(64, gt=0)
-    """Rows per optimizer step (before gradient accumulation)."""
+    batch_size: int | Literal["auto"] = 64
+    """Rows per optimizer step (before gradient accumulation); auto: the largest power of two
+    whose training step fits in the GPU's memory (64 on CPU), written into the run's config."""
     eval_batch_size: int = Field(1024, gt=0)
     """Rows per forward pass when evaluating and predicting."""
     optimizer: OptimizerConfig = OptimizerConfig()
@@ -87,6 +88,20 @@ class TrainConfig(ConfigModel):
     """With on_nan: skip, stop anyway after this many skipped steps."""
     log: list[Literal["tensorboard"]] = []
     """Extra loggers: tensorboard writes scalars to RUN/tensorboard/ (needs that package)."""
+
+    @field_validator("batch_size")
+    @classmethod
+    def _positive(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value <= 0:
+            raise ValueError("batch_size must be greater than 0 (or auto)")
+        return value
+
+    @property
+    def rows_per_batch(self) -> int:
+        """batch_size, once `auto` has been resolved (megalith.training.batch_size)."""
+        if not isinstance(self.batch_size, int):
+            raise ConfigError("train.batch_size: auto must be resolved before training")
+        return self.batch_size
 
     @field_validator("checkpoint_every")
     @classmethod
@@ -155,10 +170,10 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
     forward: Callable[..., Any] = (
         torch.compile(wrapped) if resolve_compile(cfg.compile, device) else wrapped
     )
-    batches_per_epoch = _batches_per_epoch(len(job.train), cfg.batch_size)
+    batches_per_epoch = _batches_per_epoch(len(job.train), cfg.rows_per_batch)
     steps_per_epoch = math.ceil(batches_per_epoch / cfg.grad_accumulation)
     total_steps = min(steps_per_epoch * cfg.epochs, cfg.max_steps or math.inf)
-    optimizer = build_optimizer(model, cfg.optimizer, fused=device.type == "cuda")
+    optimizer = build_optimizer(model, cfg.optimizer, fused=device.type in ("cuda", "cpu"))
     scheduler = build_scheduler(optimizer, cfg.schedule, steps_per_epoch, int(total_steps))
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     stopper = EarlyStopping(cfg.early_stop) if cfg.early_stop and job.val is not None else None
@@ -187,7 +202,7 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
             loss_sum = torch.tensor(at.loss_sum, device=device)  # stays on the device: no sync
             order = epoch_order(len(job.train), job.seed, at.epoch)
             batches = shuffled_batches(
-                train_data, cfg.batch_size, order, device, at.batch, ddp.local_part
+                train_data, cfg.rows_per_batch, order, device, at.batch, ddp.local_part
             )
             for i, batch in enumerate(batches, start=at.batch):
                 with autocast(device, dtype):
