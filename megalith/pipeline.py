@@ -6,6 +6,7 @@ then evaluates and writes the run directory. `Run` loads a run directory to pred
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import shutil
@@ -140,6 +141,7 @@ def _train(
     if resuming:
         where = checkpoint.path.name if checkpoint is not None else "the start: no checkpoint"
         console.print(f"resuming from {where}")
+    ddp = dataclasses.replace(ddp, sharded=ddp.enabled and cfg.train.strategy == "fsdp")
     watch = cfg.train.early_stop.metric if cfg.train.early_stop else _default_watch(preprocessor)
     job = TrainJob(
         model=model,
@@ -163,6 +165,10 @@ def _train(
         distributed=ddp,
     )
     result = train_loop(job, resume=checkpoint)
+    if ddp.sharded:  # the whole weights, gathered by every rank, in an ordinary model
+        weights = ddp.full_weights(model)
+        model = build_model(cfg.model, preprocessor.input_specs, preprocessor.output_specs)
+        model.load_state_dict(weights)
     run = Run(run_dir.path, cfg, preprocessor, model)
     if not ddp.is_main:
         return run

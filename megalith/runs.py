@@ -120,8 +120,13 @@ class RunDir:
 
 def save_weights_atomically(model: torch.nn.Module, path: Path) -> None:
     """Weights to safetensors under a temporary name, then renamed; RunError when it cannot."""
-    tmp = path.with_name(path.name + ".tmp")
     weights = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
+    save_tensors_atomically(weights, path)
+
+
+def save_tensors_atomically(weights: dict[str, torch.Tensor], path: Path) -> None:
+    """Tensors to safetensors under a temporary name, then renamed; RunError when it cannot."""
+    tmp = path.with_name(path.name + ".tmp")
     try:
         save_file(weights, tmp)
         tmp.replace(path)

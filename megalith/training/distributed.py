@@ -1,10 +1,16 @@
-"""Several processes, one model: DDP through PyTorch's own launcher (torchrun).
+"""Several processes, one model: DDP or FSDP through PyTorch's own launcher (torchrun).
 
 `megalith train CONFIG --devices N` re-runs the same command under `torch.distributed.run`
 with N processes on this machine; `torchrun [--nnodes ... --rdzv-endpoint ...] -m megalith train
 CONFIG` does the same across machines. Each process trains on its share of every global batch
 (`train.batch_size` is the global batch), gradients are averaged by DDP, and only rank 0 writes
 the run directory, so a run on N processes follows the single-process run closely.
+
+With `train.strategy: fsdp` every process keeps only its shard of each weight, gradient and
+optimizer moment (PyTorch's `fully_shard`, one unit per Transformer / ResNet block plus the
+root), so a model that does not fit one device trains across several. Checkpoints and the final
+weights are gathered into whole tensors first, so the files are the same as a single process
+writes, and resuming shards them again.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ class Distributed:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    sharded: bool = False
+    """FSDP (`train.strategy: fsdp`): weights, gradients and optimizer state are sharded."""
 
     @property
     def enabled(self) -> bool:
@@ -100,11 +108,73 @@ class Distributed:
         return index[self.rank :: self.world_size] if self.enabled else index
 
     def wrap(self, model: nn.Module, device: torch.device) -> nn.Module:
-        """DistributedDataParallel around the model (the model itself when single-process)."""
+        """DistributedDataParallel around the model, or the model sharded in place (FSDP); the
+        model itself when single-process."""
         if not self.enabled:
+            return model
+        if self.sharded:
+            from torch.distributed.fsdp import fully_shard
+
+            # one unit per block: only one block's whole weights exist at a time
+            for module in model.modules():
+                if module is not model and hasattr(type(module), "recompute"):
+                    fully_shard(module)
+            fully_shard(model)
             return model
         ids = [device.index] if device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+    def full_weights(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """Every weight whole, on the CPU. Sharded: a collective, so every rank calls it."""
+        return {name: whole(t).cpu().contiguous() for name, t in model.state_dict().items()}
+
+    def load_full_weights(self, model: nn.Module, weights: dict[str, torch.Tensor]) -> None:
+        """Whole weights into the model (each rank keeps its shard when sharded)."""
+        if not self.sharded:
+            model.load_state_dict(weights)
+            return
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            set_model_state_dict,
+        )
+
+        whole_weights: dict[str, Any] = dict(weights)
+        set_model_state_dict(model, whole_weights, options=StateDictOptions(full_state_dict=True))
+
+    def full_optimizer_state(self, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+        """optimizer.state_dict() with every moment whole (a collective when sharded)."""
+        state = optimizer.state_dict()
+        if not self.sharded:
+            return state
+        state["state"] = {
+            param: {key: whole(value) for key, value in values.items()}
+            for param, values in state["state"].items()
+        }
+        return state
+
+    def load_optimizer_state(self, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+        """A state from full_optimizer_state back in, each moment cut to this rank's shard."""
+        if self.sharded:
+            from torch.distributed.tensor import DTensor, distribute_tensor
+
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            for index, values in state["state"].items():
+                param = params[int(index)]
+                if not isinstance(param, DTensor):
+                    continue
+                for key, value in values.items():
+                    if torch.is_tensor(value) and value.shape == param.shape:
+                        values[key] = distribute_tensor(
+                            value.to(param.device), param.device_mesh, param.placements
+                        )
+        optimizer.load_state_dict(state)
+
+
+def whole(tensor: torch.Tensor) -> torch.Tensor:
+    """A sharded tensor (DTensor) gathered whole; any other tensor as it is."""
+    from torch.distributed.tensor import DTensor
+
+    return tensor.full_tensor() if isinstance(tensor, DTensor) else tensor.detach()
 
 
 def launch(devices: int, argv: Sequence[str]) -> int:

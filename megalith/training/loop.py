@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from safetensors.torch import load_file
 from torch import nn
 
@@ -27,10 +27,10 @@ from megalith.device import autocast, resolve_compile, resolve_device, resolve_p
 from megalith.errors import ConfigError
 from megalith.evaluate.evaluation import evaluate_table
 from megalith.models.blocks import enable_activation_checkpointing
-from megalith.runs import save_weights_atomically
+from megalith.runs import save_tensors_atomically
 from megalith.training import checkpoint as ckpt
 from megalith.training.callbacks import Callback
-from megalith.training.distributed import Distributed
+from megalith.training.distributed import Distributed, whole
 from megalith.training.early_stop import EarlyStopConfig, EarlyStopping
 from megalith.training.losses import total_loss
 from megalith.training.optim import (
@@ -77,6 +77,10 @@ class TrainConfig(ConfigModel):
     """auto, cpu, cuda, cuda:N or mps."""
     log_every: int = Field(50, gt=0)
     """Steps between two train-loss records in metrics.jsonl."""
+    strategy: Literal["ddp", "fsdp"] = "ddp"
+    """With several processes (--devices N, torchrun): ddp keeps the whole model on each one;
+    fsdp shards weights, gradients and optimizer state across them (for models too big for one
+    device)."""
     activation_checkpointing: bool = False
     """Recompute block activations in the backward pass to save memory (ResNet and Transformer
     blocks)."""
@@ -108,6 +112,15 @@ class TrainConfig(ConfigModel):
     def _steps_or_minutes(cls, value: int | str | None) -> int | str | None:
         parse_checkpoint_every(value)
         return value
+
+    @model_validator(mode="after")
+    def _sharded_checkpoints_by_steps(self) -> TrainConfig:
+        # every process gathers the shards at the same step: a clock may tick apart on each
+        if self.strategy == "fsdp" and isinstance(self.checkpoint_every, str):
+            raise ValueError(
+                "checkpoint_every: with strategy fsdp, give a number of steps (e.g. 500)"
+            )
+        return self
 
 
 @dataclass
@@ -179,18 +192,20 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
     stopper = EarlyStopping(cfg.early_stop) if cfg.early_stop and job.val is not None else None
     at = Position()
     if resume is not None:
-        at = _restore(resume, model, optimizer, scheduler, scaler, stopper, job.callbacks)
+        at = _restore(resume, model, optimizer, scheduler, scaler, stopper, job.callbacks, ddp)
     train_data = job.train.to(device) if device.type != "cpu" else job.train
     nan_guard = NanGuard(cfg.on_nan, cfg.max_skipped_steps, cfg.log_every, device, job.input_names)
     timer = CheckpointTimer(cfg.checkpoint_every)
 
     def checkpoint(position: Position) -> None:
-        if not ddp.is_main:  # one writer; every rank holds the same weights
+        if not ddp.is_main and not ddp.sharded:  # one writer; every rank holds the same weights
+            return
+        weights = ddp.full_weights(model)  # sharded: every rank takes part in the gathering
+        optimizer_state = ddp.full_optimizer_state(optimizer)
+        if not ddp.is_main:
             return
         state = _loop_state(position, scheduler, scaler, stopper, job.callbacks)
-        ckpt.save_checkpoint(
-            job.checkpoints, position.step, _weights(model), optimizer.state_dict(), state
-        )
+        ckpt.save_checkpoint(job.checkpoints, position.step, weights, optimizer_state, state)
 
     for cb in job.callbacks:
         cb.on_train_start(int(total_steps), cfg.epochs, at.epoch)
@@ -249,8 +264,11 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
                     model, job.val, job.outputs, job.specs, cfg.eval_batch_size, device, dtype
                 )
                 metrics.update({f"val/{name}": value for name, value in scores.items()})
-            if stopper is not None and stopper.update(metrics, at.epoch) and ddp.is_main:
-                _save_best(job.checkpoints, model)
+            improved = stopper is not None and stopper.update(metrics, at.epoch)  # every rank
+            if improved and (ddp.is_main or ddp.sharded):
+                best = ddp.full_weights(model)  # sharded: a collective
+                if ddp.is_main:
+                    _save_best(job.checkpoints, best)
             stopped = stopper is not None and stopper.should_stop
             metrics["time"] = time.perf_counter() - epoch_start
             for cb in job.callbacks:
@@ -264,7 +282,7 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
     best_epoch = None
     ddp.barrier()  # rank 0 has written the best weights
     if stopper is not None and stopper.best_epoch >= 0 and stopper.config.restore_best:
-        model.load_state_dict(load_file(job.checkpoints / "best.safetensors"))
+        ddp.load_full_weights(model, load_file(job.checkpoints / "best.safetensors"))
         best_epoch = stopper.best_epoch + 1
     return LoopResult(
         epochs_run=at.epoch,
@@ -286,7 +304,7 @@ def _unscale_and_clip(
     if clip_grad_norm is None:
         return None
     scaler.unscale_(optimizer)
-    return nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+    return whole(nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm))
 
 
 def _batches_per_epoch(rows: int, batch_size: int) -> int:
@@ -295,14 +313,10 @@ def _batches_per_epoch(rows: int, batch_size: int) -> int:
     return full + (1 if rest > 1 or (rest == 1 and full == 0) else 0)
 
 
-def _weights(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
-
-
-def _save_best(root: Path, model: nn.Module) -> None:
+def _save_best(root: Path, weights: dict[str, torch.Tensor]) -> None:
     """The best epoch's weights, replaced atomically."""
     root.mkdir(parents=True, exist_ok=True)
-    save_weights_atomically(model, root / "best.safetensors")
+    save_tensors_atomically(weights, root / "best.safetensors")
 
 
 def _loop_state(
@@ -329,11 +343,12 @@ def _restore(
     scaler: torch.amp.GradScaler,
     stopper: EarlyStopping | None,
     callbacks: Sequence[Callback],
+    ddp: Distributed,
 ) -> Position:
     """Load every piece of state; returns where training stopped."""
     loop = checkpoint.state["loop"]
-    model.load_state_dict(checkpoint.model)
-    optimizer.load_state_dict(ckpt.optimizer_state_dict(checkpoint))
+    ddp.load_full_weights(model, checkpoint.model)
+    ddp.load_optimizer_state(optimizer, ckpt.optimizer_state_dict(checkpoint))
     lambdas = [None] * len(optimizer.param_groups)
     scheduler.load_state_dict({**loop["scheduler"], "lr_lambdas": lambdas})
     if loop["scaler"]:

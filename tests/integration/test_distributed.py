@@ -90,3 +90,35 @@ def test_gradient_accumulation_equals_a_larger_batch(tmp_path: Path) -> None:
     train_loop(accumulated)
     for p, q in zip(big.model.parameters(), accumulated.model.parameters(), strict=True):
         torch.testing.assert_close(p, q, atol=1e-5, rtol=1e-4)
+
+
+def test_fsdp_on_two_processes_matches_one_and_resumes_exactly(tmp_path: Path) -> None:
+    config = {**CONFIG, "train": {**CONFIG["train"], "strategy": "fsdp"}}
+    config["train"]["schedule"] = {"name": "constant"}
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(config))
+    single = _train(tmp_path, "single")  # one process: strategy has nothing to shard
+    assert single.returncode == 0, single.stderr
+    sharded = _train(tmp_path, "sharded", "--devices", "2")
+    assert sharded.returncode == 0, sharded.stderr
+    a = load_file(tmp_path / "single" / "model.safetensors")
+    b = load_file(tmp_path / "sharded" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:  # whole tensors in the file, as one process writes them
+        assert a[key].shape == b[key].shape
+        torch.testing.assert_close(a[key], b[key], atol=2e-3, rtol=0)
+
+    # two epochs, then resumed for the third: the same weights as three epochs in one go
+    first = _train(tmp_path, "resumed", "--devices", "2", "--set", "train.epochs=2")
+    assert first.returncode == 0, first.stderr
+    command = ["train", "--resume", "resumed", "--devices", "2", "--set", "train.epochs=3"]
+    resumed = subprocess.run(
+        [sys.executable, "-m", "megalith", *command],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    c = load_file(tmp_path / "resumed" / "model.safetensors")
+    for key in b:
+        assert torch.equal(b[key], c[key]), key

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
 from megalith.batching import epoch_order, shuffled_batches
+from megalith.config import load_config
 from megalith.data.tensors import TensorTable
+from megalith.errors import ConfigError
 from megalith.training.early_stop import EarlyStopConfig, EarlyStopping
 from megalith.training.loop import _batches_per_epoch, _unscale_and_clip
 
@@ -68,3 +71,17 @@ def test_early_stopping_waits_for_patience_and_knows_direction() -> None:
     restored = EarlyStopping(EarlyStopConfig(metric="val/loss", patience=3))
     restored.load_state(loss.state())
     assert restored.state() == loss.state()
+
+
+def test_sharded_runs_checkpoint_by_steps_not_minutes() -> None:
+    base = {
+        "data": {"source": "builtin:iris"},
+        "inputs": [{"name": "sepal_length", "type": "number"}],
+        "outputs": [{"name": "species", "type": "category"}],
+        "train": {"strategy": "fsdp", "checkpoint_every": "10m"},
+    }
+    with pytest.raises(ConfigError, match="with strategy fsdp, give a number of steps"):
+        load_config(base)
+    base["train"]["checkpoint_every"] = 500
+    cfg, _ = load_config(base)
+    assert cfg.train.strategy == "fsdp"
