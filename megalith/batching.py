@@ -31,6 +31,8 @@ def shuffled_batches(
     training mode and adds noise for nothing. With several processes, `local_part` picks this
     process's rows of each global batch.
     """
+    if device.type == "cuda" and table.device.type == "cuda":
+        order = order.pin_memory()  # each batch's index then goes up without a host wait
     for start in range(start_batch * batch_size, len(order), batch_size):
         index = order[start : start + batch_size]
         if len(index) == 1 and len(order) > 1:

@@ -42,7 +42,7 @@ class TensorTable:
         def take(t: torch.Tensor) -> torch.Tensor:
             at = on_device.get(t.device)
             if at is None:
-                at = on_device[t.device] = index.to(t.device)
+                at = on_device[t.device] = index.to(t.device, non_blocking=True)
             return t[at]
 
         picked = object.__new__(TensorTable)

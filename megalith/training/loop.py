@@ -179,6 +179,8 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
             "train.activation_checkpointing: this model has no blocks to recompute "
             "(resnet, gpt, seq2seq and Transformer text encoders have); set it to false"
         )
+    if device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in model.modules()):
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # cuDNN likes it
     wrapped = ddp.wrap(model, device)
     forward: Callable[..., Any] = (
         torch.compile(wrapped) if resolve_compile(cfg.compile, device) else wrapped
