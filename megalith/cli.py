@@ -238,9 +238,15 @@ def compare(
 def init(
     data: Annotated[
         str,
-        typer.Argument(help="A table (.csv, .parquet, .jsonl), an image folder, or builtin:NAME."),
+        typer.Argument(
+            help="A table (.csv, .parquet, .jsonl), an image folder, a text corpus (.txt / .md "
+            "file or a folder of them), or builtin:NAME."
+        ),
     ],
-    target: Annotated[str, typer.Option("--target", "-t", help="The column to predict.")],
+    target: Annotated[
+        str | None,
+        typer.Option("--target", "-t", help="The column to predict (not for a text corpus)."),
+    ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the config here instead of stdout.")
     ] = None,
@@ -248,17 +254,26 @@ def init(
         str | None, typer.Option("--name", help="Run name (default: the file's name).")
     ] = None,
 ) -> None:
-    """Inspect a table and write a working config for predicting TARGET."""
+    """Inspect the data and write a working config: predicting TARGET from a table, or a
+    language model of a text corpus."""
     import os
 
-    from megalith.data.infer import infer_config, render_config
+    from megalith.data.infer import infer_config, infer_language_model, render_config
     from megalith.data.sources import load_table
 
-    table = load_table(data)
+    corpus = _corpus_kind(data)
+    table = load_table(data, format="text" if corpus == "folder" else "auto")
     source = data
     if output is not None and not data.startswith("builtin:"):
         source = os.path.relpath(Path(data).resolve(), output.resolve().parent)
-    inference = infer_config(table, target, source=source, name=name)
+    if corpus is not None:
+        if target not in (None, "text"):
+            _fail(f"{data} is a text corpus: it has no column '{target}'; leave out --target")
+        inference = infer_language_model(table, source=source, folder=corpus == "folder", name=name)
+    elif target is None:
+        _fail(f"give --target COLUMN: the column of {data} to predict")
+    else:
+        inference = infer_config(table, target, source=source, name=name)
     for notice in inference.notices:
         typer.echo(f"note: {notice}", err=True)
     text = render_config(inference)
@@ -309,6 +324,26 @@ def _write_table(frame: Any, path: Path) -> None:
     except OSError as error:
         tmp.unlink(missing_ok=True)
         raise cannot_write(path, error, _FILE_HINT) from error
+
+
+def _corpus_kind(data: str) -> str | None:
+    """'file' or 'folder' when `data` is a text corpus (a builtin one is a 'file'), else None."""
+    from megalith.data.builtin import BUILTIN_DATASETS
+    from megalith.data.corpus import TEXT_SUFFIXES
+    from megalith.data.sources import IMAGE_SUFFIXES
+
+    if data.startswith("builtin:"):
+        dataset = BUILTIN_DATASETS.get(data.removeprefix("builtin:"))
+        return "file" if dataset is not None and dataset.arch == "gpt" else None
+    path = Path(data)
+    if path.is_file():
+        return "file" if path.suffix.lower() in TEXT_SUFFIXES - {".py"} else None
+    if path.is_dir():
+        suffixes = {p.suffix.lower() for p in path.rglob("*") if p.is_file()}
+        if suffixes & IMAGE_SUFFIXES:
+            return None
+        return "folder" if suffixes & TEXT_SUFFIXES else None
+    return None
 
 
 def _fail(message: str) -> NoReturn:

@@ -130,6 +130,64 @@ def infer_config(table: Table, target: str, *, source: str, name: str | None = N
     return Inference(config, notices, summary)
 
 
+_SMALL_CORPUS = 2_000_000
+"""Characters up to which init writes the small language model (python_gpt.yaml's size)."""
+
+
+def infer_language_model(
+    table: Table, *, source: str, folder: bool, name: str | None = None
+) -> Inference:
+    """A GPT config for the corpus in `table` (one document per row, column `text`), sized to
+    train in minutes on a CPU: byte-level BPE, a 4-layer model for up to 2M characters, a 6-layer
+    one above, 1,000 optimizer steps at most.
+
+    Raises:
+        DataError: fewer than 3 documents, which cannot be split into train, val and test.
+    """
+    texts = table.frame["text"]
+    documents, characters = len(texts), int(texts.str.len().sum())
+    if documents < 3:
+        raise DataError(
+            f"{table.origin}: {documents} document(s) ({characters:,} characters); a language "
+            "model needs at least 3 to split into train, val and test: add text or files"
+        )
+    held_out = round(min(0.25, max(0.05, 1 / documents)), 3)  # at least one document each
+    small = characters <= _SMALL_CORPUS
+    vocab = 2048 if small else 8192
+    model = (
+        {"arch": "gpt", "context": 128, "layers": 4, "heads": 4, "dim": 128, "dropout": 0.0}
+        if small
+        else {"arch": "gpt", "context": 256, "layers": 6, "heads": 8, "dim": 256, "dropout": 0.0}
+    )
+    data: dict[str, Any] = {"source": source, "split": {"val": held_out, "test": held_out}}
+    if folder:
+        data = {"source": source, "format": "text", "split": data["split"]}
+    config = {
+        "name": name or _default_name(source),
+        "seed": 0,
+        "data": data,
+        "outputs": [{"name": "text", "type": "text", "tokenizer": "bpe", "vocab_size": vocab}],
+        "model": model,
+        "train": {
+            "epochs": 10,
+            "max_steps": 1000,
+            "batch_size": 32,
+            "optimizer": {"name": "adamw", "lr": 3.0e-3 if small else 1.0e-3, "weight_decay": 0.1},
+            "schedule": {"name": "cosine", "warmup_steps": 100, "min_lr_ratio": 0.1},
+            "clip_grad_norm": 1.0,
+            "early_stop": {"metric": "val/loss", "patience": 2},
+        },
+    }
+    notices = [
+        "a language model (model.arch gpt) of the corpus: whole documents go to val and test",
+        "sized for a few minutes on a CPU (max_steps: 1000); with a GPU, raise max_steps, dim, "
+        "layers and context",
+        "after training: megalith generate RUN --prompt '...'",
+    ]
+    summary = f"{table.origin}: {documents} documents, {characters:,} characters"
+    return Inference(config, notices, summary)
+
+
 def render_config(inference: Inference) -> str:
     """The config as YAML text, after a comment header that repeats the notices."""
     header = ["# Megalith config written by `megalith init`."]

@@ -105,3 +105,29 @@ def test_a_corpus_folder_without_text_files_is_a_clear_error(cli: Cli, tmp_path:
     result = cli("train", "gpt.yaml", "--output-dir", "run")
     assert result.returncode == 2
     assert "no text files" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_init_writes_a_language_model_for_a_corpus(cli: Cli, tmp_path: Path) -> None:
+    write_corpus(tmp_path / "corpus")
+    result = cli("init", "corpus", "--output", "lm.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = yaml.safe_load((tmp_path / "lm.yaml").read_text())
+    assert config["model"]["arch"] == "gpt" and config["data"]["format"] == "text"
+    (output,) = config["outputs"]
+    assert output == {"name": "text", "type": "text", "tokenizer": "bpe", "vocab_size": 2048}
+    # a short run of the written config: it trains and generates
+    result = cli(
+        "train", "lm.yaml", "-o", "run", "--set", "train.max_steps=15", "--set", "model.context=32"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    scores = json.loads((tmp_path / "run" / "eval.json").read_text())
+    assert scores["test"]["perplexity"] < 60  # 2,048 byte-level ids; the corpus repeats 2 lines
+    result = cli("generate", "run", "--prompt", "the ", "-n", "10")
+    assert result.returncode == 0 and result.stdout.startswith("the ")
+
+    result = cli("init", "corpus", "--target", "label")
+    assert result.returncode != 0 and "leave out --target" in result.stderr
+    (tmp_path / "table.csv").write_text("a,b\n1,2\n")
+    result = cli("init", "table.csv")
+    assert result.returncode != 0 and "give --target" in result.stderr
+    assert "Traceback" not in result.stderr
