@@ -23,7 +23,7 @@ from megalith.data.specs import InputSpec, OutputSpec
 from megalith.data.tensors import TensorTable
 from megalith.data.tokenizers import BOS, EOS, PAD
 from megalith.errors import ConfigError
-from megalith.models.attention import Positions, TransformerBlock, check_heads
+from megalith.models.attention import KVCache, Positions, TransformerBlock, check_heads
 from megalith.models.registry import register_model
 
 
@@ -80,7 +80,8 @@ class Seq2Seq(nn.Module):
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         memory, memory_mask = self.encode(inputs[self.source_name])
-        return {self.name: self.decode(inputs[self.name], memory, memory_mask)}
+        logits, _ = self.decode(inputs[self.name], memory, memory_mask)
+        return {self.name: logits}
 
     def encode(self, source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """source ids (B, S) -> memory (B, S, D) and its attention mask (B, 1, 1, S)."""
@@ -93,23 +94,40 @@ class Seq2Seq(nn.Module):
         return self.encoder_norm(x), mask
 
     def decode(
-        self, target: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor
-    ) -> torch.Tensor:
-        """target ids so far (B, T), BOS first -> next-token logits (B, T, V)."""
-        x = self.drop(self.target_positions(self.target_embedding(target) * self.scale))
-        for block in self.decoder:
-            x, _ = block(x, causal=True, context=memory, context_mask=mask)
-        return F.linear(self.decoder_norm(x), self.target_embedding.weight)  # tied
+        self,
+        target: torch.Tensor,
+        memory: torch.Tensor,
+        mask: torch.Tensor,
+        caches: Sequence[KVCache] | None = None,
+        start: int = 0,
+    ) -> tuple[torch.Tensor, list[KVCache]]:
+        """target ids (B, T) at positions start.., BOS first -> next-token logits (B, T, V) and
+        each decoder block's self-attention keys / values; with `caches` (from the previous
+        call) the ids continue that prefix, so decoding feeds one new token per step."""
+        x = self.target_embedding(target) * self.scale
+        x = self.drop(self.target_positions(x, start))
+        new_caches = []
+        for i, block in enumerate(self.decoder):
+            cache = caches[i] if caches else None
+            x, kv = block(x, causal=True, cache=cache, context=memory, context_mask=mask)
+            new_caches.append(kv)
+        return F.linear(self.decoder_norm(x), self.target_embedding.weight), new_caches  # tied
 
 
 @torch.inference_mode()
 def beam_search(
-    model: Seq2Seq, source: torch.Tensor, beam_size: int, max_new_tokens: int | None = None
+    model: Seq2Seq,
+    source: torch.Tensor,
+    beam_size: int,
+    max_new_tokens: int | None = None,
+    use_cache: bool = True,
 ) -> torch.Tensor:
     """Most likely target ids (B, L) per source row, without BOS, ended by EOS, padded with PAD.
 
     Keeps `beam_size` hypotheses per row, scored by total log-probability divided by length
-    (so long outputs are not penalised for being long); beam_size 1 is greedy decoding.
+    (so long outputs are not penalised for being long); beam_size 1 is greedy decoding. With
+    the cache, each step feeds only the newest token and reuses (reordered with the beams) the
+    decoder's keys and values of the prefix; without it, each step decodes the whole prefix.
     """
     model.eval()
     steps = min(max_new_tokens or model.max_new_tokens, model.target_positions.max_length - 1)
@@ -122,8 +140,14 @@ def beam_search(
     scores = torch.zeros(batch, k, device=device)
     scores[:, 1:] = float("-inf")  # at first all beams are the same: keep one
     finished = torch.zeros(batch * k, dtype=torch.bool, device=device)
-    for _ in range(steps):
-        logits = model.decode(tokens, memory, mask)[:, -1].float()  # (B*k, V)
+    caches: list[KVCache] | None = None
+    for step in range(steps):
+        if use_cache:
+            newest = tokens[:, -1:] if caches is not None else tokens
+            logits, caches = model.decode(newest, memory, mask, caches, start=step)
+        else:
+            logits, _ = model.decode(tokens, memory, mask)
+        logits = logits[:, -1].float()  # (B*k, V)
         log_probs = logits.log_softmax(-1)
         # a finished beam only extends with PAD, at no cost
         log_probs[finished] = float("-inf")
@@ -134,6 +158,9 @@ def beam_search(
         beam = flat // vocab + torch.arange(batch, device=device).unsqueeze(1) * k
         token = (flat % vocab).view(-1, 1)
         tokens = torch.cat([tokens[beam.view(-1)], token], dim=1)
+        if caches is not None:  # each surviving beam takes its parent's keys and values
+            order = beam.view(-1)
+            caches = [(keys[order], values[order]) for keys, values in caches]
         finished = finished[beam.view(-1)] | (token.squeeze(1) == EOS)
         if bool(finished.all()):
             break

@@ -80,7 +80,7 @@ def test_beams_never_score_below_greedy() -> None:
     def log_probability(written: torch.Tensor) -> torch.Tensor:
         prefix = torch.cat([torch.full((6, 1), BOS), written], dim=1)
         memory, mask = model.encode(source)
-        logits = model.decode(prefix[:, :-1], memory, mask).log_softmax(-1)
+        logits = model.decode(prefix[:, :-1], memory, mask)[0].log_softmax(-1)
         chosen = logits.gather(-1, written.unsqueeze(-1)).squeeze(-1)
         keep = torch.ones_like(written, dtype=torch.bool)
         for row in range(6):  # up to and including the first EOS
@@ -95,6 +95,15 @@ def test_beams_never_score_below_greedy() -> None:
         greedy = F.pad(greedy, (0, width - greedy.shape[1]), value=PAD)
         beam = F.pad(beam, (0, width - beam.shape[1]), value=PAD)
         assert (log_probability(beam) >= log_probability(greedy) - 1e-4).all()
+
+
+def test_decoding_with_the_cache_writes_what_full_decoding_writes() -> None:
+    model = make_model()  # untrained: many near-ties, so a wrong cache shows quickly
+    source = torch.randint(4, 12, (6, 5), generator=torch.Generator().manual_seed(7))
+    for beams in (1, 4):
+        cached = beam_search(model, source, beams, max_new_tokens=8, use_cache=True)
+        full = beam_search(model, source, beams, max_new_tokens=8, use_cache=False)
+        assert torch.equal(cached, full), beams
 
 
 def test_source_padding_changes_nothing() -> None:
