@@ -81,7 +81,18 @@ def describe_fitted(kind: str, role: str, config: Any, state: Mapping[str, Any])
 
         tokenizer = tokenizer_from_state(state["tokenizer"])
         length = f", max length {state['max_length']} tokens" if role == "input" else ""
-        return f"{tokenizer.kind} tokenizer, {tokenizer.vocab_size:,} token ids{length}"
+        source = state["tokenizer"].get("source")
+        kind = f"pretrained tokenizer of {source}" if source else f"{tokenizer.kind} tokenizer"
+        return f"{kind}, {tokenizer.vocab_size:,} token ids{length}"
+    if kind == "sequence":
+        encoder = getattr(config.encoder, "kind", config.encoder)
+        scaling = (
+            f"normalised with mean {format_number(state['mean'])}, std "
+            f"{format_number(state['std'])}"
+            if config.normalize
+            else "not normalised"
+        )
+        return f"last {state['max_length']} steps kept; {scaling}; {encoder} encoder"
     if kind == "image":
         height, width = state["size"]
         mean = ", ".join(f"{m:.3f}" for m in state["mean"])

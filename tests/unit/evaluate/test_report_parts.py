@@ -57,6 +57,13 @@ def test_fitted_preprocessing_in_words() -> None:
     tokenizer = {"kind": "word", "lowercase": True, "vocabulary": ["a", "b"]}
     words = describe_fitted("text", "input", None, {"tokenizer": tokenizer, "max_length": 7})
     assert words == "word tokenizer, 6 token ids, max length 7 tokens"
+    steps = describe_fitted(
+        "sequence",
+        "input",
+        SimpleNamespace(normalize=True, encoder=SimpleNamespace(kind="lstm")),
+        {"mean": 1.5, "std": 2, "max_length": 30},
+    )
+    assert steps == "last 30 steps kept; normalised with mean 1.5, std 2; lstm encoder"
 
 
 def test_split_sizes() -> None:
