@@ -34,7 +34,14 @@ from megalith.evaluate.evaluation import evaluate_table
 from megalith.evaluate.metrics import available_metrics, generation_metrics
 from megalith.generation import Sampling
 from megalith.models import GPTConfig, PretrainedConfig, Seq2SeqConfig, build_model
-from megalith.models.pretrained import PretrainedModel, check_model_dir, language_model_context
+from megalith.models.pretrained import (
+    ARCHITECTURE_DIR,
+    PretrainedModel,
+    build_pretrained,
+    check_model_dir,
+    language_model_context,
+    save_architecture,
+)
 from megalith.models.seq2seq import Seq2Seq, decode_in_batches, teacher_forcing
 from megalith.runs import RunDir, save_weights_atomically
 from megalith.training import checkpoint as ckpt
@@ -173,8 +180,8 @@ def _train(
     if not ddp.is_main:
         return run
     save_weights_atomically(model, run_dir.weights)
-    if isinstance(model, PretrainedModel) and model.lora:
-        save_adapter(model, run_dir.path / "adapter")
+    if isinstance(model, PretrainedModel) and isinstance(cfg.model, PretrainedConfig):
+        _save_pretrained_files(model, preprocessor, run_dir.path, cfg.model.path)
 
     scores: dict[str, Any] = {
         name: run.evaluate_tensors(tensors[name]) for name in ("val", "test") if len(tensors[name])
@@ -229,7 +236,10 @@ class Run:
         config, _ = load_config(run_dir.config)
         preprocessor = Preprocessor.load(run_dir.preprocessor)
         preprocessor.check_features(config.inputs, config.outputs, where=run_dir.preprocessor)
-        model = build_model(config.model, preprocessor.input_specs, preprocessor.output_specs)
+        if isinstance(config.model, PretrainedConfig):
+            model: nn.Module = _build_pretrained_run(config.model, preprocessor, run_dir.path)
+        else:
+            model = build_model(config.model, preprocessor.input_specs, preprocessor.output_specs)
         model.load_state_dict(load_weights(run_dir.weights, model))
         return cls(run_dir.path, config, preprocessor, model)
 
@@ -352,7 +362,7 @@ class Run:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             net.save_pretrained(str(folder))
-            _save_tokenizer(self.preprocessor, folder)
+            _save_tokenizer(self.preprocessor, self.path, folder)
         except OSError as error:
             raise cannot_write(folder, error) from error
         return folder
@@ -556,19 +566,59 @@ def _with_absolute_paths(cfg: Config, base_dir: Path) -> Config:
     return Config.model_validate(data)
 
 
-def _save_tokenizer(preprocessor: Preprocessor, folder: Path) -> None:
-    """The run's pretrained tokenizer, as transformers saves a fast tokenizer."""
-    from megalith.data.tokenizers import PretrainedTokenizer
+def _save_tokenizer(preprocessor: Preprocessor, run: Path, folder: Path) -> None:
+    """The run's pretrained tokenizer files (from RUN/pretrained, else where it was read from)."""
     from megalith.models.pretrained import quiet_transformers
+
+    saved = run / ARCHITECTURE_DIR
+    source = str(saved) if (saved / "tokenizer.json").is_file() else None
+    source = source or _tokenizer_source(preprocessor, "")
+    if source:
+        quiet_transformers().AutoTokenizer.from_pretrained(source).save_pretrained(str(folder))
+
+
+def _tokenizer_source(preprocessor: Preprocessor, default: str) -> str:
+    """Where the run's pretrained tokenizer was read from."""
+    from megalith.data.tokenizers import PretrainedTokenizer
 
     encoders: list[Any] = [*preprocessor.inputs, *preprocessor.outputs]
     for encoder in encoders:
         tokenizer = getattr(encoder, "tokenizer", None)
-        if isinstance(tokenizer, PretrainedTokenizer):
-            transformers = quiet_transformers()
-            original = transformers.AutoTokenizer.from_pretrained(tokenizer.source)
-            original.save_pretrained(str(folder))
-            return
+        if isinstance(tokenizer, PretrainedTokenizer) and tokenizer.source:
+            return tokenizer.source
+    return default
+
+
+def _save_pretrained_files(
+    model: PretrainedModel, preprocessor: Preprocessor, run: Path, model_path: str
+) -> None:
+    """RUN/pretrained (config and tokenizer, so a full fine-tune needs nothing else) and, for
+    LoRA, RUN/adapter in peft's format."""
+    folder = run / ARCHITECTURE_DIR
+    try:
+        save_architecture(model, _tokenizer_source(preprocessor, model_path), folder)
+        if model.lora:
+            save_adapter(model, run / "adapter")
+    except OSError as error:
+        raise cannot_write(folder, error) from error
+
+
+def _build_pretrained_run(
+    config: PretrainedConfig, preprocessor: Preprocessor, run: Path
+) -> PretrainedModel:
+    """A full fine-tune from its own RUN/pretrained; a LoRA run on its base model (model.path)."""
+    inputs, outputs = preprocessor.input_specs, preprocessor.output_specs
+    saved = run / ARCHITECTURE_DIR
+    if config.lora is None and (saved / "config.json").is_file():
+        return build_pretrained(config, inputs, outputs, architecture=saved)
+    try:
+        return build_pretrained(config, inputs, outputs)
+    except ConfigError as error:
+        raise RunError(
+            f"{run} holds a LoRA adapter for the base model in {config.path}, which cannot be "
+            f"loaded ({error}); put the base model back there, or load a merged copy "
+            "(megalith merge) with transformers"
+        ) from None
 
 
 def save_adapter(model: PretrainedModel, folder: Path) -> None:

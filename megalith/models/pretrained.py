@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -211,6 +212,19 @@ def _accept_untrained_missing(module: nn.Module, incompatible: Any) -> None:
     incompatible.missing_keys[:] = [k for k in incompatible.missing_keys if k not in left_out]
 
 
+def save_architecture(model: PretrainedModel, tokenizer_source: str, folder: Path) -> None:
+    """The model's config.json and its tokenizer's files, so that a full fine-tune loads and
+    merges from its run directory alone. Written under a temporary name, then renamed."""
+    transformers = quiet_transformers()
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    net: Any = model.net
+    net.config.save_pretrained(str(tmp))  # a LoRA model's config is its base model's
+    transformers.AutoTokenizer.from_pretrained(tokenizer_source).save_pretrained(str(tmp))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+
+
 def check_model_dir(path: str) -> Path:
     """The directory, when it holds a config and safetensors weights; a ConfigError if not."""
     folder = Path(path)
@@ -233,10 +247,25 @@ def check_model_dir(path: str) -> Path:
     return folder
 
 
+ARCHITECTURE_DIR = "pretrained"
+"""The run directory's folder holding the model's config.json and tokenizer files."""
+
+
 def _load(
-    config: PretrainedConfig, task: Literal["classify", "language_model"], num_labels: int
+    config: PretrainedConfig,
+    task: Literal["classify", "language_model"],
+    num_labels: int,
+    architecture: Path | None = None,
 ) -> Any:
     transformers = quiet_transformers()
+    if architecture is not None:  # the run's own weights follow: build the layers only
+        settings = transformers.AutoConfig.from_pretrained(architecture, trust_remote_code=False)
+        kind = (
+            transformers.AutoModelForCausalLM
+            if task == "language_model"
+            else transformers.AutoModelForSequenceClassification
+        )
+        return kind.from_config(settings).float()
     check_model_dir(config.path)
     try:
         if task == "language_model":
@@ -288,9 +317,16 @@ def _first(value: int | list[int] | None) -> int | None:
 
 @register_model("pretrained")
 def build_pretrained(
-    config: PretrainedConfig, inputs: Sequence[InputSpec], outputs: Sequence[OutputSpec]
+    config: PretrainedConfig,
+    inputs: Sequence[InputSpec],
+    outputs: Sequence[OutputSpec],
+    architecture: Path | None = None,
 ) -> PretrainedModel:
-    """The model in `config.path` with a head for the one output, or as a language model."""
+    """The model in `config.path` with a head for the one output, or as a language model.
+
+    With `architecture` (a run's ARCHITECTURE_DIR), a full fine-tune is built from the config
+    saved there, without reading `config.path`: the run's weights replace every tensor anyway.
+    """
     if len(outputs) != 1:
         raise ConfigError("model.arch pretrained takes exactly one output")
     output = outputs[0]
@@ -304,7 +340,7 @@ def build_pretrained(
             raise ConfigError("a pretrained classifier reads exactly one text input")
         task, input_name = "classify", inputs[0].name
     labels = output.num_classes if output.type == "category" else 1
-    net = _load(config, task, labels)
+    net = _load(config, task, labels, architecture if config.lora is None else None)
     settings = net.config
     positions = getattr(settings, "max_position_embeddings", None) or getattr(
         settings, "n_positions", None

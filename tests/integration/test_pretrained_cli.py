@@ -61,6 +61,8 @@ def test_full_fine_tune_predict_and_merge(cli: Cli, tmp_path: Path, topics: pd.D
     predicted = pd.read_csv(tmp_path / "predictions.csv")
     assert (predicted["topic"] == topics["topic"].head(20)).mean() >= 0.9
 
+    # the run needs nothing from the base model's folder any more
+    (tmp_path / "bert").rename(tmp_path / "bert-moved")
     result = cli("merge", "run", "merged")
     assert result.returncode == 0, result.stderr[-3000:]
     hf = AutoModelForSequenceClassification.from_pretrained(tmp_path / "merged").eval()
@@ -129,6 +131,13 @@ def test_lora_run_keeps_the_base_and_saves_an_adapter(
     with torch.no_grad():
         logits = merged(input_ids=torch.where(mask, ids - 1, 0), attention_mask=mask).logits
     torch.testing.assert_close(logits, ours, atol=1e-5, rtol=1e-4)
+
+    # an adapter needs its base model: without it, a clear error
+    (tmp_path / "bert").rename(tmp_path / "bert-moved")
+    result = cli("predict", "run", "--data", "topics.csv", "--output", "p.csv")
+    assert result.returncode != 0
+    assert "holds a LoRA adapter for the base model" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_pretrained_language_model_trains_and_generates(cli: Cli, tmp_path: Path) -> None:
