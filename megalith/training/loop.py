@@ -195,7 +195,7 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
     at = Position()
     if resume is not None:
         at = _restore(resume, model, optimizer, scheduler, scaler, stopper, job.callbacks, ddp)
-    train_data = job.train.to(device) if device.type != "cpu" else job.train
+    train_data = (job.train.to(device) if device.type != "cpu" else job.train).pack()
     nan_guard = NanGuard(cfg.on_nan, cfg.max_skipped_steps, cfg.log_every, device, job.input_names)
     timer = CheckpointTimer(cfg.checkpoint_every)
 
