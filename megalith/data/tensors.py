@@ -74,8 +74,7 @@ class TensorTable:
             gathered.update(zip(names, take(matrix).unbind(1), strict=True))
         picked = object.__new__(TensorTable)
         picked.inputs = {
-            name: gathered[name] if name in gathered else take(t)
-            for name, t in self.inputs.items()
+            name: gathered[name] if name in gathered else take(t) for name, t in self.inputs.items()
         }
         picked.targets = {name: take(t) for name, t in self.targets.items()}
         picked.rows = self.rows[positions]

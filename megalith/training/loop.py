@@ -32,7 +32,7 @@ from megalith.training import checkpoint as ckpt
 from megalith.training.callbacks import Callback
 from megalith.training.distributed import Distributed, whole
 from megalith.training.early_stop import EarlyStopConfig, EarlyStopping
-from megalith.training.losses import total_loss
+from megalith.training.losses import step_token_shares, total_loss
 from megalith.training.optim import (
     OptimizerConfig,
     ScheduleConfig,
@@ -197,6 +197,7 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
         at = _restore(resume, model, optimizer, scheduler, scaler, stopper, job.callbacks, ddp)
     train_data = (job.train.to(device) if device.type != "cpu" else job.train).pack()
     nan_guard = NanGuard(cfg.on_nan, cfg.max_skipped_steps, cfg.log_every, device, job.input_names)
+    texts = [feature.name for feature in job.outputs if feature.type == "text"]
     timer = CheckpointTimer(cfg.checkpoint_every)
 
     def checkpoint(position: Position) -> None:
@@ -221,10 +222,13 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
             batches = shuffled_batches(
                 train_data, cfg.rows_per_batch, order, device, at.batch, ddp.local_part
             )
+            shares: dict[str, torch.Tensor] = {}
             for i, batch in enumerate(batches, start=at.batch):
+                if texts and (i % cfg.grad_accumulation == 0 or not shares):  # a step starts
+                    shares = _token_shares(train_data, texts, order, i, cfg, batches_per_epoch, ddp)
                 with autocast(device, dtype):
                     outputs = forward(batch.inputs)
-                    loss = total_loss(job.outputs, outputs, batch.targets)
+                    loss = total_loss(job.outputs, outputs, batch.targets, shares)
                 if not nan_guard.loss_ok(loss, at.step + 1, at.epoch, job.checkpoints):
                     optimizer.zero_grad(set_to_none=True)  # skip this batch (on_nan: skip)
                     continue
@@ -307,6 +311,25 @@ def _unscale_and_clip(
         return None
     scaler.unscale_(optimizer)
     return whole(nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm))
+
+
+def _token_shares(
+    table: TensorTable,
+    names: list[str],
+    order: torch.Tensor,
+    batch: int,
+    cfg: TrainConfig,
+    batches_per_epoch: int,
+    ddp: Distributed,
+) -> dict[str, torch.Tensor]:
+    """The divisors of text losses for the optimizer step that batch `batch` belongs to."""
+    first = batch - batch % cfg.grad_accumulation
+    last = min(first + cfg.grad_accumulation, batches_per_epoch)
+    size = cfg.rows_per_batch
+    rows = order[first * size : min(last * size, len(order))]
+    device = next(iter(table.targets.values())).device
+    parts = cfg.grad_accumulation * ddp.world_size
+    return step_token_shares(table.targets, names, rows.to(device, non_blocking=True), parts)
 
 
 def _batches_per_epoch(rows: int, batch_size: int) -> int:

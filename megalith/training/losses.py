@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -11,12 +11,21 @@ from megalith.data.features import CategoryOutput, OutputFeature
 from megalith.data.tokenizers import PAD
 
 
-def output_loss(feature: OutputFeature, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def output_loss(
+    feature: OutputFeature,
+    output: torch.Tensor,
+    target: torch.Tensor,
+    tokens: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Cross-entropy for categories and text tokens, binary cross-entropy for binary, MSE for
-    numbers."""
+    numbers. Text: the mean over the batch's real (non-padding) target tokens, or with `tokens`
+    their sum divided by it."""
     output = output.float()  # losses in fp32 even under autocast
     if feature.type == "text":  # next-token logits (B, T, V), targets (B, T); padding ignored
-        return F.cross_entropy(output.flatten(0, 1), target.flatten(), ignore_index=PAD)
+        logits, flat = output.flatten(0, 1), target.flatten()
+        if tokens is None:
+            return F.cross_entropy(logits, flat, ignore_index=PAD)
+        return F.cross_entropy(logits, flat, ignore_index=PAD, reduction="sum") / tokens
     if feature.type == "category":
         assert isinstance(feature, CategoryOutput)
         return F.cross_entropy(output, target, label_smoothing=feature.label_smoothing)
@@ -29,10 +38,29 @@ def total_loss(
     features: Sequence[OutputFeature],
     outputs: dict[str, torch.Tensor],
     targets: dict[str, torch.Tensor],
+    tokens: Mapping[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Weighted sum of every output's loss."""
+    """Weighted sum of every output's loss; `tokens` sets the divisor of text outputs' summed
+    token losses (see `step_token_shares`)."""
+    tokens = tokens or {}
     losses = [
-        feature.weight * output_loss(feature, outputs[feature.name], targets[feature.name])
+        feature.weight
+        * output_loss(
+            feature, outputs[feature.name], targets[feature.name], tokens.get(feature.name)
+        )
         for feature in features
     ]
     return torch.stack(losses).sum() if len(losses) > 1 else losses[0]
+
+
+def step_token_shares(
+    targets: Mapping[str, torch.Tensor], names: Sequence[str], rows: torch.Tensor, parts: int
+) -> dict[str, torch.Tensor]:
+    """For each text output, the real target tokens of one optimizer step's rows (every
+    accumulated batch on every process) divided by `parts` (batches x processes).
+
+    Dividing each batch's summed token loss by this share, then averaging over the accumulated
+    batches and the processes as training does, gives the mean over every token of the step —
+    the same gradient as one big batch, however the padding falls between batches.
+    """
+    return {name: (targets[name][rows] != PAD).sum().clamp(min=1) / parts for name in names}

@@ -122,3 +122,57 @@ def test_fsdp_on_two_processes_matches_one_and_resumes_exactly(tmp_path: Path) -
     c = load_file(tmp_path / "resumed" / "model.safetensors")
     for key in b:
         assert torch.equal(b[key], c[key]), key
+
+
+def _text_job(batch_size: int, accumulation: int, folder: Path) -> TrainJob:
+    """A small GPT on rows whose targets end after 2..16 tokens: padding falls unevenly."""
+    gen = torch.Generator().manual_seed(0)
+    tokens = torch.randint(4, 40, (128, 17), generator=gen)
+    lengths = torch.randint(2, 17, (128, 1), generator=gen)
+    targets = tokens[:, 1:].masked_fill(torch.arange(16) >= lengths, 0)  # 0 = padding
+    table = TensorTable({"text": tokens[:, :-1]}, {"text": targets}, np.arange(128))
+    config = validate_config(
+        {
+            "data": {"source": "unused", "format": "text"},
+            "outputs": [{"name": "text", "type": "text"}],
+            "model": {"arch": "gpt", "context": 16, "layers": 1, "heads": 2, "dim": 16}
+            | {"dropout": 0},
+            "train": {"epochs": 2, "batch_size": batch_size, "grad_accumulation": accumulation},
+        }
+    )
+    torch.manual_seed(0)
+    model = build_model(config.model, [], [OutputSpec("text", "text", num_classes=40)])
+    return TrainJob(model, config.outputs, [], table, None, config.train, 0, folder)
+
+
+def test_accumulated_text_batches_weigh_every_token_alike(tmp_path: Path) -> None:
+    """Each accumulated batch has its own number of real tokens: the step still averages over
+    every token of the step, as one big batch does (not over batch means)."""
+    big = _text_job(32, 1, tmp_path / "a")
+    accumulated = _text_job(8, 4, tmp_path / "b")
+    train_loop(big)
+    train_loop(accumulated)
+    for p, q in zip(big.model.parameters(), accumulated.model.parameters(), strict=True):
+        torch.testing.assert_close(p, q, atol=1e-5, rtol=1e-4)
+
+
+def test_a_language_model_on_two_processes_matches_one(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(8):  # documents of different lengths: the last window of each split is short
+        (corpus / f"part{i}.txt").write_text("the cat eats fish.\nthe dog eats meat.\n" * (9 + i))
+    config = {
+        "name": "lm",
+        "data": {"source": "corpus", "format": "text", "split": {"val": 0.2, "test": 0.2}},
+        "outputs": [{"name": "text", "type": "text", "tokenizer": "char", "vocab_size": 64}],
+        "model": {"arch": "gpt", "context": 32, "layers": 2, "heads": 2, "dim": 32, "dropout": 0},
+        "train": {"epochs": 3, "batch_size": 16, "optimizer": {"lr": 0.01}},
+    }
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(config))
+    for name, extra in (("single", ()), ("double", ("--devices", "2"))):
+        result = _train(tmp_path, name, *extra)
+        assert result.returncode == 0, result.stderr
+    a = load_file(tmp_path / "single" / "model.safetensors")
+    b = load_file(tmp_path / "double" / "model.safetensors")
+    for key in a:  # averaging per-process token means instead, they differ by 6e-3
+        torch.testing.assert_close(a[key], b[key], atol=2e-3, rtol=0)
