@@ -253,12 +253,24 @@ def init(
     name: Annotated[
         str | None, typer.Option("--name", help="Run name (default: the file's name).")
     ] = None,
+    pretrained: Annotated[
+        Path | None,
+        typer.Option(
+            "--pretrained",
+            help="Fine-tune this local Hugging Face model (a text table or a corpus).",
+        ),
+    ] = None,
 ) -> None:
     """Inspect the data and write a working config: predicting TARGET from a table, or a
     language model of a text corpus."""
     import os
 
-    from megalith.data.infer import infer_config, infer_language_model, render_config
+    from megalith.data.infer import (
+        infer_config,
+        infer_language_model,
+        render_config,
+        with_pretrained,
+    )
     from megalith.data.sources import load_table
 
     corpus = _corpus_kind(data)
@@ -274,6 +286,11 @@ def init(
         _fail(f"give --target COLUMN: the column of {data} to predict")
     else:
         inference = infer_config(table, target, source=source, name=name)
+    if pretrained is not None:
+        model_path = str(pretrained)
+        if output is not None:
+            model_path = os.path.relpath(pretrained.resolve(), output.resolve().parent)
+        inference = with_pretrained(inference, model_path)
     for notice in inference.notices:
         typer.echo(f"note: {notice}", err=True)
     text = render_config(inference)
@@ -281,6 +298,7 @@ def init(
         typer.echo(text, nl=False)
     else:
         try:
+            output.parent.mkdir(parents=True, exist_ok=True)
             output.write_text(text)
         except OSError as error:
             raise cannot_write(output, error, _FILE_HINT) from error

@@ -188,6 +188,50 @@ def infer_language_model(
     return Inference(config, notices, summary)
 
 
+def with_pretrained(inference: Inference, path: str) -> Inference:
+    """The config turned into a fine-tune of the Hugging Face model in `path`: one text input
+    (the others dropped with a notice) or the corpus, the model's own tokenizer, and the usual
+    fine-tuning settings (a few epochs at a small learning rate, every weight trained).
+
+    Raises:
+        DataError: a table without a text column.
+    """
+    config = inference.config
+    notices = list(inference.notices)
+    language_model = config["model"]["arch"] == "gpt"
+    if language_model:
+        config["outputs"] = [{"name": "text", "type": "text"}]
+        model = {"arch": "pretrained", "path": path, "lora": None, "context": 256}
+        train: dict[str, Any] = {"epochs": 3, "max_steps": 1000, "batch_size": 8}
+        optimizer = {"name": "adamw", "lr": 5.0e-5, "weight_decay": 0.01}
+    else:
+        texts = [f for f in config["inputs"] if f["type"] == "text"]
+        if not texts:
+            raise DataError(
+                f"{inference.summary or 'the table'}: no text column for the pretrained model to "
+                "read; --pretrained fine-tunes a text model"
+            )
+        dropped = [f["name"] for f in config["inputs"] if f is not texts[0]]
+        if dropped:
+            notices.append(
+                f"model.arch pretrained reads one text column ({texts[0]['name']}); left out: "
+                + ", ".join(dropped)
+            )
+        config["inputs"] = [{"name": texts[0]["name"], "type": "text"}]
+        model = {"arch": "pretrained", "path": path, "lora": None}
+        train = {"epochs": 3, "batch_size": 16}
+        optimizer = {"name": "adamw", "lr": 2.0e-5, "weight_decay": 0.01}
+    config["model"] = model
+    config["train"] = {
+        **train,
+        "optimizer": optimizer,
+        "schedule": {"name": "cosine", "warmup_steps": 50},
+        "early_stop": {"metric": "val/loss", "patience": 2},
+    }
+    notices.append("every pretrained weight trains; set model.lora: {} to train adapters only")
+    return Inference(config, notices, inference.summary)
+
+
 def render_config(inference: Inference) -> str:
     """The config as YAML text, after a comment header that repeats the notices."""
     header = ["# Megalith config written by `megalith init`."]

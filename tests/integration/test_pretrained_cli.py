@@ -208,3 +208,18 @@ def test_pretrained_config_mistakes_are_reported(
     result = cli("train", "config.yaml")
     assert result.returncode != 0
     assert "reads at most 64" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_init_writes_a_fine_tune_of_a_pretrained_model(
+    cli: Cli, tmp_path: Path, topics: pd.DataFrame
+) -> None:
+    table = topics.assign(length=topics["text"].str.len())  # a number column, left out
+    table.to_csv(tmp_path / "more.csv", index=False)
+    result = cli("init", "more.csv", "--target", "topic", "--pretrained", "bert", "-o", "c/t.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "left out: length" in result.stderr
+    config = yaml.safe_load((tmp_path / "c" / "t.yaml").read_text())
+    assert config["model"] == {"arch": "pretrained", "path": "../bert", "lora": None}
+    assert config["inputs"] == [{"name": "text", "type": "text"}]
+    result = cli("train", "c/t.yaml", "-o", "run", "--set", "train.epochs=1")
+    assert result.returncode == 0, result.stderr[-3000:]
