@@ -249,7 +249,14 @@ class TextOutputEncoder:
             )
         cfg = self.config
         if cfg.tokenizer == "pretrained":
-            self.tokenizer = load_pretrained_tokenizer(cfg, special_tokens=False)
+            tokenizer = load_pretrained_tokenizer(cfg, special_tokens=False)
+            if tokenizer.end is None:
+                raise ConfigError(
+                    f"outputs.{cfg.name}: the tokenizer in {tokenizer.source} has no end-of-text "
+                    "token (eos_token), which separates the documents of a corpus; add one to "
+                    "its tokenizer_config.json"
+                )
+            self.tokenizer = tokenizer
         else:
             self.tokenizer = fit_tokenizer(cfg.tokenizer, texts, cfg.vocab_size, cfg.lowercase)
         if cfg.max_length:

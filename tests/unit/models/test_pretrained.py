@@ -198,3 +198,13 @@ def test_config_gives_text_features_the_model_tokenizer() -> None:
                 "model": {"arch": "mlp"},
             }
         )
+
+
+def test_a_corpus_tokenizer_needs_an_end_token(bert: Path) -> None:
+    import pandas as pd
+
+    from megalith.data.features.text import TextOutput, TextOutputEncoder
+
+    config = TextOutput(name="text", tokenizer="pretrained", tokenizer_path=str(bert))
+    with pytest.raises(ConfigError, match="no end-of-text token"):
+        TextOutputEncoder(config).fit(pd.Series(["the team"]), where="corpus")
