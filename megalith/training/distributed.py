@@ -107,19 +107,23 @@ class Distributed:
         """This rank's rows of a global batch: every world_size-th row from its rank on."""
         return index[self.rank :: self.world_size] if self.enabled else index
 
-    def wrap(self, model: nn.Module, device: torch.device) -> nn.Module:
+    def wrap(
+        self, model: nn.Module, device: torch.device, dtype: torch.dtype | None = None
+    ) -> nn.Module:
         """DistributedDataParallel around the model, or the model sharded in place (FSDP); the
-        model itself when single-process."""
+        model itself when single-process. Sharded with a mixed-precision `dtype`, weights are
+        gathered in that type (half the traffic) while gradients are reduced in fp32."""
         if not self.enabled:
             return model
         if self.sharded:
-            from torch.distributed.fsdp import fully_shard
+            from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
+            policy = MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32)
             # one unit per block: only one block's whole weights exist at a time
             for module in model.modules():
                 if module is not model and hasattr(type(module), "recompute"):
-                    fully_shard(module)
-            fully_shard(model)
+                    fully_shard(module, mp_policy=policy)
+            fully_shard(model, mp_policy=policy)
             return model
         ids = [device.index] if device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(model, device_ids=ids)

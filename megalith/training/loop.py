@@ -181,7 +181,7 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
         )
     if device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in model.modules()):
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # cuDNN likes it
-    wrapped = ddp.wrap(model, device)
+    wrapped = ddp.wrap(model, device, dtype)
     forward: Callable[..., Any] = (
         torch.compile(wrapped) if resolve_compile(cfg.compile, device) else wrapped
     )

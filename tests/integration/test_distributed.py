@@ -176,3 +176,21 @@ def test_a_language_model_on_two_processes_matches_one(tmp_path: Path) -> None:
     b = load_file(tmp_path / "double" / "model.safetensors")
     for key in a:  # averaging per-process token means instead, they differ by 6e-3
         torch.testing.assert_close(a[key], b[key], atol=2e-3, rtol=0)
+
+
+def test_fsdp_in_bf16_gathers_half_precision_and_saves_fp32(tmp_path: Path) -> None:
+    config = {**CONFIG, "train": {**CONFIG["train"], "strategy": "fsdp", "precision": "bf16"}}
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(config))
+    for name, extra in (("single", ()), ("sharded", ("--devices", "2"))):
+        result = _train(tmp_path, name, *extra)
+        assert result.returncode == 0, result.stderr
+    weights = load_file(tmp_path / "sharded" / "model.safetensors")
+    assert all(t.dtype == torch.float32 for t in weights.values())  # fp32 master weights
+    scores = [json.loads((tmp_path / n / "eval.json").read_text()) for n in ("single", "sharded")]
+    assert abs(scores[0]["test"]["loss"] - scores[1]["test"]["loss"]) < 0.05
+    epochs = [
+        json.loads(line)
+        for line in (tmp_path / "sharded" / "metrics.jsonl").read_text().splitlines()
+        if "val/loss" in line
+    ]
+    assert epochs[-1]["train/loss"] < epochs[0]["train/loss"]
