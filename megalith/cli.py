@@ -298,7 +298,6 @@ def init(
         typer.echo(text, nl=False)
     else:
         try:
-            output.parent.mkdir(parents=True, exist_ok=True)
             output.write_text(text)
         except OSError as error:
             raise cannot_write(output, error, _FILE_HINT) from error

@@ -215,6 +215,7 @@ def test_init_writes_a_fine_tune_of_a_pretrained_model(
 ) -> None:
     table = topics.assign(length=topics["text"].str.len())  # a number column, left out
     table.to_csv(tmp_path / "more.csv", index=False)
+    (tmp_path / "c").mkdir()
     result = cli("init", "more.csv", "--target", "topic", "--pretrained", "bert", "-o", "c/t.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "left out: length" in result.stderr
