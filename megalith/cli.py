@@ -273,24 +273,25 @@ def init(
     )
     from megalith.data.sources import load_table
 
+    def as_written(path: str) -> str:  # relative to the config file, which may live elsewhere
+        if output is None or path.startswith("builtin:"):
+            return path
+        return os.path.relpath(Path(path).resolve(), output.resolve().parent)
+
     corpus = _corpus_kind(data)
-    table = load_table(data, format="text" if corpus == "folder" else "auto")
-    source = data
-    if output is not None and not data.startswith("builtin:"):
-        source = os.path.relpath(Path(data).resolve(), output.resolve().parent)
-    if corpus is not None:
-        if target not in (None, "text"):
-            _fail(f"{data} is a text corpus: it has no column '{target}'; leave out --target")
-        inference = infer_language_model(table, source=source, folder=corpus == "folder", name=name)
-    elif target is None:
+    if corpus is not None and target not in (None, "text"):
+        _fail(f"{data} is a text corpus: it has no column '{target}'; leave out --target")
+    if corpus is None and target is None:
         _fail(f"give --target COLUMN: the column of {data} to predict")
+    table = load_table(data, format="text" if corpus == "folder" else "auto")
+    source = as_written(data)
+    if corpus is not None:
+        inference = infer_language_model(table, source=source, folder=corpus == "folder", name=name)
     else:
+        assert target is not None  # refused above
         inference = infer_config(table, target, source=source, name=name)
     if pretrained is not None:
-        model_path = str(pretrained)
-        if output is not None:
-            model_path = os.path.relpath(pretrained.resolve(), output.resolve().parent)
-        inference = with_pretrained(inference, model_path)
+        inference = with_pretrained(inference, as_written(str(pretrained)))
     for notice in inference.notices:
         typer.echo(f"note: {notice}", err=True)
     text = render_config(inference)

@@ -40,6 +40,8 @@ from megalith.models.pretrained import (
     build_pretrained,
     check_model_dir,
     language_model_context,
+    quiet_transformers,
+    save_adapter,
     save_architecture,
 )
 from megalith.models.seq2seq import Seq2Seq, decode_in_batches, teacher_forcing
@@ -353,7 +355,7 @@ class Run:
             )
         folder = Path(output)
         if folder.exists() and any(folder.iterdir()) and not overwrite:
-            raise RunError(f"{folder} is not empty; choose a new folder or pass overwrite")
+            raise RunError(f"{folder} is not empty; choose a new folder, or pass --overwrite")
         net = model.merged()
         labels = getattr(self.preprocessor.outputs[0], "classes", None)
         if model.task == "classify" and labels:
@@ -362,7 +364,8 @@ class Run:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             net.save_pretrained(str(folder))
-            _save_tokenizer(self.preprocessor, self.path, folder)
+            saved = quiet_transformers().AutoTokenizer.from_pretrained(self.path / ARCHITECTURE_DIR)
+            saved.save_pretrained(str(folder))
         except OSError as error:
             raise cannot_write(folder, error) from error
         return folder
@@ -566,17 +569,6 @@ def _with_absolute_paths(cfg: Config, base_dir: Path) -> Config:
     return Config.model_validate(data)
 
 
-def _save_tokenizer(preprocessor: Preprocessor, run: Path, folder: Path) -> None:
-    """The run's pretrained tokenizer files (from RUN/pretrained, else where it was read from)."""
-    from megalith.models.pretrained import quiet_transformers
-
-    saved = run / ARCHITECTURE_DIR
-    source = str(saved) if (saved / "tokenizer.json").is_file() else None
-    source = source or _tokenizer_source(preprocessor, "")
-    if source:
-        quiet_transformers().AutoTokenizer.from_pretrained(source).save_pretrained(str(folder))
-
-
 def _tokenizer_source(preprocessor: Preprocessor, default: str) -> str:
     """Where the run's pretrained tokenizer was read from."""
     from megalith.data.tokenizers import PretrainedTokenizer
@@ -608,8 +600,10 @@ def _build_pretrained_run(
 ) -> PretrainedModel:
     """A full fine-tune from its own RUN/pretrained; a LoRA run on its base model (model.path)."""
     inputs, outputs = preprocessor.input_specs, preprocessor.output_specs
-    saved = run / ARCHITECTURE_DIR
-    if config.lora is None and (saved / "config.json").is_file():
+    if config.lora is None:
+        saved = run / ARCHITECTURE_DIR
+        if not (saved / "config.json").is_file():
+            raise RunError(f"{saved}/config.json is missing: the run directory is damaged")
         return build_pretrained(config, inputs, outputs, architecture=saved)
     try:
         return build_pretrained(config, inputs, outputs)
@@ -619,20 +613,6 @@ def _build_pretrained_run(
             f"loaded ({error}); put the base model back there, or load a merged copy "
             "(megalith merge) with transformers"
         ) from None
-
-
-def save_adapter(model: PretrainedModel, folder: Path) -> None:
-    """A LoRA run's adapter in peft's own format (adapter_config.json and safetensors), written
-    next to a temporary name and renamed into place."""
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        model.net.save_pretrained(str(tmp))  # type: ignore[operator]
-        shutil.rmtree(folder, ignore_errors=True)
-        tmp.rename(folder)
-    except OSError as error:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise cannot_write(folder, error) from error
 
 
 def _print_summary(console: Console, scores: dict[str, Any], run_dir: RunDir) -> None:

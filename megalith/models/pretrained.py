@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
@@ -214,15 +214,34 @@ def _accept_untrained_missing(module: nn.Module, incompatible: Any) -> None:
 
 def save_architecture(model: PretrainedModel, tokenizer_source: str, folder: Path) -> None:
     """The model's config.json and its tokenizer's files, so that a full fine-tune loads and
-    merges from its run directory alone. Written under a temporary name, then renamed."""
-    transformers = quiet_transformers()
+    merges from its run directory alone."""
+    tokenizer = quiet_transformers().AutoTokenizer.from_pretrained(tokenizer_source)
+    net: Any = model.net
+    settings = net.config  # a LoRA model's is its base model's
+
+    def write(tmp: Path) -> None:
+        settings.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+
+    _write_folder(folder, write)
+
+
+def save_adapter(model: PretrainedModel, folder: Path) -> None:
+    """A LoRA run's adapter in peft's own format (adapter_config.json and safetensors)."""
+    net: Any = model.net
+    _write_folder(folder, lambda tmp: net.save_pretrained(str(tmp)))
+
+
+def _write_folder(folder: Path, write: Callable[[Path], None]) -> None:
+    """`write` fills a temporary folder, which then replaces `folder`: never half a folder."""
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    net: Any = model.net
-    net.config.save_pretrained(str(tmp))  # a LoRA model's config is its base model's
-    transformers.AutoTokenizer.from_pretrained(tokenizer_source).save_pretrained(str(tmp))
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
+    try:
+        write(tmp)
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def check_model_dir(path: str) -> Path:

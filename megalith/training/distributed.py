@@ -175,10 +175,15 @@ class Distributed:
 
 
 def whole(tensor: torch.Tensor) -> torch.Tensor:
-    """A sharded tensor (DTensor) gathered whole; any other tensor as it is."""
-    from torch.distributed.tensor import DTensor
+    """A sharded tensor (DTensor) gathered whole; any other tensor as it is.
 
-    return tensor.full_tensor() if isinstance(tensor, DTensor) else tensor.detach()
+    DTensors exist only once torch.distributed.tensor is loaded (FSDP loads it), so this
+    never imports it: builds of torch without distributed support have none.
+    """
+    module = sys.modules.get("torch.distributed.tensor")
+    if module is not None and isinstance(tensor, module.DTensor):
+        return tensor.full_tensor()
+    return tensor.detach()
 
 
 def launch(devices: int, argv: Sequence[str]) -> int:
