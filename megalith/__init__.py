@@ -15,7 +15,8 @@ from megalith.errors import ConfigError, DataError, MegalithError, RunError
 
 if TYPE_CHECKING:
     from megalith.config import Config
-    from megalith.pipeline import Run, load, train
+    from megalith.pipeline import train
+    from megalith.run import Run, load
 
 __all__ = [
     "Config",
@@ -30,8 +31,8 @@ __all__ = [
 
 _LAZY = {
     "Config": "megalith.config",
-    "Run": "megalith.pipeline",
-    "load": "megalith.pipeline",
+    "Run": "megalith.run",
+    "load": "megalith.run",
     "train": "megalith.pipeline",
 }
 

@@ -107,7 +107,7 @@ def evaluate(
     """Print loss and metrics of a trained run on labelled data."""
     import json
 
-    from megalith.pipeline import Run
+    from megalith.run import Run
 
     metrics = Run.load(run).evaluate(data)
     typer.echo(json.dumps(metrics, indent=2))
@@ -130,7 +130,7 @@ def predict(
     import pandas as pd
 
     from megalith.data.sources import load_table
-    from megalith.pipeline import Run
+    from megalith.run import Run
 
     loaded = Run.load(run)
     loaded.check_predicts()
@@ -170,7 +170,7 @@ def generate(
 ) -> None:
     """Stream text from a language model (model.arch gpt), continuing the prompt."""
     from megalith.generation import Sampling
-    from megalith.pipeline import Run
+    from megalith.run import Run
 
     if top_p == 0:
         _fail("--top-p must be greater than 0")
@@ -194,7 +194,7 @@ def merge(
     ] = False,
 ) -> None:
     """Write a pretrained run's model (LoRA adapter merged in) as a Hugging Face model folder."""
-    from megalith.pipeline import Run
+    from megalith.run import Run
 
     folder = Run.load(run).merge(output, overwrite=overwrite)
     typer.echo(f"wrote {folder}: load it with transformers' from_pretrained", err=True)

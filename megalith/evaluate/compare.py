@@ -50,7 +50,7 @@ def summarize_run(path: Path) -> RunSummary:
         RunError: the directory is not a complete run.
     """
     from megalith.config import load_config
-    from megalith.pipeline import Run
+    from megalith.run import Run
 
     run = Run.load(path)  # checks the directory, and counts parameters for runs that predate it
     config, _ = load_config(RunDir(path).config)

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from megalith.data.tensors import TensorTable
     from megalith.evaluate.diagnostics import OutputSection
-    from megalith.pipeline import Run
+    from megalith.run import Run
 
 _NOT_CURVES = frozenset({"epoch", "step", "lr", "time"})
 
@@ -96,7 +96,7 @@ def write_report(run: Run | str | Path) -> Path:
     Raises:
         RunError: the run directory is incomplete.
     """
-    from megalith.pipeline import Run
+    from megalith.run import Run
 
     loaded = run if isinstance(run, Run) else Run.load(run)
     context = gather_report(loaded)

@@ -1,0 +1,348 @@
+"""`Run`: a finished run directory loaded back — the artifact every later stage takes.
+
+Predict, evaluate, generate and merge read only the run directory (config.yaml, preprocessor.json,
+model.safetensors, and for pretrained runs RUN/pretrained and RUN/adapter); nothing here imports
+the training orchestration (`megalith.pipeline`), so the report, the comparison and the later
+stages (export, serve, compress, explain, tune) build on this module alone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from rich.console import Console
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from torch import nn
+
+from megalith.config import Config, is_language_model, load_config
+from megalith.data.preprocess import Preprocessor
+from megalith.data.sources import Table, load_table
+from megalith.data.split import split_table
+from megalith.data.tensors import TensorTable
+from megalith.device import resolve_device, resolve_precision
+from megalith.errors import ConfigError, DataError, RunError, cannot_write
+from megalith.evaluate.evaluation import evaluate_table
+from megalith.evaluate.metrics import generation_metrics
+from megalith.generation import Sampling
+from megalith.models import GPTConfig, PretrainedConfig, Seq2SeqConfig, build_model
+from megalith.models.pretrained import (
+    ARCHITECTURE_DIR,
+    PretrainedModel,
+    build_pretrained,
+    language_model_context,
+    quiet_transformers,
+)
+from megalith.models.seq2seq import Seq2Seq, decode_in_batches, teacher_forcing
+from megalith.runs import RunDir
+
+
+class Run:
+    """A trained run loaded from its directory: predict on new rows, evaluate on labelled ones."""
+
+    def __init__(self, path: Path, config: Config, preprocessor: Preprocessor, model: nn.Module):
+        self.path = path
+        self.config = config
+        self.preprocessor = preprocessor
+        self.model = model.cpu().eval()
+
+    @classmethod
+    def load(cls, path: str | Path) -> Run:
+        """Load config, preprocessing and weights from a run directory (safetensors only)."""
+        run_dir = RunDir(Path(path))
+        run_dir.check_complete()
+        config, _ = load_config(run_dir.config)
+        preprocessor = Preprocessor.load(run_dir.preprocessor)
+        preprocessor.check_features(config.inputs, config.outputs, where=run_dir.preprocessor)
+        if isinstance(config.model, PretrainedConfig):
+            model: nn.Module = _build_pretrained_run(config.model, preprocessor, run_dir.path)
+        else:
+            model = build_model(config.model, preprocessor.input_specs, preprocessor.output_specs)
+        model.load_state_dict(load_weights(run_dir.weights, model))
+        return cls(run_dir.path, config, preprocessor, model)
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The contents of eval.json."""
+        path = RunDir(self.path).eval
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def predict(
+        self, data: pd.DataFrame | str | Path, *, base_dir: str | Path | None = None
+    ) -> pd.DataFrame:
+        """Predictions (and class probabilities) for every row, indexed like the input rows.
+
+        Args:
+            data: a DataFrame, or the path of a table or image folder.
+            base_dir: the folder relative image paths in a DataFrame resolve against
+                (default: the current directory).
+        """
+        self.check_predicts()
+        frame, base_dir, origin = self._frame(data, base_dir)
+        tensors = self.preprocessor.transform(
+            frame, base_dir=base_dir, origin=origin, with_targets=False
+        )
+        outputs = self._forward(tensors)
+        predictions = self.preprocessor.decode(outputs)
+        predictions.index = frame.index[: len(predictions)]
+        return predictions
+
+    def check_predicts(self) -> None:
+        """Raise RunError for a language model, which generates text instead of predicting rows."""
+        if is_language_model(self.config):
+            raise RunError(
+                f"{self.path} is a language model: it writes text rather than predicting "
+                "columns; use `megalith generate` (Run.generate)"
+            )
+
+    def evaluate(self, data: pd.DataFrame | str | Path | None = None) -> dict[str, float]:
+        """Loss and metrics on labelled rows; by default the run's own test split."""
+        if data is None:
+            table, splits = self.data_splits()
+            frame, split = splits["test"], "test"
+        else:
+            frame, base_dir, origin = self._frame(data, None)
+            table, split = Table(frame, base_dir, origin), ""
+        tensors = transform_split(self.config, self.preprocessor, frame, table, split)
+        if len(tensors) == 0:
+            raise DataError(f"{table.origin}: no rows with a target to evaluate on")
+        return self.evaluate_tensors(tensors)
+
+    def generate(
+        self,
+        prompt: str = "",
+        *,
+        max_new_tokens: int = 200,
+        sampling: Sampling | None = None,
+        seed: int = 0,
+        use_cache: bool = True,
+    ) -> Iterator[str]:
+        """Text continuing `prompt`, piece by piece as tokens are sampled (language models).
+
+        Raises:
+            RunError: the run is not a language model (raised here, before any text).
+        """
+        from megalith.data.features.text import TextOutputEncoder
+        from megalith.generation import generate_ids, stream_text
+
+        model, encoder = self.model, self.preprocessor.outputs[0]
+        if not is_language_model(self.config) or not isinstance(encoder, TextOutputEncoder):
+            raise RunError(
+                f"{self.path} is not a language model (model.arch {self.config.model.arch}); "
+                "generate needs a run trained with model.arch gpt, or pretrained with a text "
+                "output"
+            )
+        tokenizer = encoder.tokenizer
+        assert tokenizer is not None
+        prompt_ids = encoder.encode([prompt])[0]
+        device, _ = self._device()
+
+        def pieces() -> Iterator[str]:
+            model.to(device)
+            try:
+                ids = generate_ids(
+                    model,  # type: ignore[arg-type]  # a GPT or a pretrained language model
+                    prompt_ids,
+                    max_new_tokens,
+                    sampling or Sampling(),
+                    seed=seed,
+                    use_cache=use_cache,
+                    end_id=encoder.end_id,
+                )
+                yield from stream_text(tokenizer.decode, ids)
+            finally:
+                model.cpu()
+
+        return pieces()
+
+    def merge(self, output: str | Path, *, overwrite: bool = False) -> Path:
+        """Save the fine-tuned pretrained model as a Hugging Face model directory (safetensors
+        weights, config, tokenizer) that transformers loads without Megalith; a LoRA adapter
+        is merged into the base weights. A classifier's labels go in config.json.
+
+        Raises:
+            RunError: the run is not a pretrained model, or `output` is a non-empty folder.
+        """
+        model = self.model
+        if not isinstance(model, PretrainedModel):
+            raise RunError(
+                f"{self.path} was trained with model.arch {self.config.model.arch}; merge writes "
+                "the model of a model.arch pretrained run"
+            )
+        folder = Path(output)
+        if folder.exists() and any(folder.iterdir()) and not overwrite:
+            raise RunError(f"{folder} is not empty; choose a new folder, or pass --overwrite")
+        net = model.merged()
+        labels = getattr(self.preprocessor.outputs[0], "classes", None)
+        if model.task == "classify" and labels:
+            net.config.id2label = {i: str(label) for i, label in enumerate(labels)}
+            net.config.label2id = {str(label): i for i, label in enumerate(labels)}
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            net.save_pretrained(str(folder))
+            saved = quiet_transformers().AutoTokenizer.from_pretrained(self.path / ARCHITECTURE_DIR)
+            saved.save_pretrained(str(folder))
+        except OSError as error:
+            raise cannot_write(folder, error) from error
+        return folder
+
+    def data_splits(self) -> tuple[Table, dict[str, pd.DataFrame]]:
+        """The run's data source read again and split exactly as training split it."""
+        table = load_table(self.config.data.source, format=self.config.data.format)
+        return table, split_data(self.config, table)
+
+    def evaluate_tensors(self, tensors: TensorTable) -> dict[str, float]:
+        device, dtype = self._device()
+        self.model.to(device)
+        try:
+            scores = evaluate_table(
+                self.model,
+                tensors,
+                self.config.outputs,
+                self.preprocessor.output_specs,
+                self.config.train.eval_batch_size,
+                device,
+                dtype,
+            )
+        finally:
+            self.model.cpu()
+        if isinstance(self.model, Seq2Seq):  # what decoding writes, against the references
+            name = self.model.name
+            written = self.preprocessor.decode(self._forward(tensors))[name].tolist()
+            references = self.preprocessor.decode({name: tensors.targets[name]})[name].tolist()
+            scores.update(generation_metrics(written, references))
+        return scores
+
+    def _forward(self, tensors: TensorTable) -> dict[str, torch.Tensor]:
+        from megalith.batching import forward_in_batches
+
+        device, dtype = self._device()
+        self.model.to(device)
+        batch_size = self.config.train.eval_batch_size
+        try:
+            if isinstance(self.model, Seq2Seq):  # outputs are written token by token
+                beams = getattr(self.config.model, "beam_size", 1)
+                ids = decode_in_batches(self.model, tensors, batch_size, device, beams)
+                return {self.model.name: ids}
+            return forward_in_batches(self.model, tensors, batch_size, device, dtype)
+        finally:
+            self.model.cpu()
+
+    def _device(self) -> tuple[torch.device, torch.dtype | None]:
+        device = resolve_device(self.config.train.device)
+        return device, resolve_precision(self.config.train.precision, device)
+
+    def _frame(
+        self, data: pd.DataFrame | str | Path, base_dir: str | Path | None
+    ) -> tuple[pd.DataFrame, Path | None, str]:
+        from megalith.data.sources import ORIGIN_ATTR
+
+        if isinstance(data, pd.DataFrame):
+            origin = str(data.attrs.get(ORIGIN_ATTR, "data frame"))  # a frame from load_table
+            return data, Path(base_dir) if base_dir is not None else Path.cwd(), origin
+        corpus = is_language_model(self.config)
+        table = load_table(str(data), format="text" if corpus else "auto")
+        return table.frame, table.base_dir, table.origin
+
+
+def load(path: str | Path) -> Run:
+    """Load a run directory: `megalith.load("runs/digits-cnn").predict(frame)`."""
+    return Run.load(path)
+
+
+def load_weights(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
+    """Weights from a safetensors file, refusing anything else and any non-finite value."""
+    try:
+        weights = load_file(path)
+    except (SafetensorError, OSError) as error:
+        raise RunError(
+            f"{path} is not a readable safetensors file ({error}); "
+            "Megalith only loads safetensors and never unpickles"
+        ) from None
+    expected = model.state_dict()
+    if set(weights) != set(expected):
+        missing = sorted(set(expected) - set(weights))
+        unexpected = sorted(set(weights) - set(expected))
+        raise RunError(
+            f"{path} does not match the model in config.yaml "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
+    reshaped = [name for name, t in weights.items() if t.shape != expected[name].shape]
+    if reshaped:
+        name = reshaped[0]
+        raise RunError(
+            f"{path} does not match the model in config.yaml: '{name}' has shape "
+            f"{tuple(weights[name].shape)}, the model needs {tuple(expected[name].shape)}"
+        )
+    bad = [
+        name for name, t in weights.items() if t.is_floating_point() and not torch.isfinite(t).all()
+    ]
+    if bad:
+        raise RunError(f"{path} holds NaN or Inf values in {', '.join(bad[:3])}; retrain or resume")
+    return weights
+
+
+def split_data(cfg: Config, table: Table) -> dict[str, pd.DataFrame]:
+    first = cfg.outputs[0]
+    stratify = first.name if first.type in ("category", "binary") else None
+    if stratify is not None and stratify not in table.frame.columns:
+        stratify = None  # the preprocessor reports the missing column with a better message
+    return split_table(
+        table.frame, cfg.data.split, seed=cfg.seed, stratify_by=stratify, origin=table.origin
+    )
+
+
+def transform_split(
+    cfg: Config,
+    preprocessor: Preprocessor,
+    frame: pd.DataFrame,
+    table: Table,
+    split: str,
+    console: Console | None = None,
+) -> TensorTable:
+    """Rows -> tensors: encoded rows, or for a language model, windows of its corpus."""
+    where = f"{table.origin} ({split} split)" if split else table.origin
+    if is_language_model(cfg):
+        context = _context(cfg, preprocessor)
+        return preprocessor.transform_corpus(frame, context=context, origin=where)
+    tensors = preprocessor.transform(frame, base_dir=table.base_dir, origin=where)
+    if isinstance(cfg.model, Seq2SeqConfig):
+        tensors = teacher_forcing(tensors, cfg.outputs[0].name)
+    if console is not None:
+        for notice in preprocessor.dropped_notices():
+            console.print(f"[yellow]note[/]: {split} split: {notice}")
+    return tensors
+
+
+def _context(cfg: Config, preprocessor: Preprocessor) -> int:
+    """A language model's window length."""
+    if isinstance(cfg.model, GPTConfig):
+        return cfg.model.context
+    assert isinstance(cfg.model, PretrainedConfig)
+    tokenizer = getattr(preprocessor.outputs[0], "tokenizer", None)
+    return language_model_context(cfg.model, getattr(tokenizer, "positions", None))
+
+
+def _build_pretrained_run(
+    config: PretrainedConfig, preprocessor: Preprocessor, run: Path
+) -> PretrainedModel:
+    """A full fine-tune from its own RUN/pretrained; a LoRA run on its base model (model.path)."""
+    inputs, outputs = preprocessor.input_specs, preprocessor.output_specs
+    if config.lora is None:
+        saved = run / ARCHITECTURE_DIR
+        if not (saved / "config.json").is_file():
+            raise RunError(f"{saved}/config.json is missing: the run directory is damaged")
+        return build_pretrained(config, inputs, outputs, architecture=saved)
+    try:
+        return build_pretrained(config, inputs, outputs)
+    except ConfigError as error:
+        raise RunError(
+            f"{run} holds a LoRA adapter for the base model in {config.path}, which cannot be "
+            f"loaded ({error}); put the base model back there, or load a merged copy "
+            "(megalith merge) with transformers"
+        ) from None
