@@ -131,9 +131,12 @@ def predict(
 
     from megalith.data.sources import load_table
     from megalith.run import Run
+    from megalith.runs import RunDir
 
     loaded = Run.load(run)
     loaded.check_predicts()
+    if output is not None and RunDir(run).owns(output):
+        _fail(f"--output {output} is one of the run directory's own files; choose another path")
     table = load_table(str(data))
     frame = table.frame
     predictions = loaded.predict(frame, base_dir=table.base_dir)

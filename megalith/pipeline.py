@@ -36,11 +36,12 @@ from megalith.models.pretrained import (
     save_architecture,
 )
 from megalith.run import Run, split_data, transform_split
-from megalith.runs import RunDir, save_weights_atomically
+from megalith.runs import RunDir, check_weights_fit, save_weights_atomically
 from megalith.training import checkpoint as ckpt
 from megalith.training.callbacks import Callback, MetricsLog, ProgressBar, Throughput
 from megalith.training.distributed import Distributed
 from megalith.training.loop import TrainJob, train_loop
+from megalith.training.resume import check_resume_changes
 from megalith.training.tensorboard import build_loggers
 
 ConfigSource = str | Path | Mapping[str, Any] | Config
@@ -75,6 +76,11 @@ def train(
         if not run_dir.config.is_file():
             raise RunError(f"cannot resume {run_dir.path}: no config.yaml there")
         cfg, base_dir = load_config(run_dir.config, overrides)
+        if overrides:
+            stored, _ = load_config(run_dir.config)
+            check_resume_changes(
+                stored.model_dump(mode="json"), cfg.model_dump(mode="json"), run_dir.path
+            )
     elif config is None:
         raise ConfigError("give a config to train, or resume= a run directory to continue")
     else:
@@ -127,8 +133,10 @@ def _train(
     trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if cfg.train.batch_size == "auto":
         cfg = _with_batch_size(cfg, model, tensors["train"], ddp, console)
+    if checkpoint is not None:  # refused here, before the run directory is touched
+        check_weights_fit(checkpoint.model, model, checkpoint.path)
     if ddp.is_main:
-        _start_run_dir(run_dir, cfg, preprocessor, resuming, overwrite)
+        _start_run_dir(run_dir, cfg, preprocessor, resuming, overwrite, refit=checkpoint is None)
     ddp.barrier()
     console.print(
         f"[bold]{cfg.name}[/]: {len(tensors['train'])} train / {len(tensors['val'])} val / "
@@ -202,14 +210,27 @@ def _train(
 
 
 def _start_run_dir(
-    run_dir: RunDir, cfg: Config, preprocessor: Preprocessor, resuming: bool, overwrite: bool
+    run_dir: RunDir,
+    cfg: Config,
+    preprocessor: Preprocessor,
+    resuming: bool,
+    overwrite: bool,
+    refit: bool,
 ) -> None:
-    """Create (or reuse, when resuming) the directory; write the config and the preprocessing."""
+    """Create (or reuse, when resuming) the directory; write the config and the preprocessing.
+
+    A resume from a checkpoint rewrites config.yaml only when a resumable key changed, and
+    keeps its preprocessor.json (`refit` False): the run's files stay as they were until
+    training itself moves on.
+    """
     if not resuming:
         run_dir.create(overwrite=overwrite)
         shutil.rmtree(run_dir.checkpoints, ignore_errors=True)  # stale state of an overwritten run
-    run_dir.write_text(run_dir.config, config_to_yaml(cfg))
-    preprocessor.save(run_dir.preprocessor)
+    text = config_to_yaml(cfg)
+    if not run_dir.config.is_file() or run_dir.config.read_text(encoding="utf-8") != text:
+        run_dir.write_text(run_dir.config, text)
+    if refit or not run_dir.preprocessor.is_file():
+        preprocessor.save(run_dir.preprocessor)
 
 
 def seed_everything(seed: int) -> None:

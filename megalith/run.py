@@ -39,7 +39,7 @@ from megalith.models.pretrained import (
     quiet_transformers,
 )
 from megalith.models.seq2seq import Seq2Seq, decode_in_batches, teacher_forcing
-from megalith.runs import RunDir
+from megalith.runs import RunDir, check_weights_fit
 
 
 class Run:
@@ -166,7 +166,8 @@ class Run:
         is merged into the base weights. A classifier's labels go in config.json.
 
         Raises:
-            RunError: the run is not a pretrained model, or `output` is a non-empty folder.
+            RunError: the run is not a pretrained model, `output` is the run directory or one
+                of its folders, or a non-empty folder (without `overwrite`).
         """
         model = self.model
         if not isinstance(model, PretrainedModel):
@@ -175,6 +176,11 @@ class Run:
                 "the model of a model.arch pretrained run"
             )
         folder = Path(output)
+        if folder.resolve() == self.path.resolve() or RunDir(self.path).owns(folder):
+            raise RunError(
+                f"{folder} is the run directory {self.path} or one of its own folders; "
+                "merge into a new folder"
+            )
         if folder.exists() and any(folder.iterdir()) and not overwrite:
             raise RunError(f"{folder} is not empty; choose a new folder, or pass --overwrite")
         net = model.merged()
@@ -264,21 +270,7 @@ def load_weights(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
             f"{path} is not a readable safetensors file ({error}); "
             "Megalith only loads safetensors and never unpickles"
         ) from None
-    expected = model.state_dict()
-    if set(weights) != set(expected):
-        missing = sorted(set(expected) - set(weights))
-        unexpected = sorted(set(weights) - set(expected))
-        raise RunError(
-            f"{path} does not match the model in config.yaml "
-            f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
-        )
-    reshaped = [name for name, t in weights.items() if t.shape != expected[name].shape]
-    if reshaped:
-        name = reshaped[0]
-        raise RunError(
-            f"{path} does not match the model in config.yaml: '{name}' has shape "
-            f"{tuple(weights[name].shape)}, the model needs {tuple(expected[name].shape)}"
-        )
+    check_weights_fit(weights, model, path)
     bad = [
         name for name, t in weights.items() if t.is_floating_point() and not torch.isfinite(t).all()
     ]

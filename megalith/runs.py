@@ -26,6 +26,8 @@ from safetensors.torch import save_file
 from megalith.errors import RunError, cannot_write
 
 REQUIRED_FILES = ("config.yaml", "model.safetensors", "preprocessor.json")
+OWN_FILES = (*REQUIRED_FILES, "metrics.jsonl", "eval.json", "report.html")
+OWN_FOLDERS = ("checkpoints", "plots", "pretrained", "adapter", "tensorboard")
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,18 @@ class RunDir:
                 "(was training interrupted? resume it with `megalith train --resume RUN_DIR`)"
             )
 
+    def owns(self, path: Path) -> bool:
+        """True when `path` is one of the files Megalith writes in this run (config, weights,
+        metrics, report, checkpoints, ...): a verb's output must never replace one."""
+        try:
+            inside = path.resolve().relative_to(self.path.resolve())
+        except ValueError:
+            return False
+        parts = inside.parts
+        return bool(parts) and (
+            (len(parts) == 1 and parts[0] in OWN_FILES) or parts[0] in OWN_FOLDERS
+        )
+
     def write_json(self, path: Path, data: Any) -> None:
         """Write JSON atomically: a temporary file, then a rename."""
         self.write_text(path, json.dumps(data, indent=2) + "\n")
@@ -133,3 +147,29 @@ def save_tensors_atomically(weights: dict[str, torch.Tensor], path: Path) -> Non
     except OSError as error:
         tmp.unlink(missing_ok=True)
         raise cannot_write(path, error) from error
+
+
+def check_weights_fit(
+    weights: dict[str, torch.Tensor], model: torch.nn.Module, where: str | Path
+) -> None:
+    """RunError when saved weights (a run's or a checkpoint's) do not fit the model its
+    config.yaml builds: a missing or unexpected name, or another shape.
+
+    Args:
+        weights: names -> tensors, as read from safetensors.
+        model: the model built from the run's config.
+        where: the file or folder the weights came from, for the message.
+    """
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    if missing or unexpected:
+        found = [("missing", missing), ("unexpected", unexpected)]
+        shown = "; ".join(f"{kind} {', '.join(names[:3])}" for kind, names in found if names)
+        raise RunError(f"{where} does not match the model in config.yaml ({shown})")
+    for name, tensor in weights.items():
+        if tensor.shape != expected[name].shape:
+            raise RunError(
+                f"{where} does not match the model in config.yaml: '{name}' has shape "
+                f"{tuple(tensor.shape)}, the model needs {tuple(expected[name].shape)}"
+            )

@@ -567,7 +567,7 @@ WEIGHT_DAMAGE = {
     "truncated": ["not a readable safetensors file", "never unpickles"],
     "NaN": ["holds NaN or Inf values in"],
     "another shape": ["does not match the model", "has shape (3, 1)"],
-    "another model": ["does not match the model", "unexpected ['extra.weight']"],
+    "another model": ["does not match the model", "unexpected extra.weight"],
     "torch.save zip": ["not a readable safetensors file", "never unpickles"],
 }
 

@@ -63,6 +63,11 @@ def test_full_fine_tune_predict_and_merge(cli: Cli, tmp_path: Path, topics: pd.D
 
     # the run needs nothing from the base model's folder any more
     (tmp_path / "bert").rename(tmp_path / "bert-moved")
+    weights = (tmp_path / "run" / "model.safetensors").read_bytes()
+    for inside in ("run", "run/pretrained"):  # never over the run's own files
+        refused = cli("merge", "run", inside, "--overwrite")
+        assert refused.returncode == 2 and "merge into a new folder" in refused.stderr
+    assert (tmp_path / "run" / "model.safetensors").read_bytes() == weights
     result = cli("merge", "run", "merged")
     assert result.returncode == 0, result.stderr[-3000:]
     hf = AutoModelForSequenceClassification.from_pretrained(tmp_path / "merged").eval()
