@@ -183,6 +183,8 @@ def _train(
     save_weights_atomically(model, run_dir.weights)
     if isinstance(model, PretrainedModel) and isinstance(cfg.model, PretrainedConfig):
         _save_pretrained_files(model, preprocessor, run_dir.path, cfg.model.path)
+    if _choose_thresholds(run, tensors["val"] if len(tensors["val"]) else tensors["train"]):
+        preprocessor.save(run_dir.preprocessor)
 
     scores: dict[str, Any] = {
         name: run.evaluate_tensors(tensors[name]) for name in ("val", "test") if len(tensors[name])
@@ -231,6 +233,34 @@ def _start_run_dir(
         run_dir.write_text(run_dir.config, text)
     if refit or not run_dir.preprocessor.is_file():
         preprocessor.save(run_dir.preprocessor)
+
+
+def _choose_thresholds(run: Run, rows: TensorTable) -> bool:
+    """Binary outputs with `threshold: auto` get the threshold with the best F1 on `rows`
+    (the val split, or train when there is none); True when one was chosen."""
+    from megalith.batching import forward_in_batches
+    from megalith.data.features.binary import BinaryOutputEncoder
+    from megalith.evaluate.thresholds import best_f1_threshold
+
+    auto = [
+        encoder
+        for encoder in run.preprocessor.outputs
+        if isinstance(encoder, BinaryOutputEncoder) and encoder.config.threshold == "auto"
+    ]
+    if not auto:
+        return False
+    device = resolve_device(run.config.train.device)
+    dtype = resolve_precision(run.config.train.precision, device)
+    batch_size = run.config.train.eval_batch_size
+    try:
+        outputs = forward_in_batches(run.model.to(device), rows, batch_size, device, dtype)
+    finally:
+        run.model.cpu()
+    for encoder in auto:
+        name = encoder.config.name
+        probabilities = torch.sigmoid(outputs[name].float()).numpy()
+        encoder.chosen_threshold = best_f1_threshold(probabilities, rows.targets[name].numpy())
+    return True
 
 
 def seed_everything(seed: int) -> None:

@@ -64,3 +64,8 @@ class OutputSpec:
     """number: train standard deviation of the target."""
     shape: tuple[int, ...] = ()
     """text: (L,), the longest target row, begin / end ids included."""
+    threshold: float = 0.5
+    """binary: the probability above which a row is predicted positive (what predict applies)."""
+    class_weights: tuple[float, ...] = ()
+    """category / binary with class_weights balanced: one loss weight per class index
+    (binary: negative, positive), n_rows / (n_classes * n_rows_of_class) on train."""

@@ -15,7 +15,7 @@ from megalith.data.specs import OutputSpec
 from megalith.data.tensors import TensorTable
 from megalith.data.tokenizers import PAD
 from megalith.evaluate.metrics import compute_metrics
-from megalith.training.losses import total_loss
+from megalith.training.losses import class_weight_tensors, total_loss
 
 
 def evaluate_table(
@@ -32,7 +32,8 @@ def evaluate_table(
         return evaluate_tokens(model, table, outputs, batch_size, device, dtype)
     predictions = forward_in_batches(model, table, batch_size, device, dtype)
     targets = {name: t.cpu() for name, t in table.targets.items()}
-    metrics = {"loss": float(total_loss(outputs, predictions, targets))}
+    weights = class_weight_tensors(specs)
+    metrics = {"loss": float(total_loss(outputs, predictions, targets, class_weights=weights))}
     metrics.update(compute_metrics(specs, predictions, targets))
     return metrics
 

@@ -1,9 +1,10 @@
 """Task metrics from model outputs and targets, computed with torchmetrics.
 
-Names: classification reports `accuracy`, `macro_f1` and (two classes) `auc`; regression reports
-`mse`, `mae` and `r2` in the target's original units; text outputs report `perplexity` and
-`token_accuracy` (see megalith.evaluate.evaluation). With several outputs each name is prefixed
-by the output's name (`price/mae`). `loss` is added by the caller.
+Names: classification reports `accuracy`, `macro_f1` and (two classes) `auc`; a binary output
+reports `accuracy`, `f1`, `precision` and `recall` at its decision threshold, and `auc`;
+regression reports `mse`, `mae` and `r2` in the target's original units; text outputs report
+`perplexity` and `token_accuracy` (see megalith.evaluate.evaluation). With several outputs each
+name is prefixed by the output's name (`price/mae`). `loss` is added by the caller.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ HIGHER_IS_BETTER = {
     "accuracy": True,
     "macro_f1": True,
     "f1": True,
+    "precision": True,
+    "recall": True,
     "auc": True,
     "r2": True,
     "token_accuracy": True,
@@ -32,7 +35,7 @@ def metric_names(spec: OutputSpec) -> list[str]:
     if spec.type == "category":
         return ["accuracy", "macro_f1"] + (["auc"] if spec.num_classes == 2 else [])
     if spec.type == "binary":
-        return ["accuracy", "f1", "auc"]
+        return ["accuracy", "f1", "precision", "recall", "auc"]
     if spec.type == "text":  # computed batch by batch in megalith.evaluate.evaluation
         return ["perplexity", "token_accuracy"]
     return ["mse", "mae", "r2"]
@@ -53,6 +56,8 @@ def output_metrics(
         binary_accuracy,
         binary_auroc,
         binary_f1_score,
+        binary_precision,
+        binary_recall,
         multiclass_accuracy,
         multiclass_f1_score,
     )
@@ -66,12 +71,15 @@ def output_metrics(
         }
         if k == 2:
             metrics["auc"] = binary_auroc(output.softmax(dim=1)[:, 1], target)
-    elif spec.type == "binary":
+    elif spec.type == "binary":  # decisions at the threshold predict applies (p > threshold)
         probs = output.sigmoid()
         labels = target.long()
+        decided = (probs > spec.threshold).long()
         metrics = {
-            "accuracy": binary_accuracy(probs, labels),
-            "f1": binary_f1_score(probs, labels),
+            "accuracy": binary_accuracy(decided, labels),
+            "f1": binary_f1_score(decided, labels),
+            "precision": binary_precision(decided, labels),
+            "recall": binary_recall(decided, labels),
             "auc": binary_auroc(probs, labels),
         }
     else:

@@ -211,7 +211,7 @@ def _output_sections(run: Run, test: TensorTable, frame: pd.DataFrame) -> list[O
             sections.append(diagnostics.regression_section(config.name, predicted, truth))
             continue
         classes = state["classes"] if config.type == "category" else state["values"]
-        threshold = getattr(config, "threshold", 0.5)
+        threshold = getattr(encoder, "threshold", 0.5)  # the decision predict applies
         result = diagnostics.as_classification(config.type, classes, logits, target, threshold)
         sections.append(diagnostics.classification_section(config.name, result, test, frame))
     return sections

@@ -69,7 +69,7 @@ def describe_fitted(kind: str, role: str, config: Any, state: Mapping[str, Any])
         )
     if kind == "binary":
         negative, positive = state["values"]
-        extra = f"; threshold {config.threshold}" if role == "output" else ""
+        extra = f"; {describe_threshold(config.threshold, state)}" if role == "output" else ""
         return f"values {negative!s} / {positive!s} (positive: {positive!s}){extra}"
     if kind == "category" and role == "input":
         vocabulary = state["vocabulary"]
@@ -135,3 +135,13 @@ def _counts(values: pd.Series, classes: Sequence[Any]) -> list[int]:
 def _listed(values: Sequence[Any]) -> str:
     shown = ", ".join(str(v) for v in values[:_LISTED])
     return shown + (", …" if len(values) > _LISTED else "")
+
+
+def describe_threshold(configured: float | str, state: Mapping[str, Any]) -> str:
+    """'threshold 0.5' or 'threshold 0.31 (auto: best F1 on the val split)'."""
+    if configured != "auto":
+        return f"threshold {configured}: predicted positive when its probability is above it"
+    chosen = state.get("threshold")
+    if chosen is None:
+        return "threshold auto, not chosen yet (0.5 until training ends)"
+    return f"threshold {format_number(chosen)} (auto: best F1 on the val split)"

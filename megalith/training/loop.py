@@ -32,7 +32,7 @@ from megalith.training import checkpoint as ckpt
 from megalith.training.callbacks import Callback
 from megalith.training.distributed import Distributed, whole
 from megalith.training.early_stop import EarlyStopConfig, EarlyStopping
-from megalith.training.losses import step_token_shares, total_loss
+from megalith.training.losses import class_weight_tensors, step_token_shares, total_loss
 from megalith.training.optim import (
     OptimizerConfig,
     ScheduleConfig,
@@ -198,6 +198,7 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
     train_data = (job.train.to(device) if device.type != "cpu" else job.train).pack()
     nan_guard = NanGuard(cfg.on_nan, cfg.max_skipped_steps, cfg.log_every, device, job.input_names)
     texts = [feature.name for feature in job.outputs if feature.type == "text"]
+    class_weights = class_weight_tensors(job.specs, device)
     timer = CheckpointTimer(cfg.checkpoint_every)
 
     def checkpoint(position: Position) -> None:
@@ -228,7 +229,7 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
                     shares = _token_shares(train_data, texts, order, i, cfg, batches_per_epoch, ddp)
                 with autocast(device, dtype):
                     outputs = forward(batch.inputs)
-                    loss = total_loss(job.outputs, outputs, batch.targets, shares)
+                    loss = total_loss(job.outputs, outputs, batch.targets, shares, class_weights)
                 if not nan_guard.loss_ok(loss, at.step + 1, at.epoch, job.checkpoints):
                     optimizer.zero_grad(set_to_none=True)  # skip this batch (on_nan: skip)
                     continue

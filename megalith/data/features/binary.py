@@ -8,9 +8,10 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from megalith.configbase import ConfigModel
+from megalith.data.features.category import balanced_weights
 from megalith.data.specs import InputSpec, OutputSpec
 from megalith.data.tensors import describe_row, describe_rows, describe_value
 from megalith.errors import DataError
@@ -38,9 +39,22 @@ class BinaryOutput(ConfigModel):
     """The value that means 1; by default true/yes/1, or else the larger of the two values."""
     weight: float = Field(1.0, gt=0)
     """Weight of this output's loss in the total loss."""
-    threshold: float = Field(0.5, gt=0, lt=1)
-    """Probability above which a prediction is the positive value."""
+    threshold: float | Literal["auto"] = 0.5
+    """Probability above which a prediction is the positive value; auto: the one that maximises
+    F1 on the val split, chosen after training and saved in preprocessor.json (imbalanced data).
+    Accuracy, F1, precision, recall and the confusion matrix all use it, as predict does."""
+    class_weights: Literal["balanced"] | None = None
+    """balanced: weight each value's loss by n_rows / (2 * its train rows), so the rare value
+    counts as much as the common one (imbalanced data)."""
     missing: Literal["drop", "error"] = "drop"
+
+    @field_validator("threshold")
+    @classmethod
+    def _probability(cls, value: float | str) -> float | str:
+        if isinstance(value, float) and not 0 < value < 1:
+            raise ValueError("threshold must be between 0 and 1 (exclusive), or auto")
+        return value
+
     """Rows whose target is missing: drop them (with a notice) or stop with an error."""
 
 
@@ -185,10 +199,25 @@ class BinaryOutputEncoder:
     def __init__(self, config: BinaryOutput, state: dict[str, Any] | None = None) -> None:
         self.config = config
         self.codec = _BinaryCodec(config.name, config.positive, state)
+        self.counts: list[int] = list((state or {}).get("counts", []))
+        """Train rows of the negative and the positive value."""
+        self.chosen_threshold: float | None = (state or {}).get("threshold")
+        """With threshold auto: the value chosen on the val split after training."""
+
+    @property
+    def threshold(self) -> float:
+        """The decision threshold predict applies: the config's, or the one chosen for auto
+        (0.5 until it is chosen, e.g. for the per-epoch validation metrics)."""
+        if isinstance(self.config.threshold, float):
+            return self.config.threshold
+        return self.chosen_threshold if self.chosen_threshold is not None else 0.5
 
     def fit(self, values: pd.Series, *, where: str, base_dir: Path | None = None) -> None:
         """Learn the two values; a target with a single value on train cannot be learned."""
         self.codec.fit(values, where=where)
+        codes, missing = self.codec.encode(values, where=where)
+        positives = int(codes[~missing].sum())
+        self.counts = [int((~missing).sum()) - positives, positives]
         if len(self.codec.known) < 2:
             raise DataError(
                 f"{where}: target '{self.config.name}' has a single value "
@@ -210,7 +239,7 @@ class BinaryOutputEncoder:
         probability = torch.sigmoid(outputs.detach().to("cpu", torch.float64)).reshape(-1).numpy()
         negative, positive = self.codec.negative, self.codec.positive
         name = self.config.name
-        predicted = [positive if p > self.config.threshold else negative for p in probability]
+        predicted = [positive if p > self.threshold else negative for p in probability]
         return {
             name: predicted,
             f"{name}_prob_{negative}": 1.0 - probability,
@@ -218,7 +247,15 @@ class BinaryOutputEncoder:
         }
 
     def state(self) -> dict[str, Any]:
-        return self.codec.state()
+        chosen = {} if self.chosen_threshold is None else {"threshold": self.chosen_threshold}
+        return {**self.codec.state(), "counts": self.counts, **chosen}
 
     def spec(self) -> OutputSpec:
-        return OutputSpec(name=self.config.name, type="binary", num_classes=2)
+        weights = balanced_weights(self.counts) if self.config.class_weights else ()
+        return OutputSpec(
+            name=self.config.name,
+            type="binary",
+            num_classes=2,
+            threshold=self.threshold,
+            class_weights=weights,
+        )

@@ -41,6 +41,9 @@ class CategoryOutput(ConfigModel):
     """Weight of this output's loss in the total loss."""
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     """Label smoothing for the cross-entropy loss."""
+    class_weights: Literal["balanced"] | None = None
+    """balanced: weight each class's loss by n_rows / (n_classes * its train rows), so rare
+    classes count as much as common ones (imbalanced data)."""
     missing: Literal["drop", "error"] = "drop"
     """Rows whose target is missing: drop them (with a notice) or stop with an error."""
 
@@ -138,12 +141,17 @@ class CategoryOutputEncoder:
         self.config = config
         self.classes: list[Any] = []
         """Train labels sorted (numbers numerically, text lexicographically); index = class id."""
+        self.counts: list[int] = []
+        """Train rows of each class, in class order (empty in runs saved before counts were)."""
         if state is not None:
             self.classes = list(state["classes"])
+            self.counts = list(state.get("counts", []))
 
     def fit(self, values: pd.Series, *, where: str, base_dir: Path | None = None) -> None:
         """Collect the classes; fewer than two on train is an error."""
-        self.classes = sorted((v for v, _ in _counts(values)), key=_sort_key)
+        counts = dict(_counts(values))
+        self.classes = sorted(counts, key=_sort_key)
+        self.counts = [counts[c] for c in self.classes]
         if len(self.classes) < 2:
             raise DataError(
                 f"{where}: target '{self.config.name}' has {len(self.classes)} distinct value(s) "
@@ -190,7 +198,21 @@ class CategoryOutputEncoder:
         return columns
 
     def state(self) -> dict[str, Any]:
-        return {"classes": self.classes}
+        return {"classes": self.classes, "counts": self.counts}
 
     def spec(self) -> OutputSpec:
-        return OutputSpec(name=self.config.name, type="category", num_classes=len(self.classes))
+        weights = balanced_weights(self.counts) if self.config.class_weights else ()
+        return OutputSpec(
+            name=self.config.name,
+            type="category",
+            num_classes=len(self.classes),
+            class_weights=weights,
+        )
+
+
+def balanced_weights(counts: list[int]) -> tuple[float, ...]:
+    """n / (k * n_c) for each of k classes with n_c train rows (scikit-learn's 'balanced')."""
+    if not counts or min(counts) <= 0:
+        return ()
+    total = sum(counts)
+    return tuple(total / (len(counts) * count) for count in counts)

@@ -30,6 +30,27 @@ def test_binary_metrics() -> None:
     assert metrics["f1"] == pytest.approx(2 / 3)
 
 
+def test_binary_decision_metrics_use_the_output_threshold() -> None:
+    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+
+    rng = torch.Generator().manual_seed(0)
+    logits = torch.randn(400, generator=rng) * 2 - 2.5  # mostly low probabilities
+    target = (torch.rand(400, generator=rng) < torch.sigmoid(logits + 1)).float()
+    decided = (torch.sigmoid(logits) > 0.2).numpy()
+    truth = target.numpy()
+    spec = OutputSpec("y", "binary", num_classes=2, threshold=0.2)
+    metrics = compute_metrics([spec], {"y": logits}, {"y": target})
+    assert metrics["accuracy"] == pytest.approx(accuracy_score(truth, decided))
+    assert metrics["f1"] == pytest.approx(f1_score(truth, decided))
+    assert metrics["precision"] == pytest.approx(precision_score(truth, decided))
+    assert metrics["recall"] == pytest.approx(recall_score(truth, decided))
+    at_half = compute_metrics(
+        [OutputSpec("y", "binary", num_classes=2)], {"y": logits}, {"y": target}
+    )
+    assert at_half["accuracy"] != pytest.approx(metrics["accuracy"])  # the threshold matters
+    assert at_half["auc"] == pytest.approx(metrics["auc"])  # ... but not to the ranking
+
+
 def test_regression_metrics_are_in_original_units() -> None:
     spec = OutputSpec("price", "number", mean=100.0, std=10.0)
     outputs = torch.tensor([0.0, 1.0, -1.0])  # standardised: 100, 110, 90
