@@ -126,10 +126,10 @@ def predict(
         ),
     ] = None,
 ) -> None:
-    """Write predictions (with class probabilities) for new rows."""
+    """Write predictions (with class probabilities) for new rows, after the rows as they were
+    read (a CSV's cells as written; CSV output in the input CSV's separator and decimal mark)."""
     import pandas as pd
 
-    from megalith.data.sources import load_table
     from megalith.run import Run
     from megalith.runs import RunDir
 
@@ -137,18 +137,20 @@ def predict(
     loaded.check_predicts()
     if output is not None and RunDir(run).owns(output):
         _fail(f"--output {output} is one of the run directory's own files; choose another path")
-    table = load_table(str(data))
+    table = loaded.read_table(data, keep_text=True)
     frame = table.frame
     predictions = loaded.predict(frame, base_dir=table.base_dir)
     # a labelled file keeps its own target column; the prediction goes beside it
     predictions.columns = [
         f"{c}_predicted" if c in frame.columns else c for c in predictions.columns
     ]
-    result = pd.concat([frame, predictions], axis=1)
+    result = pd.concat([frame if table.text is None else table.text, predictions], axis=1)
+    dialect = table.dialect
+    sep, decimal = (dialect.delimiter, dialect.decimal) if dialect else (",", ".")
     if output is None:
-        result.to_csv(sys.stdout, index=False)
+        result.to_csv(sys.stdout, index=False, sep=sep, decimal=decimal)
         return
-    _write_table(result, output)
+    _write_table(result, output, sep=sep, decimal=decimal)
     typer.echo(f"wrote {len(result)} predictions to {output}", err=True)
 
 
@@ -263,10 +265,22 @@ def init(
             help="Fine-tune this local Hugging Face model (a text table or a corpus).",
         ),
     ] = None,
+    delimiter: Annotated[
+        str,
+        typer.Option(
+            "--delimiter", help="A CSV file's column separator: , ; tab | (default: detected)."
+        ),
+    ] = "auto",
+    decimal: Annotated[
+        str,
+        typer.Option("--decimal", help="A CSV file's decimal mark: . or , (default: detected)."),
+    ] = "auto",
 ) -> None:
     """Inspect the data and write a working config: predicting TARGET from a table, or a
     language model of a text corpus."""
     import os
+
+    import pydantic
 
     from megalith.data.infer import (
         infer_config,
@@ -274,7 +288,7 @@ def init(
         render_config,
         with_pretrained,
     )
-    from megalith.data.sources import load_table
+    from megalith.data.sources import DataConfig, load_data
 
     def as_written(path: str) -> str:  # relative to the config file, which may live elsewhere
         if output is None or path.startswith("builtin:"):
@@ -286,7 +300,18 @@ def init(
         _fail(f"{data} is a text corpus: it has no column '{target}'; leave out --target")
     if corpus is None and target is None:
         _fail(f"give --target COLUMN: the column of {data} to predict")
-    table = load_table(data, format="text" if corpus == "folder" else "auto")
+    try:
+        reading = DataConfig(
+            source=data,
+            format="text" if corpus == "folder" else "auto",
+            delimiter=delimiter,
+            decimal=decimal,
+        )
+    except pydantic.ValidationError as error:
+        problem = error.errors()[0]
+        flag = "--" + str(problem["loc"][0]) if problem["loc"] else "--delimiter / --decimal"
+        _fail(f"{flag}: {problem['msg'].removeprefix('Value error, ')}")
+    table = load_data(reading)
     source = as_written(data)
     if corpus is not None:
         inference = infer_language_model(table, source=source, folder=corpus == "folder", name=name)
@@ -327,10 +352,11 @@ def schema() -> None:
     typer.echo(json.dumps(Config.model_json_schema(), indent=2))
 
 
-def _write_table(frame: Any, path: Path) -> None:
-    """Predictions to .csv, .parquet or .jsonl, through a temporary file renamed into place."""
+def _write_table(frame: Any, path: Path, *, sep: str = ",", decimal: str = ".") -> None:
+    """Predictions to .csv (with this separator and decimal mark), .parquet or .jsonl, through
+    a temporary file renamed into place."""
     writers = {
-        ".csv": lambda tmp: frame.to_csv(tmp, index=False),
+        ".csv": lambda tmp: frame.to_csv(tmp, index=False, sep=sep, decimal=decimal),
         ".parquet": lambda tmp: frame.to_parquet(tmp, index=False),
         ".jsonl": lambda tmp: frame.to_json(tmp, orient="records", lines=True),
         ".ndjson": lambda tmp: frame.to_json(tmp, orient="records", lines=True),

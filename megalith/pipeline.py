@@ -21,7 +21,8 @@ from torch import nn
 
 from megalith.config import Config, config_to_yaml, load_config
 from megalith.data.preprocess import Preprocessor
-from megalith.data.sources import load_table
+from megalith.data.sources import load_data
+from megalith.data.split import split_notes
 from megalith.data.tensors import TensorTable
 from megalith.device import resolve_device, resolve_precision
 from megalith.errors import ConfigError, RunError, cannot_write, did_you_mean
@@ -112,8 +113,12 @@ def _train(
     cfg = _with_absolute_paths(cfg, base_dir)
     if isinstance(cfg.model, PretrainedConfig):
         check_model_dir(cfg.model.path)  # before its tokenizer is read
-    table = load_table(cfg.data.source, format=cfg.data.format, relative_to=base_dir)
+    table = load_data(cfg.data, relative_to=base_dir)
+    # config.yaml records how a CSV was read, so that predict reads new files the same way
+    cfg = cfg.model_copy(update={"data": cfg.data.read_as(table.dialect)})
     splits = split_data(cfg, table)
+    for note in split_notes(table.frame, cfg.data.split):
+        console.print(f"[yellow]note[/]: {note}")
     checkpoint = ckpt.load_latest_checkpoint(run_dir.checkpoints) if resuming else None
     if checkpoint is not None and run_dir.preprocessor.is_file():
         preprocessor = Preprocessor.load(run_dir.preprocessor)

@@ -22,7 +22,7 @@ from torch import nn
 
 from megalith.config import Config, is_language_model, load_config
 from megalith.data.preprocess import Preprocessor
-from megalith.data.sources import Table, load_table
+from megalith.data.sources import Table, load_data, load_table
 from megalith.data.split import split_table
 from megalith.data.tensors import TensorTable
 from megalith.device import resolve_device, resolve_precision
@@ -199,8 +199,25 @@ class Run:
 
     def data_splits(self) -> tuple[Table, dict[str, pd.DataFrame]]:
         """The run's data source read again and split exactly as training split it."""
-        table = load_table(self.config.data.source, format=self.config.data.format)
+        table = load_data(self.config.data)
         return table, split_data(self.config, table)
+
+    def read_table(self, path: str | Path, *, keep_text: bool = False) -> Table:
+        """A table of new rows read the way this run read its data: a CSV file with the
+        separator and decimal mark in config.yaml (detected when training recorded none).
+
+        Raises:
+            DataError: the file cannot be read.
+        """
+        corpus = is_language_model(self.config)
+        data = self.config.data
+        return load_table(
+            str(path),
+            format="text" if corpus else "auto",
+            delimiter=data.delimiter,
+            decimal=data.decimal,
+            keep_text=keep_text,
+        )
 
     def evaluate_tensors(self, tensors: TensorTable) -> dict[str, float]:
         device, dtype = self._device()
@@ -251,8 +268,7 @@ class Run:
         if isinstance(data, pd.DataFrame):
             origin = str(data.attrs.get(ORIGIN_ATTR, "data frame"))  # a frame from load_table
             return data, Path(base_dir) if base_dir is not None else Path.cwd(), origin
-        corpus = is_language_model(self.config)
-        table = load_table(str(data), format="text" if corpus else "auto")
+        table = self.read_table(data)
         return table.frame, table.base_dir, table.origin
 
 

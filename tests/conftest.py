@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -71,3 +74,31 @@ def cli(tmp_path: Path) -> Callable[..., CliResult]:
         )
 
     return run
+
+
+@dataclass
+class Outcome:
+    """What a CLI call in this process gave: exit code and what it printed."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str | Path) -> Outcome:
+    """`megalith ARGS` through the CLI's entry point in this process (in the current folder):
+    faster than a subprocess, with the real exit code and messages."""
+    from megalith.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    argv = sys.argv
+    sys.argv = ["megalith", *map(str, args)]
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main()
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else 1
+    finally:
+        sys.argv = argv
+    return Outcome(code, out.getvalue(), err.getvalue())

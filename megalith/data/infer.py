@@ -16,6 +16,7 @@ import pandas as pd
 import yaml
 
 from megalith.data.builtin import BUILTIN_DATASETS
+from megalith.data.csvfile import unsplit_header_hint
 from megalith.data.sources import IMAGE_SUFFIXES, Table
 from megalith.data.split import split_name
 from megalith.errors import DataError, did_you_mean
@@ -89,6 +90,7 @@ def infer_config(table: Table, target: str, *, source: str, name: str | None = N
     frame, origin = table.frame, table.origin
     _check_target(frame, target, origin)
     notices: list[str] = []
+    data: dict[str, Any] = {"source": source, **_reader_settings(table, notices)}
     dataset = BUILTIN_DATASETS.get(source.removeprefix("builtin:"))
     split: dict[str, Any] = {"val": 0.1, "test": 0.1}
     if source.startswith("builtin:") and dataset is not None and dataset.target == target:
@@ -99,7 +101,7 @@ def infer_config(table: Table, target: str, *, source: str, name: str | None = N
         outputs = [{"name": target, "type": _target_type(frame[target], origin, notices)}]
         split_column = _find_split_column(frame, target, notices)
         if split_column is not None:
-            split = {"column": split_column}
+            split = _column_split(frame[split_column], notices)
         others = [c for c in frame.columns if c not in (target, split_column)]
         inputs = _infer_inputs(frame, others, target, origin, notices)
         arch = "cnn" if any(f["type"] == "image" for f in inputs) else "mlp"
@@ -115,7 +117,7 @@ def infer_config(table: Table, target: str, *, source: str, name: str | None = N
     config = {
         "name": name or _default_name(source),
         "seed": 0,
-        "data": {"source": source, "split": split},
+        "data": {**data, "split": split},
         "inputs": inputs,
         "outputs": outputs,
         "model": model,
@@ -251,12 +253,42 @@ def _check_target(frame: pd.DataFrame, target: str, origin: str) -> None:
     if target in frame.columns:
         return
     columns = [str(c) for c in frame.columns]
+    unsplit = unsplit_header_hint(columns)
+    if unsplit:
+        raise DataError(f"{origin}: target column '{target}' is not in the table.{unsplit}")
     more = f", ... ({len(columns)} in all)" if len(columns) > 30 else ""
     shown = ", ".join(columns[:30]) + more
     raise DataError(
         f"{origin}: target column '{target}' is not in the table{did_you_mean(target, columns)}; "
         f"columns: {shown}. Pass one of them with --target."
     )
+
+
+def _reader_settings(table: Table, notices: list[str]) -> dict[str, Any]:
+    """data.format / delimiter / decimal for a CSV read other than comma-separated with
+    decimal points, so that train and predict read it the same way."""
+    dialect = table.dialect
+    if dialect is None or (dialect.delimiter, dialect.decimal) == (",", "."):
+        return {}
+    notices.append(
+        f"read as a CSV file {dialect.describe()}: data.delimiter and data.decimal record "
+        "it, so that train and predict read this file and new ones the same way"
+    )
+    return {"format": "csv", "delimiter": dialect.delimiter, "decimal": dialect.decimal}
+
+
+def _column_split(values: pd.Series, notices: list[str]) -> dict[str, Any]:
+    """data.split for a split column; a split it lacks is carved out of its train rows."""
+    marked = set(values.map(split_name))
+    split: dict[str, Any] = {"column": str(values.name)}
+    for name in ("val", "test"):
+        if name not in marked:
+            split[name] = 0.1
+            notices.append(
+                f"split column '{values.name}' marks no {name} rows: 10% of its train rows "
+                f"(stratified by the target) are held out as {name} (data.split.{name}: 0.1)"
+            )
+    return split
 
 
 def _batch_size(rows: int) -> int:
@@ -314,7 +346,7 @@ def _find_split_column(frame: pd.DataFrame, target: str, notices: list[str]) -> 
         if not _all_scalars(values.head(_SAMPLE)):
             continue
         names = values.map(split_name)
-        if names.notna().all() and names.nunique() >= 2:
+        if names.notna().all() and names.nunique() >= 2 and (names == "train").any():
             notices.append(f"column '{column}' says train / val / test per row: used as data.split")
             return str(column)
     return None
@@ -394,6 +426,12 @@ def _string_type(strings: pd.Series, column: str, distinct: int) -> tuple[str | 
     if distinct == len(strings) and _looks_like_id_strings(strings, column):
         return None, f"dropped column '{column}': every value is unique (looks like an ID)"
     numbers = pd.to_numeric(sample, errors="coerce")
+    if numbers.notna().all():  # numbers as text: the reader saw leading zeros ('01067')
+        return "category", (
+            f"column '{column}' holds codes written in digits (such as {_zero_led(sample)!r}): "
+            "typed as category and kept as text, leading zeros included; change it to number "
+            "if the values are quantities"
+        )
     if numbers.notna().mean() >= _MOSTLY:
         bad = sample[numbers.isna()].iloc[0]
         return "category", (
@@ -405,6 +443,12 @@ def _string_type(strings: pd.Series, column: str, distinct: int) -> tuple[str | 
     if long and distinct > 0.5 * len(strings):
         return "text", ""
     return "category", ""
+
+
+def _zero_led(strings: pd.Series) -> str:
+    """The first cell that starts with a zero digit followed by another digit, else the first."""
+    led = strings[strings.str.strip().str.match(r"^[-+]?0\d")]
+    return str(led.iloc[0] if len(led) else strings.iloc[0])
 
 
 def _looks_like_id_name(column: str) -> bool:

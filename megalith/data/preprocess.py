@@ -20,6 +20,7 @@ import pydantic
 import torch
 
 from megalith.configbase import ConfigModel
+from megalith.data.csvfile import unsplit_header_hint
 from megalith.data.features import InputFeature, OutputFeature
 from megalith.data.features.binary import BinaryInputEncoder, BinaryOutputEncoder
 from megalith.data.features.category import CategoryInputEncoder, CategoryOutputEncoder
@@ -351,6 +352,9 @@ def _check_columns(frame: pd.DataFrame, names: Sequence[str], origin: str) -> No
     hints = "".join(f" '{name}'{did_you_mean(name, available)}" for name in absent)
     listed = ", ".join(available[:30]) + (", ..." if len(available) > 30 else "")
     noun = "column" if len(absent) == 1 else "columns"
+    unsplit = unsplit_header_hint(available)
+    if unsplit:
+        raise DataError(f"{origin}: {noun}{hints} not found.{unsplit}")
     raise DataError(
         f"{origin}: {noun}{hints} not found; the columns are: {listed or '(none)'}. "
         "Fix the name in the config's inputs / outputs."

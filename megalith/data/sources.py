@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-from pydantic import field_validator
+from pydantic import field_validator, model_validator
 
 from megalith.configbase import ConfigModel
+from megalith.data.csvfile import CsvDialect, read_csv
 from megalith.data.split import SplitConfig
 from megalith.errors import DataError
 
@@ -28,11 +28,36 @@ class DataConfig(ConfigModel):
     images). text: a plain-text corpus, a file or a folder of them, one row per document."""
     split: SplitConfig = SplitConfig()
     """Fractions {val, test, seed}, or the name of a column holding train / val / test."""
+    delimiter: Literal["auto", ",", ";", "\t", "|"] = "auto"
+    """CSV column separator: auto (detected from the file's first lines), ',', ';', tab
+    ('\\t' or 'tab') or '|'. Training records the one it used in the run's config.yaml."""
+    decimal: Literal["auto", ".", ","] = "auto"
+    """CSV decimal mark: auto ('.', or ',' when the separator is not a comma and the numbers
+    are written with decimal commas), '.' or ','. Recorded like data.delimiter."""
 
     @field_validator("split", mode="before")
     @classmethod
     def _column_name_means_split_column(cls, value: Any) -> Any:
         return {"column": value} if isinstance(value, str) else value
+
+    @field_validator("delimiter", mode="before")
+    @classmethod
+    def _tab_by_name(cls, value: Any) -> Any:
+        return "\t" if isinstance(value, str) and value.lower() in ("tab", "\\t") else value
+
+    def read_as(self, dialect: CsvDialect | None) -> DataConfig:
+        """This config with the CSV settings a read detected filled in (unchanged for None)."""
+        if dialect is None:
+            return self
+        return self.model_copy(update={"delimiter": dialect.delimiter, "decimal": dialect.decimal})
+
+    @model_validator(mode="after")
+    def _decimal_comma_needs_another_separator(self) -> DataConfig:
+        if self.delimiter == "," and self.decimal == ",":
+            raise ValueError(
+                "decimal ',' needs a column separator other than ','; set delimiter to ';'"
+            )
+        return self
 
 
 @dataclass(frozen=True)
@@ -45,6 +70,11 @@ class Table:
     """Folder that relative image paths in the table resolve against (None for built-ins)."""
     origin: str
     """How errors name the source: the file path, or 'builtin:digits'."""
+    dialect: CsvDialect | None = None
+    """How a CSV source was read (separator, decimal mark); None for other sources."""
+    text: pd.DataFrame | None = None
+    """A CSV source's cells as the file spells them, when asked for (`keep_text`): what
+    `megalith predict` writes back, so '01067' or 'TRUE' come out as they went in."""
 
 
 TABLE_SUFFIXES = {
@@ -61,16 +91,37 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".
 """Files that count as images in an image folder (compared lower-cased)."""
 ORIGIN_ATTR = "megalith.origin"
 """Key in a loaded frame's `attrs` naming its source, so errors about a bare frame name the file."""
-_CSV_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 
 
-def load_table(source: str, *, format: str = "auto", relative_to: Path | None = None) -> Table:
+def load_data(config: DataConfig, *, relative_to: Path | None = None) -> Table:
+    """The table `config` names, read with its format and CSV settings (see `load_table`)."""
+    return load_table(
+        config.source,
+        format=config.format,
+        relative_to=relative_to,
+        delimiter=config.delimiter,
+        decimal=config.decimal,
+    )
+
+
+def load_table(
+    source: str,
+    *,
+    format: str = "auto",
+    relative_to: Path | None = None,
+    delimiter: str = "auto",
+    decimal: str = "auto",
+    keep_text: bool = False,
+) -> Table:
     """Load `source`: builtin:NAME, a .csv/.tsv/.parquet/.jsonl file, or a folder of images.
 
     Args:
         source: as written in `data.source`.
         format: 'auto' (by suffix; a folder means images), 'csv', 'parquet', 'jsonl', 'images'.
         relative_to: folder a relative path resolves against (the config's); default the cwd.
+        delimiter: a CSV file's column separator, or 'auto' to detect it (see csvfile.py).
+        decimal: a CSV file's decimal mark, or 'auto' to detect it.
+        keep_text: keep a CSV file's cells as text too (`Table.text`).
 
     Raises:
         DataError: naming the path and what to do, for any source that cannot be read.
@@ -97,13 +148,31 @@ def load_table(source: str, *, format: str = "auto", relative_to: Path | None = 
             f"{path} is not a regular file (a pipe, socket or device?); point data.source at a "
             "table file."
         )
+    if chosen == "csv":
+        return _csv_table(path, delimiter, decimal, keep_text)
     frame = _READERS[chosen](path)
     return _table(_checked_frame(frame, path), path.parent, str(path))
 
 
-def _table(frame: pd.DataFrame, base_dir: Path | None, origin: str) -> Table:
+def _csv_table(path: Path, delimiter: str, decimal: str, keep_text: bool) -> Table:
+    read = read_csv(path, delimiter=delimiter, decimal=decimal)
+    frame = _checked_frame(read.frame, path)
+    text = None
+    if keep_text:
+        text = read.text.set_axis(frame.columns, axis=1)
+    return _table(frame, path.parent, str(path), dialect=read.dialect, text=text)
+
+
+def _table(
+    frame: pd.DataFrame,
+    base_dir: Path | None,
+    origin: str,
+    *,
+    dialect: CsvDialect | None = None,
+    text: pd.DataFrame | None = None,
+) -> Table:
     frame.attrs[ORIGIN_ATTR] = origin
-    return Table(frame, base_dir, origin)
+    return Table(frame, base_dir, origin, dialect, text)
 
 
 def _choose_format(path: Path, format: str) -> str:
@@ -156,33 +225,6 @@ def _checked_frame(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
         # e.g. a parquet file saved with its index: keep a named index as a column
         frame = frame.reset_index(drop=frame.index.name is None)
     return frame
-
-
-def _read_csv(path: Path) -> pd.DataFrame:
-    separator = "\t" if path.suffix.lower() == ".tsv" else ","
-    try:
-        return pd.read_csv(path, sep=separator)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: the file is empty; it needs a header line and rows.") from None
-    except pd.errors.ParserError as error:
-        raise DataError(f"{path}: {_describe_csv_error(str(error))}") from None
-    except UnicodeDecodeError as error:
-        raise DataError(
-            f"{path}: not UTF-8 text (byte {error.start}); save the file as UTF-8."
-        ) from None
-    except OSError as error:
-        raise DataError(f"{path}: cannot read the file ({error.strerror or error}).") from None
-
-
-def _describe_csv_error(message: str) -> str:
-    match = _CSV_FIELDS.search(message)
-    if match is None:
-        return f"malformed CSV: {message.strip()}"
-    expected, line, saw = match.groups()
-    return (
-        f"line {line} has {saw} fields but the header has {expected}; fix that line "
-        '(a comma inside a value needs "quotes").'
-    )
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -240,7 +282,6 @@ def _records_from_array(text: str, path: Path) -> pd.DataFrame:
 
 
 _READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
-    "csv": _read_csv,
     "parquet": _read_parquet,
     "jsonl": _read_jsonl,
 }

@@ -18,15 +18,18 @@ class SplitConfig(ConfigModel):
     """How rows are divided into train, val and test."""
 
     val: float = Field(0.1, ge=0, lt=1)
-    """Fraction of rows for validation (early stopping, model selection)."""
+    """Fraction of rows for validation (early stopping, model selection); with a split column
+    that marks no val rows, the fraction of its train rows moved to val."""
     test: float = Field(0.1, ge=0, lt=1)
-    """Fraction of rows for the final test metrics in eval.json."""
+    """Fraction of rows for the final test metrics in eval.json; with a split column that marks
+    no test rows, the fraction of its train rows moved to test."""
     seed: int | None = None
     """Seed of the shuffle; by default the config's top-level seed."""
     stratify: bool = True
     """Keep class proportions equal across splits when the first output is a category or binary."""
     column: str | None = None
-    """Name of a column holding 'train' / 'val' / 'test' per row; overrides the fractions."""
+    """Name of a column holding 'train' / 'val' / 'test' per row; the fractions then only
+    carve a split the column lacks out of its train rows (e.g. {column: split, val: 0.1})."""
 
     @model_validator(mode="after")
     def _fractions_leave_train_rows(self) -> SplitConfig:
@@ -70,13 +73,13 @@ def split_table(
 
     By fraction, rows are shuffled with `config.seed` (else `seed`) and, when `stratify_by` is
     given and `config.stratify` is on, each class of that column keeps its proportion. By
-    column, each row goes where its value says and keeps the table's order.
+    column, each row goes where its value says and keeps the table's order; a val or test split
+    the column lacks is carved out of its train rows by `config.val` / `config.test` (as
+    fractions of the train rows, stratified the same way).
 
     Raises:
         DataError: a missing or malformed split column, or a split left empty.
     """
-    if config.column is not None:
-        return _split_by_column(frame, config.column, origin)
     rng = np.random.default_rng(config.seed if config.seed is not None else seed)
     stratify = stratify_by if config.stratify else None
     if stratify is not None and stratify not in frame.columns:
@@ -84,7 +87,23 @@ def split_table(
             f"{origin}: cannot stratify the split by column '{stratify}': no such column"
             f"{did_you_mean(stratify, map(str, frame.columns))}."
         )
+    if config.column is not None:
+        parts = _split_by_column(frame, config, origin)
+        return _carve_missing_splits(parts, config, rng, stratify, origin)
     return _split_by_fraction(frame, config, rng, stratify, origin)
+
+
+def split_notes(frame: pd.DataFrame, config: SplitConfig) -> list[str]:
+    """Sentences for people about splits carved out of a split column's train rows."""
+    if config.column is None or config.column not in frame.columns:
+        return []
+    marked = set(frame[config.column].map(split_name).dropna())
+    return [
+        f"split column '{config.column}' marks no {name} rows: data.split.{name}="
+        f"{getattr(config, name)} of its train rows are used as {name}"
+        for name in ("val", "test")
+        if name not in marked and getattr(config, name) > 0
+    ]
 
 
 def _rounded(count: float) -> int:
@@ -156,7 +175,33 @@ def _check_fraction_splits(
             )
 
 
-def _split_by_column(frame: pd.DataFrame, column: str, origin: str) -> dict[str, pd.DataFrame]:
+def _carve_missing_splits(
+    parts: dict[str, pd.DataFrame],
+    config: SplitConfig,
+    rng: np.random.Generator,
+    stratify: str | None,
+    origin: str,
+) -> dict[str, pd.DataFrame]:
+    """Move fractions of the train rows to the splits the column left empty (table order kept)."""
+    lacking = [name for name in ("val", "test") if len(parts[name]) == 0]
+    if not lacking:
+        return parts
+    carve = SplitConfig(
+        val=config.val if "val" in lacking else 0.0,
+        test=config.test if "test" in lacking else 0.0,
+        stratify=config.stratify,
+    )
+    train = parts["train"]
+    where = f"{origin} (train rows of split column '{config.column}')"
+    carved = _split_by_fraction(train, carve, rng, stratify, where)
+    ordered = {name: train[train.index.isin(carved[name].index)] for name in ("train", *lacking)}
+    return {**parts, **ordered}
+
+
+def _split_by_column(
+    frame: pd.DataFrame, config: SplitConfig, origin: str
+) -> dict[str, pd.DataFrame]:
+    column = str(config.column)
     if column not in frame.columns:
         columns = [str(c) for c in frame.columns]
         raise DataError(
@@ -175,10 +220,14 @@ def _split_by_column(frame: pd.DataFrame, column: str, origin: str) -> dict[str,
         )
     parts = {name: frame[(names == name).to_numpy()] for name in SPLITS}
     for name, part in parts.items():
-        if len(part) == 0:
+        if len(part) == 0 and (name == "train" or getattr(config, name) == 0):
+            carve = (
+                f", or set data.split.{name} (e.g. 0.1) to use that fraction of the train rows"
+                if name != "train"
+                else ""
+            )
             raise DataError(
                 f"{origin}: split column '{column}' has no '{name}' rows; mark some rows "
-                f"'{name}'. A split may be empty only when splitting by fractions (e.g. "
-                f"data.split: {{{name}: 0}})."
+                f"'{name}'{carve}."
             )
     return parts

@@ -136,7 +136,13 @@ class _BinaryCodec:
         if not self.fitted:
             raise RuntimeError(f"binary feature '{self.name}' used before fit")
         lookup = {v: float(v == self.positive) for v in self.known}
-        codes = np.fromiter((lookup.get(v, np.nan) for v in values), np.float32, len(values))
+        # a value not found as it is, by how it reads: 'TRUE' from a CSV is True from a Parquet
+        by_text = {_text(v): float(v == self.positive) for v in self.known}
+        codes = np.fromiter(
+            (lookup[v] if v in lookup else by_text.get(_text(v), np.nan) for v in values),
+            np.float32,
+            len(values),
+        )
         missing = values.isna().to_numpy()
         unseen = np.isnan(codes) & ~missing
         if unseen.any():

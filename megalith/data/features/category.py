@@ -81,13 +81,32 @@ def _is_missing(value: Any) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and value != value)
 
 
+def _as_typed_before(value: Any) -> Any:
+    """A text cell as CSV reading typed it before cells stayed text ('TRUE' -> True, '007' -> 7),
+    so that runs fitted then still find their values; None for anything else."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return _key(number) if math.isfinite(number) else None
+
+
 def _lookup(values: pd.Series, index_of: dict[Any, int]) -> np.ndarray:
-    """Index of each cell in `index_of`, -1 where missing or not found."""
-    return np.fromiter(
-        (-1 if _is_missing(v) else index_of.get(_key(v), -1) for v in values.tolist()),
-        np.int64,
-        len(values),
-    )
+    """Index of each cell in `index_of` (a text cell not found as written: as typed before),
+    -1 where missing or not found."""
+
+    def index(value: Any) -> int:
+        if _is_missing(value):
+            return -1
+        found = index_of.get(_key(value))
+        return index_of.get(_as_typed_before(value), -1) if found is None else found
+
+    return np.fromiter((index(v) for v in values.tolist()), np.int64, len(values))
 
 
 class CategoryInputEncoder:
@@ -189,7 +208,8 @@ class CategoryOutputEncoder:
         )
 
     def decode(self, outputs: torch.Tensor) -> dict[str, Any]:
-        """Logits (B, K) -> {name: labels in their original type, name_prob_CLASS: probability}."""
+        """Logits (B, K) -> {name: labels as train held them (text stays text: '007'),
+        name_prob_CLASS: probability}."""
         probabilities = torch.softmax(outputs.detach().to("cpu", torch.float64), dim=-1).numpy()
         predicted = [self.classes[i] for i in probabilities.argmax(axis=-1)]
         columns: dict[str, Any] = {self.config.name: predicted}

@@ -305,3 +305,50 @@ def test_text_idf_follows_document_frequency():
     assert idf["b"] == pytest.approx(math.log(2) + 1, abs=1e-5) == idf["c"]
     rebuilt = roundtrip(TextInputEncoder, encoder)
     assert rebuilt.spec().token_weights == encoder.spec().token_weights
+
+
+def test_text_labels_keep_their_spelling_in_classes_and_probability_columns() -> None:
+    encoder = CategoryOutputEncoder(CategoryOutput(name="dept"))
+    encoder.fit(pd.Series(["010", "100", "007", "010"]), where=WHERE)
+    assert encoder.classes == ["007", "010", "100"]
+    again = roundtrip(CategoryOutputEncoder, encoder)
+    assert again.transform(pd.Series(["100", "007"]), where=WHERE).tolist() == [2, 0]
+    decoded = again.decode(torch.tensor([[0.0, 3.0, 0.0], [5.0, 0.0, 0.0]]))
+    assert decoded["dept"] == ["010", "007"]
+    assert [c for c in decoded if c != "dept"] == [
+        "dept_prob_007",
+        "dept_prob_010",
+        "dept_prob_100",
+    ]
+    with pytest.raises(DataError, match="label '7'"):
+        again.transform(pd.Series(["7"]), where=WHERE)  # '7' is not the user's '007'
+
+
+def test_integer_labels_stay_integers() -> None:
+    encoder = CategoryOutputEncoder(CategoryOutput(name="y"))
+    encoder.fit(pd.Series([2, 0, 1, 10]), where=WHERE)
+    assert encoder.classes == [0, 1, 2, 10]
+    decoded = roundtrip(CategoryOutputEncoder, encoder).decode(torch.eye(4)[[3, 1]])
+    assert decoded["y"] == [10, 1] and "y_prob_10" in decoded
+
+
+def test_a_state_fitted_on_cells_typed_by_the_old_csv_reader_still_finds_them() -> None:
+    """Before CSV cells stayed text, '007' was read as 7 and 'TRUE' as True; such runs' states
+    must still encode the cells the reader now gives as text."""
+    labels = CategoryOutputEncoder(CategoryOutput(name="dept"), {"classes": [7, 10, 100]})
+    assert labels.transform(pd.Series(["007", "100", "010"]), where=WHERE).tolist() == [0, 2, 1]
+    codes = CategoryInputEncoder(CategoryInput(name="plz"), {"vocabulary": [1067, True]})
+    found = codes.transform(pd.Series(["01067", "TRUE", "x", None]), where=WHERE)
+    assert found.tolist() == [1, 2, 0, 0]
+    flags = BinaryInputEncoder(BinaryInput(name="f"), {"values": [False, True], "mode": 0.0})
+    assert flags.transform(pd.Series(["TRUE", "False", "true"]), where=WHERE).tolist() == [1, 0, 1]
+
+
+def test_binary_values_match_by_how_they_read() -> None:
+    encoder = BinaryInputEncoder(BinaryInput(name="f"))
+    encoder.fit(pd.Series(["TRUE", "FALSE", "TRUE"]), where=WHERE)  # as a CSV gives them
+    assert encoder.state()["values"] == ["FALSE", "TRUE"]
+    as_bools = pd.Series([True, False])  # the same column from Parquet or a DataFrame
+    assert encoder.transform(as_bools, where=WHERE).tolist() == [1.0, 0.0]
+    with pytest.raises(DataError, match="'maybe' was not seen"):
+        encoder.transform(pd.Series(["maybe"]), where=WHERE)

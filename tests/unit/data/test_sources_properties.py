@@ -90,7 +90,10 @@ def test_small_frames_round_trip_or_give_a_data_error(
     assert list(loaded.columns) == list(frame.columns)
     assert isinstance(loaded.index, pd.RangeIndex) and loaded.index.start == 0
     for name in frame.columns:
-        assert _same_cells(loaded[name], frame[name]), (name, loaded[name], frame[name])
+        original = frame[name]
+        if suffix == "csv" and original.dtype == bool:  # CSV keeps text as written: 'True'
+            original = original.map(str)
+        assert _same_cells(loaded[name], original), (name, loaded[name], original)
 
 
 @FAST

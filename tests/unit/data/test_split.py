@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from megalith.data.split import SplitConfig, split_table
+from megalith.data.split import SplitConfig, split_notes, split_table
 from megalith.errors import DataError
 
 
@@ -111,8 +111,51 @@ def test_unknown_split_values_name_values_and_rows() -> None:
     assert "'fold'" in message and "'tset'" in message and "rows 3, 5" in message
 
 
-def test_split_column_without_test_rows_is_an_error() -> None:
+def test_split_column_without_test_rows_and_test_0_is_an_error() -> None:
     frame = pd.DataFrame({"fold": ["train", "val", "train"]})
     with pytest.raises(DataError) as caught:
-        split_table(frame, SplitConfig(column="fold"), seed=0)
-    assert "no 'test' rows" in str(caught.value) and "fractions" in str(caught.value)
+        split_table(frame, SplitConfig(column="fold", test=0), seed=0)
+    message = str(caught.value)
+    assert "no 'test' rows" in message and "set data.split.test (e.g. 0.1)" in message
+
+
+def test_split_column_without_train_rows_is_an_error() -> None:
+    frame = pd.DataFrame({"fold": ["val", "test", "val"]})
+    with pytest.raises(DataError, match="no 'train' rows; mark some rows 'train'"):
+        split_table(frame, SplitConfig(column="fold", val=0.2), seed=0)
+
+
+def test_a_split_the_column_lacks_is_carved_from_train_stratified() -> None:
+    frame = _labels({"a": 60, "b": 30, "c": 10})
+    frame["fold"] = ["train", "train", "train", "train", "test"] * 20
+    parts = split_table(frame, SplitConfig(column="fold", val=0.25), seed=0, stratify_by="label")
+    train, val, test = parts["train"], parts["val"], parts["test"]
+    assert test.index.tolist() == list(range(4, 100, 5))  # the column's test rows, untouched
+    assert len(val) == 20 and len(train) == 60  # a quarter of the 80 train rows
+    assert set(val.index).isdisjoint(train.index) and set(val.index) | set(train.index) == set(
+        frame.index[frame["fold"] == "train"]
+    )
+    train_counts = frame.loc[frame["fold"] == "train", "label"].value_counts()
+    assert val["label"].value_counts().to_dict() == (train_counts / 4).astype(int).to_dict()
+    assert train.index.is_monotonic_increasing and val.index.is_monotonic_increasing
+    again = split_table(frame, SplitConfig(column="fold", val=0.25), seed=0, stratify_by="label")
+    assert again["val"].index.tolist() == val.index.tolist()
+
+
+def test_a_column_lacking_val_and_test_carves_both() -> None:
+    frame = pd.DataFrame({"x": range(40), "fold": ["train"] * 30 + ["TRAINING"] * 10})
+    parts = split_table(frame, SplitConfig(column="fold", val=0.1, test=0.2), seed=0)
+    assert (len(parts["train"]), len(parts["val"]), len(parts["test"])) == (28, 4, 8)
+    assert split_notes(frame, SplitConfig(column="fold", val=0.1, test=0.2)) == [
+        "split column 'fold' marks no val rows: data.split.val=0.1 of its train rows are used "
+        "as val",
+        "split column 'fold' marks no test rows: data.split.test=0.2 of its train rows are used "
+        "as test",
+    ]
+
+
+def test_a_complete_split_column_ignores_the_fractions() -> None:
+    frame = pd.DataFrame({"x": range(6), "fold": ["train", "val", "test"] * 2})
+    parts = split_table(frame, SplitConfig(column="fold", val=0.5, test=0.3), seed=0)
+    assert [len(parts[name]) for name in ("train", "val", "test")] == [2, 2, 2]
+    assert split_notes(frame, SplitConfig(column="fold", val=0.5)) == []
