@@ -23,6 +23,10 @@ _state = {"debug": False}
 _FILE_HINT = "check that its folder exists and is writable, and that the disk has space"
 
 RunArg = Annotated[Path, typer.Argument(help="A run directory written by `megalith train`.")]
+RunOrBundleArg = Annotated[
+    Path,
+    typer.Argument(help="A run directory (`megalith train`) or an inference bundle (`export`)."),
+]
 
 
 def _version(value: bool) -> None:
@@ -115,7 +119,7 @@ def evaluate(
 
 @app.command()
 def predict(
-    run: RunArg,
+    run: RunOrBundleArg,
     data: Annotated[
         Path, typer.Option("--data", help="A table of rows to predict (CSV, Parquet, JSONL).")
     ],
@@ -126,17 +130,26 @@ def predict(
         ),
     ] = None,
 ) -> None:
-    """Write predictions (with class probabilities) for new rows."""
+    """Write predictions (with class probabilities) for new rows, from a run directory or an
+    inference bundle (`megalith export`; predicted with ONNX Runtime, without PyTorch)."""
     import pandas as pd
 
     from megalith.data.sources import load_table
-    from megalith.run import Run
+    from megalith.runtime.predictor import is_bundle
 
-    loaded = Run.load(run)
-    loaded.check_predicts()
+    predictor: Any
+    if is_bundle(run):
+        from megalith.runtime import load_bundle
+
+        predictor = load_bundle(run)
+    else:
+        from megalith.run import Run
+
+        predictor = Run.load(run)
+        predictor.check_predicts()
     table = load_table(str(data))
     frame = table.frame
-    predictions = loaded.predict(frame, base_dir=table.base_dir)
+    predictions = predictor.predict(frame, base_dir=table.base_dir)
     # a labelled file keeps its own target column; the prediction goes beside it
     predictions.columns = [
         f"{c}_predicted" if c in frame.columns else c for c in predictions.columns
@@ -198,6 +211,26 @@ def merge(
 
     folder = Run.load(run).merge(output, overwrite=overwrite)
     typer.echo(f"wrote {folder}: load it with transformers' from_pretrained", err=True)
+
+
+@app.command()
+def export(
+    run: RunArg,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="The bundle folder to write (default RUN/bundle)."),
+    ] = None,
+    format: Annotated[str, typer.Option("--format", help="The model format: onnx.")] = "onnx",
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a bundle already in --output.")
+    ] = False,
+) -> None:
+    """Write an inference bundle (model.onnx, preprocessor.json, bundle.json), checked against
+    PyTorch on the run's test rows; `megalith predict BUNDLE --data ...` then needs no PyTorch."""
+    from megalith.run import Run
+
+    folder = Run.load(run).export(output, format=format, overwrite=overwrite)
+    typer.echo(f"wrote {folder} (ONNX Runtime matches PyTorch on the test rows)", err=True)
 
 
 @app.command()
