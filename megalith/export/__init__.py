@@ -59,6 +59,7 @@ def export_run(
 
     from megalith.export.describe import describe_bundle, graph_outputs
     from megalith.export.graph import export_graph, graph_names
+    from megalith.export.recurrent import without_packing
     from megalith.export.verify import check_export
     from megalith.runtime.bundle import BundleFiles
 
@@ -76,7 +77,8 @@ def export_run(
         files = BundleFiles(folder)
         names = [output.name for output in outputs]
         example = [a[:2] for a in arrays]  # two rows: a batch of one would fix the batch size
-        export_graph(run.model, specs, example, graph_inputs, names, files.model)
+        graph = without_packing(run.model)  # the check below compares it with the packed model
+        export_graph(graph, specs, example, graph_inputs, names, files.model)
         shutil.copyfile(run.path / "preprocessor.json", files.preprocessor)
         session = onnxruntime.InferenceSession(str(files.model), providers=["CPUExecutionProvider"])
         checked = check_export(run.model, session, specs, arrays, graph_inputs, outputs)

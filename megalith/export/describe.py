@@ -10,7 +10,8 @@ from megalith.data.features.binary import BinaryOutputEncoder
 from megalith.data.features.category import CategoryOutputEncoder
 from megalith.data.features.number import NumberOutputEncoder
 from megalith.data.preprocess import Preprocessor
-from megalith.export.graph import graph_names
+from megalith.data.specs import InputSpec
+from megalith.export.graph import free_length, graph_names
 from megalith.export.verify import CheckedOutput
 from megalith.runtime.bundle import FORMAT, INPUT_DTYPES, MODEL_FILE, PREPROCESSOR_FILE, VERSION
 
@@ -52,7 +53,7 @@ def describe_bundle(
             "graph_name": graph_name,
             "type": spec.type,
             "dtype": INPUT_DTYPES[spec.type],
-            "shape": ["batch", *_shape(spec.type, spec.shape)],
+            "shape": ["batch", *_shape(spec)],
         }
         for spec, graph_name in zip(run.preprocessor.input_specs, graph_inputs, strict=True)
     ]
@@ -72,12 +73,12 @@ def describe_bundle(
     }
 
 
-def _shape(kind: str, shape: tuple[int, ...]) -> list[Any]:
+def _shape(spec: InputSpec) -> list[Any]:
     """An input's shape after the batch: text (length,), sequence (length, 2), image (C, H, W);
-    the length is free up to the fitted one."""
-    if kind in ("text", "sequence"):
-        return [f"length <= {shape[0]}", *shape[1:]]
-    return list(shape)
+    the length is free up to the fitted one where the graph allows it."""
+    if free_length(spec):
+        return [f"length <= {spec.shape[0]}", *spec.shape[1:]]
+    return list(spec.shape)
 
 
 def _describe_output(output: CheckedOutput, encoder: Any) -> dict[str, Any]:

@@ -57,13 +57,21 @@ def graph_names(names: Sequence[str], prefix: str) -> list[str]:
     return result
 
 
+def free_length(spec: InputSpec) -> bool:
+    """Whether the graph takes this input at any length up to the fitted one: text and number
+    sequences, except through a plain rnn encoder, which the exporter unrolls step by step (its
+    graph takes the fitted length, which is what the preprocessor pads every row to)."""
+    kind = getattr(spec.encoder, "kind", None)
+    return spec.type in _SEQUENCE_TYPES and kind != "rnn"
+
+
 def _dynamic_shapes(specs: Sequence[InputSpec]) -> tuple[dict[int, torch.export.Dim], ...]:
     """The batch dimension of every input is free; so is the length of text and sequences."""
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
     shapes = []
     for i, spec in enumerate(specs):
         dims = {0: batch}
-        if spec.type in _SEQUENCE_TYPES:
+        if free_length(spec):
             dims[1] = torch.export.Dim(f"length_{i}", min=1, max=max(spec.shape[0], 2))
         shapes.append(dims)
     return tuple(shapes)

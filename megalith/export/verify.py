@@ -19,6 +19,7 @@ from megalith.data.features.binary import sigmoid
 from megalith.data.features.category import softmax
 from megalith.data.specs import InputSpec
 from megalith.errors import RunError
+from megalith.export.graph import free_length
 
 BATCH_SIZES = (1, 7, 64)
 TOLERANCE = 1e-4
@@ -75,10 +76,12 @@ def check_export(
 
 
 def _lengths(specs: Sequence[InputSpec]) -> list[int]:
-    """The fitted length first, then shorter cuts, when an input is text or a sequence."""
-    longest = max((s.shape[0] for s in specs if s.type in ("text", "sequence")), default=0)
-    if longest == 0:
+    """The fitted length first, then shorter cuts, when an input is text or a sequence whose
+    length the graph leaves free."""
+    free = [s for s in specs if s.type in ("text", "sequence")]
+    if not free or not all(free_length(s) for s in free):
         return []
+    longest = max(s.shape[0] for s in free)
     return sorted({longest, max(min(longest, _SHORTEST), longest // 2)}, reverse=True)
 
 
