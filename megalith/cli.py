@@ -23,6 +23,10 @@ _state = {"debug": False}
 _FILE_HINT = "check that its folder exists and is writable, and that the disk has space"
 
 RunArg = Annotated[Path, typer.Argument(help="A run directory written by `megalith train`.")]
+RunOrBundleArg = Annotated[
+    Path,
+    typer.Argument(help="A run directory (`megalith train`) or an inference bundle (`export`)."),
+]
 
 
 def _version(value: bool) -> None:
@@ -115,7 +119,7 @@ def evaluate(
 
 @app.command()
 def predict(
-    run: RunArg,
+    run: RunOrBundleArg,
     data: Annotated[
         Path, typer.Option("--data", help="A table of rows to predict (CSV, Parquet, JSONL).")
     ],
@@ -126,20 +130,32 @@ def predict(
         ),
     ] = None,
 ) -> None:
-    """Write predictions (with class probabilities) for new rows, after the rows as they were
-    read (a CSV's cells as written; CSV output in the input CSV's separator and decimal mark)."""
+    """Write predictions (with class probabilities) for new rows, from a run directory or an
+    inference bundle (`megalith export`; predicted with ONNX Runtime, without PyTorch), after
+    the rows as they were read (a CSV's cells as written; CSV output in the input CSV's
+    separator and decimal mark)."""
     import pandas as pd
 
-    from megalith.run import Run
-    from megalith.runs import RunDir
+    from megalith.data.sources import load_table
+    from megalith.runtime.predictor import is_bundle
 
-    loaded = Run.load(run)
-    loaded.check_predicts()
-    if output is not None and RunDir(run).owns(output):
-        _fail(f"--output {output} is one of the run directory's own files; choose another path")
-    table = loaded.read_table(data, keep_text=True)
+    predictor: Any
+    if is_bundle(run):
+        from megalith.runtime import load_bundle
+
+        predictor = load_bundle(run)
+        table = load_table(str(data), keep_text=True)
+    else:
+        from megalith.run import Run
+        from megalith.runs import RunDir
+
+        predictor = Run.load(run)
+        predictor.check_predicts()
+        if output is not None and RunDir(run).owns(output):
+            _fail(f"--output {output} is one of the run directory's own files; choose another path")
+        table = predictor.read_table(data, keep_text=True)
     frame = table.frame
-    predictions = loaded.predict(frame, base_dir=table.base_dir)
+    predictions = predictor.predict(frame, base_dir=table.base_dir)
     # a labelled file keeps its own target column; the prediction goes beside it
     predictions.columns = [
         f"{c}_predicted" if c in frame.columns else c for c in predictions.columns
@@ -203,6 +219,26 @@ def merge(
 
     folder = Run.load(run).merge(output, overwrite=overwrite)
     typer.echo(f"wrote {folder}: load it with transformers' from_pretrained", err=True)
+
+
+@app.command()
+def export(
+    run: RunArg,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="The bundle folder to write (default RUN/bundle)."),
+    ] = None,
+    format: Annotated[str, typer.Option("--format", help="The model format: onnx.")] = "onnx",
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a bundle already in --output.")
+    ] = False,
+) -> None:
+    """Write an inference bundle (model.onnx, preprocessor.json, bundle.json), checked against
+    PyTorch on the run's test rows; `megalith predict BUNDLE --data ...` then needs no PyTorch."""
+    from megalith.run import Run
+
+    folder = Run.load(run).export(output, format=format, overwrite=overwrite)
+    typer.echo(f"wrote {folder} (ONNX Runtime matches PyTorch on the test rows)", err=True)
 
 
 @app.command()

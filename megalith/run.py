@@ -197,6 +197,18 @@ class Run:
             raise cannot_write(folder, error) from error
         return folder
 
+    def export(
+        self, output: str | Path | None = None, *, format: str = "onnx", overwrite: bool = False
+    ) -> Path:
+        """Write a verified ONNX inference bundle (default RUN/bundle); see megalith.export.
+
+        Raises:
+            RunError: the family cannot be exported yet, or ONNX Runtime disagrees with PyTorch.
+        """
+        from megalith.export import export_run
+
+        return export_run(self, output, format=format, overwrite=overwrite)
+
     def data_splits(self) -> tuple[Table, dict[str, pd.DataFrame]]:
         """The run's data source read again and split exactly as training split it."""
         table = load_data(self.config.data)

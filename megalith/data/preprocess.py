@@ -2,7 +2,9 @@
 
 One encoder per configured feature (see megalith/data/features/). The fitted state is plain JSON
 (`preprocessor.json` in the run directory), never a pickle, so a later stage or another machine
-rebuilds exactly the same transform from the config and the state alone.
+rebuilds exactly the same transform from the config and the state alone. Encoding is numpy
+(`encode_inputs`); this module imports torch only to wrap those arrays for training
+(`transform`), so the torch-free runtime (megalith.runtime) uses it as it is.
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ import os
 import tempfile
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
 import pydantic
-import torch
 
 from megalith.configbase import ConfigModel
+from megalith.data.arrays import to_tensor
 from megalith.data.csvfile import unsplit_header_hint
 from megalith.data.features import InputFeature, OutputFeature
 from megalith.data.features.binary import BinaryInputEncoder, BinaryOutputEncoder
@@ -28,9 +30,14 @@ from megalith.data.features.image import ImageInputEncoder
 from megalith.data.features.number import NumberInputEncoder, NumberOutputEncoder
 from megalith.data.features.sequence import SequenceInputEncoder
 from megalith.data.features.text import TextInputEncoder, TextOutputEncoder, text_cells
+from megalith.data.rows import describe_rows
 from megalith.data.specs import InputSpec, OutputSpec
-from megalith.data.tensors import TensorTable, describe_rows
 from megalith.errors import ConfigError, DataError, RunError, cannot_write, did_you_mean
+
+if TYPE_CHECKING:
+    import torch
+
+    from megalith.data.tensors import TensorTable
 
 FORMAT = "megalith.preprocessor"
 VERSION = 1
@@ -45,6 +52,9 @@ class InputEncoder(Protocol):
     def transform(
         self, values: pd.Series, *, where: str, base_dir: Path | None = None
     ) -> torch.Tensor: ...
+    def encode(
+        self, values: pd.Series, *, where: str, base_dir: Path | None = None
+    ) -> np.ndarray: ...
     def state(self) -> dict[str, Any]: ...
     def spec(self) -> InputSpec: ...
 
@@ -58,7 +68,7 @@ class OutputEncoder(Protocol):
     def transform(
         self, values: pd.Series, *, where: str, base_dir: Path | None = None
     ) -> torch.Tensor: ...
-    def decode(self, outputs: torch.Tensor) -> dict[str, Any]: ...
+    def decode(self, outputs: torch.Tensor | np.ndarray) -> dict[str, Any]: ...
     def state(self) -> dict[str, Any]: ...
     def spec(self) -> OutputSpec: ...
 
@@ -148,14 +158,37 @@ class Preprocessor:
         else:
             self.last_dropped = {}
         inputs = {
-            _name(e.config): e.transform(frame[_name(e.config)], where=origin, base_dir=base_dir)
-            for e in self.inputs
+            name: to_tensor(array)
+            for name, array in self._encode_inputs(frame, base_dir=base_dir, origin=origin).items()
         }
         targets = {
             _name(e.config): e.transform(frame[_name(e.config)], where=origin, base_dir=base_dir)
             for e in (self.outputs if with_targets else [])
         }
+        from megalith.data.tensors import TensorTable
+
         return TensorTable(inputs=inputs, targets=targets, rows=frame.index.to_numpy())
+
+    def encode_inputs(
+        self, frame: pd.DataFrame, *, base_dir: Path | None, origin: str
+    ) -> dict[str, np.ndarray]:
+        """Encode the input columns of a frame as numpy arrays, one per input (shapes and dtypes
+        as in megalith.data.specs); the arrays `transform` wraps as tensors.
+
+        Raises:
+            DataError: an input column is absent, or a value cannot be encoded.
+        """
+        _check_columns(frame, [_name(e.config) for e in self.inputs], origin)
+        self.last_dropped = {}
+        return self._encode_inputs(frame, base_dir=base_dir, origin=origin)
+
+    def _encode_inputs(
+        self, frame: pd.DataFrame, *, base_dir: Path | None, origin: str
+    ) -> dict[str, np.ndarray]:
+        return {
+            _name(e.config): e.encode(frame[_name(e.config)], where=origin, base_dir=base_dir)
+            for e in self.inputs
+        }
 
     def transform_corpus(self, frame: pd.DataFrame, *, context: int, origin: str) -> TensorTable:
         """A language model's rows: its text column's documents cut into `context`-token windows.
@@ -231,7 +264,7 @@ class Preprocessor:
     def output_specs(self) -> list[OutputSpec]:
         return [encoder.spec() for encoder in self.outputs]
 
-    def decode(self, outputs: dict[str, torch.Tensor]) -> pd.DataFrame:
+    def decode(self, outputs: dict[str, torch.Tensor] | dict[str, np.ndarray]) -> pd.DataFrame:
         """Model outputs -> one column of predictions per output (named as the output), plus
         `{name}_prob_{value}` columns for category and binary outputs."""
         columns: dict[str, Any] = {}

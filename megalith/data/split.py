@@ -10,7 +10,7 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from megalith.configbase import ConfigModel
-from megalith.data.tensors import describe_rows, describe_value
+from megalith.data.rows import describe_rows, describe_value
 from megalith.errors import DataError, did_you_mean
 
 

@@ -11,44 +11,12 @@ step to D first. The encoder kind is chosen per input (`encoder:` in the input's
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
 import torch
-from pydantic import Field, model_validator
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from megalith.configbase import ConfigModel
+from megalith.data.features.encoding import SequenceEncoderConfig
 from megalith.models.attention import Positions, TransformerBlock, check_heads
-
-EncoderKind = Literal["bag", "cnn", "rnn", "lstm", "gru", "transformer"]
-
-
-class SequenceEncoderConfig(ConfigModel):
-    """How a sequence (text tokens, a time series) becomes one vector; `encoder: lstm` is short
-    for `encoder: {kind: lstm}`."""
-
-    kind: EncoderKind = "bag"
-    """bag (mean of embeddings), cnn, rnn, lstm, gru or transformer."""
-    hidden: int = Field(128, gt=0)
-    """cnn: filters per width; rnn / lstm / gru: state size per direction."""
-    layers: int = Field(1, gt=0)
-    """rnn / lstm / gru / transformer: stacked layers."""
-    bidirectional: bool = True
-    """rnn / lstm / gru: also read the sequence backwards."""
-    kernel_sizes: list[int] = Field(default=[3, 4, 5], min_length=1)
-    """cnn: convolution widths, each a separate branch."""
-    heads: int = Field(4, gt=0)
-    """transformer: attention heads; the embedding size must be a multiple."""
-    positions: Literal["sinusoidal", "learned"] = "sinusoidal"
-    """transformer: fixed sine / cosine positions, or learned ones."""
-    dropout: float = Field(0.1, ge=0, lt=1)
-    """Dropout inside the encoder (between layers)."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_kind_name(cls, value: Any) -> Any:
-        return {"kind": value} if isinstance(value, str) else value
 
 
 class SequenceEncoder(nn.Module):

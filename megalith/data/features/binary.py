@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
-import torch
 from pydantic import Field, field_validator
 
 from megalith.configbase import ConfigModel
+from megalith.data.arrays import as_float64, to_tensor
 from megalith.data.features.category import balanced_weights
+from megalith.data.rows import describe_row, describe_rows, describe_value
 from megalith.data.specs import InputSpec, OutputSpec
-from megalith.data.tensors import describe_row, describe_rows, describe_value
 from megalith.errors import DataError
+
+if TYPE_CHECKING:
+    import torch
 
 
 class BinaryInput(ConfigModel):
@@ -159,6 +162,13 @@ class _BinaryCodec:
         return {"values": [self.negative, self.positive], "mode": self.mode}
 
 
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)) without overflow for large negative logits."""
+    positive = logits >= 0
+    exp = np.exp(-np.abs(logits))
+    return np.where(positive, 1.0 / (1.0 + exp), exp / (1.0 + exp))
+
+
 def _missing_error(values: pd.Series, missing: np.ndarray, *, column: str, where: str) -> DataError:
     return DataError(
         f"{where}: column '{column}' has {int(missing.sum())} missing values "
@@ -184,13 +194,17 @@ class BinaryInputEncoder:
     def transform(
         self, values: pd.Series, *, where: str, base_dir: Path | None = None
     ) -> torch.Tensor:
+        """`encode` as a tensor."""
+        return to_tensor(self.encode(values, where=where, base_dir=base_dir))
+
+    def encode(self, values: pd.Series, *, where: str, base_dir: Path | None = None) -> np.ndarray:
         """Return float32 (B,); missing cells get the train mode (or an error, as configured)."""
         codes, missing = self.codec.encode(values, where=where)
         if missing.any():
             if self.config.missing == "error":
                 raise _missing_error(values, missing, column=self.config.name, where=where)
             codes[missing] = self.codec.mode
-        return torch.from_numpy(codes)
+        return codes
 
     def state(self) -> dict[str, Any]:
         return self.codec.state()
@@ -234,15 +248,19 @@ class BinaryOutputEncoder:
     def transform(
         self, values: pd.Series, *, where: str, base_dir: Path | None = None
     ) -> torch.Tensor:
+        """`encode` as a tensor."""
+        return to_tensor(self.encode(values, where=where, base_dir=base_dir))
+
+    def encode(self, values: pd.Series, *, where: str, base_dir: Path | None = None) -> np.ndarray:
         """Return float32 (B,); a missing target is an error here (the preprocessor drops them)."""
         codes, missing = self.codec.encode(values, where=where)
         if missing.any():
             raise _missing_error(values, missing, column=self.config.name, where=where)
-        return torch.from_numpy(codes)
+        return codes
 
-    def decode(self, outputs: torch.Tensor) -> dict[str, Any]:
+    def decode(self, outputs: torch.Tensor | np.ndarray) -> dict[str, Any]:
         """Logits (B,) -> {name: original values, name_prob_VALUE: probability of each value}."""
-        probability = torch.sigmoid(outputs.detach().to("cpu", torch.float64)).reshape(-1).numpy()
+        probability = sigmoid(as_float64(outputs).reshape(-1))
         negative, positive = self.codec.negative, self.codec.positive
         name = self.config.name
         predicted = [positive if p > self.threshold else negative for p in probability]

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
-import torch
 from pydantic import Field
 
 from megalith.configbase import ConfigModel
+from megalith.data.arrays import as_float64, to_tensor
+from megalith.data.rows import describe_rows, describe_value
 from megalith.data.specs import InputSpec, OutputSpec
-from megalith.data.tensors import describe_rows, describe_value
 from megalith.errors import DataError
+
+if TYPE_CHECKING:
+    import torch
 
 
 class CategoryInput(ConfigModel):
@@ -77,6 +80,12 @@ def _counts(values: pd.Series) -> list[tuple[Any, int]]:
     return sorted(merged.items(), key=lambda item: (-item[1], _sort_key(item[0])))
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities over the last axis, computed stably (the largest logit subtracted first)."""
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
 def _is_missing(value: Any) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and value != value)
 
@@ -129,11 +138,15 @@ class CategoryInputEncoder:
     def transform(
         self, values: pd.Series, *, where: str, base_dir: Path | None = None
     ) -> torch.Tensor:
+        """`encode` as a tensor."""
+        return to_tensor(self.encode(values, where=where, base_dir=base_dir))
+
+    def encode(self, values: pd.Series, *, where: str, base_dir: Path | None = None) -> np.ndarray:
         """Return int64 (B,): 1..vocab_size-1 for known values, 0 for unknown or missing ones."""
         if not self.fitted:
             raise RuntimeError(f"category input '{self.config.name}' used before fit")
         index_of = {value: i + 1 for i, value in enumerate(self.vocabulary)}
-        return torch.from_numpy(np.maximum(_lookup(values, index_of), 0))
+        return np.maximum(_lookup(values, index_of), 0)
 
     def state(self) -> dict[str, Any]:
         return {"vocabulary": self.vocabulary}
@@ -181,6 +194,10 @@ class CategoryOutputEncoder:
     def transform(
         self, values: pd.Series, *, where: str, base_dir: Path | None = None
     ) -> torch.Tensor:
+        """`encode` as a tensor."""
+        return to_tensor(self.encode(values, where=where, base_dir=base_dir))
+
+    def encode(self, values: pd.Series, *, where: str, base_dir: Path | None = None) -> np.ndarray:
         """Return int64 (B,) class indices; a label train never saw is an error."""
         if not self.classes:
             raise RuntimeError(f"category output '{self.config.name}' used before fit")
@@ -188,7 +205,7 @@ class CategoryOutputEncoder:
         unknown = codes < 0
         if unknown.any():
             raise self._unknown_error(values, unknown, where)
-        return torch.from_numpy(codes)
+        return codes
 
     def _unknown_error(self, values: pd.Series, unknown: np.ndarray, where: str) -> DataError:
         value = values[unknown].iloc[0]
@@ -207,10 +224,10 @@ class CategoryOutputEncoder:
             f"known labels: {known}{more}. Fix or drop these rows, or move them into train."
         )
 
-    def decode(self, outputs: torch.Tensor) -> dict[str, Any]:
+    def decode(self, outputs: torch.Tensor | np.ndarray) -> dict[str, Any]:
         """Logits (B, K) -> {name: labels as train held them (text stays text: '007'),
         name_prob_CLASS: probability}."""
-        probabilities = torch.softmax(outputs.detach().to("cpu", torch.float64), dim=-1).numpy()
+        probabilities = softmax(as_float64(outputs))
         predicted = [self.classes[i] for i in probabilities.argmax(axis=-1)]
         columns: dict[str, Any] = {self.config.name: predicted}
         for i, label in enumerate(self.classes):

@@ -5,18 +5,21 @@ from __future__ import annotations
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
-import torch
 from PIL import Image, UnidentifiedImageError
 from pydantic import Field
 
 from megalith.configbase import ConfigModel
+from megalith.data.arrays import to_tensor
+from megalith.data.rows import describe_row, describe_value
 from megalith.data.specs import InputSpec
-from megalith.data.tensors import describe_row, describe_value
 from megalith.errors import DataError
+
+if TYPE_CHECKING:
+    import torch
 
 
 class ImageInput(ConfigModel):
@@ -78,9 +81,9 @@ class ImageInputEncoder:
         squares = np.zeros(self.channels)
         for start in range(0, len(positions), _STATS_CHUNK):
             chunk = values.iloc[positions[start : start + _STATS_CHUNK]]
-            pixels = self.transform(chunk, where=where, base_dir=base_dir).to(torch.float64) / 255
-            total += pixels.sum(dim=(0, 2, 3)).numpy()
-            squares += (pixels**2).sum(dim=(0, 2, 3)).numpy()
+            pixels = self.encode(chunk, where=where, base_dir=base_dir).astype(np.float64) / 255
+            total += pixels.sum(axis=(0, 2, 3))
+            squares += (pixels**2).sum(axis=(0, 2, 3))
         n = len(positions) * self.size[0] * self.size[1]
         mean = total / n
         std = np.sqrt(np.maximum(squares / n - mean**2, 0.0))
@@ -90,6 +93,10 @@ class ImageInputEncoder:
     def transform(
         self, values: pd.Series, *, where: str, base_dir: Path | None = None
     ) -> torch.Tensor:
+        """`encode` as a tensor."""
+        return to_tensor(self.encode(values, where=where, base_dir=base_dir))
+
+    def encode(self, values: pd.Series, *, where: str, base_dir: Path | None = None) -> np.ndarray:
         """Return uint8 (B, C, H, W); images are decoded in threads (Pillow releases the GIL)."""
         if not self.channels:
             raise RuntimeError(f"image input '{self.config.name}' used before fit")
@@ -109,9 +116,7 @@ class ImageInputEncoder:
                     pass
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-        return (
-            torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
-        )  # (B, H, W, C) -> (B, C, H, W)
+        return np.ascontiguousarray(pixels.transpose(0, 3, 1, 2))  # (B, H, W, C) -> (B, C, H, W)
 
     def _decode(self, label: Any, cell: Any, where: str, base_dir: Path | None) -> np.ndarray:
         """One cell -> (H, W, C) uint8, converted to the fitted mode and resized bilinearly."""

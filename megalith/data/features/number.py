@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
-import torch
 from pydantic import Field
 
 from megalith.configbase import ConfigModel
+from megalith.data.arrays import as_float64, to_tensor
+from megalith.data.rows import describe_row, describe_rows, describe_value
 from megalith.data.specs import InputSpec, OutputSpec
-from megalith.data.tensors import describe_row, describe_rows, describe_value
 from megalith.errors import DataError
+
+if TYPE_CHECKING:
+    import torch
 
 
 class NumberInput(ConfigModel):
@@ -109,6 +112,10 @@ class NumberInputEncoder:
     def transform(
         self, values: pd.Series, *, where: str, base_dir: Path | None = None
     ) -> torch.Tensor:
+        """`encode` as a tensor."""
+        return to_tensor(self.encode(values, where=where, base_dir=base_dir))
+
+    def encode(self, values: pd.Series, *, where: str, base_dir: Path | None = None) -> np.ndarray:
         """Return float32 (B,); missing cells become the train mean or 0 (before scaling)."""
         if not self.fitted:
             raise RuntimeError(f"number input '{self.config.name}' used before fit")
@@ -123,7 +130,7 @@ class NumberInputEncoder:
         elif self.config.normalize == "minmax":
             span = self.max - self.min
             numbers = (numbers - self.min) / (span if span > 0 else 1.0)
-        return torch.from_numpy(numbers.astype(np.float32))
+        return numbers.astype(np.float32)
 
     def state(self) -> dict[str, Any]:
         return {"mean": self.mean, "std": self.std, "min": self.min, "max": self.max}
@@ -152,6 +159,10 @@ class NumberOutputEncoder:
     def transform(
         self, values: pd.Series, *, where: str, base_dir: Path | None = None
     ) -> torch.Tensor:
+        """`encode` as a tensor."""
+        return to_tensor(self.encode(values, where=where, base_dir=base_dir))
+
+    def encode(self, values: pd.Series, *, where: str, base_dir: Path | None = None) -> np.ndarray:
         """Return the standardised target, float32 (B,); a missing target is an error here."""
         if not self.fitted:
             raise RuntimeError(f"number output '{self.config.name}' used before fit")
@@ -159,11 +170,11 @@ class NumberOutputEncoder:
         missing = np.isnan(numbers)
         if missing.any():
             raise _missing_error(values, missing, column=self.config.name, where=where)
-        return torch.from_numpy(((numbers - self.mean) / self.std).astype(np.float32))
+        return ((numbers - self.mean) / self.std).astype(np.float32)
 
-    def decode(self, outputs: torch.Tensor) -> dict[str, np.ndarray]:
+    def decode(self, outputs: torch.Tensor | np.ndarray) -> dict[str, np.ndarray]:
         """Model outputs (B,) -> {name: values in the original units} (float64)."""
-        standardised = outputs.detach().to("cpu", torch.float64).reshape(-1).numpy()
+        standardised = as_float64(outputs).reshape(-1)
         return {self.config.name: standardised * self.std + self.mean}
 
     def state(self) -> dict[str, Any]:

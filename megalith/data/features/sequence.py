@@ -11,18 +11,21 @@ from __future__ import annotations
 import re
 from collections.abc import Hashable
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
-import torch
 from pydantic import Field, field_validator
 
 from megalith.configbase import ConfigModel
+from megalith.data.arrays import to_tensor
+from megalith.data.features.encoding import SequenceEncoderConfig
+from megalith.data.rows import describe_row, describe_value
 from megalith.data.specs import InputSpec
-from megalith.data.tensors import describe_row, describe_value
 from megalith.errors import DataError
-from megalith.models.sequence import SequenceEncoderConfig
+
+if TYPE_CHECKING:
+    import torch
 
 _LONGEST_DEFAULT = 512
 _SEPARATORS = re.compile(r"[\s,;]+")
@@ -123,7 +126,7 @@ def parse_sequences(values: pd.Series, *, column: str, where: str) -> list[np.nd
     ]
 
 
-def pad_steps(sequences: list[np.ndarray], length: int) -> torch.Tensor:
+def pad_steps(sequences: list[np.ndarray], length: int) -> np.ndarray:
     """float32 (B, length, 2): the last `length` steps of each row left-aligned in channel 0,
     1.0 in channel 1 where a step is real, zeros after the row ends."""
     out = np.zeros((len(sequences), length, 2), dtype=np.float32)
@@ -131,7 +134,7 @@ def pad_steps(sequences: list[np.ndarray], length: int) -> torch.Tensor:
         kept = steps[-length:] if len(steps) > length else steps
         out[row, : len(kept), 0] = kept
         out[row, : len(kept), 1] = 1.0
-    return torch.from_numpy(out)
+    return out
 
 
 class SequenceInputEncoder:
@@ -165,6 +168,10 @@ class SequenceInputEncoder:
     def transform(
         self, values: pd.Series, *, where: str, base_dir: Path | None = None
     ) -> torch.Tensor:
+        """`encode` as a tensor."""
+        return to_tensor(self.encode(values, where=where, base_dir=base_dir))
+
+    def encode(self, values: pd.Series, *, where: str, base_dir: Path | None = None) -> np.ndarray:
         """Return float32 (B, max_length, 2); a row longer than max_length keeps its last steps."""
         if self.max_length == 0:
             raise RuntimeError(f"sequence input '{self.config.name}' used before fit")

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
-import torch
 from pydantic import Field, model_validator
 
 from megalith.configbase import ConfigModel
+from megalith.data.arrays import to_tensor
+from megalith.data.features.encoding import SequenceEncoderConfig
 from megalith.data.specs import InputSpec, OutputSpec
 from megalith.data.tokenizers import (
     BOS,
@@ -25,7 +26,9 @@ from megalith.data.tokenizers import (
     tokenizer_from_state,
 )
 from megalith.errors import ConfigError, DataError
-from megalith.models.sequence import SequenceEncoderConfig
+
+if TYPE_CHECKING:
+    import torch
 
 
 def check_tokenizer(tokenizer: TokenizerKind, vocab_size: int, path: str | None) -> None:
@@ -101,13 +104,13 @@ def text_cells(values: pd.Series | Sequence[Any]) -> list[str]:
     ]
 
 
-def pad_ids(token_lists: Sequence[Sequence[int]], length: int) -> torch.Tensor:
+def pad_ids(token_lists: Sequence[Sequence[int]], length: int) -> np.ndarray:
     """int64 (B, length): each list cut to `length`, right-padded with PAD."""
     ids = np.full((len(token_lists), length), PAD, dtype=np.int64)
     for row, tokens in enumerate(token_lists):
         kept = tokens[:length]
         ids[row, : len(kept)] = kept
-    return torch.from_numpy(ids)
+    return ids
 
 
 def inverse_document_frequency(
@@ -176,6 +179,10 @@ class TextInputEncoder:
     def transform(
         self, values: pd.Series, *, where: str, base_dir: Path | None = None
     ) -> torch.Tensor:
+        """`encode` as a tensor."""
+        return to_tensor(self.encode(values, where=where, base_dir=base_dir))
+
+    def encode(self, values: pd.Series, *, where: str, base_dir: Path | None = None) -> np.ndarray:
         """Return int64 (B, max_length): token ids, 1 for unknown tokens, 0 after the text ends."""
         if self.tokenizer is None:
             raise RuntimeError(f"text input '{self.config.name}' used before fit")
@@ -282,7 +289,7 @@ class TextOutputEncoder:
     ) -> torch.Tensor:
         """int64 (B, max_length + 2): BOS, the tokens (cut to max_length), EOS, then PAD."""
         framed = [[BOS, *ids[: self.max_length], EOS] for ids in self.encode(values)]
-        return pad_ids(framed, self.max_length + 2)
+        return to_tensor(pad_ids(framed, self.max_length + 2))
 
     def decode_ids(self, ids: Sequence[int]) -> str:
         """One row of ids back to text; stops at the first EOS."""
@@ -292,7 +299,7 @@ class TextOutputEncoder:
             kept = kept[: kept.index(EOS)]
         return self.tokenizer.decode(kept)
 
-    def decode(self, outputs: torch.Tensor) -> dict[str, Any]:
+    def decode(self, outputs: torch.Tensor | np.ndarray) -> dict[str, Any]:
         """Generated ids (B, L) -> {name: texts}."""
         return {self.config.name: [self.decode_ids(row) for row in outputs.tolist()]}
 

@@ -1,0 +1,155 @@
+"""`megalith export RUN`: the run's network as a verified ONNX inference bundle.
+
+    bundle = export_run(Run.load("runs/digits-cnn"), "digits-bundle")
+
+The bundle (layout in megalith.runtime.bundle) is written to a temporary folder beside the
+output and moved into place only after the check in megalith.export.verify passed, so a folder
+named `bundle.json` is always a verified one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from megalith.errors import RunError, cannot_write
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from torch import nn
+
+    from megalith.config import Config
+    from megalith.data.preprocess import Preprocessor
+    from megalith.data.sources import Table
+
+FORMATS = ("onnx",)
+CHECK_ROWS = 256
+"""Rows of the test split run through both engines (all of them when the split is smaller)."""
+
+
+class Run(Protocol):
+    """What export reads of a run: megalith.run.Run (not imported here, as Run.export imports
+    this package)."""
+
+    path: Path
+    config: Config
+    preprocessor: Preprocessor
+    model: nn.Module
+
+    def data_splits(self) -> tuple[Table, dict[str, pd.DataFrame]]: ...
+
+
+def export_run(
+    run: Run, output: str | Path | None = None, *, format: str = "onnx", overwrite: bool = False
+) -> Path:
+    """Write `run` as an inference bundle (model.onnx, preprocessor.json, bundle.json) in
+    `output` (default RUN/bundle), after checking ONNX Runtime against PyTorch on the run's
+    test rows. Returns the bundle's folder.
+
+    Raises:
+        RunError: the format or the model family is not supported, `output` holds other
+            files, the exporter failed, or the check found a difference (naming the output).
+        DataError: the run's data can no longer be read for the check.
+    """
+    import onnxruntime
+
+    from megalith.export.describe import describe_bundle, graph_outputs
+    from megalith.export.graph import export_graph, graph_names
+    from megalith.export.recurrent import without_packing
+    from megalith.export.verify import check_export
+    from megalith.runtime.bundle import BundleFiles
+
+    if format not in FORMATS:
+        raise RunError(f"--format {format}: unknown; export writes {', '.join(FORMATS)}")
+    check_supported(run)
+    target = Path(output) if output is not None else run.path / "bundle"
+    _check_target(target, overwrite)
+    specs = run.preprocessor.input_specs
+    arrays, split = _check_rows(run)
+    graph_inputs = graph_names([s.name for s in specs], "input")
+    outputs = graph_outputs(run.preprocessor)
+    folder = _temporary_folder(target)
+    try:
+        files = BundleFiles(folder)
+        names = [output.name for output in outputs]
+        example = [a[:2] for a in arrays]  # two rows: a batch of one would fix the batch size
+        graph = without_packing(run.model)  # the check below compares it with the packed model
+        export_graph(graph, specs, example, graph_inputs, names, files.model)
+        shutil.copyfile(run.path / "preprocessor.json", files.preprocessor)
+        session = onnxruntime.InferenceSession(str(files.model), providers=["CPUExecutionProvider"])
+        checked = check_export(run.model, session, specs, arrays, graph_inputs, outputs)
+        checked["split"] = split
+        description = describe_bundle(run, graph_inputs, outputs, checked)
+        files.description.write_text(json.dumps(description, indent=1), encoding="utf-8")
+        _move_into_place(folder, target)
+    except OSError as error:
+        raise cannot_write(target, error, "choose a writable --output folder") from error
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return target
+
+
+def check_supported(run: Run) -> None:
+    """Raise RunError in one line when the run's model family cannot be exported yet."""
+    from megalith.models.blocks import FeatureModel
+
+    if not isinstance(run.model, FeatureModel):
+        raise RunError(
+            f"{run.path}: exporting a model.arch {run.config.model.arch} run is not supported "
+            "yet; export takes mlp, cnn and resnet runs (tables, images, text, sequences)"
+        )
+
+
+def _check_target(target: Path, overwrite: bool) -> None:
+    """The output must be new, empty, or (with overwrite) an earlier bundle."""
+    if not target.exists():
+        if not target.parent.is_dir():
+            raise RunError(f"--output {target}: its folder {target.parent} does not exist")
+        return
+    if not target.is_dir():
+        raise RunError(f"--output {target} is a file; choose a folder")
+    if not any(target.iterdir()):
+        return
+    from megalith.runtime.bundle import DESCRIPTION_FILE
+
+    if not (target / DESCRIPTION_FILE).is_file():
+        raise RunError(f"--output {target} holds other files; choose a new or empty folder")
+    if not overwrite:
+        raise RunError(f"--output {target} already holds a bundle; pass --overwrite to replace it")
+
+
+def _check_rows(run: Run) -> tuple[list[Any], str]:
+    """The encoded inputs of up to CHECK_ROWS rows of the test split (val, then train, when
+    the run has no test rows), in input order, and the split's name."""
+    table, splits = run.data_splits()
+    for split in ("test", "val", "train"):
+        frame = splits.get(split)
+        if frame is not None and len(frame) > 0:
+            rows = frame.iloc[:CHECK_ROWS]
+            origin = f"{table.origin} ({split} split)"
+            encoded = run.preprocessor.encode_inputs(rows, base_dir=table.base_dir, origin=origin)
+            return [encoded[s.name] for s in run.preprocessor.input_specs], split
+    raise RunError(f"{run.path}: the run's data has no rows to check the export on")
+
+
+def _temporary_folder(target: Path) -> Path:
+    """A new folder beside `target`, readable as an ordinary folder is (mkdtemp makes it 0700)."""
+    try:
+        folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        folder.chmod(0o777 & ~umask)
+        return folder
+    except OSError as error:
+        raise cannot_write(target, error, "choose a writable --output folder") from error
+
+
+def _move_into_place(folder: Path, target: Path) -> None:
+    """Replace `target` (absent, empty, or an earlier bundle checked by _check_target)."""
+    if target.exists():
+        shutil.rmtree(target)
+    folder.rename(target)

@@ -1,0 +1,139 @@
+"""The run's network as an ONNX graph: encoded inputs in, raw outputs out.
+
+The graph takes the encoded inputs of megalith.data.specs (float32 / int64 / uint8 arrays, the
+batch first; text and number sequences (B, L) and (B, L, 2) with L free up to the fitted
+length) and returns each head's raw output (logits, or a standardised value): turning those into
+labels and probabilities is the preprocessor's `decode`, shared with the PyTorch path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import re
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from megalith.data.specs import InputSpec
+from megalith.errors import RunError
+
+_SEQUENCE_TYPES = frozenset({"text", "sequence"})
+_EXTERNAL_DATA_BYTES = 1_800_000_000
+"""Past this many bytes of weights the graph keeps them in model.onnx.data (protobuf's 2 GB)."""
+
+
+class PositionalModel(nn.Module):
+    """The model with tensors in and a tuple out, in the bundle's order (an ONNX graph has
+    no dictionaries)."""
+
+    def __init__(self, model: nn.Module, inputs: Sequence[str], outputs: Sequence[str]) -> None:
+        super().__init__()
+        self.model = model
+        self.inputs, self.outputs = list(inputs), list(outputs)
+
+    def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        results = self.model(dict(zip(self.inputs, tensors, strict=True)))
+        return tuple(results[name] for name in self.outputs)
+
+
+def graph_names(names: Sequence[str], prefix: str) -> list[str]:
+    """Names for the graph's inputs or outputs: `prefix` + a slug of the column name, unique
+    ("mean radius" -> "input_mean_radius"), since column names may hold any character."""
+    taken: set[str] = set()
+    result = []
+    for name in names:
+        slug = f"{prefix}_{re.sub(r'[^0-9A-Za-z_]+', '_', name).strip('_') or 'column'}"
+        candidate, n = slug, 2
+        while candidate in taken:
+            candidate, n = f"{slug}_{n}", n + 1
+        taken.add(candidate)
+        result.append(candidate)
+    return result
+
+
+def free_length(spec: InputSpec) -> bool:
+    """Whether the graph takes this input at any length up to the fitted one: text and number
+    sequences, except through a plain rnn encoder, which the exporter unrolls step by step (its
+    graph takes the fitted length, which is what the preprocessor pads every row to)."""
+    kind = getattr(spec.encoder, "kind", None)
+    return spec.type in _SEQUENCE_TYPES and kind != "rnn"
+
+
+def _dynamic_shapes(specs: Sequence[InputSpec]) -> tuple[dict[int, torch.export.Dim], ...]:
+    """The batch dimension of every input is free; so is the length of text and sequences."""
+    batch = torch.export.Dim("batch", min=1, max=1 << 20)
+    shapes = []
+    for i, spec in enumerate(specs):
+        dims = {0: batch}
+        if free_length(spec):
+            dims[1] = torch.export.Dim(f"length_{i}", min=1, max=max(spec.shape[0], 2))
+        shapes.append(dims)
+    return tuple(shapes)
+
+
+def export_graph(
+    model: nn.Module,
+    specs: Sequence[InputSpec],
+    example: Sequence[np.ndarray],
+    input_names: Sequence[str],
+    output_names: Sequence[str],
+    path: Path,
+) -> None:
+    """Trace `model` (in eval mode, fp32) on `example` rows with the dynamo exporter and save
+    the ONNX graph to `path`.
+
+    Raises:
+        RunError: the exporter could not translate the model; one line naming what failed.
+    """
+    positional = PositionalModel(model, [s.name for s in specs], output_names).eval()
+    tensors = tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in example)
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    # the exporter prints its progress and warns about its own internals; the user sees a result
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet("torch.onnx"):
+        warnings.simplefilter("ignore")
+        try:
+            program = torch.onnx.export(
+                positional,
+                tensors,
+                dynamo=True,
+                input_names=list(input_names),
+                output_names=graph_output_names(output_names),
+                dynamic_shapes={"tensors": _dynamic_shapes(specs)},  # forward(*tensors)
+                verbose=False,
+                optimize=True,
+            )
+            assert program is not None
+            program.save(str(path), external_data=weights > _EXTERNAL_DATA_BYTES)
+        except Exception as error:  # the exporter raises many types; the user needs one line
+            raise RunError(f"the ONNX exporter failed: {_first_line(error)}") from error
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """Hold a logger at ERROR (the exporter logs notes such as 'torchvision is not installed')."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def graph_output_names(names: Sequence[str]) -> list[str]:
+    return graph_names(names, "output")
+
+
+def _first_line(error: BaseException) -> str:
+    """The line of an exporter error that says what failed (its summary, when it has one)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    if "## Exception summary" in text:
+        text = text.split("## Exception summary", 1)[1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (lines[0] if lines else type(error).__name__)[:300]

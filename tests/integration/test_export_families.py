@@ -1,0 +1,81 @@
+"""Every feature-model family exports, and the runtime predicts as the run: images (cnn,
+resnet), text through each encoder, number sequences. Tiny runs of a few steps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_time_series import series_table
+
+import megalith as mg
+from megalith.runtime import load_bundle
+
+WORDS = ["good", "great", "bad", "awful", "movie", "plot", "the", "a", "was", "very"]
+
+
+def text_table(rows: int = 240) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    texts = [" ".join(rng.choice(WORDS, rng.integers(1, 14))) for _ in range(rows)]
+    good = [t.count("good") + t.count("great") >= t.count("bad") + t.count("awful") for t in texts]
+    return pd.DataFrame({"text": texts, "label": np.where(good, "pos", "neg")})
+
+
+def case(name: str, folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]], str]:
+    """(data, inputs, the target's name) of one family."""
+    if name in ("cnn", "resnet"):
+        digits = {"source": "builtin:digits", "split": {"val": 0.05, "test": 0.05}}
+        return digits, [{"name": "image", "type": "image"}], "label"
+    if name == "sequence":
+        series_table(rows=100).to_csv(folder / "series.csv", index=False)
+        series = {
+            "name": "series",
+            "type": "sequence",
+            "embedding_dim": 8,
+            "encoder": {"hidden": 8},
+        }
+        return {"source": str(folder / "series.csv")}, [series], "shape"
+    text_table().to_csv(folder / "text.csv", index=False)
+    encoder = {"kind": name.removeprefix("text-"), "hidden": 8, "heads": 2}
+    text = {"name": "text", "type": "text", "embedding_dim": 16, "encoder": encoder}
+    return {"source": str(folder / "text.csv")}, [text], "label"
+
+
+MODELS = {
+    "cnn": {"arch": "cnn", "channels": [4, 8], "hidden": [16]},
+    "resnet": {"arch": "resnet", "channels": [4, 8], "blocks": [1, 1]},
+}
+FAMILIES = ["cnn", "resnet", "sequence"] + [
+    f"text-{kind}" for kind in ("bag", "cnn", "rnn", "lstm", "gru", "transformer")
+]
+
+
+@pytest.mark.slow  # 5-25 s each on a shared 2-core CPU
+@pytest.mark.parametrize("family", FAMILIES)
+def test_family_exports_and_the_runtime_predicts_as_the_run(family: str, tmp_path: Path) -> None:
+    data, inputs, target = case(family, tmp_path)
+    output_type = "binary" if family.startswith("text") else "category"
+    config = {
+        "name": family,
+        "data": data,
+        "inputs": inputs,
+        "outputs": [{"name": target, "type": output_type}],
+        "model": MODELS.get(family, {"arch": "mlp", "hidden": [8]}),
+        "train": {"epochs": 1, "max_steps": 3, "batch_size": 32},
+    }
+    run = mg.train(config, output_dir=tmp_path / "run")
+    bundle = run.export(tmp_path / "bundle")
+    verified = json.loads((bundle / "bundle.json").read_text())["verified"]
+    assert max(verified["max_abs_difference"].values()) <= 1e-4
+    if family.startswith("text") and family != "text-rnn":
+        assert len(verified["lengths"]) == 2  # the fitted length and a shorter cut
+    _, splits = run.data_splits()
+    test = splits["test"].drop(columns=[target])
+    found, expected = load_bundle(bundle).predict(test), run.predict(test)
+    assert found[target].tolist() == expected[target].tolist()
+    probabilities = [c for c in expected.columns if "_prob_" in c]
+    assert (found[probabilities] - expected[probabilities]).abs().to_numpy().max() <= 1e-4
