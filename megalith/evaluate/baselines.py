@@ -218,18 +218,26 @@ def _fit_within(spec: OutputSpec, pool: _TrainPool, budget: Budget) -> tuple[Any
             break  # a small sample of a rare class; keep the last model
         started = time.perf_counter()
         fitted, converged = _fit(spec, x, y)
-        elapsed = max(time.perf_counter() - started, 1e-3)
+        elapsed = time.perf_counter() - started
         model, used = fitted, rows
         notes = [] if converged else [f"the solver stopped after {MAX_ITER} iterations"]
-        if rows >= len(pool.pool):
+        more = affordable_rows(rows, elapsed, budget.left(), len(pool.pool))
+        if more is None:
             break
-        affordable = min(len(pool.pool), int(rows * budget.left() / (elapsed * _SAFETY)))
-        if affordable < min(2 * rows, len(pool.pool)):
-            break
-        rows = affordable
+        rows = more
     if model is None:
         notes = ["the sampled train rows hold a single class"]
     return model, used, notes
+
+
+def affordable_rows(rows: int, seconds: float, left: float, limit: int) -> int | None:
+    """Train rows for the next fit, after one on `rows` rows took `seconds`: as many as `left`
+    seconds afford at that pace (with a safety factor), at most `limit`; None when no refit is
+    worth it (all `limit` rows used, or fewer than twice `rows` affordable)."""
+    if rows >= limit:
+        return None
+    afford = min(limit, int(rows * left / (max(seconds, 1e-3) * _SAFETY)))
+    return afford if afford >= min(2 * rows, limit) else None
 
 
 def _fit(spec: OutputSpec, x: Matrix, y: np.ndarray) -> tuple[Any, bool]:
