@@ -5,7 +5,8 @@ Three checks per output, each a warning {'output', 'kind', 'message', 'causes'} 
   single_class   a classifier predicts one class for every test row (the test rows hold more)
   majority       it does no better than the majority baseline: accuracy and (macro) F1 both at
                  or below it; for a number output, r2 at or below the train mean's
-  below_linear   its headline metric is more than `MARGIN` below the linear baseline's:
+  below_linear   its headline metric trails the linear baseline's by more than
+                 max(MARGIN, 1 / sqrt(test rows)) (about two standard errors of an accuracy):
                  accuracy (category), auc (binary), r2 (number)
 The last two need the baselines (megalith.evaluate.baselines); a single class is found from the
 network's own test predictions.
@@ -13,6 +14,7 @@ network's own test predictions.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
 
 MARGIN = 0.01
 """The network is 'below the linear baseline' only when its headline metric trails by more than
-this: smaller gaps are within the noise of a typical test split."""
+this, or by more than 1 / sqrt(test rows) on a small test split: smaller gaps are noise."""
 HEADLINE = {"category": "accuracy", "binary": "auc", "number": "r2"}
 """The metric the network and the linear baseline are compared on, per output type."""
 _EVEN = 1e-9
@@ -46,6 +48,7 @@ def check_run(run: Run, test: TensorTable, scores: Mapping[str, Any]) -> list[di
         scores.get("baselines"),
         names,
         likely_causes(run, scores.get("training", {})),
+        len(test),
     )
 
 
@@ -96,6 +99,7 @@ def result_warnings(
     baselines: Mapping[str, Any] | None,
     class_names: Mapping[str, Sequence[str]],
     causes: str,
+    test_rows: int,
 ) -> list[dict[str, str]]:
     """Every warning, in output order (see the module doc).
 
@@ -104,7 +108,8 @@ def result_warnings(
         test: the network's test metrics (prefixed by the output when there are several).
         baselines: eval.json's `baselines`, or None when they were not fitted.
         class_names: class names per classification output, by index.
-        causes: the sentence of likely causes appended to each message.
+        causes: the sentence of likely causes given with each warning.
+        test_rows: rows in the test split (a small one needs a larger gap to call it below).
     """
     found = []
     for spec in specs:
@@ -123,7 +128,7 @@ def result_warnings(
             message = _no_better_than_majority(spec, network, entry["majority"])
             if message:
                 found.append(_warning(spec.name, "majority", message, causes))
-        message = _below_linear(spec, network, entry)
+        message = _below_linear(spec, network, entry, test_rows)
         if message:
             found.append(_warning(spec.name, "below_linear", message, causes))
     return found
@@ -183,14 +188,14 @@ def _no_better_than_majority(
 
 
 def _below_linear(
-    spec: OutputSpec, network: Mapping[str, float], entry: Mapping[str, Any]
+    spec: OutputSpec, network: Mapping[str, float], entry: Mapping[str, Any], test_rows: int
 ) -> str | None:
     metric = HEADLINE.get(spec.type)
     linear = entry.get("linear") or {}
     if metric is None or metric not in linear or metric not in network:
         return None
     ours, theirs = network[metric], linear[metric]
-    if not theirs - ours > MARGIN:  # also False when either is NaN
+    if not theirs - ours > max(MARGIN, 1 / math.sqrt(max(test_rows, 1))):  # False for NaN
         return None
     model = (entry.get("linear_fit") or {}).get("model", "a linear model")
     return (
