@@ -208,6 +208,7 @@ def _train(
         ),
         **describe_environment(ddp.device(resolve_device(cfg.train.device))),
     }
+    _judge_results(run, tensors, scores, result.train_seconds)
     run_dir.write_json(run_dir.eval, scores)
     _print_summary(console, scores, run_dir)
     from megalith.evaluate.report import write_report_safely  # matplotlib loads only here
@@ -356,15 +357,49 @@ def _save_pretrained_files(
         raise cannot_write(folder, error) from error
 
 
+def _judge_results(
+    run: Run, tensors: dict[str, TensorTable], scores: dict[str, Any], train_seconds: float
+) -> None:
+    """Add eval.json's `baselines` (unless train.baselines is off) and `warnings`."""
+    from megalith.evaluate.checks import check_run
+
+    if run.config.train.baselines and len(tensors["test"]):
+        from megalith.evaluate.baselines import budget_for, fit_baselines
+
+        scores["baselines"] = fit_baselines(
+            run.preprocessor.input_specs,
+            run.preprocessor.output_specs,
+            tensors["train"],
+            tensors["test"],
+            budget=budget_for(train_seconds),
+            seed=run.config.seed,
+        )
+    scores["warnings"] = check_run(run, tensors["test"], scores)
+
+
 def _print_summary(console: Console, scores: dict[str, Any], run_dir: RunDir) -> None:
     from rich.table import Table as RichTable
 
+    from megalith.evaluate.baselines import baseline_columns
+    from megalith.evaluate.checks import warning_lines
+
     splits = [s for s in ("val", "test") if s in scores]
+    references = baseline_columns(scores)
     table = RichTable(title="results")
     table.add_column("metric")
     for split in splits:
         table.add_column(split, justify="right")
+    for kind in references:
+        table.add_column(f"{kind} (test)", justify="right")
     for metric in scores[splits[-1]] if splits else []:
-        table.add_row(metric, *(f"{scores[s].get(metric, float('nan')):.4f}" for s in splits))
+        values = [f"{scores[s].get(metric, float('nan')):.4f}" for s in splits]
+        for column in references.values():
+            values.append(f"{column[metric]:.4f}" if metric in column else "-")
+        table.add_row(metric, *values)
     console.print(table)
+    for output, entry in (scores.get("baselines") or {}).items():
+        if entry.get("note"):
+            console.print(f"[yellow]note[/]: baselines of {output}: {entry['note']}")
+    for line in warning_lines(scores.get("warnings", [])):
+        console.print(f"[bold red]WARNING[/]: {line}")
     console.print(f"run written to [bold]{run_dir.path}[/]")

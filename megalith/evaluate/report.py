@@ -20,6 +20,7 @@ from rich.console import Console
 from megalith.config import is_language_model
 from megalith.errors import MegalithError
 from megalith.evaluate import plots
+from megalith.evaluate.checks import warning_lines
 from megalith.evaluate.html import Plot, format_number, render_page, write_atomically
 from megalith.models.seq2seq import Seq2SeqConfig
 from megalith.runs import RunDir
@@ -134,6 +135,8 @@ def gather_report(run: Run) -> dict[str, Any]:
         "cards": _cards(scores, training, run),
         "environment": _environment_rows(training, run),
         "metrics": _metrics_table(scores),
+        "warnings": warning_lines(scores.get("warnings", [])),
+        "baselines": _baseline_notes(scores),
         "config_yaml": RunDir(run.path).config.read_text(encoding="utf-8"),
         "curves": learning_curve_plots(read_metrics_log(RunDir(run.path).metrics)),
         "data": None,
@@ -249,10 +252,36 @@ def _environment_rows(training: dict[str, Any], run: Run) -> list[tuple[str, str
 
 
 def _metrics_table(scores: dict[str, Any]) -> dict[str, Any]:
+    """The network's val and test metrics, then the baselines' test metrics (when fitted)."""
+    from megalith.evaluate.baselines import baseline_columns
+
     splits = [s for s in ("val", "test") if s in scores]
+    references = baseline_columns(scores)
     names = list(dict.fromkeys(name for s in splits for name in scores[s]))
-    rows = [[name, *(format_number(scores[s].get(name)) for s in splits)] for name in names]
-    return {"splits": splits, "rows": rows}
+    rows = [
+        [
+            name,
+            *(format_number(scores[s].get(name)) for s in splits),
+            *(format_number(column.get(name)) for column in references.values()),
+        ]
+        for name in names
+    ]
+    return {"splits": splits + [f"{kind} (test)" for kind in references], "rows": rows}
+
+
+def _baseline_notes(scores: dict[str, Any]) -> list[str]:
+    """One line per output: how its linear baseline was fitted, and any note."""
+    lines = []
+    for output, entry in (scores.get("baselines") or {}).items():
+        fit = entry.get("linear_fit")
+        how = (
+            f"{fit['model']} on {fit['features']:,} features and {fit['train_rows']:,} train "
+            f"rows in {fit['seconds']:.2f} s"
+            if fit
+            else ""
+        )
+        lines.append(f"{output}: " + "; ".join(part for part in (how, entry.get("note")) if part))
+    return lines
 
 
 def _parameters(training: dict[str, Any], run: Run) -> int:

@@ -92,6 +92,9 @@ class TrainConfig(ConfigModel):
     """With on_nan: skip, stop anyway after this many skipped steps."""
     log: list[Literal["tensorboard"]] = []
     """Extra loggers: tensorboard writes scalars to RUN/tensorboard/ (needs that package)."""
+    baselines: bool = True
+    """After training, fit a majority and a linear model on the same split and inputs and report
+    their test metrics beside the network's (eval.json `baselines`, the summary, report.html)."""
 
     @field_validator("batch_size")
     @classmethod
