@@ -75,7 +75,7 @@ def _network_classes(
     predicted, names = {}, {}
     for encoder in classifiers:
         config = encoder.config
-        threshold = getattr(config, "threshold", 0.5)
+        threshold = getattr(encoder, "threshold", 0.5)  # the decision predict applies
         predicted[config.name] = predicted_classes(config.type, outputs[config.name], threshold)
         state = encoder.state()
         names[config.name] = [str(c) for c in state.get("classes", state.get("values", []))]
