@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from megalith.config import Config
     from megalith.pipeline import train
     from megalith.run import Run, load
+    from megalith.serving import serve
 
 __all__ = [
     "Config",
@@ -26,6 +27,7 @@ __all__ = [
     "Run",
     "RunError",
     "load",
+    "serve",
     "train",
 ]
 
@@ -33,6 +35,7 @@ _LAZY = {
     "Config": "megalith.config",
     "Run": "megalith.run",
     "load": "megalith.run",
+    "serve": "megalith.serving",
     "train": "megalith.pipeline",
 }
 

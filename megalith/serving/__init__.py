@@ -1,0 +1,98 @@
+"""`megalith serve`: a run or an exported bundle behind HTTP, with dynamic batching.
+
+    import megalith as mg
+    mg.serve("runs/digits", port=8000)            # blocks; Ctrl-C or SIGTERM stops it
+
+FastAPI + uvicorn. Binds 127.0.0.1 unless told otherwise; any other host needs a token.
+(The package is `serving`, not `serve`, so that importing it never hides the function
+`megalith.serve` behind a module of the same name.)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Any
+
+from megalith.errors import ConfigError
+from megalith.serving.backend import Backend, BackendName, load_backend
+from megalith.serving.batcher import DynamicBatcher
+
+__all__ = ["Backend", "DynamicBatcher", "ServeSettings", "build_app", "load_backend", "serve"]
+
+TOKEN_ENV = "MEGALITH_SERVE_TOKEN"
+
+
+def __getattr__(name: str) -> Any:  # fastapi loads only when an app is built
+    if name in ("ServeSettings", "build_app"):
+        from megalith.serving import app
+
+        return getattr(app, name)
+    raise AttributeError(f"module 'megalith.serving' has no attribute '{name}'")
+
+
+def serve(
+    source: str | Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    backend: BackendName = "auto",
+    token: str | None = None,
+    **settings: Any,
+) -> None:
+    """Serve a run directory or a bundle until SIGTERM / Ctrl-C (in-flight requests finish).
+
+    Args:
+        source: a run directory (PyTorch, or its RUN/bundle with ONNX Runtime) or a bundle.
+        host: the address to bind; anything but loopback requires `token`.
+        port: the TCP port.
+        backend: auto (ONNX Runtime when a bundle exists), onnx or torch.
+        token: bearer token every request must carry (default: $MEGALITH_SERVE_TOKEN).
+        settings: `ServeSettings` fields (max_batch_size, max_wait_ms, batching, max_body_bytes,
+            max_rows, timeout_s, max_queue, allow_paths).
+    Raises:
+        ConfigError: a non-loopback host without a token, or a bad setting.
+        RunError: the source cannot be served by that backend.
+    """
+    import uvicorn
+
+    from megalith.serving.app import ServeSettings, build_app
+
+    token = token or os.environ.get(TOKEN_ENV) or None
+    check_host(host, token)
+    allow = settings.pop("allow_paths", None)
+    if allow is not None and not Path(allow).is_dir():
+        raise ConfigError(f"--allow-paths {allow}: not a folder")
+    options = ServeSettings(
+        token=token, allow_paths=Path(allow) if allow is not None else None, **settings
+    )
+    app = build_app(load_backend(source, backend), options)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=True,  # method, path and status only: never a body
+        timeout_graceful_shutdown=int(options.timeout_s) + 5,
+        limit_concurrency=options.max_queue + 64,
+    )
+
+
+def check_host(host: str, token: str | None) -> None:
+    """Refuse to bind anything but loopback without a token.
+
+    Raises:
+        ConfigError: naming the host and how to set a token.
+    """
+    if host in ("localhost", "127.0.0.1", "::1"):
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and not token:
+        raise ConfigError(
+            f"--host {host} would accept requests from other machines: give --token TOKEN "
+            f"(or set {TOKEN_ENV}) so that every request must carry it"
+        )

@@ -1,0 +1,119 @@
+"""What the server predicts with: an exported bundle in ONNX Runtime, or the run in PyTorch.
+
+Both give `predict(frame) -> DataFrame` with the same columns as `megalith predict` and expose
+the fitted preprocessor, from which the request schema and /metadata are made. The bundle path
+never imports torch, so `pip install "megalith[runtime,serve]"` serves a bundle.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import pandas as pd
+
+from megalith.data.preprocess import Preprocessor
+from megalith.errors import RunError
+
+BackendName = Literal["auto", "onnx", "torch"]
+
+
+class Predictor(Protocol):
+    """A loaded model that predicts on raw rows (a `Run` or a runtime `Bundle`)."""
+
+    preprocessor: Preprocessor
+
+    def predict(self, data: pd.DataFrame, *, base_dir: str | Path | None = None) -> pd.DataFrame:
+        """Predictions and class probabilities for every row, indexed like the rows."""
+        ...
+
+
+@dataclass
+class Backend:
+    """The predictor the server uses, what it is, and the run when PyTorch serves it."""
+
+    predictor: Predictor
+    name: Literal["onnx", "torch"]
+    source: Path
+    language_model: bool = False
+    run: Any = None
+    """The `megalith.run.Run` with the torch backend (for /generate); None with onnx."""
+
+    def input_columns(self) -> list[tuple[str, str]]:
+        """(column name, input type) of each input, in the run's order."""
+        configs: list[Any] = [encoder.config for encoder in self.predictor.preprocessor.inputs]
+        return [(config.name, config.type) for config in configs]
+
+    def metadata(self) -> dict[str, Any]:
+        """/metadata: inputs, outputs (classes, threshold), backend and versions."""
+        inputs = [{"name": name, "type": kind} for name, kind in self.input_columns()]
+        outputs = [_describe_output(encoder) for encoder in self.predictor.preprocessor.outputs]
+        return {
+            "source": self.source.name,
+            "backend": self.name,
+            "task": "generate" if self.language_model else "predict",
+            "inputs": inputs,
+            "outputs": outputs,
+            "versions": _versions(self.name),
+        }
+
+
+def load_backend(path: str | Path, backend: BackendName = "auto") -> Backend:
+    """The predictor for a run directory or a bundle folder.
+
+    `auto` serves a bundle with ONNX Runtime; a run directory with its exported bundle
+    (RUN/bundle) when there is one, else with PyTorch.
+
+    Raises:
+        RunError: the folder is neither, or the asked backend cannot serve it (a bundle holds
+            no PyTorch weights; a run without RUN/bundle needs `megalith export` for onnx).
+    """
+    from megalith.runtime.predictor import is_bundle, load_bundle
+
+    folder = Path(path)
+    if is_bundle(folder):
+        if backend == "torch":
+            raise RunError(
+                f"{folder} is an exported bundle: it holds ONNX weights only; serve the run "
+                "directory it came from with --backend torch, or leave --backend out"
+            )
+        return Backend(load_bundle(folder), "onnx", folder)
+    exported = folder / "bundle"
+    if backend != "torch" and is_bundle(exported):
+        return Backend(load_bundle(exported), "onnx", folder)
+    if backend == "onnx":
+        raise RunError(
+            f"{folder} has no exported bundle (RUN/bundle); run `megalith export {folder}` "
+            "first, or serve it with --backend torch"
+        )
+    from megalith.config import is_language_model
+    from megalith.run import Run
+
+    run = Run.load(folder)
+    return Backend(run, "torch", folder, language_model=is_language_model(run.config), run=run)
+
+
+def _describe_output(encoder: Any) -> dict[str, Any]:
+    config, state = encoder.config, encoder.state()
+    entry: dict[str, Any] = {"name": config.name, "type": config.type}
+    if config.type == "category":
+        entry["classes"] = state["classes"]
+    elif config.type == "binary":
+        entry["classes"] = state["values"]
+        entry["positive"] = state["values"][1]
+        entry["threshold"] = encoder.threshold
+    return entry
+
+
+def _versions(backend: str) -> dict[str, str]:
+    names = ["megalith", "onnxruntime" if backend == "onnx" else "torch", "fastapi"]
+    versions = {"python": platform.python_version()}
+    for name in names:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions

@@ -1,0 +1,83 @@
+"""Image fields of a request: base64 bytes decoded safely, or paths under an allowed folder."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image, UnidentifiedImageError
+
+from megalith.data.preprocess import Preprocessor
+from megalith.errors import DataError
+
+
+class ImageDecoder:
+    """Turns a request's records into the DataFrame the predictor reads.
+
+    Args:
+        preprocessor: the run's; its image inputs give the columns and their `max_pixels`.
+        allow_paths: image fields may name a file under this folder (resolved, so neither
+            `..` nor a symlink leads out of it); None: base64 only.
+    """
+
+    def __init__(self, preprocessor: Preprocessor, allow_paths: Path | None) -> None:
+        configs: list[Any] = [encoder.config for encoder in preprocessor.inputs]
+        self.limits = {
+            config.name: int(config.max_pixels) for config in configs if config.type == "image"
+        }
+        self.allow_paths = allow_paths.resolve() if allow_paths is not None else None
+
+    def frame(self, records: list[dict[str, Any]]) -> pd.DataFrame:
+        """Records -> a DataFrame with each image field as a uint8 array (or an allowed path).
+
+        Raises:
+            DataError: an image field is neither an allowed path nor base64 of a readable image
+                within the pixel limit (naming the row and the field).
+        """
+        frame = pd.DataFrame.from_records(records)
+        for column, limit in self.limits.items():
+            frame[column] = [
+                self._image(value, column, row, limit) for row, value in enumerate(frame[column])
+            ]
+        return frame
+
+    def _image(self, value: str, column: str, row: int, limit: int) -> Any:
+        where = f"rows.{row}.{column}"
+        path = self._allowed_path(value)
+        if path is not None:
+            return str(path)
+        try:
+            data = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            hint = " or a path under the allowed folder" if self.allow_paths else ""
+            raise DataError(f"{where}: expected base64-encoded image bytes{hint}") from None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                image = Image.open(io.BytesIO(data))  # reads the header only
+                if limit and image.width * image.height > limit:
+                    raise DataError(
+                        f"{where}: the image has {image.width}x{image.height} pixels, more "
+                        f"than this model accepts ({limit})"
+                    )
+                image.load()
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+            raise DataError(f"{where}: not a readable image ({error})") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise DataError(f"{where}: the image is too large to decode safely") from None
+        usable = image if image.mode in ("L", "RGB", "RGBA") else image.convert("RGB")
+        return np.asarray(usable, dtype=np.uint8)
+
+    def _allowed_path(self, value: str) -> Path | None:
+        if self.allow_paths is None or len(value) > 4096 or "\x00" in value:
+            return None
+        path = (self.allow_paths / value).resolve()
+        if not path.is_relative_to(self.allow_paths) or not path.is_file():
+            return None
+        return path
