@@ -383,12 +383,8 @@ def init(
 
     import pydantic
 
-    from megalith.data.infer import (
-        infer_config,
-        infer_language_model,
-        render_config,
-        with_pretrained,
-    )
+    from megalith.data.infer import infer_config, render_config
+    from megalith.data.infer_text import infer_language_model, with_pretrained
     from megalith.data.sources import DataConfig, load_data
 
     def as_written(path: str) -> str:  # relative to the config file, which may live elsewhere

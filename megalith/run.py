@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from megalith.config import Config, is_language_model, load_config
+from megalith.data.csvfile import SEPARATORS, seeming_separator
 from megalith.data.preprocess import Preprocessor
 from megalith.data.sources import Table, load_data, load_table
 from megalith.data.split import split_table
@@ -216,20 +217,34 @@ class Run:
 
     def read_table(self, path: str | Path, *, keep_text: bool = False) -> Table:
         """A table of new rows read the way this run read its data: a CSV file with the
-        separator and decimal mark in config.yaml (detected when training recorded none).
+        separator and decimal mark in config.yaml (detected when training recorded none; a .tsv
+        file is tab-separated).
 
         Raises:
             DataError: the file cannot be read.
         """
         corpus = is_language_model(self.config)
         data = self.config.data
-        return load_table(
+        tsv = Path(path).suffix.lower() == ".tsv"  # the name itself says how it is separated
+        table = load_table(
             str(path),
             format="text" if corpus else "auto",
-            delimiter=data.delimiter,
+            delimiter="\t" if tsv else data.delimiter,
             decimal=data.decimal,
             keep_text=keep_text,
         )
+        columns = [str(column) for column in table.frame.columns]
+        seeming = seeming_separator(columns)
+        recorded = data.delimiter != "auto" and not tsv
+        if recorded and table.dialect is not None and seeming not in (None, data.delimiter):
+            used = table.dialect.describe().split()[0]
+            raise DataError(
+                f"{table.origin}: read {used} like this run's data (data.delimiter in "
+                f"{self.path / 'config.yaml'}), the header is one column ({columns[0][:60]!r}), "
+                f"but the file seems {SEPARATORS[str(seeming)]}-separated: save it with "
+                f"{table.dialect.delimiter!r} between columns, or change data.delimiter there"
+            )
+        return table
 
     def evaluate_tensors(self, tensors: TensorTable) -> dict[str, float]:
         device, dtype = self._device()

@@ -147,19 +147,24 @@ def typed_column(cells: pd.Series, decimal: str) -> pd.Series:
     return pd.to_numeric(written.astype(object))
 
 
+def seeming_separator(columns: list[str]) -> str | None:
+    """The separator a header read as one column seems to hold ('a;b;c' -> ';'), else None."""
+    if len(columns) != 1:
+        return None
+    counts = {separator: columns[0].count(separator) for separator in SEPARATORS}
+    separator, count = max(counts.items(), key=lambda item: item[1])
+    return separator if count else None
+
+
 def unsplit_header_hint(columns: list[str]) -> str:
     """A sentence when the header was read as one column that holds separators, else ''."""
-    if len(columns) != 1:
-        return ""
-    header = columns[0]
-    counts = {separator: header.count(separator) for separator in SEPARATORS}
-    separator, count = max(counts.items(), key=lambda item: item[1])
-    if count == 0:
+    separator = seeming_separator(columns)
+    if separator is None:
         return ""
     shown = "tab" if separator == "\t" else f"'{separator}'"
     return (
-        f" The whole header was read as one column ({header[:60]!r}): the column separator is "
-        f"likely the cause, and the file seems to use {shown}; set data.delimiter: {shown} "
+        f" The whole header was read as one column ({columns[0][:60]!r}): the column separator "
+        f"is likely the cause, and the file seems to use {shown}; set data.delimiter: {shown} "
         f"(megalith init: --delimiter {shown})."
     )
 

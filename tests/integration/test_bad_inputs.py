@@ -198,6 +198,14 @@ CONFIG_MISTAKES = {
         _set(CONFIG, "train.early_stop", {"metric": "val/acuracy"}),
         ["train.early_stop.metric", "'val/acuracy'", "did you mean 'val/accuracy'"],
     ),
+    "unknown CSV separator": (
+        _set(CONFIG, "data.delimiter", ":"),
+        ["data.delimiter:", "';'", "(got ':')"],
+    ),
+    "decimal comma with comma separator": (
+        _set(CONFIG, "data", {"source": "table.csv", "delimiter": ",", "decimal": ","}),
+        ["data:", "decimal ',' needs a column separator other than ','"],
+    ),
 }
 
 
@@ -365,6 +373,27 @@ def test_split_column_with_unknown_values(
     _nothing_written(project)
     misspelt = megalith_cli("train", "cfg.yaml", "-o", "run", "--set", "data.split=prat")
     _refused(misspelt, "table.csv", "column 'prat'", "did you mean 'part'")
+
+
+def test_split_column_without_val_rows_and_val_0(
+    megalith_cli: Callable[..., Outcome], project: Path
+) -> None:
+    table = make_table(rows=60)
+    table["part"] = ["train"] * 50 + ["test"] * 10
+    table.to_csv(project / "table.csv", index=False)
+    split = "data.split={column: part, val: 0}"
+    outcome = megalith_cli("train", "cfg.yaml", "-o", "run", "--set", split)
+    _refused(outcome, "table.csv", "split column 'part' has no 'val' rows", "data.split.val")
+    _nothing_written(project)
+
+
+def test_a_separator_other_than_the_configured_one(
+    megalith_cli: Callable[..., Outcome], project: Path
+) -> None:
+    make_table(rows=60).to_csv(project / "table.csv", sep=";", index=False)
+    outcome = megalith_cli("train", "cfg.yaml", "-o", "run", "--set", "data.delimiter=,")
+    _refused(outcome, "table.csv", "read as one column ('id;size;", "data.delimiter: ';'")
+    _nothing_written(project)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -670,6 +699,21 @@ def test_predict_on_data_missing_an_input_column(
     unknown = megalith_cli("predict", "run", "--data", "rows.csv", "--output", "pred.xlsx")
     _refused(unknown, "--output pred.xlsx", "unknown suffix '.xlsx'")
     assert not (tmp_path / "pred.xlsx").exists()
+
+
+def test_predict_on_a_csv_in_another_separator_than_training(
+    megalith_cli: Callable[..., Outcome], run_copy: Path, tmp_path: Path
+) -> None:
+    make_table(rows=8).to_csv(tmp_path / "new.csv", sep="|", index=False)
+    outcome = megalith_cli("predict", "run", "--data", "new.csv", "--output", "pred.csv")
+    _refused(
+        outcome,
+        "new.csv: read comma-separated like this run's data",
+        "run/config.yaml",
+        "seems pipe-separated",
+        "save it with ','",
+    )
+    assert not (tmp_path / "pred.csv").exists()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -161,3 +161,7 @@ def test_a_run_reads_new_files_in_the_dialect_it_was_trained_on(
     np.testing.assert_allclose(written["preis"], expected, rtol=1e-6)
     api = mg.load("run").predict(tmp_path / "new.csv")["preis"]
     np.testing.assert_allclose(api, expected, rtol=1e-12)
+    # a .tsv file says by its name that it is tab-separated, whatever the run recorded
+    (tmp_path / "new.tsv").write_text("flaeche\tnote\n54,5\tx\n71\ty\n")
+    from_tsv = mg.load("run").predict(tmp_path / "new.tsv")["preis"]
+    np.testing.assert_allclose(from_tsv, expected, rtol=1e-12)

@@ -226,3 +226,68 @@ def test_a_mixed_table_keeps_the_hidden_layers() -> None:
     config = _infer(frame, "topic").config
     assert config["model"] == {"arch": "mlp"}
     assert config["inputs"][0]["ngrams"] == 2
+
+
+@pytest.mark.parametrize(
+    ("marks", "split"),
+    [
+        (["train", "val", "test"], {"column": "fold"}),
+        (["train", "test"], {"column": "fold", "val": 0.1}),
+        (["train", "dev"], {"column": "fold", "test": 0.1}),
+    ],
+)
+def test_a_split_column_lacking_a_split_carves_it_from_train(
+    marks: list[str], split: dict[str, object]
+) -> None:
+    frame = pd.DataFrame({"f": np.arange(30) * 0.5, "t": ["a", "b", "c"] * 10})
+    frame["fold"] = [marks[i % len(marks)] for i in range(30)]
+    inference = _infer(frame, "t")
+    assert inference.config["data"]["split"] == split
+    carved = [n for n in inference.notices if "marks no" in n]
+    assert len(carved) == len(split) - 1
+    validate_config(yaml.safe_load(render_config(inference)))
+
+
+def test_a_column_without_train_rows_is_not_a_split_column() -> None:
+    frame = pd.DataFrame({"f": np.arange(30) * 0.5, "t": ["a", "b", "c"] * 10})
+    frame["fold"] = ["val", "test"] * 15
+    inference = _infer(frame, "t")
+    assert inference.config["data"]["split"] == {"val": 0.1, "test": 0.1}
+    assert _types(inference)["fold"] == "binary"
+
+
+def test_digit_codes_kept_as_text_are_categories(tmp_path: Path) -> None:
+    rows = ["plz,dept,size"] + [
+        f"{['01067', '10115', '04109'][i % 3]},{['007', '010', '100'][i % 3]},{i * 1.5}"
+        for i in range(30)
+    ]
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
+    table = load_table(str(tmp_path / "t.csv"))
+    inference = infer_config(table, "dept", source="t.csv")
+    assert _types(inference) == {"plz": "category", "size": "number"}
+    assert inference.config["outputs"] == [{"name": "dept", "type": "category"}]
+    assert any(
+        "'plz' holds codes written in digits (such as '01067')" in n for n in inference.notices
+    )
+    assert "delimiter" not in inference.config["data"]  # a plain CSV needs no reader settings
+
+
+def test_a_semicolon_file_records_its_dialect(tmp_path: Path) -> None:
+    rows = ["flaeche;typ;preis"] + [f"{30 + i},5;{'AN'[i % 2]};{i * 10},25" for i in range(30)]
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
+    inference = infer_config(load_table(str(tmp_path / "t.csv")), "preis", source="t.csv")
+    data = inference.config["data"]
+    assert (data["format"], data["delimiter"], data["decimal"]) == ("csv", ";", ",")
+    assert inference.notices[0].startswith(
+        "read as a CSV file semicolon-separated with decimal commas"
+    )
+    assert _types(inference) == {"flaeche": "number", "typ": "binary"}
+    assert inference.config["outputs"] == [{"name": "preis", "type": "number"}]
+
+
+def test_a_missing_target_in_a_one_column_header_blames_the_separator() -> None:
+    frame = pd.DataFrame({"a|b|target": ["1|2|3", "4|5|6"]})
+    with pytest.raises(DataError) as caught:
+        _infer(frame, "target")
+    message = str(caught.value)
+    assert "read as one column ('a|b|target')" in message and "data.delimiter: '|'" in message
