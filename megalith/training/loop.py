@@ -27,6 +27,7 @@ from megalith.device import autocast, resolve_compile, resolve_device, resolve_p
 from megalith.errors import ConfigError
 from megalith.evaluate.evaluation import evaluate_table
 from megalith.models.blocks import enable_activation_checkpointing
+from megalith.models.cnn import use_channels_last
 from megalith.runs import save_tensors_atomically
 from megalith.training import checkpoint as ckpt
 from megalith.training.callbacks import Callback
@@ -182,8 +183,7 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
             "train.activation_checkpointing: this model has no blocks to recompute "
             "(resnet, gpt, seq2seq and Transformer text encoders have); set it to false"
         )
-    if device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in model.modules()):
-        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # cuDNN likes it
+    use_channels_last(model, device)  # CNNs: NHWC kernels of oneDNN (CPU) and cuDNN (CUDA)
     wrapped = ddp.wrap(model, device, dtype)
     forward: Callable[..., Any] = (
         torch.compile(wrapped) if resolve_compile(cfg.compile, device) else wrapped
@@ -378,6 +378,7 @@ def _restore(
     loop = checkpoint.state["loop"]
     ddp.load_full_weights(model, checkpoint.model)
     ddp.load_optimizer_state(optimizer, ckpt.optimizer_state_dict(checkpoint))
+    _state_in_param_layout(optimizer)
     lambdas = [None] * len(optimizer.param_groups)
     scheduler.load_state_dict({**loop["scheduler"], "lr_lambdas": lambdas})
     if loop["scaler"]:
@@ -388,3 +389,15 @@ def _restore(
         cb.load_state_dict(loop["callbacks"].get(type(cb).__name__, {}))
     ckpt.restore_rng(checkpoint)
     return Position(**loop["position"])
+
+
+def _state_in_param_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Loaded moments in their parameter's memory layout (checkpoints hold them contiguous):
+    fused AdamW walks a channels-last weight and its moments as flat memory, in step."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            state = optimizer.state.get(param, {})
+            for name, value in list(state.items()):
+                same_shape = torch.is_tensor(value) and value.shape == param.shape
+                if same_shape and value.stride() != param.stride():
+                    state[name] = torch.empty_like(param, dtype=value.dtype).copy_(value)

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from megalith.batching import epoch_order, shuffled_batches
-from megalith.config import load_config
+from megalith.config import load_config, validate_config
+from megalith.data.specs import InputSpec, OutputSpec
 from megalith.data.tensors import TensorTable
 from megalith.errors import ConfigError
+from megalith.models import build_model
+from megalith.training import checkpoint as ckpt
 from megalith.training.early_stop import EarlyStopConfig, EarlyStopping
-from megalith.training.loop import _batches_per_epoch, _unscale_and_clip
+from megalith.training.loop import TrainJob, _batches_per_epoch, _unscale_and_clip, train_loop
 
 
 def test_clipping_bounds_the_update() -> None:
@@ -26,6 +31,10 @@ def test_clipping_bounds_the_update() -> None:
     optimizer.step()
     after = torch.cat([p.detach().flatten() for p in model.parameters()])
     assert torch.linalg.vector_norm(after - before) <= 0.5 + 1e-5
+
+
+DIGITS = InputSpec("image", "image", shape=(1, 8, 8), mean=(0.3,), std=(0.35,))
+LABEL = OutputSpec("label", "category", num_classes=10)
 
 
 def _table(rows: int) -> TensorTable:
@@ -85,3 +94,38 @@ def test_sharded_runs_checkpoint_by_steps_not_minutes() -> None:
     base["train"]["checkpoint_every"] = 500
     cfg, _ = load_config(base)
     assert cfg.train.strategy == "fsdp"
+
+
+def _cnn_job(epochs: int, checkpoints: Path) -> TrainJob:
+    """A small CNN on random 8x8 images, trained on the CPU with fused AdamW."""
+    config = validate_config(
+        {
+            "data": {"source": "builtin:digits"},
+            "inputs": [{"name": "image", "type": "image"}],
+            "outputs": [{"name": "label", "type": "category"}],
+            "model": {"arch": "cnn", "channels": [4, 8], "hidden": [16]},
+            "train": {"epochs": epochs, "batch_size": 16, "device": "cpu"},
+        }
+    )
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (64, 1, 8, 8), generator=gen, dtype=torch.uint8)
+    labels = torch.randint(0, 10, (64,), generator=gen)
+    table = TensorTable({"image": images}, {"label": labels}, np.arange(64))
+    torch.manual_seed(0)
+    model = build_model(config.model, [DIGITS], [LABEL])
+    return TrainJob(model, config.outputs, [], table, None, config.train, 0, checkpoints)
+
+
+def test_a_resumed_cnn_on_cpu_matches_the_uninterrupted_run(tmp_path: Path) -> None:
+    straight = _cnn_job(3, tmp_path / "straight")
+    train_loop(straight)
+    conv = straight.model.get_submodule("encoders.0.backbone.0")
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)  # the faster kernels
+    train_loop(_cnn_job(2, tmp_path / "resumed"))
+    resumed = _cnn_job(3, tmp_path / "resumed")
+    train_loop(resumed, resume=ckpt.load_latest_checkpoint(tmp_path / "resumed"))
+    # the checkpoint holds the moments contiguous; fused AdamW needs them in the weights' layout
+    for (name, a), b in zip(
+        straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
