@@ -158,10 +158,14 @@ def test_report_loads_in_headless_chromium_without_a_failed_request(
     assert all(url.startswith("data:image/png;base64,") for url in page.requests[1:])
     facts = page.facts
     assert facts["title"].startswith("digits-cnn")
+    # two epochs of the CNN trail logistic regression on the pixels: the page says so first
+    scores = json.loads((runs["digits"] / "eval.json").read_text())
+    assert [warning["kind"] for warning in scores["warnings"]] == ["below_linear"]
     assert facts["sections"] == [
-        "overview", "environment", "data", "curves", "classification-label", "mistakes-label"
+        "warnings", "overview", "environment", "data", "curves", "classification-label",
+        "mistakes-label",
     ]  # fmt: skip
-    assert facts["headings"][0] == "Overview" and "Learning curves" in facts["headings"]
+    assert facts["headings"][1] == "Overview" and "Learning curves" in facts["headings"]
     assert facts["images"] >= 8 and facts["broken"] == 0
     assert facts["width"] <= 1280  # nothing overflows the page sideways
     assert page.screenshot.startswith(b"\x89PNG")
