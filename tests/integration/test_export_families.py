@@ -79,3 +79,28 @@ def test_family_exports_and_the_runtime_predicts_as_the_run(family: str, tmp_pat
     assert found[target].tolist() == expected[target].tolist()
     probabilities = [c for c in expected.columns if "_prob_" in c]
     assert (found[probabilities] - expected[probabilities]).abs().to_numpy().max() <= 1e-4
+
+
+@pytest.mark.slow  # the dynamo exporter traces BERT in ~25 s on a shared 2-core CPU
+def test_pretrained_classifier_with_lora_exports_merged(tmp_path: Path) -> None:
+    from pretrained_models import save_tiny_bert, topic_table
+
+    table = topic_table(120)
+    table.to_csv(tmp_path / "topics.csv", index=False)
+    save_tiny_bert(tmp_path / "bert", table.text)
+    config = {
+        "name": "topics",
+        "data": {"source": str(tmp_path / "topics.csv")},
+        "inputs": [{"name": "text", "type": "text"}],
+        "outputs": [{"name": "topic", "type": "category"}],
+        "model": {"arch": "pretrained", "path": str(tmp_path / "bert"), "lora": {"rank": 4}},
+        "train": {"epochs": 1, "max_steps": 3, "batch_size": 16, "optimizer": {"lr": 1e-2}},
+    }
+    run = mg.train(config, output_dir=tmp_path / "run")
+    bundle = run.export(tmp_path / "bundle")
+    assert "lora" not in (bundle / "model.onnx").read_bytes().decode("latin-1").lower()
+    test = run.data_splits()[1]["test"].drop(columns=["topic"])
+    found, expected = load_bundle(bundle).predict(test), run.predict(test)
+    assert found["topic"].tolist() == expected["topic"].tolist()
+    probabilities = [c for c in expected.columns if "_prob_" in c]
+    assert (found[probabilities] - expected[probabilities]).abs().to_numpy().max() <= 1e-4

@@ -10,13 +10,16 @@ import onnx
 import onnxruntime
 import pytest
 import torch
+from conftest import REPO
 from exported import train_tiny_run
 
 import megalith as mg
+from megalith.config import load_config
+from megalith.data.specs import InputSpec, OutputSpec
 from megalith.errors import RunError
-from megalith.export import check_supported
 from megalith.export.describe import graph_outputs
 from megalith.export.verify import check_export
+from megalith.models import build_model
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +121,21 @@ def test_export_refuses_an_existing_folder_and_an_unknown_format(
     assert not (tmp_path / "new").exists()
 
 
-def test_an_unsupported_family_is_one_line(run: mg.Run) -> None:
-    gpt = mg.Run(run.path, run.config, run.preprocessor, torch.nn.Linear(2, 2))
-    with pytest.raises(RunError, match="is not supported yet") as error:
-        check_supported(gpt)
+@pytest.mark.parametrize(
+    ("example", "inputs", "family"),
+    [
+        ("python_gpt", [], "model.arch gpt"),
+        ("number_words", [InputSpec("number", "text", vocab_size=20, shape=(8,))], "seq2seq"),
+    ],
+)
+def test_an_unsupported_family_is_one_line(
+    run: mg.Run, example: str, inputs: list[InputSpec], family: str
+) -> None:
+    config, _ = load_config(REPO / "examples" / f"{example}.yaml")
+    text = OutputSpec(name="text", type="text", num_classes=64, shape=(10,))
+    model = build_model(config.model, inputs, [text])
+    unsupported = mg.Run(run.path, config, run.preprocessor, model)
+    with pytest.raises(RunError, match=f"{family} run is not supported yet") as error:
+        unsupported.export(run.path.parent / "never")
     assert "\n" not in str(error.value)
+    assert not (run.path.parent / "never").exists()
