@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -139,3 +140,31 @@ def test_an_unsupported_family_is_one_line(
         unsupported.export(run.path.parent / "never")
     assert "\n" not in str(error.value)
     assert not (run.path.parent / "never").exists()
+
+
+def test_a_flipped_label_fails_the_check_even_within_the_tolerance(
+    run: mg.Run, bundle: Path
+) -> None:
+    session = onnxruntime.InferenceSession(str(bundle / "model.onnx"))
+    specs = run.preprocessor.input_specs
+    arrays = [
+        np.array([0.5], np.float32),
+        np.array([1], np.int64),
+        np.array([1.0], np.float32),
+    ]
+    names = ["input_size", "input_color", "input_member"]
+    (onnx_big,) = session.run(["output_big"], dict(zip(names, arrays, strict=True)))
+    probability = float(1 / (1 + np.exp(-onnx_big[0])))
+    bias = run.model.heads[1].linear.bias  # the 'big' head
+    outputs = graph_outputs(run.preprocessor)
+    # PyTorch's probability moves up by p (1 - p) 1e-5; a threshold halfway flips the label
+    halfway = probability + 0.5 * probability * (1 - probability) * 1e-5
+    outputs[1] = dataclasses.replace(outputs[1], threshold=halfway)
+    try:
+        with torch.no_grad():
+            bias += 1e-5
+        with pytest.raises(RunError, match="'big': the predicted label differs on 1 of 1 rows"):
+            check_export(run.model, session, specs, arrays, names, outputs)
+    finally:
+        with torch.no_grad():
+            bias -= 1e-5
