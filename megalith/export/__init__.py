@@ -9,6 +9,7 @@ named `bundle.json` is always a verified one.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -59,7 +60,6 @@ def export_run(
 
     from megalith.export.describe import describe_bundle, graph_outputs
     from megalith.export.graph import export_graph, graph_names
-    from megalith.export.recurrent import without_packing
     from megalith.export.verify import check_export
     from megalith.runtime.bundle import BundleFiles
 
@@ -77,7 +77,7 @@ def export_run(
         files = BundleFiles(folder)
         names = [output.name for output in outputs]
         example = [a[:2] for a in arrays]  # two rows: a batch of one would fix the batch size
-        graph = without_packing(run.model)  # the check below compares it with the packed model
+        graph = _exportable(run.model)  # the check below compares it with the model as trained
         export_graph(graph, specs, example, graph_inputs, names, files.model)
         shutil.copyfile(run.path / "preprocessor.json", files.preprocessor)
         session = onnxruntime.InferenceSession(str(files.model), providers=["CPUExecutionProvider"])
@@ -96,12 +96,32 @@ def export_run(
 def check_supported(run: Run) -> None:
     """Raise RunError in one line when the run's model family cannot be exported yet."""
     from megalith.models.blocks import FeatureModel
+    from megalith.models.pretrained import PretrainedModel
 
-    if not isinstance(run.model, FeatureModel):
-        raise RunError(
-            f"{run.path}: exporting a model.arch {run.config.model.arch} run is not supported "
-            "yet; export takes mlp, cnn and resnet runs (tables, images, text, sequences)"
-        )
+    model = run.model
+    if isinstance(model, FeatureModel):
+        return
+    if isinstance(model, PretrainedModel) and model.task == "classify":
+        return
+    what = "a pretrained language model" if isinstance(model, PretrainedModel) else None
+    raise RunError(
+        f"{run.path}: exporting {what or f'a model.arch {run.config.model.arch} run'} is not "
+        "supported yet; export takes mlp, cnn and resnet runs (tables, images, text, sequences) "
+        "and pretrained classifiers"
+    )
+
+
+def _exportable(model: nn.Module) -> nn.Module:
+    """The module to trace: recurrent encoders without packing, LoRA adapters merged."""
+    from megalith.export.recurrent import without_packing
+    from megalith.models.pretrained import PretrainedModel
+
+    if isinstance(model, PretrainedModel) and model.lora:
+        merged = copy.deepcopy(model)
+        net: Any = merged.net
+        merged.net = net.merge_and_unload()  # peft's adapters folded into the weights
+        return merged.eval()
+    return without_packing(model)
 
 
 def _check_target(target: Path, overwrite: bool) -> None:

@@ -4,6 +4,8 @@ resnet), text through each encoder, number sequences. Tiny runs of a few steps."
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -79,3 +81,67 @@ def test_family_exports_and_the_runtime_predicts_as_the_run(family: str, tmp_pat
     assert found[target].tolist() == expected[target].tolist()
     probabilities = [c for c in expected.columns if "_prob_" in c]
     assert (found[probabilities] - expected[probabilities]).abs().to_numpy().max() <= 1e-4
+
+
+@pytest.mark.slow  # the dynamo exporter traces BERT in ~25 s on a shared 2-core CPU
+def test_pretrained_classifier_with_lora_exports_merged(tmp_path: Path) -> None:
+    from pretrained_models import save_tiny_bert, topic_table
+
+    table = topic_table(120)
+    table.to_csv(tmp_path / "topics.csv", index=False)
+    save_tiny_bert(tmp_path / "bert", table.text)
+    config = {
+        "name": "topics",
+        "data": {"source": str(tmp_path / "topics.csv")},
+        "inputs": [{"name": "text", "type": "text"}],
+        "outputs": [{"name": "topic", "type": "category"}],
+        "model": {"arch": "pretrained", "path": str(tmp_path / "bert"), "lora": {"rank": 4}},
+        "train": {"epochs": 1, "max_steps": 3, "batch_size": 16, "optimizer": {"lr": 1e-2}},
+    }
+    run = mg.train(config, output_dir=tmp_path / "run")
+    bundle = run.export(tmp_path / "bundle")
+    assert "lora" not in (bundle / "model.onnx").read_bytes().decode("latin-1").lower()
+    test = run.data_splits()[1]["test"].drop(columns=["topic"])
+    found, expected = load_bundle(bundle).predict(test), run.predict(test)
+    assert found["topic"].tolist() == expected["topic"].tolist()
+    probabilities = [c for c in expected.columns if "_prob_" in c]
+    assert (found[probabilities] - expected[probabilities]).abs().to_numpy().max() <= 1e-4
+
+
+@pytest.mark.slow  # a few training steps, an export and a torch-free process
+def test_image_files_are_decoded_and_resized_as_in_training(tmp_path: Path) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "img").mkdir()
+    records = []
+    for i in range(60):
+        side = 16 if i % 3 else 22  # every third image is resized to the first one's 16x16
+        pixels = rng.integers(0, 255, (side, side, 3)).astype(np.uint8)
+        Image.fromarray(pixels).save(tmp_path / "img" / f"{i}.png")
+        records.append({"picture": f"img/{i}.png", "label": "ab"[i % 2]})
+    pd.DataFrame(records).to_csv(tmp_path / "table.csv", index=False)
+    config = {
+        "data": {"source": str(tmp_path / "table.csv"), "split": {"val": 0.2, "test": 0.2}},
+        "inputs": [{"name": "picture", "type": "image"}],
+        "outputs": [{"name": "label", "type": "category"}],
+        "model": {"arch": "cnn", "channels": [4], "hidden": [8]},
+        "train": {"epochs": 1, "max_steps": 2, "batch_size": 16},
+    }
+    run = mg.train(config, output_dir=tmp_path / "run")
+    bundle = run.export(tmp_path / "bundle")
+    script = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from megalith.runtime import load_bundle\n"
+        "p = load_bundle(sys.argv[1]).predict(sys.argv[2])\n"
+        "p.to_json(sys.argv[3], orient='split')\n"
+    )
+    table, found_json = tmp_path / "table.csv", tmp_path / "found.json"
+    done = subprocess.run(
+        [sys.executable, "-c", script, bundle, table, found_json], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    found = pd.read_json(found_json, orient="split")
+    expected = run.predict(table)
+    assert found["label"].tolist() == expected["label"].tolist()
+    assert np.abs(found["label_prob_a"] - expected["label_prob_a"]).max() <= 1e-4

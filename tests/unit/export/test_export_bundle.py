@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,13 +11,16 @@ import onnx
 import onnxruntime
 import pytest
 import torch
+from conftest import REPO
 from exported import train_tiny_run
 
 import megalith as mg
+from megalith.config import load_config
+from megalith.data.specs import InputSpec, OutputSpec
 from megalith.errors import RunError
-from megalith.export import check_supported
 from megalith.export.describe import graph_outputs
 from megalith.export.verify import check_export
+from megalith.models import build_model
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +122,49 @@ def test_export_refuses_an_existing_folder_and_an_unknown_format(
     assert not (tmp_path / "new").exists()
 
 
-def test_an_unsupported_family_is_one_line(run: mg.Run) -> None:
-    gpt = mg.Run(run.path, run.config, run.preprocessor, torch.nn.Linear(2, 2))
-    with pytest.raises(RunError, match="is not supported yet") as error:
-        check_supported(gpt)
+@pytest.mark.parametrize(
+    ("example", "inputs", "family"),
+    [
+        ("python_gpt", [], "model.arch gpt"),
+        ("number_words", [InputSpec("number", "text", vocab_size=20, shape=(8,))], "seq2seq"),
+    ],
+)
+def test_an_unsupported_family_is_one_line(
+    run: mg.Run, example: str, inputs: list[InputSpec], family: str
+) -> None:
+    config, _ = load_config(REPO / "examples" / f"{example}.yaml")
+    text = OutputSpec(name="text", type="text", num_classes=64, shape=(10,))
+    model = build_model(config.model, inputs, [text])
+    unsupported = mg.Run(run.path, config, run.preprocessor, model)
+    with pytest.raises(RunError, match=f"{family} run is not supported yet") as error:
+        unsupported.export(run.path.parent / "never")
     assert "\n" not in str(error.value)
+    assert not (run.path.parent / "never").exists()
+
+
+def test_a_flipped_label_fails_the_check_even_within_the_tolerance(
+    run: mg.Run, bundle: Path
+) -> None:
+    session = onnxruntime.InferenceSession(str(bundle / "model.onnx"))
+    specs = run.preprocessor.input_specs
+    arrays = [
+        np.array([0.5], np.float32),
+        np.array([1], np.int64),
+        np.array([1.0], np.float32),
+    ]
+    names = ["input_size", "input_color", "input_member"]
+    (onnx_big,) = session.run(["output_big"], dict(zip(names, arrays, strict=True)))
+    probability = float(1 / (1 + np.exp(-onnx_big[0])))
+    bias = run.model.heads[1].linear.bias  # the 'big' head
+    outputs = graph_outputs(run.preprocessor)
+    # PyTorch's probability moves up by p (1 - p) 1e-5; a threshold halfway flips the label
+    halfway = probability + 0.5 * probability * (1 - probability) * 1e-5
+    outputs[1] = dataclasses.replace(outputs[1], threshold=halfway)
+    try:
+        with torch.no_grad():
+            bias += 1e-5
+        with pytest.raises(RunError, match="'big': the predicted label differs on 1 of 1 rows"):
+            check_export(run.model, session, specs, arrays, names, outputs)
+    finally:
+        with torch.no_grad():
+            bias -= 1e-5

@@ -116,3 +116,18 @@ def test_incomplete_or_newer_bundles_are_refused(bundle: Path, tmp_path: Path) -
         load_bundle(copy)
     with pytest.raises(RunError, match="is not a folder"):
         load_bundle(tmp_path / "absent")
+
+
+def test_cli_predicts_on_a_bundle_with_torch_unimportable(bundle: Path, tmp_path: Path) -> None:
+    new_rows().to_csv(tmp_path / "rows.csv", index=False)
+    command = (
+        "import sys; sys.modules['torch'] = None; from megalith.cli import main; "
+        f"sys.argv = ['megalith', 'predict', {str(bundle)!r}, '--data', 'rows.csv']; main()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", command], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("id,size,color,member,constant,label,")
+    assert len(lines) == 81  # the header and one line per row
