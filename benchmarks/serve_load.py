@@ -1,0 +1,270 @@
+"""`megalith serve` under load against a hand-written FastAPI app, on loopback.
+
+For each model (the digits CNN, a 2-layer Transformer text classifier) it trains a small run,
+starts each server in its own process — the reference app (benchmarks/serve_reference.py: one
+forward pass per request), `megalith serve` with PyTorch and batching off, with batching on,
+and on the exported ONNX bundle with batching on — and sends one-row requests from an async
+client at concurrency 1, 8 and 32, bounded in requests and seconds. Prints one JSON object per
+(model, server, concurrency): requests/s, p50 / p95 latency in ms, errors, answers that differ
+from `Run.predict`, mean rows per forward pass; then the ratios against the reference measured
+in the same run.
+
+    python benchmarks/serve_load.py [--seconds 8] [--only digits-cnn]
+    python benchmarks/serve_load.py --tiny     # a few requests: checks the code runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import io
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from PIL import Image
+
+import megalith as mg
+
+REPO = Path(__file__).resolve().parents[1]
+WORKLOADS: dict[str, dict[str, Any]] = {
+    "digits-cnn": {
+        "data": {"source": "builtin:digits"},
+        "inputs": [{"name": "image", "type": "image"}],
+        "outputs": [{"name": "label", "type": "category"}],
+        "model": {"arch": "cnn", "channels": [32, 64], "hidden": [128]},
+        "train": {"epochs": 5, "optimizer": {"name": "adamw", "lr": 3e-3}},
+    },
+    "text-transformer": {
+        "data": {"source": "builtin:docstrings"},
+        "inputs": [
+            {
+                "name": "text",
+                "type": "text",
+                "vocab_size": 8000,
+                "max_length": 48,
+                "embedding_dim": 64,
+                "encoder": {"kind": "transformer", "layers": 2, "heads": 4},
+            }
+        ],
+        "outputs": [{"name": "module", "type": "category"}],
+        "model": {"arch": "mlp", "hidden": []},
+        "train": {"epochs": 3, "optimizer": {"name": "adamw", "lr": 1e-3}},
+    },
+}
+SERVERS = ("reference", "megalith-unbatched", "megalith-batched", "megalith-onnx-batched")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="Most seconds per level.")
+    parser.add_argument("--requests", type=int, default=4000, help="Most requests per level.")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--only", nargs="+", choices=sorted(WORKLOADS), default=sorted(WORKLOADS))
+    parser.add_argument("--tiny", action="store_true", help="A few requests, 1 epoch.")
+    args = parser.parse_args()
+    if args.tiny:
+        args.seconds, args.requests, args.concurrency = 2.0, 20, [1, 4]
+    results = []
+    with tempfile.TemporaryDirectory() as folder:
+        for name in args.only:
+            run = _train(name, Path(folder), args.tiny)
+            bodies, expected = _requests(run)
+            for server in SERVERS:
+                with _Server(server, run) as url:
+                    for level in args.concurrency:
+                        stats = asyncio.run(
+                            _load(url, bodies, expected, level, args.seconds, args.requests)
+                        )
+                        row = {"model": name, "server": server, "concurrency": level, **stats}
+                        print(json.dumps(row), flush=True)
+                        results.append(row)
+    print(json.dumps({"ratios": _ratios(results), "machine": _machine()}), flush=True)
+
+
+def _train(name: str, folder: Path, tiny: bool) -> mg.Run:
+    config = json.loads(json.dumps(WORKLOADS[name]))
+    config["name"] = name
+    if tiny:
+        config["train"]["epochs"] = 1
+    run = mg.train(config, output_dir=folder / name)
+    try:
+        run.export(folder / name / "bundle")
+    except mg.MegalithError as error:  # the onnx server is then skipped
+        print(json.dumps({"model": name, "export": str(error)}), file=sys.stderr)
+    return run
+
+
+def _requests(run: mg.Run) -> tuple[list[dict[str, Any]], list[Any]]:
+    """One-row request bodies from the run's test split, and what `Run.predict` answers."""
+    _, splits = run.data_splits()
+    frame = splits["test"].head(200)
+    inputs = [f.name for f in run.config.inputs]
+    target = run.config.outputs[0].name
+    expected = run.predict(frame[inputs])[target].tolist()
+    bodies = []
+    for _, row in frame[inputs].iterrows():
+        record = {}
+        for name in inputs:
+            value = row[name]
+            record[name] = _png(value) if isinstance(value, np.ndarray) else value
+        bodies.append({"rows": [record]})
+    return bodies, expected
+
+
+def _png(pixels: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.astype(np.uint8)).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+class _Server:
+    """One server process on a free loopback port, stopped on exit."""
+
+    def __init__(self, kind: str, run: mg.Run) -> None:
+        self.kind, self.run = kind, run
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> str | None:
+        port = _free_port()
+        env = {**os.environ, "MEGALITH_RUN": str(self.run.path)}
+        serve = [sys.executable, "-m", "megalith", "serve", str(self.run.path), "--port", str(port)]
+        commands = {
+            "reference": [sys.executable, "-m", "uvicorn", "benchmarks.serve_reference:app",
+                          "--port", str(port), "--log-level", "warning"],
+            "megalith-unbatched": [*serve, "--backend", "torch", "--no-batching"],
+            "megalith-batched": [*serve, "--backend", "torch"],
+            "megalith-onnx-batched": [*serve, "--backend", "onnx"],
+        }  # fmt: skip
+        if self.kind == "megalith-onnx-batched" and not (self.run.path / "bundle").is_dir():
+            return None
+        self.process = subprocess.Popen(
+            commands[self.kind], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                httpx.post(f"{url}/predict", json={"rows": []}, timeout=1)
+                return url
+            except httpx.TransportError:
+                time.sleep(0.2)
+        raise RuntimeError(f"{self.kind} did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(30)
+
+
+async def _load(
+    url: str | None,
+    bodies: list[dict[str, Any]],
+    expected: list[Any],
+    concurrency: int,
+    seconds: float,
+    requests: int,
+) -> dict[str, Any]:
+    if url is None:
+        return {"skipped": "no bundle (export failed)"}
+    latencies: list[float] = []
+    errors = mismatches = 0
+    sent = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+        for body in bodies[:20]:  # warm-up: lazy imports, first allocations, thread pools
+            await client.post("/predict", json=body)
+        before = await _batches(client)
+        start = time.perf_counter()
+
+        async def worker() -> None:
+            nonlocal sent, errors, mismatches
+            while sent < requests and time.perf_counter() - start < seconds:
+                i = sent % len(bodies)
+                sent += 1
+                began = time.perf_counter()
+                answer = await client.post("/predict", json=bodies[i])
+                latencies.append((time.perf_counter() - began) * 1000)
+                if answer.status_code != 200:
+                    errors += 1
+                    continue
+                label = next(iter(answer.json()["predictions"][0].values()))
+                mismatches += label != expected[i] and str(label) != str(expected[i])
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+        after = await _batches(client)
+    ordered = sorted(latencies)
+    batches = after[0] - before[0]
+    return {
+        "requests": len(latencies),
+        "requests_per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(statistics.median(ordered), 2),
+        "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))], 2),
+        "errors": errors,
+        "mismatches": int(mismatches),
+        "mean_batch_rows": round((after[1] - before[1]) / batches, 2) if batches else None,
+    }
+
+
+async def _batches(client: httpx.AsyncClient) -> tuple[int, float]:
+    """(batches, rows) the Megalith server has run so far; (0, 0) for the reference."""
+    answer = await client.get("/metadata")
+    if answer.status_code != 200:
+        return 0, 0.0
+    batching = answer.json()["batching"]
+    return batching["batches"], batching["batches"] * batching["mean_batch_rows"]
+
+
+def _ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each Megalith server against the reference at the same model and concurrency."""
+    reference = {(r["model"], r["concurrency"]): r for r in results if r["server"] == "reference"}
+    ratios = []
+    for row in results:
+        base = reference.get((row["model"], row["concurrency"]))
+        if row["server"] == "reference" or base is None or "requests_per_s" not in row:
+            continue
+        ratios.append(
+            {
+                "model": row["model"],
+                "server": row["server"],
+                "concurrency": row["concurrency"],
+                "throughput_ratio": round(row["requests_per_s"] / base["requests_per_s"], 2),
+                "p50_added_ms": round(row["p50_ms"] - base["p50_ms"], 2),
+                "p95_ratio": round(row["p95_ms"] / base["p95_ms"], 2),
+            }
+        )
+    return ratios
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _machine() -> dict[str, Any]:
+    import torch
+
+    return {
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+    }
+
+
+if __name__ == "__main__":
+    main()
