@@ -132,8 +132,8 @@ def predict(
 ) -> None:
     """Write predictions (with class probabilities) for new rows, from a run directory or an
     inference bundle (`megalith export`; predicted with ONNX Runtime, without PyTorch), after
-    the rows as they were read (a CSV's cells as written; CSV output in the input CSV's
-    separator and decimal mark)."""
+    the rows as they were read: to CSV, a CSV's cells as written, in its separator and
+    decimal mark."""
     import pandas as pd
 
     from megalith.data.sources import load_table
@@ -160,7 +160,9 @@ def predict(
     predictions.columns = [
         f"{c}_predicted" if c in frame.columns else c for c in predictions.columns
     ]
-    result = pd.concat([frame if table.text is None else table.text, predictions], axis=1)
+    as_written = output is None or output.suffix.lower() == ".csv"  # else typed (Parquet...)
+    rows = table.text if as_written and table.text is not None else frame
+    result = pd.concat([rows, predictions], axis=1)
     dialect = table.dialect
     sep, decimal = (dialect.delimiter, dialect.decimal) if dialect else (",", ".")
     if output is None:

@@ -27,6 +27,7 @@ DECIMAL_MARKS = {".": "decimal points", ",": "decimal commas"}
 _SNIFF_BYTES = 64 * 1024
 """How much of the file detection reads."""
 _SNIFF_ROWS = 200
+"""How many rows detection looks at (the separator: raw lines; the decimal mark: cells)."""
 _CSV_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 _INFINITY = r"|[-+]?inf(?:inity)?"
 _NUMBER = {
@@ -73,7 +74,7 @@ def read_csv(path: Path, *, delimiter: str = "auto", decimal: str = "auto") -> C
         delimiter = detect_delimiter(path)
     text = _read_text_cells(path, delimiter)
     if decimal == "auto":
-        decimal = detect_decimal(text) if delimiter != "," else "."
+        decimal = detect_decimal(text.head(_SNIFF_ROWS)) if delimiter != "," else "."
     frame = pd.DataFrame({name: typed_column(text[name], decimal) for name in text.columns})
     return CsvTable(frame, text, CsvDialect(delimiter, decimal))
 

@@ -101,7 +101,8 @@ def infer_config(table: Table, target: str, *, source: str, name: str | None = N
         outputs = [{"name": target, "type": _target_type(frame[target], origin, notices)}]
         split_column = _find_split_column(frame, target, notices)
         if split_column is not None:
-            split = _column_split(frame[split_column], notices)
+            classes = outputs[0]["type"] != "number"
+            split = _column_split(frame[split_column], classes, notices)
         others = [c for c in frame.columns if c not in (target, split_column)]
         inputs = _infer_inputs(frame, others, target, origin, notices)
         arch = "cnn" if any(f["type"] == "image" for f in inputs) else "mlp"
@@ -175,16 +176,17 @@ def _reader_settings(table: Table, notices: list[str]) -> dict[str, Any]:
     return {"format": "csv", "delimiter": dialect.delimiter, "decimal": dialect.decimal}
 
 
-def _column_split(values: pd.Series, notices: list[str]) -> dict[str, Any]:
+def _column_split(values: pd.Series, stratified: bool, notices: list[str]) -> dict[str, Any]:
     """data.split for a split column; a split it lacks is carved out of its train rows."""
     marked = set(values.map(split_name))
     split: dict[str, Any] = {"column": str(values.name)}
+    how = " (stratified by the target)" if stratified else ""
     for name in ("val", "test"):
         if name not in marked:
             split[name] = 0.1
             notices.append(
-                f"split column '{values.name}' marks no {name} rows: 10% of its train rows "
-                f"(stratified by the target) are held out as {name} (data.split.{name}: 0.1)"
+                f"split column '{values.name}' marks no {name} rows: 10% of its train rows"
+                f"{how} are held out as {name} (data.split.{name}: 0.1)"
             )
     return split
 

@@ -165,3 +165,16 @@ def test_a_run_reads_new_files_in_the_dialect_it_was_trained_on(
     (tmp_path / "new.tsv").write_text("flaeche\tnote\n54,5\tx\n71\ty\n")
     from_tsv = mg.load("run").predict(tmp_path / "new.tsv")["preis"]
     np.testing.assert_allclose(from_tsv, expected, rtol=1e-12)
+
+
+def test_predictions_to_parquet_keep_typed_numbers_and_text_codes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    _offices().to_csv(tmp_path / "t.csv", index=False)
+    _train(tmp_path / "t.csv")
+    (tmp_path / "new.csv").write_text("plz,size,flag\n01067,20.50,TRUE\n")
+    assert run_cli("predict", "run", "--data", "new.csv", "--output", "p.parquet").code == 0
+    written = pd.read_parquet(tmp_path / "p.parquet")
+    assert written.loc[0, ["plz", "size", "flag"]].tolist() == ["01067", 20.5, "TRUE"]
+    assert written.loc[0, "dept"] in DEPTS

@@ -90,11 +90,14 @@ def _is_missing(value: Any) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and value != value)
 
 
-def _as_typed_before(value: Any) -> Any:
-    """A text cell as CSV reading typed it before cells stayed text ('TRUE' -> True, '007' -> 7),
-    so that runs fitted then still find their values; None for anything else."""
+def _other_spelling(value: Any) -> Any:
+    """The value as another reader gives it, for a value not found as it is: a text cell as CSV
+    reading typed it before cells stayed text ('TRUE' -> True, '007' -> 7: runs fitted then
+    still find their values), a number as text (7 -> '7': labels fitted from JSONL strings);
+    None when there is none."""
     if not isinstance(value, str):
-        return None
+        key = _key(value)
+        return str(key) if isinstance(key, (int, float)) and not isinstance(key, bool) else None
     text = value.strip()
     if text.lower() in ("true", "false"):
         return text.lower() == "true"
@@ -106,14 +109,14 @@ def _as_typed_before(value: Any) -> Any:
 
 
 def _lookup(values: pd.Series, index_of: dict[Any, int]) -> np.ndarray:
-    """Index of each cell in `index_of` (a text cell not found as written: as typed before),
-    -1 where missing or not found."""
+    """Index of each cell in `index_of` (else of its other spelling), -1 where missing or not
+    found."""
 
     def index(value: Any) -> int:
         if _is_missing(value):
             return -1
         found = index_of.get(_key(value))
-        return index_of.get(_as_typed_before(value), -1) if found is None else found
+        return index_of.get(_other_spelling(value), -1) if found is None else found
 
     return np.fromiter((index(v) for v in values.tolist()), np.int64, len(values))
 

@@ -352,3 +352,12 @@ def test_binary_values_match_by_how_they_read() -> None:
     assert encoder.transform(as_bools, where=WHERE).tolist() == [1.0, 0.0]
     with pytest.raises(DataError, match="'maybe' was not seen"):
         encoder.transform(pd.Series(["maybe"]), where=WHERE)
+
+
+def test_text_labels_find_the_same_numbers_from_another_reader() -> None:
+    """Labels fitted as JSONL strings '0', '1', '2'; a CSV gives the cells as numbers."""
+    encoder = CategoryOutputEncoder(CategoryOutput(name="y"), {"classes": ["0", "1", "2"]})
+    assert encoder.transform(pd.Series([2, 0, 1.0]), where=WHERE).tolist() == [2, 0, 1]
+    zeros = CategoryOutputEncoder(CategoryOutput(name="y"), {"classes": ["007", "010"]})
+    with pytest.raises(DataError, match="label 7"):
+        zeros.transform(pd.Series([7]), where=WHERE)  # 7 is not the user's '007'
