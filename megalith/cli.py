@@ -174,7 +174,7 @@ def predict(
 
 @app.command()
 def generate(
-    run: RunArg,
+    run: RunOrBundleArg,
     prompt: Annotated[str, typer.Option("--prompt", "-p", help="Text to continue.")] = "",
     max_new_tokens: Annotated[
         int, typer.Option("--max-new-tokens", "-n", min=1, help="Most tokens to add.")
@@ -191,12 +191,26 @@ def generate(
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for sampling.")] = 0,
 ) -> None:
-    """Stream text from a language model (model.arch gpt), continuing the prompt."""
-    from megalith.generation import Sampling
-    from megalith.run import Run
+    """Stream text from a language model (model.arch gpt, or its exported bundle), continuing
+    the prompt."""
+    from megalith.runtime.predictor import is_bundle
 
     if top_p == 0:
         _fail("--top-p must be greater than 0")
+    if is_bundle(run):
+        from megalith.runtime import load_bundle
+
+        if top_p is not None:
+            _fail("--top-p is not available with a bundle; use --top-k or --temperature")
+        bundle = load_bundle(run)
+        text = bundle.generate(
+            prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, seed=seed
+        )
+        sys.stdout.write(f"{prompt}{text}\n")
+        return
+    from megalith.generation import Sampling
+    from megalith.run import Run
+
     sampling = Sampling(temperature=temperature, top_k=top_k, top_p=top_p)
     pieces = Run.load(run).generate(
         prompt, max_new_tokens=max_new_tokens, sampling=sampling, seed=seed

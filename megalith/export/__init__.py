@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from megalith.data.specs import InputSpec
 from megalith.errors import RunError, cannot_write
 
 if TYPE_CHECKING:
@@ -68,8 +69,8 @@ def export_run(
     check_supported(run)
     target = Path(output) if output is not None else run.path / "bundle"
     _check_target(target, overwrite)
-    specs = run.preprocessor.input_specs
-    arrays, split = _check_rows(run)
+    specs = graph_input_specs(run)
+    arrays, split = _check_rows(run, specs)
     graph_inputs = graph_names([s.name for s in specs], "input")
     outputs = graph_outputs(run.preprocessor)
     folder = _temporary_folder(target)
@@ -83,7 +84,7 @@ def export_run(
         session = onnxruntime.InferenceSession(str(files.model), providers=["CPUExecutionProvider"])
         checked = check_export(run.model, session, specs, arrays, graph_inputs, outputs)
         checked["split"] = split
-        description = describe_bundle(run, graph_inputs, outputs, checked)
+        description = describe_bundle(run, specs, graph_inputs, outputs, checked)
         files.description.write_text(json.dumps(description, indent=1), encoding="utf-8")
         _move_into_place(folder, target)
     except OSError as error:
@@ -96,18 +97,19 @@ def export_run(
 def check_supported(run: Run) -> None:
     """Raise RunError in one line when the run's model family cannot be exported yet."""
     from megalith.models.blocks import FeatureModel
+    from megalith.models.gpt import GPT
     from megalith.models.pretrained import PretrainedModel
 
     model = run.model
-    if isinstance(model, FeatureModel):
+    if isinstance(model, (FeatureModel, GPT)):
         return
     if isinstance(model, PretrainedModel) and model.task == "classify":
         return
     what = "a pretrained language model" if isinstance(model, PretrainedModel) else None
     raise RunError(
         f"{run.path}: exporting {what or f'a model.arch {run.config.model.arch} run'} is not "
-        "supported yet; export takes mlp, cnn and resnet runs (tables, images, text, sequences) "
-        "and pretrained classifiers"
+        "supported yet; export takes mlp, cnn and resnet runs (tables, images, text, sequences), "
+        "pretrained classifiers and gpt language models (their next-token step)"
     )
 
 
@@ -142,17 +144,36 @@ def _check_target(target: Path, overwrite: bool) -> None:
         raise RunError(f"--output {target} already holds a bundle; pass --overwrite to replace it")
 
 
-def _check_rows(run: Run) -> tuple[list[Any], str]:
+def graph_input_specs(run: Run) -> list[InputSpec]:
+    """The graph's inputs: the preprocessor's, or a language model's window of token ids
+    (named as its text column, up to `context` tokens)."""
+    from megalith.models.gpt import GPT
+
+    if isinstance(run.model, GPT):
+        text = run.preprocessor.output_specs[0]
+        return [InputSpec(name=text.name, type="text", shape=(run.model.context,))]
+    return run.preprocessor.input_specs
+
+
+def _check_rows(run: Run, specs: list[InputSpec]) -> tuple[list[Any], str]:
     """The encoded inputs of up to CHECK_ROWS rows of the test split (val, then train, when
-    the run has no test rows), in input order, and the split's name."""
+    the run has no test rows), in input order, and the split's name; for a language model,
+    windows of its corpus."""
     table, splits = run.data_splits()
     for split in ("test", "val", "train"):
         frame = splits.get(split)
-        if frame is not None and len(frame) > 0:
+        if frame is None or len(frame) == 0:
+            continue
+        origin = f"{table.origin} ({split} split)"
+        if run.preprocessor.input_specs:
             rows = frame.iloc[:CHECK_ROWS]
-            origin = f"{table.origin} ({split} split)"
             encoded = run.preprocessor.encode_inputs(rows, base_dir=table.base_dir, origin=origin)
-            return [encoded[s.name] for s in run.preprocessor.input_specs], split
+        else:
+            (spec,) = specs
+            windows = run.preprocessor.transform_corpus(frame, context=spec.shape[0], origin=origin)
+            encoded = {spec.name: windows.inputs[spec.name][:CHECK_ROWS].numpy()}
+        if len(encoded[specs[0].name]) > 0:
+            return [encoded[s.name] for s in specs], split
     raise RunError(f"{run.path}: the run's data has no rows to check the export on")
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from megalith.data.features.binary import BinaryOutputEncoder
 from megalith.data.features.category import CategoryOutputEncoder
 from megalith.data.features.number import NumberOutputEncoder
+from megalith.data.features.text import TextOutputEncoder
 from megalith.data.preprocess import Preprocessor
 from megalith.data.specs import InputSpec
 from megalith.export.graph import free_length, graph_names
@@ -44,7 +45,11 @@ def graph_outputs(preprocessor: Preprocessor) -> list[CheckedOutput]:
 
 
 def describe_bundle(
-    run: Run, graph_inputs: list[str], outputs: list[CheckedOutput], checked: dict[str, Any]
+    run: Run,
+    specs: list[InputSpec],
+    graph_inputs: list[str],
+    outputs: list[CheckedOutput],
+    checked: dict[str, Any],
 ) -> dict[str, Any]:
     """The contents of bundle.json."""
     inputs = [
@@ -54,14 +59,17 @@ def describe_bundle(
             "type": spec.type,
             "dtype": INPUT_DTYPES[spec.type],
             "shape": ["batch", *_shape(spec)],
+            **({"length": spec.shape[0]} if spec.type in ("text", "sequence") else {}),
         }
-        for spec, graph_name in zip(run.preprocessor.input_specs, graph_inputs, strict=True)
+        for spec, graph_name in zip(specs, graph_inputs, strict=True)
     ]
+    language_model = not run.preprocessor.input_specs
     return {
         "format": FORMAT,
         "version": VERSION,
         "name": run.config.name,
         "arch": run.config.model.arch,
+        "task": "language_model" if language_model else "predict",
         "model": MODEL_FILE,
         "preprocessor": PREPROCESSOR_FILE,
         "inputs": inputs,
@@ -92,6 +100,11 @@ def _describe_output(output: CheckedOutput, encoder: Any) -> dict[str, Any]:
             graph_output="logit (batch,): probability of the positive value = sigmoid(logit)",
             values={"negative": negative, "positive": positive},
             threshold=output.threshold,
+        )
+    elif isinstance(encoder, TextOutputEncoder):
+        entry.update(
+            graph_output="next-token logits (batch, length, vocabulary)",
+            end_id=encoder.end_id,
         )
     elif isinstance(encoder, NumberOutputEncoder):
         entry.update(

@@ -136,7 +136,7 @@ def _compare(output: CheckedOutput, expected: np.ndarray, found: np.ndarray, whe
             f"export check failed: output '{output.name}' has shape {found.shape} in ONNX "
             f"Runtime but {expected.shape} in PyTorch ({where})"
         )
-    if output.type == "category":
+    if output.type in ("category", "text"):  # text: a language model's next-token logits
         expected, found = softmax(expected), softmax(found)
         labels = (expected.argmax(axis=-1), found.argmax(axis=-1))
     elif output.type == "binary":

@@ -67,13 +67,56 @@ class Bundle:
 
         Raises:
             DataError: a column is missing or a value cannot be encoded (naming row and column).
+            RunError: the bundle is a language model's, which generates text instead.
         """
+        if self.description.get("task") == "language_model":
+            raise RunError(f"{self.path} holds a language model: use generate, not predict")
         frame, folder, origin = _frame(data, base_dir)
         arrays = self.preprocessor.encode_inputs(frame, base_dir=folder, origin=origin)
         outputs = self.run_graph([arrays[name] for name in self.input_names], batch_size)
         predictions = self.preprocessor.decode(outputs)
         predictions.index = frame.index[: len(predictions)]
         return predictions
+
+    def generate(
+        self,
+        prompt: str = "",
+        *,
+        max_new_tokens: int = 200,
+        temperature: float = 0.8,
+        top_k: int | None = None,
+        seed: int = 0,
+    ) -> str:
+        """Text continuing `prompt` from a language model's bundle, one graph call per token
+        (no KV cache), the window handled as `Run.generate` handles it: temperature 0 gives
+        the same text as the run's greedy decoding.
+
+        Raises:
+            RunError: the bundle is not a language model's.
+        """
+        from megalith.data.features.text import TextOutputEncoder
+        from megalith.runtime.sampling import next_token
+
+        encoder = self.preprocessor.outputs[0]
+        if self.description.get("task") != "language_model" or not isinstance(
+            encoder, TextOutputEncoder
+        ):
+            raise RunError(f"{self.path} does not hold a language model; use predict")
+        context, end = int(self.description["inputs"][0]["length"]), int(encoder.end_id)
+        ids = list(encoder.encode([prompt])[0]) or [end]  # training documents follow an end id
+        start = max(0, len(ids) - context + 1)
+        rng, written = np.random.default_rng(seed), []
+        for _ in range(max_new_tokens):
+            window = np.asarray([ids[start:]], dtype=np.int64)
+            (logits,) = self.session.run(self._outputs, {self._inputs[0]: window})
+            token = next_token(logits[0, -1], temperature, top_k, rng)
+            if token == end:
+                break
+            ids.append(token)
+            written.append(token)
+            if len(ids) - start >= context:  # window full: keep its second half
+                start = len(ids) - context // 2
+        return encoder.decode_ids(written)
 
     def run_graph(self, arrays: Sequence[np.ndarray], batch_size: int) -> dict[str, np.ndarray]:
         """The graph's raw outputs (logits, standardised values) for encoded inputs, by output
@@ -96,6 +139,8 @@ class Bundle:
     def _check_matches(self) -> None:
         """bundle.json, preprocessor.json and the graph must name the same inputs and outputs."""
         fitted = [spec.name for spec in self.preprocessor.input_specs]
+        if self.description.get("task") == "language_model":  # its input: windows of its output
+            fitted = [spec.name for spec in self.preprocessor.output_specs]
         if fitted != self.input_names:
             raise RunError(
                 f"{self.path}: bundle.json names the inputs {self.input_names}, but "

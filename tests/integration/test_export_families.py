@@ -145,3 +145,38 @@ def test_image_files_are_decoded_and_resized_as_in_training(tmp_path: Path) -> N
     expected = run.predict(table)
     assert found["label"].tolist() == expected["label"].tolist()
     assert np.abs(found["label_prob_a"] - expected["label_prob_a"]).max() <= 1e-4
+
+
+@pytest.mark.slow  # training a tiny GPT and exporting its step: ~40 s on a shared 2-core CPU
+def test_gpt_step_exports_and_the_bundle_writes_the_runs_greedy_text(tmp_path: Path) -> None:
+    from test_language_model import write_corpus
+
+    from megalith.errors import RunError
+    from megalith.generation import Sampling
+
+    write_corpus(tmp_path / "corpus", files=6)
+    config = {
+        "name": "tiny-gpt",
+        "data": {
+            "source": str(tmp_path / "corpus"),
+            "format": "text",
+            "split": {"val": 0.2, "test": 0.2},
+        },
+        "outputs": [{"name": "text", "type": "text", "tokenizer": "char", "vocab_size": 64}],
+        "model": {"arch": "gpt", "context": 16, "layers": 1, "heads": 2, "dim": 16},
+        "train": {"epochs": 1, "max_steps": 20, "batch_size": 16, "optimizer": {"lr": 0.01}},
+    }
+    run = mg.train(config, output_dir=tmp_path / "run")
+    bundle = run.export(tmp_path / "bundle")
+    described = json.loads((bundle / "bundle.json").read_text())
+    assert described["task"] == "language_model"
+    assert described["inputs"][0]["length"] == 16
+    assert described["verified"]["lengths"] == [16, 8]
+    loaded = load_bundle(bundle)
+    # 40 tokens: past the 16-token window, so the window's sliding is compared too
+    greedy = "".join(run.generate("the cat", max_new_tokens=40, sampling=Sampling(temperature=0)))
+    assert loaded.generate("the cat", max_new_tokens=40, temperature=0) == greedy
+    sampled = loaded.generate("the", max_new_tokens=20, temperature=1.0, top_k=5, seed=3)
+    assert sampled == loaded.generate("the", max_new_tokens=20, temperature=1.0, top_k=5, seed=3)
+    with pytest.raises(RunError, match="holds a language model: use generate"):
+        loaded.predict(pd.DataFrame({"text": ["the cat"]}))

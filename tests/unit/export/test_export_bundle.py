@@ -122,21 +122,13 @@ def test_export_refuses_an_existing_folder_and_an_unknown_format(
     assert not (tmp_path / "new").exists()
 
 
-@pytest.mark.parametrize(
-    ("example", "inputs", "family"),
-    [
-        ("python_gpt", [], "model.arch gpt"),
-        ("number_words", [InputSpec("number", "text", vocab_size=20, shape=(8,))], "seq2seq"),
-    ],
-)
-def test_an_unsupported_family_is_one_line(
-    run: mg.Run, example: str, inputs: list[InputSpec], family: str
-) -> None:
-    config, _ = load_config(REPO / "examples" / f"{example}.yaml")
+def test_an_unsupported_family_is_one_line(run: mg.Run) -> None:
+    config, _ = load_config(REPO / "examples" / "number_words.yaml")
+    number = InputSpec("number", "text", vocab_size=20, shape=(8,))
     text = OutputSpec(name="text", type="text", num_classes=64, shape=(10,))
-    model = build_model(config.model, inputs, [text])
+    model = build_model(config.model, [number], [text])
     unsupported = mg.Run(run.path, config, run.preprocessor, model)
-    with pytest.raises(RunError, match=f"{family} run is not supported yet") as error:
+    with pytest.raises(RunError, match=r"model\.arch seq2seq run is not supported yet") as error:
         unsupported.export(run.path.parent / "never")
     assert "\n" not in str(error.value)
     assert not (run.path.parent / "never").exists()
