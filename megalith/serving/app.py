@@ -126,19 +126,36 @@ def _add_predict(
 def _add_generate(app: FastAPI, backend: Backend) -> None:
     from megalith.generation import Sampling
 
-    run = backend.run
+    run, bundle = backend.run, backend.predictor
 
     @app.post("/generate", summary="Stream text continuing the prompt (language models)")
     async def generate(body: GenerateRequest) -> StreamingResponse:
-        sampling = Sampling(temperature=body.temperature, top_k=body.top_k, top_p=body.top_p)
-        pieces = run.generate(
-            body.prompt, max_new_tokens=body.max_new_tokens, sampling=sampling, seed=body.seed
-        )
+        if run is not None:  # PyTorch: piece by piece from the KV cache
+            sampling = Sampling(temperature=body.temperature, top_k=body.top_k, top_p=body.top_p)
+            pieces = run.generate(
+                body.prompt, max_new_tokens=body.max_new_tokens, sampling=sampling, seed=body.seed
+            )
+        elif body.top_p is not None:
+            raise HTTPException(
+                422, "top_p: not supported by the ONNX backend; use --backend torch"
+            )
+        else:  # an exported language model: the whole continuation at once
+            pieces = _bundle_text(bundle, body)
 
         def stream() -> Any:
             yield from pieces  # starlette runs a plain iterator in its thread pool
 
         return StreamingResponse(stream(), media_type="text/plain; charset=utf-8")
+
+
+def _bundle_text(bundle: Any, body: GenerateRequest) -> Any:
+    yield bundle.generate(
+        body.prompt,
+        max_new_tokens=body.max_new_tokens,
+        temperature=body.temperature,
+        top_k=body.top_k,
+        seed=body.seed,
+    )
 
 
 def _bearer(token: str | None) -> Callable[[Request], Awaitable[None]]:

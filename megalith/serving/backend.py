@@ -40,7 +40,7 @@ class Backend:
     source: Path
     language_model: bool = False
     run: Any = None
-    """The `megalith.run.Run` with the torch backend (for /generate); None with onnx."""
+    """The `megalith.run.Run` with the torch backend (streamed /generate); None with onnx."""
 
     def input_columns(self) -> list[tuple[str, str]]:
         """(column name, input type) of each input, in the run's order."""
@@ -80,20 +80,27 @@ def load_backend(path: str | Path, backend: BackendName = "auto") -> Backend:
                 f"{folder} is an exported bundle: it holds ONNX weights only; serve the run "
                 "directory it came from with --backend torch, or leave --backend out"
             )
-        return Backend(load_bundle(folder), "onnx", folder)
+        return _bundle_backend(load_bundle(folder), folder)
     exported = folder / "bundle"
-    if backend != "torch" and is_bundle(exported):
-        return Backend(load_bundle(exported), "onnx", folder)
-    if backend == "onnx":
-        raise RunError(
-            f"{folder} has no exported bundle (RUN/bundle); run `megalith export {folder}` "
-            "first, or serve it with --backend torch"
-        )
+    if backend == "onnx" or (backend == "auto" and is_bundle(exported)):
+        if not is_bundle(exported):
+            raise RunError(
+                f"{folder} has no exported bundle (RUN/bundle); run `megalith export {folder}` "
+                "first, or serve it with --backend torch"
+            )
+        bundle = _bundle_backend(load_bundle(exported), folder)
+        if backend == "onnx" or not bundle.language_model:
+            return bundle  # a language model streams from PyTorch's KV cache unless told
     from megalith.config import is_language_model
     from megalith.run import Run
 
     run = Run.load(folder)
     return Backend(run, "torch", folder, language_model=is_language_model(run.config), run=run)
+
+
+def _bundle_backend(bundle: Any, source: Path) -> Backend:
+    language_model = bundle.description.get("task") == "language_model"
+    return Backend(bundle, "onnx", source, language_model=language_model)
 
 
 def _describe_output(encoder: Any) -> dict[str, Any]:

@@ -194,3 +194,29 @@ def test_images_as_base64_paths_only_when_allowed(image_run: Path) -> None:
         )
         escape = client.post("/predict", json={"rows": [{"picture": "../../etc/passwd"}]})
         assert escape.status_code == 422
+
+
+def test_generate_streams_the_runs_text_and_a_bundle_gives_the_same(tmp_path: Path) -> None:
+    from test_language_model import gpt_config, write_corpus
+
+    write_corpus(tmp_path / "corpus")
+    run = mg.train(gpt_config(tmp_path, epochs=2), output_dir=tmp_path / "run")
+    expected = "".join(run.generate("the cat", max_new_tokens=12, sampling=_greedy()))
+    body = {"prompt": "the cat", "max_new_tokens": 12, "temperature": 0}
+    with _client(tmp_path / "run") as client:
+        assert client.get("/metadata").json()["task"] == "generate"
+        assert client.post("/predict", json={"rows": [{}]}).status_code == 404
+        answer = client.post("/generate", json=body)
+        assert answer.status_code == 200 and answer.text == expected
+        assert client.post("/generate", json={"prompt": 3}).status_code == 422
+    run.export(tmp_path / "lm-bundle")
+    with _client(tmp_path / "lm-bundle", backend="auto") as client:
+        assert client.post("/generate", json=body).text == expected
+        refused = client.post("/generate", json={**body, "top_p": 0.9})
+        assert refused.status_code == 422 and "top_p" in refused.json()["detail"]
+
+
+def _greedy() -> Any:
+    from megalith.generation import Sampling
+
+    return Sampling(temperature=0)
