@@ -33,7 +33,7 @@ def __getattr__(name: str) -> Any:  # fastapi loads only when an app is built
 
 
 def serve(
-    source: str | Path,
+    source: str | Path | Any,
     *,
     host: str = "127.0.0.1",
     port: int = 8000,
@@ -44,7 +44,8 @@ def serve(
     """Serve a run directory or a bundle until SIGTERM / Ctrl-C (in-flight requests finish).
 
     Args:
-        source: a run directory (PyTorch, or its RUN/bundle with ONNX Runtime) or a bundle.
+        source: a run directory (PyTorch, or its RUN/bundle with ONNX Runtime), a bundle, or
+            a loaded `Run` (`mg.serve(mg.load("runs/x"))`).
         host: the address to bind; anything but loopback requires `token`.
         port: the TCP port.
         backend: auto (ONNX Runtime when a bundle exists), onnx or torch.

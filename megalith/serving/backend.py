@@ -61,8 +61,9 @@ class Backend:
         }
 
 
-def load_backend(path: str | Path, backend: BackendName = "auto") -> Backend:
-    """The predictor for a run directory or a bundle folder.
+def load_backend(path: str | Path | Any, backend: BackendName = "auto") -> Backend:
+    """The predictor for a run directory, a bundle folder, or a loaded `Run` (served as it is,
+    with PyTorch, unless `backend` asks for its exported bundle).
 
     `auto` serves a bundle with ONNX Runtime; a run directory with its exported bundle
     (RUN/bundle) when there is one, else with PyTorch.
@@ -73,6 +74,14 @@ def load_backend(path: str | Path, backend: BackendName = "auto") -> Backend:
     """
     from megalith.runtime.predictor import is_bundle, load_bundle
 
+    if hasattr(path, "preprocessor") and hasattr(path, "predict"):  # a loaded Run
+        loaded: Any = path
+        if backend != "onnx":
+            from megalith.config import is_language_model
+
+            lm = is_language_model(loaded.config)
+            return Backend(loaded, "torch", loaded.path, language_model=lm, run=loaded)
+        path = loaded.path
     folder = Path(path)
     if is_bundle(folder):
         if backend == "torch":

@@ -220,3 +220,14 @@ def _greedy() -> Any:
     from megalith.generation import Sampling
 
     return Sampling(temperature=0)
+
+
+def test_a_loaded_run_is_served_as_it_is(table_run: Path) -> None:
+    run = mg.load(table_run)
+    backend = load_backend(run)
+    assert backend.name == "torch" and backend.predictor is run
+    with TestClient(build_app(backend, ServeSettings())) as client:
+        answer = client.post("/predict", json={"rows": _rows(3)})
+    assert (
+        answer.json()["predictions"][0]["label"] == run.predict(pd.DataFrame(_rows(3)))["label"][0]
+    )
