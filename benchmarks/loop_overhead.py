@@ -53,9 +53,9 @@ WORKLOADS = {
         "model": {"arch": "cnn", "channels": [32, 64], "hidden": [128]},
         "train": {"batch_size": 64, "optimizer": {"name": "adamw", "lr": 3e-3}},
     },
-    "resnet-64": {  # the digits resized to 64x64: the ImageNet stem (7x7 stride 2, max pool)
+    "resnet-64": {  # the digits as 64x64 RGB images: the ImageNet stem (7x7 stride 2, max pool)
         "data": {"source": "builtin:digits"},
-        "inputs": [{"name": "image", "type": "image", "size": [64, 64]}],
+        "inputs": [{"name": "image", "type": "image", "size": [64, 64], "channels": 3}],
         "outputs": [{"name": "label", "type": "category"}],
         "model": {"arch": "resnet", "channels": [16, 32, 64], "blocks": [1, 1, 1]},
         "train": {"batch_size": 64, "optimizer": {"name": "adamw", "lr": 1e-3}},

@@ -41,7 +41,7 @@ WORKLOADS: dict[str, tuple[CNNConfig | ResNetConfig, InputSpec]] = {
     ),
     "resnet-64": (  # as in loop_overhead.py
         ResNetConfig(channels=[16, 32, 64], blocks=[1, 1, 1]),
-        InputSpec("image", "image", shape=(1, 64, 64)),
+        InputSpec("image", "image", shape=(3, 64, 64)),
     ),
     "resnet18-64": (  # ResNet-18's stages on 64x64 RGB images
         ResNetConfig(channels=[64, 128, 256, 512], blocks=[2, 2, 2, 2]),

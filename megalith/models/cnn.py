@@ -71,9 +71,9 @@ def use_channels_last(model: nn.Module, device: torch.device) -> None:
     Convolutions then run PyTorch's NHWC kernels and hand NHWC activations on, whatever the
     layout of the images: oneDNN on CPU, cuDNN on CUDA, and at batch 1 on CPU (where PyTorch
     keeps its reference kernel for small inputs, as oneDNN is slower there) its NHWC variant.
-    Values are the same up to float rounding. On a 2-core CPU: a ResNet-18 forward at batch 1,
-    64x64, ~1.9x faster; a digits CNN training step ~1.4x (benchmarks/predict_latency.py,
-    benchmarks/loop_overhead.py).
+    Values are the same up to float rounding. On one CPU thread, a ResNet-18 shape on 64x64 RGB
+    images predicts 1.8x faster at batch 1, and a small ResNet trains 1.2-1.3x faster
+    (benchmarks/predict_latency.py, benchmarks/loop_overhead.py).
     """
     if device.type not in ("cpu", "cuda"):
         return
