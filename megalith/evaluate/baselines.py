@@ -71,7 +71,10 @@ class Budget:
         return self.seconds - (time.perf_counter() - self.started)
 
     def describe(self) -> str:
-        return f"{self.seconds:.1f} s, {BUDGET_SHARE:.0%} of the training time"
+        return (
+            f"{self.seconds:.1f} s, the larger of {BUDGET_SHARE:.0%} of the training time and "
+            f"{MIN_BUDGET_SECONDS:g} s"
+        )
 
 
 def budget_for(train_seconds: float) -> Budget:
