@@ -299,6 +299,10 @@ def serve(
         Path | None,
         typer.Option("--allow-paths", help="Image fields may name files under this folder."),
     ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option("--threads", min=1, help="The model's threads (default: cores - 1)."),
+    ] = None,
 ) -> None:
     """Serve a run or a bundle over HTTP: POST /predict (dynamically batched), /generate for
     language models, GET /health and /metadata; binds 127.0.0.1 by default."""
@@ -312,6 +316,7 @@ def serve(
         port=port,
         backend=backend,  # type: ignore[arg-type]  # checked above
         token=token,
+        threads=threads,
         max_batch_size=max_batch_size,
         max_wait_ms=max_wait_ms,
         batching=not no_batching,

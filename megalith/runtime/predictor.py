@@ -19,9 +19,15 @@ DEFAULT_BATCH_SIZE = 256
 class Bundle:
     """A bundle written by `megalith export`: its description, preprocessing and ONNX session."""
 
-    def __init__(self, path: str | Path, *, providers: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        providers: Sequence[str] | None = None,
+        threads: int | None = None,
+    ) -> None:
         """Load `path` (a bundle folder); `providers` are ONNX Runtime's execution providers
-        (default: the CPU).
+        (default: the CPU); `threads` its intra-op threads (default: ONNX Runtime's choice).
 
         Raises:
             RunError: the folder is not a complete bundle, or its files disagree.
@@ -33,8 +39,13 @@ class Bundle:
         self.path = self.files.path
         self.description = read_description(self.files)
         self.preprocessor = Preprocessor.load(self.files.preprocessor)
+        options = onnxruntime.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
         self.session = onnxruntime.InferenceSession(
-            str(self.files.model), providers=list(providers or ["CPUExecutionProvider"])
+            str(self.files.model),
+            sess_options=options,
+            providers=list(providers or ["CPUExecutionProvider"]),
         )
         self._inputs = [entry["graph_name"] for entry in self.description["inputs"]]
         self._outputs = [entry["graph_name"] for entry in self.description["outputs"]]
@@ -154,9 +165,11 @@ class Bundle:
             )
 
 
-def load_bundle(path: str | Path, *, providers: Sequence[str] | None = None) -> Bundle:
+def load_bundle(
+    path: str | Path, *, providers: Sequence[str] | None = None, threads: int | None = None
+) -> Bundle:
     """Load a bundle folder (see `Bundle`)."""
-    return Bundle(path, providers=providers)
+    return Bundle(path, providers=providers, threads=threads)
 
 
 def is_bundle(path: str | Path) -> bool:

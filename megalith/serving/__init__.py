@@ -39,6 +39,7 @@ def serve(
     port: int = 8000,
     backend: BackendName = "auto",
     token: str | None = None,
+    threads: int | None = None,
     **settings: Any,
 ) -> None:
     """Serve a run directory or a bundle until SIGTERM / Ctrl-C (in-flight requests finish).
@@ -50,6 +51,9 @@ def serve(
         port: the TCP port.
         backend: auto (ONNX Runtime when a bundle exists), onnx or torch.
         token: bearer token every request must carry (default: $MEGALITH_SERVE_TOKEN).
+        threads: the model's intra-op threads (default: one fewer than the cores, at least
+            one: the event loop, JSON and image decoding need a core, and a small model's
+            forward pass gains nothing from threads that wait on each other).
         settings: `ServeSettings` fields (max_batch_size, max_wait_ms, batching, max_body_bytes,
             max_rows, timeout_s, max_queue, allow_paths).
     Raises:
@@ -68,7 +72,13 @@ def serve(
     options = ServeSettings(
         token=token, allow_paths=Path(allow) if allow is not None else None, **settings
     )
-    app = build_app(load_backend(source, backend), options)
+    threads = threads or max(1, (os.cpu_count() or 2) - 1)
+    loaded = load_backend(source, backend, threads=threads)
+    if loaded.name == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+    app = build_app(loaded, options)
     uvicorn.run(
         app,
         host=host,

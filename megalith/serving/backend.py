@@ -61,12 +61,15 @@ class Backend:
         }
 
 
-def load_backend(path: str | Path | Any, backend: BackendName = "auto") -> Backend:
+def load_backend(
+    path: str | Path | Any, backend: BackendName = "auto", *, threads: int | None = None
+) -> Backend:
     """The predictor for a run directory, a bundle folder, or a loaded `Run` (served as it is,
     with PyTorch, unless `backend` asks for its exported bundle).
 
     `auto` serves a bundle with ONNX Runtime; a run directory with its exported bundle
-    (RUN/bundle) when there is one, else with PyTorch.
+    (RUN/bundle) when there is one, else with PyTorch. `threads`: ONNX Runtime's intra-op
+    threads (PyTorch's are the process's, set by `serve`).
 
     Raises:
         RunError: the folder is neither, or the asked backend cannot serve it (a bundle holds
@@ -89,7 +92,7 @@ def load_backend(path: str | Path | Any, backend: BackendName = "auto") -> Backe
                 f"{folder} is an exported bundle: it holds ONNX weights only; serve the run "
                 "directory it came from with --backend torch, or leave --backend out"
             )
-        return _bundle_backend(load_bundle(folder), folder)
+        return _bundle_backend(load_bundle(folder, threads=threads), folder)
     exported = folder / "bundle"
     if backend == "onnx" or (backend == "auto" and is_bundle(exported)):
         if not is_bundle(exported):
@@ -97,7 +100,7 @@ def load_backend(path: str | Path | Any, backend: BackendName = "auto") -> Backe
                 f"{folder} has no exported bundle (RUN/bundle); run `megalith export {folder}` "
                 "first, or serve it with --backend torch"
             )
-        bundle = _bundle_backend(load_bundle(exported), folder)
+        bundle = _bundle_backend(load_bundle(exported, threads=threads), folder)
         if backend == "onnx" or not bundle.language_model:
             return bundle  # a language model streams from PyTorch's KV cache unless told
     from megalith.config import is_language_model

@@ -127,6 +127,8 @@ def test_the_onnx_backend_answers_like_pytorch(table_run: Path, tmp_path: Path) 
     rows = _rows(12, seed=9)
     with _client(table_run) as torch_client, _client(tmp_path / "bundle", backend="auto") as onnx:
         assert onnx.get("/health").json()["backend"] == "onnx"
+        threaded = load_backend(tmp_path / "bundle", threads=1).predictor
+        assert threaded.session.get_session_options().intra_op_num_threads == 1  # type: ignore[attr-defined]
         by_torch = pd.DataFrame(
             torch_client.post("/predict", json={"rows": rows}).json()["predictions"]
         )
