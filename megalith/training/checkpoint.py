@@ -15,6 +15,7 @@ import os
 import random
 import shutil
 import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,11 +48,17 @@ def save_checkpoint(
 ) -> Path:
     """Write `root/step-NNNNNNNNN` atomically with RNG states included; keep the last two.
 
+    The folder is complete and renamed into place before this returns, so a killed process
+    always finds it (or the one before). Flushing it to the disk (fsync, for a power cut) runs
+    in the background while training goes on; the next save waits for it first, so the
+    checkpoint before the newest, the one kept as a fallback, is always on the disk.
+
     Raises:
         RunError: the folder cannot be written (disk full, read-only); nothing half-written stays.
     """
     from megalith.errors import RunError
 
+    wait_until_durable()
     final = root / f"step-{step:09d}"
     tmp = root / f".tmp-step-{step:09d}-{os.getpid()}"
     try:
@@ -63,8 +70,6 @@ def save_checkpoint(
         tensors.update(_rng_tensors())
         save_file(_contiguous(model_state), tmp / "model.safetensors")
         save_file(tensors, tmp / "optimizer.safetensors")
-        for name in ("model.safetensors", "optimizer.safetensors"):
-            _fsync_file(tmp / name)
         manifest = {
             "step": step,
             "files": {
@@ -74,12 +79,10 @@ def save_checkpoint(
             "rng": _rng_json(),
             "loop": state,
         }
-        _write_json_synced(tmp / STATE_FILE, manifest)
-        _fsync_dir(tmp)
+        (tmp / STATE_FILE).write_text(json.dumps(manifest))
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
-        _fsync_dir(root)
     except OSError as error:
         shutil.rmtree(tmp, ignore_errors=True)
         raise RunError(
@@ -87,9 +90,44 @@ def save_checkpoint(
             f"(or make {root} writable), then continue with `megalith train --resume "
             f"{root.parent}` from the last complete checkpoint"
         ) from error
-    for old in _checkpoint_dirs(root)[:-KEEP_LAST]:
+    for old in _checkpoint_dirs(root)[:-KEEP_LAST]:  # the one kept before `final` is durable
         shutil.rmtree(old, ignore_errors=True)
+    _flushing.append(_flusher.submit(_make_durable, final))
     return final
+
+
+_flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="megalith-fsync")
+_flushing: list[Future[None]] = []
+
+
+def wait_until_durable() -> None:
+    """Block until every checkpoint written so far is flushed to the disk.
+
+    Raises:
+        RunError: the operating system could not flush one (a failing disk).
+    """
+    from megalith.errors import RunError
+
+    while _flushing:
+        try:
+            _flushing.pop(0).result()
+        except OSError as error:
+            raise RunError(
+                f"cannot flush a checkpoint to the disk: {error.strerror or error}; check the "
+                "disk, then resume from the last complete checkpoint"
+            ) from error
+
+
+def _make_durable(folder: Path) -> None:
+    """fsync a renamed checkpoint's files, its folder and the folder holding it; a folder
+    removed meanwhile (a run overwritten, a damaged file deleted) has nothing left to flush."""
+    try:
+        for name in ("model.safetensors", "optimizer.safetensors", STATE_FILE):
+            _fsync_file(folder / name)
+        _fsync_dir(folder)
+        _fsync_dir(folder.parent)
+    except FileNotFoundError:
+        return
 
 
 def load_latest_checkpoint(root: Path) -> Checkpoint | None:
@@ -187,13 +225,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: file.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _write_json_synced(path: Path, data: dict[str, Any]) -> None:
-    with path.open("w") as file:
-        json.dump(data, file)
-        file.flush()
-        os.fsync(file.fileno())
 
 
 def _fsync_file(path: Path) -> None:

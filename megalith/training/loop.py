@@ -294,7 +294,7 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
     if stopper is not None and stopper.best_epoch >= 0 and stopper.config.restore_best:
         ddp.load_full_weights(model, load_file(job.checkpoints / "best.safetensors"))
         best_epoch = stopper.best_epoch + 1
-    return LoopResult(
+    result = LoopResult(
         epochs_run=at.epoch,
         steps=at.step,
         best_epoch=best_epoch,
@@ -302,6 +302,8 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
         last_metrics=metrics,
         train_seconds=time.perf_counter() - started,
     )
+    ckpt.wait_until_durable()  # the last checkpoint's fsync ran while the loop went on
+    return result
 
 
 def _unscale_and_clip(
