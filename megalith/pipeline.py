@@ -42,7 +42,7 @@ from megalith.training import checkpoint as ckpt
 from megalith.training.callbacks import Callback, MetricsLog, ProgressBar, Throughput
 from megalith.training.distributed import Distributed
 from megalith.training.loop import TrainJob, train_loop
-from megalith.training.resume import check_resume_changes
+from megalith.training.resume import check_resume_changes, check_resume_fits
 from megalith.training.tensorboard import build_loggers
 
 ConfigSource = str | Path | Mapping[str, Any] | Config
@@ -120,6 +120,8 @@ def _train(
     for note in split_notes(table.frame, cfg.data.split):
         console.print(f"[yellow]note[/]: {note}")
     checkpoint = ckpt.load_latest_checkpoint(run_dir.checkpoints) if resuming else None
+    if checkpoint is not None:
+        check_resume_fits(checkpoint.state["loop"], cfg.model_dump(mode="json"), run_dir.path)
     if checkpoint is not None and run_dir.preprocessor.is_file():
         preprocessor = Preprocessor.load(run_dir.preprocessor)
     else:
@@ -176,6 +178,7 @@ def _train(
         if ddp.is_main
         else [],
         distributed=ddp,
+        record=cfg.model_dump(mode="json"),
     )
     result = train_loop(job, resume=checkpoint)
     if ddp.sharded:  # the whole weights, gathered by every rank, in an ordinary model

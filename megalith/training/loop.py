@@ -142,6 +142,9 @@ class TrainJob:
     input_names: Sequence[str] = ()
     callbacks: list[Callback] = field(default_factory=list)
     distributed: Distributed = field(default_factory=Distributed)
+    record: dict[str, Any] = field(default_factory=dict)
+    """The run's whole config as JSON, kept in every checkpoint: a resume compares its own
+    config with it (megalith.training.resume), whether --set or a hand edit changed it."""
 
 
 @dataclass
@@ -212,11 +215,14 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
         if not ddp.is_main:
             return
         state = _loop_state(position, scheduler, scaler, stopper, job.callbacks)
+        state.update(config=job.record, seconds=earlier + time.perf_counter() - started)
         ckpt.save_checkpoint(job.checkpoints, position.step, weights, optimizer_state, state)
 
     for cb in job.callbacks:
         cb.on_train_start(int(total_steps), cfg.epochs, at.epoch)
     started, stopped, metrics = time.perf_counter(), False, {}
+    # seconds trained before this process resumed the run: eval.json reports the whole run's
+    earlier = float(resume.state["loop"].get("seconds", 0.0)) if resume is not None else 0.0
     with StopSignals() as signals:
         while at.epoch < cfg.epochs and not stopped and at.step < total_steps:
             epoch_start = time.perf_counter()
@@ -300,7 +306,7 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
         best_epoch=best_epoch,
         stopped_early=stopped,
         last_metrics=metrics,
-        train_seconds=time.perf_counter() - started,
+        train_seconds=earlier + time.perf_counter() - started,
     )
     ckpt.wait_until_durable()  # the last checkpoint's fsync ran while the loop went on
     return result

@@ -57,6 +57,35 @@ def check_resume_changes(stored: dict[str, Any], requested: dict[str, Any], run:
     )
 
 
+def check_resume_fits(loop: dict[str, Any], requested: dict[str, Any], run: Path) -> None:
+    """Refuse a resume whose config differs from the one its checkpoint was trained with
+    (a hand-edited config.yaml, or --set), or that asks for fewer epochs or steps than were
+    already trained.
+
+    Args:
+        loop: the checkpoint's loop state (`Checkpoint.state["loop"]`); checkpoints written
+            before configs were recorded in them are compared with config.yaml only.
+        requested: the config the resume would train with, as validated JSON.
+        run: the run directory, for the message.
+    Raises:
+        ConfigError: naming the changed keys, or the epochs / steps already trained.
+    """
+    recorded = loop.get("config")
+    if recorded:
+        check_resume_changes(recorded, requested, run)
+    position, train = loop["position"], requested["train"]
+    if train["epochs"] < position["epoch"]:
+        raise ConfigError(
+            f"cannot resume {run} with train.epochs {train['epochs']}: it has already trained "
+            f"{position['epoch']} epochs; give more epochs to train further"
+        )
+    if train.get("max_steps") is not None and train["max_steps"] < position["step"]:
+        raise ConfigError(
+            f"cannot resume {run} with train.max_steps {train['max_steps']}: it has already "
+            f"taken {position['step']} steps; give more steps to train further"
+        )
+
+
 def _resumable(key: str) -> bool:
     return any(key == allowed or key.startswith(allowed + ".") for allowed in RESUMABLE_KEYS)
 

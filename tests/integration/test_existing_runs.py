@@ -127,7 +127,7 @@ def test_hand_edited_config_that_no_longer_fits_the_checkpoint(cli: Cli, run: Pa
     (run / "config.yaml").write_text(yaml.safe_dump(config))
     before = _snapshot(run)
     result = cli("train", "--resume", "run", "--set", "train.epochs=2")
-    _refused(result, "checkpoints/step-", "does not match the model in config.yaml", "combiner")
+    _refused(result, "cannot resume run", "model.hidden ([64, 64] -> [32])")
     assert _snapshot(run) == before
 
 
@@ -149,3 +149,62 @@ def test_predictions_never_overwrite_the_runs_own_files(cli: Cli, run: Path, nam
     else:  # a new file beside the run's files is the user's to write
         assert result.returncode == 0, result.stderr
         assert (run / name).is_file()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "shown"),
+    [
+        ("seed", 5, "seed (0 -> 5)"),
+        ("batch_size", 8, "train.batch_size (32 -> 8)"),
+        ("lr", 0.01, "train.optimizer.lr"),
+    ],
+)
+def test_a_hand_edited_config_is_compared_with_the_checkpoints_own(
+    cli: Cli, run: Path, key: str, value: Any, shown: str
+) -> None:
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    if key == "seed":
+        config["seed"] = value
+    elif key == "batch_size":
+        config["train"]["batch_size"] = value
+    else:
+        config["train"]["optimizer"]["lr"] = value
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    before = _snapshot(run)
+    _refused(cli("train", "--resume", "run", "--set", "train.epochs=2"), "cannot resume", shown)
+    assert _snapshot(run) == before
+
+
+def test_fewer_epochs_than_trained_is_refused_and_time_adds_up(cli: Cli, run: Path) -> None:
+    import json
+
+    before = _snapshot(run)
+    first = json.loads((run / "eval.json").read_text())["training"]["seconds"]
+    assert cli("train", "--resume", "run", "--set", "train.epochs=3").returncode == 0
+    assert _snapshot(run) != before
+    after = _snapshot(run)
+    _refused(
+        cli("train", "--resume", "run", "--set", "train.epochs=2"),
+        "has already trained 3 epochs",
+    )
+    assert _snapshot(run) == after
+    total = json.loads((run / "eval.json").read_text())["training"]["seconds"]
+    assert total > first  # the resumed run's time includes the first session's
+
+
+def test_an_older_checkpoint_without_a_recorded_config_is_checked_by_shape(
+    cli: Cli, run: Path
+) -> None:
+    import json
+
+    for state in (run / "checkpoints").glob("step-*/state.json"):
+        manifest = json.loads(state.read_text())
+        manifest["loop"].pop("config")
+        state.write_text(json.dumps(manifest))
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["model"]["hidden"] = [32]
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    before = _snapshot(run)
+    result = cli("train", "--resume", "run", "--set", "train.epochs=2")
+    _refused(result, "checkpoints/step-", "does not match the model in config.yaml", "combiner")
+    assert _snapshot(run) == before
