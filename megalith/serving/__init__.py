@@ -66,6 +66,7 @@ def serve(
 
     token = token or os.environ.get(TOKEN_ENV) or None
     check_host(host, token)
+    check_port_free(host, port)  # before minutes of loading, not after
     allow = settings.pop("allow_paths", None)
     if allow is not None and not Path(allow).is_dir():
         raise ConfigError(f"--allow-paths {allow}: not a folder")
@@ -88,6 +89,22 @@ def serve(
         timeout_graceful_shutdown=int(options.timeout_s) + 5,
         limit_concurrency=options.max_queue + 64,
     )
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raises ConfigError when `host:port` cannot be bound (in use, or not this machine's)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise ConfigError(
+                f"cannot listen on {host}:{port} ({error.strerror or error}); choose another "
+                "--port, or stop what is using it"
+            ) from None
 
 
 def check_host(host: str, token: str | None) -> None:

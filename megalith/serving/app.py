@@ -178,6 +178,10 @@ async def _validation_error(request: Request, error: RequestValidationError) -> 
     """422 naming each wrong field as `rows.3.age`, without echoing the values sent."""
     problems = []
     for item in error.errors():
+        if item.get("type") == "json_invalid":  # its location is a character offset
+            at = item.get("loc", ("body", "?"))[-1]
+            problems.append({"field": "body", "problem": f"invalid JSON at character {at}"})
+            continue
         where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
         problems.append({"field": where or "body", "problem": item.get("msg", "invalid")})
     first = problems[0] if problems else {"field": "body", "problem": "invalid"}

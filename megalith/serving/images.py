@@ -52,10 +52,14 @@ class ImageDecoder:
         path = self._allowed_path(value)
         if path is not None:
             return str(path)
-        try:
-            data = base64.b64decode(value, validate=True)
+        try:  # line breaks, as the base64 tool writes them, are not part of the data
+            data = base64.b64decode("".join(value.split()), validate=True)
         except (binascii.Error, ValueError):
-            hint = " or a path under the allowed folder" if self.allow_paths else ""
+            hint = (
+                " or a path under the allowed folder"
+                if self.allow_paths
+                else " (a file path needs the server started with --allow-paths DIR)"
+            )
             raise DataError(f"{where}: expected base64-encoded image bytes{hint}") from None
         try:
             with warnings.catch_warnings():
@@ -67,7 +71,9 @@ class ImageDecoder:
                         f"than this model accepts ({limit})"
                     )
                 image.load()
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        except UnidentifiedImageError:
+            raise DataError(f"{where}: the bytes are not an image Pillow can read") from None
+        except (OSError, SyntaxError, ValueError) as error:
             raise DataError(f"{where}: not a readable image ({error})") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise DataError(f"{where}: the image is too large to decode safely") from None

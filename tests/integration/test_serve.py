@@ -104,6 +104,7 @@ def test_limits_on_body_rows_and_tokens(table_run: Path) -> None:
             headers={**headers, "content-type": "application/json"},
         )
         assert broken.status_code == 422
+        assert broken.json()["detail"].startswith("body: invalid JSON at character")
 
 
 def test_a_slow_model_gets_a_504_not_a_hang(table_run: Path) -> None:
@@ -184,6 +185,13 @@ def test_images_as_base64_paths_only_when_allowed(image_run: Path) -> None:
         assert [r["kind"] for r in answer.json()["predictions"]] == expected["kind"].tolist()
         path = client.post("/predict", json={"rows": [{"picture": "0.png"}]})
         assert path.status_code == 422 and "rows.0.picture" in path.json()["detail"]
+        assert "--allow-paths" in path.json()["detail"]
+        wrapped = _png((8, 8), 200)
+        wrapped = "\n".join(wrapped[i : i + 76] for i in range(0, len(wrapped), 76))
+        assert client.post("/predict", json={"rows": [{"picture": wrapped}]}).status_code == 200
+        text = base64.b64encode(b"not an image at all").decode()
+        junk = client.post("/predict", json={"rows": [{"picture": text}]})
+        assert junk.status_code == 422 and "0x" not in junk.json()["detail"]
         truncated = client.post("/predict", json={"rows": [{"picture": _png((8, 8), 9)[:40]}]})
         assert truncated.status_code == 422 and "rows.0.picture" in truncated.json()["detail"]
         bomb = client.post("/predict", json={"rows": [{"picture": _png((200, 200), 0)}]})

@@ -214,3 +214,14 @@ def test_serve_refuses_an_open_host_without_a_token(run: Path) -> None:
         timeout=120,
     )
     assert missing.returncode == 2 and "megalith export" in missing.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        busy = subprocess.run(
+            [sys.executable, "-m", "megalith", "serve", str(run), "--port", port],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert busy.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in busy.stderr
