@@ -105,7 +105,10 @@ def _add_predict(
     async def predict(body: request_model) -> dict[str, Any]:  # type: ignore[valid-type]
         records = [r.model_dump(by_alias=True) for r in body.rows]  # type: ignore[attr-defined]
         try:
-            frame = await run_in_threadpool(images.frame, records)  # decodes base64 images
+            if images.limits:  # base64 images decode in a thread, off the event loop
+                frame = await run_in_threadpool(images.frame, records)
+            else:
+                frame = images.frame(records)
             predicted = await asyncio.wait_for(batcher.submit(frame), settings.timeout_s)
         except QueueFull:
             raise HTTPException(503, "the server is busy: too many requests waiting") from None
