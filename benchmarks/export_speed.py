@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 import yaml
+from loop_overhead import WORKLOADS as TRAINED  # the loop benchmark's models
 
 import megalith as mg
 from megalith.batching import forward_in_batches
@@ -35,23 +36,7 @@ from megalith.runtime import load_bundle
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = ["digits", "digits_resnet", "breast_cancer", "diabetes_regression"]
-TEXT_TRANSFORMER: dict[str, Any] = {
-    "name": "text-transformer",
-    "data": {"source": "builtin:docstrings"},
-    "inputs": [
-        {
-            "name": "text",
-            "type": "text",
-            "vocab_size": 8000,
-            "max_length": 48,
-            "embedding_dim": 64,
-            "encoder": {"kind": "transformer", "layers": 2, "heads": 4},
-        }
-    ],
-    "outputs": [{"name": "module", "type": "category"}],
-    "model": {"arch": "mlp", "hidden": []},
-    "train": {"epochs": 2},
-}
+TEXT_TRANSFORMER: Any = TRAINED["text-transformer"]
 
 
 def main() -> None:
@@ -74,6 +59,7 @@ def main() -> None:
 def _train(name: str, folder: Path, tiny: bool) -> mg.Run:
     if name == "text_transformer":
         config: dict[str, Any] = json.loads(json.dumps(TEXT_TRANSFORMER))
+        config["name"], config["train"]["epochs"] = "text-transformer", 2
     else:
         config = yaml.safe_load((REPO / "examples" / f"{name}.yaml").read_text())
     overrides = ["train.epochs=1"] if tiny else []

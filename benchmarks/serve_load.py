@@ -38,31 +38,11 @@ from PIL import Image
 import megalith as mg
 
 REPO = Path(__file__).resolve().parents[1]
-WORKLOADS: dict[str, dict[str, Any]] = {
-    "digits-cnn": {
-        "data": {"source": "builtin:digits"},
-        "inputs": [{"name": "image", "type": "image"}],
-        "outputs": [{"name": "label", "type": "category"}],
-        "model": {"arch": "cnn", "channels": [32, 64], "hidden": [128]},
-        "train": {"epochs": 5, "optimizer": {"name": "adamw", "lr": 3e-3}},
-    },
-    "text-transformer": {
-        "data": {"source": "builtin:docstrings"},
-        "inputs": [
-            {
-                "name": "text",
-                "type": "text",
-                "vocab_size": 8000,
-                "max_length": 48,
-                "embedding_dim": 64,
-                "encoder": {"kind": "transformer", "layers": 2, "heads": 4},
-            }
-        ],
-        "outputs": [{"name": "module", "type": "category"}],
-        "model": {"arch": "mlp", "hidden": []},
-        "train": {"epochs": 3, "optimizer": {"name": "adamw", "lr": 1e-3}},
-    },
-}
+from loop_overhead import WORKLOADS as TRAINED  # noqa: E402  # the same models as the loop's
+
+EPOCHS = {"digits-cnn": 5, "text-transformer": 3}
+"""Epochs each served model trains for (its config is loop_overhead.py's)."""
+WORKLOADS: dict[str, Any] = {name: TRAINED[name] for name in EPOCHS}
 SERVERS = ("reference", "megalith-unbatched", "megalith-batched", "megalith-onnx-batched")
 
 
@@ -96,8 +76,7 @@ def main() -> None:
 def _train(name: str, folder: Path, tiny: bool) -> mg.Run:
     config = json.loads(json.dumps(WORKLOADS[name]))
     config["name"] = name
-    if tiny:
-        config["train"]["epochs"] = 1
+    config["train"]["epochs"] = 1 if tiny else EPOCHS[name]
     run = mg.train(config, output_dir=folder / name)
     try:
         run.export(folder / name / "bundle")
