@@ -108,14 +108,30 @@ def _other_spelling(value: Any) -> Any:
     return _key(number) if math.isfinite(number) else None
 
 
-def _lookup(values: pd.Series, index_of: dict[Any, int]) -> np.ndarray:
+def _code_width(known: Any) -> int | None:
+    """The width of fixed-width digit codes ('01067', '00420'): when every known value is a
+    string of that many digits and one has a leading zero; else None."""
+    widths = {len(v) if isinstance(v, str) and v.isdigit() else -1 for v in known}
+    if len(widths) != 1 or -1 in widths or not any(str(v).startswith("0") for v in known):
+        return None
+    return widths.pop()
+
+
+def _lookup(values: pd.Series, index_of: dict[Any, int], *, codes: bool = False) -> np.ndarray:
     """Index of each cell in `index_of` (else of its other spelling), -1 where missing or not
-    found."""
+    found. With `codes` (inputs, where a miss is silently 'unknown'), a number among fixed-width
+    digit codes is looked up as that code: 1067 -> '01067'. Labels stay strict: 7 is not the
+    user's '007', and a miss there is an error naming it."""
+    width = _code_width(index_of) if codes else None
 
     def index(value: Any) -> int:
         if _is_missing(value):
             return -1
         found = index_of.get(_key(value))
+        if found is None and width is not None:
+            key = _key(value)
+            if isinstance(key, int) and not isinstance(key, bool) and key >= 0:
+                found = index_of.get(str(key).zfill(width))
         return index_of.get(_other_spelling(value), -1) if found is None else found
 
     return np.fromiter((index(v) for v in values.tolist()), np.int64, len(values))
@@ -149,7 +165,7 @@ class CategoryInputEncoder:
         if not self.fitted:
             raise RuntimeError(f"category input '{self.config.name}' used before fit")
         index_of = {value: i + 1 for i, value in enumerate(self.vocabulary)}
-        return np.maximum(_lookup(values, index_of), 0)
+        return np.maximum(_lookup(values, index_of, codes=True), 0)
 
     def state(self) -> dict[str, Any]:
         return {"vocabulary": self.vocabulary}
