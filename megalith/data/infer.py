@@ -99,6 +99,8 @@ def infer_config(table: Table, target: str, *, source: str, name: str | None = N
         arch = dataset.arch
     else:
         outputs = [{"name": target, "type": _target_type(frame[target], origin, notices)}]
+        if outputs[0]["type"] == "binary":
+            outputs[0].update(_rare_positive(frame[target], notices))
         split_column = _find_split_column(frame, target, notices)
         if split_column is not None:
             classes = outputs[0]["type"] != "number"
@@ -203,6 +205,22 @@ def default_name(source: str) -> str:
 
 def _missing_count(values: pd.Series) -> int:
     return int(values.isna().sum())
+
+
+def _rare_positive(values: pd.Series, notices: list[str]) -> dict[str, Any]:
+    """`positive: VALUE` for the rarer of two values when neither reads as positive (yes, true,
+    1...): F1, precision and recall then describe the class users look for, not the majority."""
+    from megalith.data.features.binary import reads_as_positive
+
+    counts = values.dropna().value_counts()
+    if any(reads_as_positive(v) for v in counts.index) or counts.iloc[0] == counts.iloc[-1]:
+        return {}
+    rare, share = counts.index[-1], counts.iloc[-1] / counts.sum()
+    notices.append(
+        f"target '{values.name}': the rarer value {str(rare)!r} ({share:.1%} of rows) is the "
+        "positive class (F1, precision, recall); set outputs.0.positive to choose the other"
+    )
+    return {"positive": str(rare)}
 
 
 def _target_type(values: pd.Series, origin: str, notices: list[str]) -> str:

@@ -73,6 +73,11 @@ def _text(value: Any) -> str:
     return str(value).strip().lower()
 
 
+def reads_as_positive(value: Any) -> bool:
+    """Whether a value names the positive side by itself: true, yes, 1, y, t, positive."""
+    return _text(value) in _POSITIVE_WORDS
+
+
 def _sort_key(value: Any) -> tuple[int, Any]:
     """Numbers sort numerically and before text; text sorts lexicographically."""
     if isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_)):

@@ -291,3 +291,17 @@ def test_a_missing_target_in_a_one_column_header_blames_the_separator() -> None:
         _infer(frame, "target")
     message = str(caught.value)
     assert "read as one column ('a|b|target')" in message and "data.delimiter: '|'" in message
+
+
+def test_the_rarer_of_two_plain_values_is_the_positive_class() -> None:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {"amount": rng.normal(size=200), "outcome": np.where(np.arange(200) < 12, "fraud", "ok")}
+    )
+    inference = _infer(frame, "outcome")
+    assert inference.config["outputs"] == [
+        {"name": "outcome", "type": "binary", "positive": "fraud"}
+    ]
+    assert any("rarer value 'fraud' (6.0% of rows)" in n for n in inference.notices)
+    frame["flag"] = np.where(np.arange(200) < 12, "yes", "no")  # 'yes' names itself
+    assert "positive" not in _infer(frame.drop(columns="outcome"), "flag").config["outputs"][0]
