@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 TOPICS = {
     "sport": ["match", "goal", "team", "coach", "league", "score", "player", "season"],
@@ -72,6 +73,7 @@ def save_tiny_bert(folder: Path, texts: Sequence[str]) -> Path:
         max_position_embeddings=64,
         pad_token_id=tokenizer.token_to_id("[PAD]"),
     )
+    torch.manual_seed(0)  # the same base model whichever tests ran before in this process
     BertForSequenceClassification(config).save_pretrained(folder)
     return folder
 
@@ -103,5 +105,6 @@ def save_tiny_gpt2(folder: Path, texts: Sequence[str]) -> Path:
         bos_token_id=0,
         eos_token_id=0,
     )
+    torch.manual_seed(0)  # the same base model whichever tests ran before in this process
     GPT2LMHeadModel(config).save_pretrained(folder)
     return folder
