@@ -304,14 +304,18 @@ def _with_batch_size(
 ) -> Config:
     """`batch_size: auto` resolved (the same on every rank), so config.yaml records the number
     and a resumed run keeps it."""
-    from megalith.training.batch_size import find_batch_size
+    from megalith.training.batch_size import MIN_STEPS_PER_EPOCH, auto_limit, find_batch_size
 
     device = ddp.device(resolve_device(cfg.train.device))
     dtype = resolve_precision(cfg.train.precision, device)
     found = find_batch_size(model, train, cfg.outputs, device, dtype, ddp.world_size)
     model.cpu()
     size = int(ddp.smallest(torch.tensor(found, device=device)))
-    where = "fits in the GPU's memory" if device.type == "cuda" else "is the CPU default"
+    where = "is the CPU default"
+    if device.type == "cuda":
+        where = "fits in the GPU's memory"
+        if size >= auto_limit(len(train), ddp.world_size) * ddp.world_size:
+            where += f"; auto stops there so an epoch has >= {MIN_STEPS_PER_EPOCH} steps"
     console.print(f"train.batch_size auto: {size} rows per step ({where})")
     return cfg.model_copy(update={"train": cfg.train.model_copy(update={"batch_size": size})})
 

@@ -13,7 +13,12 @@ from megalith.config import load_config
 from megalith.data.preprocess import Preprocessor
 from megalith.errors import ConfigError
 from megalith.models import build_model
-from megalith.training.batch_size import CPU_BATCH_SIZE, find_batch_size, largest_fitting
+from megalith.training.batch_size import (
+    CPU_BATCH_SIZE,
+    auto_limit,
+    find_batch_size,
+    largest_fitting,
+)
 
 
 def test_doubles_while_it_fits_and_keeps_the_largest_power_of_two() -> None:
@@ -30,6 +35,16 @@ def test_doubles_while_it_fits_and_keeps_the_largest_power_of_two() -> None:
 def test_a_small_train_split_caps_the_batch() -> None:
     assert largest_fitting(lambda size: True, limit=40) == 40
     assert largest_fitting(lambda size: True, limit=5) == 5
+
+
+def test_auto_leaves_every_epoch_enough_steps() -> None:
+    # a 10,117-row split fitted whole in an H200's memory: one step an epoch learned nothing
+    assert auto_limit(10_117) == 256  # 10117 // 32 = 316, rounded down to a power of two
+    assert auto_limit(10_117, processes=2) == 128
+    assert auto_limit(1_000_000) == 16_384
+    assert auto_limit(300) == 16  # small splits still get the first batch tried
+    assert auto_limit(5) == 5
+    assert largest_fitting(lambda size: True, limit=auto_limit(10_117)) == 256
 
 
 def test_nothing_fits_is_an_error() -> None:
