@@ -8,7 +8,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from megalith.errors import MegalithError, cannot_write
+from megalith.errors import MegalithError, cannot_write, missing_extra
 
 app = typer.Typer(
     name="megalith",
@@ -248,12 +248,19 @@ def export(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace a bundle already in --output.")
     ] = False,
+    exporter: Annotated[
+        str,
+        typer.Option(
+            "--exporter",
+            help="dynamo (torch.export, default) or torchscript (the legacy tracer, a fallback).",
+        ),
+    ] = "dynamo",
 ) -> None:
     """Write an inference bundle (model.onnx, preprocessor.json, bundle.json), checked against
     PyTorch on the run's test rows; `megalith predict BUNDLE --data ...` then needs no PyTorch."""
     from megalith.run import Run
 
-    folder = Run.load(run).export(output, format=format, overwrite=overwrite)
+    folder = Run.load(run).export(output, format=format, overwrite=overwrite, exporter=exporter)
     typer.echo(f"wrote {folder} (ONNX Runtime matches PyTorch on the test rows)", err=True)
 
 
@@ -524,6 +531,12 @@ def main() -> None:
             raise
         typer.echo(f"error: {error}", err=True)
         sys.exit(error.exit_code)
+    except ModuleNotFoundError as error:
+        hint = missing_extra(error)
+        if hint is None or _state["debug"] or "--debug" in sys.argv:
+            raise
+        typer.echo(f"error: {hint}", err=True)
+        sys.exit(hint.exit_code)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)

@@ -42,3 +42,31 @@ def cannot_write(path: Path, error: OSError, hint: str | None = None) -> RunErro
         "continues with `megalith train --resume RUN_DIR`)"
     )
     return RunError(f"cannot write {path}: {error.strerror or error}; {hint}")
+
+
+EXTRAS = {
+    "train": ("torch", "safetensors", "torchmetrics", "sklearn", "matplotlib", "jinja2"),
+    "runtime": ("onnxruntime",),
+    "export": ("onnx", "onnxscript"),
+    "serve": ("fastapi", "uvicorn"),
+    "pretrained": ("transformers", "peft"),
+    "tensorboard": ("tensorboard",),
+}
+"""The pip extra that installs each module a command may need (pyproject.toml)."""
+
+
+def missing_extra(error: ModuleNotFoundError) -> MegalithError | None:
+    """The one-line error for a command run where a part of Megalith is not installed (a
+    runtime-only install asked to train, say), or None when the module is not one of ours."""
+    module = (error.name or "").split(".")[0]
+    if module == "pyarrow":  # the runtime reads Parquet only when it is there
+        return MegalithError(
+            "reading Parquet needs pyarrow, which is not installed here: pip install pyarrow"
+        )
+    for extra, modules in EXTRAS.items():
+        if module in modules:
+            return MegalithError(
+                f"this command needs {module}, which is not installed here: "
+                f'pip install "megalith[{extra}]"'
+            )
+    return None

@@ -199,16 +199,22 @@ class Run:
         return folder
 
     def export(
-        self, output: str | Path | None = None, *, format: str = "onnx", overwrite: bool = False
+        self,
+        output: str | Path | None = None,
+        *,
+        format: str = "onnx",
+        overwrite: bool = False,
+        exporter: str = "dynamo",
     ) -> Path:
         """Write a verified ONNX inference bundle (default RUN/bundle); see megalith.export.
+        `exporter="torchscript"` is the fallback for a model the default cannot translate.
 
         Raises:
             RunError: the family cannot be exported yet, or ONNX Runtime disagrees with PyTorch.
         """
         from megalith.export import export_run
 
-        return export_run(self, output, format=format, overwrite=overwrite)
+        return export_run(self, output, format=format, overwrite=overwrite, exporter=exporter)
 
     def data_splits(self) -> tuple[Table, dict[str, pd.DataFrame]]:
         """The run's data source read again and split exactly as training split it."""

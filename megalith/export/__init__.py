@@ -46,11 +46,17 @@ class Run(Protocol):
 
 
 def export_run(
-    run: Run, output: str | Path | None = None, *, format: str = "onnx", overwrite: bool = False
+    run: Run,
+    output: str | Path | None = None,
+    *,
+    format: str = "onnx",
+    overwrite: bool = False,
+    exporter: str = "dynamo",
 ) -> Path:
     """Write `run` as an inference bundle (model.onnx, preprocessor.json, bundle.json) in
     `output` (default RUN/bundle), after checking ONNX Runtime against PyTorch on the run's
-    test rows. Returns the bundle's folder.
+    test rows. Returns the bundle's folder. `exporter` is `dynamo` (torch.export, the default)
+    or `torchscript` (PyTorch's legacy tracer: a fallback, checked the same way).
 
     Raises:
         RunError: the format or the model family is not supported, `output` holds other
@@ -60,12 +66,14 @@ def export_run(
     import onnxruntime
 
     from megalith.export.describe import describe_bundle, graph_outputs
-    from megalith.export.graph import export_graph, graph_names
+    from megalith.export.graph import EXPORTERS, export_graph, graph_names
     from megalith.export.verify import check_export
     from megalith.runtime.bundle import BundleFiles
 
     if format not in FORMATS:
         raise RunError(f"--format {format}: unknown; export writes {', '.join(FORMATS)}")
+    if exporter not in EXPORTERS:
+        raise RunError(f"--exporter {exporter}: unknown; choose {' or '.join(EXPORTERS)}")
     check_supported(run)
     target = Path(output) if output is not None else run.path / "bundle"
     _check_target(target, overwrite)
@@ -79,11 +87,12 @@ def export_run(
         names = [output.name for output in outputs]
         example = [a[:2] for a in arrays]  # two rows: a batch of one would fix the batch size
         graph = _exportable(run.model)  # the check below compares it with the model as trained
-        export_graph(graph, specs, example, graph_inputs, names, files.model)
+        export_graph(graph, specs, example, graph_inputs, names, files.model, exporter)
         shutil.copyfile(run.path / "preprocessor.json", files.preprocessor)
         session = onnxruntime.InferenceSession(str(files.model), providers=["CPUExecutionProvider"])
         checked = check_export(run.model, session, specs, arrays, graph_inputs, outputs)
         checked["split"] = split
+        checked["exporter"] = exporter
         description = describe_bundle(run, specs, graph_inputs, outputs, checked)
         files.description.write_text(json.dumps(description, indent=1), encoding="utf-8")
         _move_into_place(folder, target)

@@ -77,6 +77,12 @@ def _dynamic_shapes(specs: Sequence[InputSpec]) -> tuple[dict[int, torch.export.
     return tuple(shapes)
 
 
+EXPORTERS = ("dynamo", "torchscript")
+"""`dynamo`: torch.export-based (PyTorch's default since 2.9); `torchscript`: the legacy
+tracing exporter, a fallback for a model the first cannot translate (deprecated by PyTorch)."""
+TORCHSCRIPT_OPSET = 17
+
+
 def export_graph(
     model: nn.Module,
     specs: Sequence[InputSpec],
@@ -84,9 +90,10 @@ def export_graph(
     input_names: Sequence[str],
     output_names: Sequence[str],
     path: Path,
+    exporter: str = "dynamo",
 ) -> None:
-    """Trace `model` (in eval mode, fp32) on `example` rows with the dynamo exporter and save
-    the ONNX graph to `path`.
+    """Trace `model` (in eval mode, fp32) on `example` rows with `exporter` (one of EXPORTERS)
+    and save the ONNX graph to `path`.
 
     Raises:
         RunError: the exporter could not translate the model; one line naming what failed.
@@ -97,6 +104,9 @@ def export_graph(
     # the exporter prints its progress and warns about its own internals; the user sees a result
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet("torch.onnx"):
         warnings.simplefilter("ignore")
+        if exporter == "torchscript":
+            _export_torchscript(positional, tensors, specs, input_names, output_names, path)
+            return
         try:
             program = torch.onnx.export(
                 positional,
@@ -112,6 +122,34 @@ def export_graph(
             program.save(str(path), external_data=weights > _EXTERNAL_DATA_BYTES)
         except Exception as error:  # the exporter raises many types; the user needs one line
             raise RunError(f"the ONNX exporter failed: {_first_line(error)}") from error
+
+
+def _export_torchscript(
+    model: nn.Module,
+    tensors: tuple[torch.Tensor, ...],
+    specs: Sequence[InputSpec],
+    input_names: Sequence[str],
+    output_names: Sequence[str],
+    path: Path,
+) -> None:
+    """The legacy exporter: traces one forward, so the free dimensions are named per input."""
+    outputs = graph_output_names(output_names)
+    axes: dict[str, dict[int, str]] = {name: {0: "batch"} for name in outputs}
+    for i, (name, spec) in enumerate(zip(input_names, specs, strict=True)):
+        axes[name] = {0: "batch", 1: f"length_{i}"} if free_length(spec) else {0: "batch"}
+    try:
+        torch.onnx.export(
+            model,
+            tensors,
+            str(path),
+            dynamo=False,
+            input_names=list(input_names),
+            output_names=outputs,
+            dynamic_axes=axes,
+            opset_version=TORCHSCRIPT_OPSET,
+        )
+    except Exception as error:  # the exporter raises many types; the user needs one line
+        raise RunError(f"the TorchScript ONNX exporter failed: {_first_line(error)}") from error
 
 
 @contextlib.contextmanager

@@ -131,3 +131,35 @@ def test_cli_predicts_on_a_bundle_with_torch_unimportable(bundle: Path, tmp_path
     lines = done.stdout.splitlines()
     assert lines[0].startswith("id,size,color,member,constant,label,")
     assert len(lines) == 81  # the header and one line per row
+
+
+def test_training_without_torch_names_the_extra_to_install(tmp_path: Path) -> None:
+    config = REPO / "examples" / "digits.yaml"
+    command = (
+        "import sys; sys.modules['torch'] = None; from megalith.cli import main; "
+        f"sys.argv = ['megalith', 'train', {str(config)!r}, '-o', 'run']; main()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", command], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: this command needs torch, which is not installed here: "
+        'pip install "megalith[train]"'
+    ]
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_missing_part_is_named_with_what_installs_it() -> None:
+    from megalith.errors import missing_extra
+
+    def hint(module: str) -> str | None:
+        found = missing_extra(ModuleNotFoundError(f"No module named '{module}'", name=module))
+        return None if found is None else str(found)
+
+    assert hint("fastapi") == (
+        'this command needs fastapi, which is not installed here: pip install "megalith[serve]"'
+    )
+    assert hint("onnx.checker") is not None and "megalith[export]" in str(hint("onnx.checker"))
+    assert hint("pyarrow") is not None and "pip install pyarrow" in str(hint("pyarrow"))
+    assert hint("requests") is None  # not ours: a real bug, shown with its traceback
