@@ -73,6 +73,8 @@ def describe_bundle(
         "model": MODEL_FILE,
         "preprocessor": PREPROCESSOR_FILE,
         "inputs": inputs,
+        # how the run read its CSV files, so a bundle reads new ones the same way
+        "table": {"delimiter": run.config.data.delimiter, "decimal": run.config.data.decimal},
         "outputs": [
             _describe_output(o, e) for o, e in zip(outputs, run.preprocessor.outputs, strict=True)
         ],

@@ -82,7 +82,7 @@ class Bundle:
         """
         if self.description.get("task") == "language_model":
             raise RunError(f"{self.path} holds a language model: use generate, not predict")
-        frame, folder, origin = _frame(data, base_dir)
+        frame, folder, origin = _frame(data, base_dir, self.description.get("table", {}))
         arrays = self.preprocessor.encode_inputs(frame, base_dir=folder, origin=origin)
         outputs = self.run_graph([arrays[name] for name in self.input_names], batch_size)
         predictions = self.preprocessor.decode(outputs)
@@ -177,11 +177,20 @@ def is_bundle(path: str | Path) -> bool:
     return (Path(path) / DESCRIPTION_FILE).is_file()
 
 
-def _frame(data: Any, base_dir: str | Path | None) -> tuple[pd.DataFrame, Path | None, str]:
+def _frame(
+    data: Any, base_dir: str | Path | None, dialect: dict[str, str]
+) -> tuple[pd.DataFrame, Path | None, str]:
+    """The rows to predict; a CSV file is read with the run's separator and decimal mark
+    (`dialect`, from bundle.json; detected for bundles that predate it, and for .tsv files)."""
     from megalith.data.sources import ORIGIN_ATTR, load_table
 
     if isinstance(data, pd.DataFrame):
         origin = str(data.attrs.get(ORIGIN_ATTR, "data frame"))
         return data, Path(base_dir) if base_dir is not None else Path.cwd(), origin
-    table = load_table(str(data))
+    tsv = Path(str(data)).suffix.lower() == ".tsv"
+    table = load_table(
+        str(data),
+        delimiter="\t" if tsv else str(dialect.get("delimiter", "auto")),
+        decimal=str(dialect.get("decimal", "auto")),
+    )
     return table.frame, table.base_dir, table.origin
