@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from megalith.config import Config
     from megalith.data.preprocess import Preprocessor
     from megalith.data.sources import Table
+    from megalith.runtime.bundle import BundleFiles
 
 FORMATS = ("onnx",)
 CHECK_ROWS = 256
@@ -44,12 +45,17 @@ class Run(Protocol):
 
     def data_splits(self) -> tuple[Table, dict[str, pd.DataFrame]]: ...
 
+    def predict(
+        self, data: pd.DataFrame | str | Path, *, base_dir: str | Path | None = None
+    ) -> pd.DataFrame: ...
+
 
 def export_run(
     run: Run, output: str | Path | None = None, *, format: str = "onnx", overwrite: bool = False
 ) -> Path:
-    """Write `run` as an inference bundle (model.onnx, preprocessor.json, bundle.json) in
-    `output` (default RUN/bundle), after checking ONNX Runtime against PyTorch on the run's
+    """Write `run` as an inference bundle (model.onnx, preprocessor.json, bundle.json; for a
+    seq2seq run encoder.onnx and decoder.onnx instead of model.onnx, megalith.export.seq2seq)
+    in `output` (default RUN/bundle), after checking ONNX Runtime against PyTorch on the run's
     test rows. Returns the bundle's folder.
 
     Raises:
@@ -57,11 +63,7 @@ def export_run(
             files, the exporter failed, or the check found a difference (naming the output).
         DataError: the run's data can no longer be read for the check.
     """
-    import onnxruntime
-
-    from megalith.export.describe import describe_bundle, graph_outputs
-    from megalith.export.graph import export_graph, graph_names
-    from megalith.export.verify import check_export
+    from megalith.models.seq2seq import Seq2Seq
     from megalith.runtime.bundle import BundleFiles
 
     if format not in FORMATS:
@@ -69,23 +71,13 @@ def export_run(
     check_supported(run)
     target = Path(output) if output is not None else run.path / "bundle"
     _check_target(target, overwrite)
-    specs = graph_input_specs(run)
-    arrays, split = _check_rows(run, specs)
-    graph_inputs = graph_names([s.name for s in specs], "input")
-    outputs = graph_outputs(run.preprocessor)
+    if isinstance(run.model, Seq2Seq):
+        from megalith.export.seq2seq import write_seq2seq_bundle as write
+    else:
+        write = _write_one_graph
     folder = _temporary_folder(target)
     try:
-        files = BundleFiles(folder)
-        names = [output.name for output in outputs]
-        example = [a[:2] for a in arrays]  # two rows: a batch of one would fix the batch size
-        graph = _exportable(run.model)  # the check below compares it with the model as trained
-        export_graph(graph, specs, example, graph_inputs, names, files.model)
-        shutil.copyfile(run.path / "preprocessor.json", files.preprocessor)
-        session = onnxruntime.InferenceSession(str(files.model), providers=["CPUExecutionProvider"])
-        checked = check_export(run.model, session, specs, arrays, graph_inputs, outputs)
-        checked["split"] = split
-        description = describe_bundle(run, specs, graph_inputs, outputs, checked)
-        files.description.write_text(json.dumps(description, indent=1), encoding="utf-8")
+        write(run, BundleFiles(folder))
         _move_into_place(folder, target)
     except OSError as error:
         raise cannot_write(target, error, "choose a writable --output folder") from error
@@ -94,22 +86,49 @@ def export_run(
     return target
 
 
+def _write_one_graph(run: Run, files: BundleFiles) -> None:
+    """model.onnx, preprocessor.json and bundle.json in `files.path`, after the check."""
+    import onnxruntime
+
+    from megalith.export.describe import describe_bundle, graph_outputs
+    from megalith.export.graph import export_graph, graph_names
+    from megalith.export.verify import check_export
+
+    specs = graph_input_specs(run)
+    arrays, split = _check_rows(run, specs)
+    graph_inputs = graph_names([s.name for s in specs], "input")
+    outputs = graph_outputs(run.preprocessor)
+    names = [output.name for output in outputs]
+    example = [a[:2] for a in arrays]  # two rows: a batch of one would fix the batch size
+    graph = _exportable(run.model)  # the check below compares it with the model as trained
+    export_graph(graph, specs, example, graph_inputs, names, files.model)
+    shutil.copyfile(run.path / "preprocessor.json", files.preprocessor)
+    session = onnxruntime.InferenceSession(str(files.model), providers=["CPUExecutionProvider"])
+    checked = check_export(run.model, session, specs, arrays, graph_inputs, outputs)
+    checked["split"] = split
+    description = describe_bundle(run, specs, graph_inputs, outputs, checked)
+    files.description.write_text(json.dumps(description, indent=1), encoding="utf-8")
+
+
 def check_supported(run: Run) -> None:
-    """Raise RunError in one line when the run's model family cannot be exported yet."""
+    """Raise RunError in one line when the run's model family cannot be exported."""
     from megalith.models.blocks import FeatureModel
     from megalith.models.gpt import GPT
     from megalith.models.pretrained import PretrainedModel
+    from megalith.models.seq2seq import Seq2Seq
 
     model = run.model
-    if isinstance(model, (FeatureModel, GPT)):
+    if isinstance(model, (FeatureModel, GPT, Seq2Seq)):
         return
     if isinstance(model, PretrainedModel) and model.task == "classify":
         return
-    what = "a pretrained language model" if isinstance(model, PretrainedModel) else None
-    raise RunError(
-        f"{run.path}: exporting {what or f'a model.arch {run.config.model.arch} run'} is not "
-        "supported yet; export takes mlp, cnn and resnet runs (tables, images, text, sequences), "
-        "pretrained classifiers and gpt language models (their next-token step)"
+    if isinstance(model, PretrainedModel):
+        raise RunError(f"{run.path}: exporting a pretrained language model is not supported yet")
+    raise RunError(  # a model from outside Megalith's families
+        f"{run.path}: exporting a {type(model).__name__} model (model.arch "
+        f"{run.config.model.arch}) is not supported; "
+        "export takes mlp, cnn and resnet runs (tables, images, text, sequences), seq2seq runs, "
+        "pretrained models and gpt language models (their next-token step)"
     )
 
 
@@ -149,9 +168,10 @@ def graph_input_specs(run: Run) -> list[InputSpec]:
     (named as its text column, up to `context` tokens)."""
     from megalith.models.gpt import GPT
 
-    if isinstance(run.model, GPT):
+    model = run.model
+    if isinstance(model, GPT):
         text = run.preprocessor.output_specs[0]
-        return [InputSpec(name=text.name, type="text", shape=(run.model.context,))]
+        return [InputSpec(name=text.name, type="text", shape=(model.context,))]
     return run.preprocessor.input_specs
 
 
