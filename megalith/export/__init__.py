@@ -118,12 +118,8 @@ def check_supported(run: Run) -> None:
     from megalith.models.seq2seq import Seq2Seq
 
     model = run.model
-    if isinstance(model, (FeatureModel, GPT, Seq2Seq)):
+    if isinstance(model, (FeatureModel, GPT, Seq2Seq, PretrainedModel)):
         return
-    if isinstance(model, PretrainedModel) and model.task == "classify":
-        return
-    if isinstance(model, PretrainedModel):
-        raise RunError(f"{run.path}: exporting a pretrained language model is not supported yet")
     raise RunError(  # a model from outside Megalith's families
         f"{run.path}: exporting a {type(model).__name__} model (model.arch "
         f"{run.config.model.arch}) is not supported; "
@@ -167,9 +163,10 @@ def graph_input_specs(run: Run) -> list[InputSpec]:
     """The graph's inputs: the preprocessor's, or a language model's window of token ids
     (named as its text column, up to `context` tokens)."""
     from megalith.models.gpt import GPT
+    from megalith.models.pretrained import PretrainedModel
 
     model = run.model
-    if isinstance(model, GPT):
+    if isinstance(model, (GPT, PretrainedModel)) and not run.preprocessor.input_specs:
         text = run.preprocessor.output_specs[0]
         return [InputSpec(name=text.name, type="text", shape=(model.context,))]
     return run.preprocessor.input_specs

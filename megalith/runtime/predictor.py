@@ -104,19 +104,21 @@ class Bundle:
     ) -> str:
         """Text continuing `prompt` from a language model's bundle, one graph call per token
         (no KV cache), the window handled as `Run.generate` handles it: temperature 0 gives
-        the same text as the run's greedy decoding.
+        the same text as the run's greedy decoding (a byte-level tokenizer's trailing
+        incomplete UTF-8 character left out, as the run's stream leaves it out).
 
         Raises:
             RunError: the bundle is not a language model's.
         """
         from megalith.data.features.text import TextOutputEncoder
-        from megalith.runtime.sampling import next_token
+        from megalith.runtime.sampling import complete_text, next_token
 
         encoder = self.preprocessor.outputs[0]
         if self.description.get("task") != "language_model" or not isinstance(
             encoder, TextOutputEncoder
         ):
             raise RunError(f"{self.path} does not hold a language model; use predict")
+        assert encoder.tokenizer is not None
         context, end = int(self.description["inputs"][0]["length"]), int(encoder.end_id)
         ids = list(encoder.encode([prompt])[0]) or [end]  # training documents follow an end id
         start = max(0, len(ids) - context + 1)
@@ -131,7 +133,7 @@ class Bundle:
             written.append(token)
             if len(ids) - start >= context:  # window full: keep its second half
                 start = len(ids) - context // 2
-        return encoder.decode_ids(written)
+        return complete_text(encoder.tokenizer.decode, written)
 
     def run_graph(self, arrays: Sequence[np.ndarray], batch_size: int) -> dict[str, np.ndarray]:
         """The graph's raw outputs (logits, standardised values) for encoded inputs, by output
