@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from megalith.config import Config
     from megalith.data.preprocess import Preprocessor
     from megalith.data.sources import Table
+    from megalith.runtime.bundle import BundleFiles
 
 FORMATS = ("onnx",)
 CHECK_ROWS = 256
@@ -44,6 +45,10 @@ class Run(Protocol):
 
     def data_splits(self) -> tuple[Table, dict[str, pd.DataFrame]]: ...
 
+    def predict(
+        self, data: pd.DataFrame | str | Path, *, base_dir: str | Path | None = None
+    ) -> pd.DataFrame: ...
+
 
 def export_run(
     run: Run,
@@ -53,21 +58,20 @@ def export_run(
     overwrite: bool = False,
     exporter: str = "dynamo",
 ) -> Path:
-    """Write `run` as an inference bundle (model.onnx, preprocessor.json, bundle.json) in
-    `output` (default RUN/bundle), after checking ONNX Runtime against PyTorch on the run's
+    """Write `run` as an inference bundle (model.onnx, preprocessor.json, bundle.json; for a
+    seq2seq run encoder.onnx and decoder.onnx instead of model.onnx, megalith.export.seq2seq)
+    in `output` (default RUN/bundle), after checking ONNX Runtime against PyTorch on the run's
     test rows. Returns the bundle's folder. `exporter` is `dynamo` (torch.export, the default)
-    or `torchscript` (PyTorch's legacy tracer: a fallback, checked the same way).
+    or `torchscript` (PyTorch's legacy tracer: a fallback, checked the same way; not for
+    seq2seq runs).
 
     Raises:
         RunError: the format or the model family is not supported, `output` holds other
             files, the exporter failed, or the check found a difference (naming the output).
         DataError: the run's data can no longer be read for the check.
     """
-    import onnxruntime
-
-    from megalith.export.describe import describe_bundle, graph_outputs
-    from megalith.export.graph import EXPORTERS, export_graph, graph_names
-    from megalith.export.verify import check_export
+    from megalith.export.graph import EXPORTERS
+    from megalith.models.seq2seq import Seq2Seq
     from megalith.runtime.bundle import BundleFiles
 
     if format not in FORMATS:
@@ -77,24 +81,17 @@ def export_run(
     check_supported(run)
     target = Path(output) if output is not None else run.path / "bundle"
     _check_target(target, overwrite)
-    specs = graph_input_specs(run)
-    arrays, split = _check_rows(run, specs)
-    graph_inputs = graph_names([s.name for s in specs], "input")
-    outputs = graph_outputs(run.preprocessor)
+    seq2seq = isinstance(run.model, Seq2Seq)
+    if seq2seq and exporter != "dynamo":
+        raise RunError(f"--exporter {exporter}: a seq2seq run exports with dynamo only")
     folder = _temporary_folder(target)
     try:
-        files = BundleFiles(folder)
-        names = [output.name for output in outputs]
-        example = [a[:2] for a in arrays]  # two rows: a batch of one would fix the batch size
-        graph = _exportable(run.model)  # the check below compares it with the model as trained
-        export_graph(graph, specs, example, graph_inputs, names, files.model, exporter)
-        shutil.copyfile(run.path / "preprocessor.json", files.preprocessor)
-        session = onnxruntime.InferenceSession(str(files.model), providers=["CPUExecutionProvider"])
-        checked = check_export(run.model, session, specs, arrays, graph_inputs, outputs)
-        checked["split"] = split
-        checked["exporter"] = exporter
-        description = describe_bundle(run, specs, graph_inputs, outputs, checked)
-        files.description.write_text(json.dumps(description, indent=1), encoding="utf-8")
+        if seq2seq:
+            from megalith.export.seq2seq import write_seq2seq_bundle
+
+            write_seq2seq_bundle(run, BundleFiles(folder))
+        else:
+            _write_one_graph(run, BundleFiles(folder), exporter)
         _move_into_place(folder, target)
     except OSError as error:
         raise cannot_write(target, error, "choose a writable --output folder") from error
@@ -103,22 +100,46 @@ def export_run(
     return target
 
 
+def _write_one_graph(run: Run, files: BundleFiles, exporter: str) -> None:
+    """model.onnx, preprocessor.json and bundle.json in `files.path`, after the check."""
+    import onnxruntime
+
+    from megalith.export.describe import describe_bundle, graph_outputs
+    from megalith.export.graph import export_graph, graph_names
+    from megalith.export.verify import check_export
+
+    specs = graph_input_specs(run)
+    arrays, split = _check_rows(run, specs)
+    graph_inputs = graph_names([s.name for s in specs], "input")
+    outputs = graph_outputs(run.preprocessor)
+    names = [output.name for output in outputs]
+    example = [a[:2] for a in arrays]  # two rows: a batch of one would fix the batch size
+    graph = _exportable(run.model)  # the check below compares it with the model as trained
+    export_graph(graph, specs, example, graph_inputs, names, files.model, exporter)
+    shutil.copyfile(run.path / "preprocessor.json", files.preprocessor)
+    session = onnxruntime.InferenceSession(str(files.model), providers=["CPUExecutionProvider"])
+    checked = check_export(run.model, session, specs, arrays, graph_inputs, outputs)
+    checked["split"] = split
+    checked["exporter"] = exporter
+    description = describe_bundle(run, specs, graph_inputs, outputs, checked)
+    files.description.write_text(json.dumps(description, indent=1), encoding="utf-8")
+
+
 def check_supported(run: Run) -> None:
-    """Raise RunError in one line when the run's model family cannot be exported yet."""
+    """Raise RunError in one line when the run's model family cannot be exported."""
     from megalith.models.blocks import FeatureModel
     from megalith.models.gpt import GPT
     from megalith.models.pretrained import PretrainedModel
+    from megalith.models.seq2seq import Seq2Seq
 
     model = run.model
-    if isinstance(model, (FeatureModel, GPT)):
+    if isinstance(model, (FeatureModel, GPT, Seq2Seq, PretrainedModel)):
         return
-    if isinstance(model, PretrainedModel) and model.task == "classify":
-        return
-    what = "a pretrained language model" if isinstance(model, PretrainedModel) else None
-    raise RunError(
-        f"{run.path}: exporting {what or f'a model.arch {run.config.model.arch} run'} is not "
-        "supported yet; export takes mlp, cnn and resnet runs (tables, images, text, sequences), "
-        "pretrained classifiers and gpt language models (their next-token step)"
+    raise RunError(  # a model from outside Megalith's families
+        f"{run.path}: exporting a {type(model).__name__} model (model.arch "
+        f"{run.config.model.arch}) is not supported; "
+        "export takes mlp, cnn and resnet runs (tables, images, text, sequences), seq2seq runs, "
+        "pretrained models and gpt language models (their next-token step)"
     )
 
 
@@ -157,10 +178,12 @@ def graph_input_specs(run: Run) -> list[InputSpec]:
     """The graph's inputs: the preprocessor's, or a language model's window of token ids
     (named as its text column, up to `context` tokens)."""
     from megalith.models.gpt import GPT
+    from megalith.models.pretrained import PretrainedModel
 
-    if isinstance(run.model, GPT):
+    model = run.model
+    if isinstance(model, (GPT, PretrainedModel)) and not run.preprocessor.input_specs:
         text = run.preprocessor.output_specs[0]
-        return [InputSpec(name=text.name, type="text", shape=(run.model.context,))]
+        return [InputSpec(name=text.name, type="text", shape=(model.context,))]
     return run.preprocessor.input_specs
 
 

@@ -15,6 +15,7 @@ import re
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -100,21 +101,42 @@ def export_graph(
     """
     positional = PositionalModel(model, [s.name for s in specs], output_names).eval()
     tensors = tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in example)
-    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    if exporter == "torchscript":
+        with warnings.catch_warnings(), _quiet("torch.onnx"):
+            warnings.simplefilter("ignore")
+            _export_torchscript(positional, tensors, specs, input_names, output_names, path)
+        return
+    names = (list(input_names), graph_output_names(output_names))
+    free = {"tensors": _dynamic_shapes(specs)}  # forward(*tensors)
+    trace_to_onnx(positional, tensors, names, free, path)
+
+
+def trace_to_onnx(
+    module: nn.Module,
+    tensors: tuple[torch.Tensor, ...],
+    names: tuple[list[str], list[str]],
+    dynamic_shapes: Any,
+    path: Path,
+) -> None:
+    """Trace `module.forward(*tensors)` (in eval mode) with the dynamo exporter and save the
+    graph to `path`; `names` are the graph's input and output names, `dynamic_shapes` the free
+    dimensions of each input ({dimension: Dim} per forward argument, as torch.export takes).
+
+    Raises:
+        RunError: the exporter could not translate the module; one line naming what failed.
+    """
+    weights = sum(p.numel() * p.element_size() for p in module.parameters())
     # the exporter prints its progress and warns about its own internals; the user sees a result
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet("torch.onnx"):
         warnings.simplefilter("ignore")
-        if exporter == "torchscript":
-            _export_torchscript(positional, tensors, specs, input_names, output_names, path)
-            return
         try:
             program = torch.onnx.export(
-                positional,
+                module,
                 tensors,
                 dynamo=True,
-                input_names=list(input_names),
-                output_names=graph_output_names(output_names),
-                dynamic_shapes={"tensors": _dynamic_shapes(specs)},  # forward(*tensors)
+                input_names=names[0],
+                output_names=names[1],
+                dynamic_shapes=dynamic_shapes,
                 verbose=False,
                 optimize=True,
             )

@@ -6,6 +6,10 @@
       bundle.json         inputs and outputs by name, type, dtype and shape; classes, threshold
                           and units of each output; the versions that wrote it; what was verified
 
+A seq2seq bundle holds two graphs instead of model.onnx, named in bundle.json's `graphs`
+(role -> {"file": ...}): encoder.onnx and decoder.onnx (see megalith.runtime.decoding), and
+how it decodes (`decoding`). Bundles without `graphs` are read as before.
+
 No torch here: both the exporter and the torch-free runtime read this module.
 """
 
@@ -23,6 +27,8 @@ VERSION = 1
 MODEL_FILE = "model.onnx"
 PREPROCESSOR_FILE = "preprocessor.json"
 DESCRIPTION_FILE = "bundle.json"
+ENCODER_FILE = "encoder.onnx"
+DECODER_FILE = "decoder.onnx"
 
 INPUT_DTYPES = {
     "number": "float32",
@@ -53,6 +59,26 @@ class BundleFiles:
     def description(self) -> Path:
         return self.path / DESCRIPTION_FILE
 
+    def graph(self, file: str) -> Path:
+        return self.path / file
+
+
+def graph_files(description: dict[str, Any], where: str = DESCRIPTION_FILE) -> dict[str, str]:
+    """Each graph's file by role: {"model": "model.onnx"}, or a seq2seq bundle's encoder and
+    decoder (plain file names in the bundle's folder)."""
+    graphs = description.get("graphs")
+    if graphs is None:
+        return {"model": MODEL_FILE}
+    files = {}
+    if isinstance(graphs, dict):
+        for role, entry in graphs.items():
+            file = entry.get("file") if isinstance(entry, dict) else None
+            if isinstance(file, str) and file and Path(file).name == file:
+                files[str(role)] = file
+    if not files or len(files) != len(graphs):
+        raise RunError(f"{where}: `graphs` must give each graph's file name, got {graphs!r}")
+    return files
+
 
 def read_description(files: BundleFiles) -> dict[str, Any]:
     """bundle.json, checked for its format and version.
@@ -63,12 +89,9 @@ def read_description(files: BundleFiles) -> dict[str, Any]:
     """
     if not files.path.is_dir():
         raise RunError(f"{files.path} is not a folder; give the folder `megalith export` wrote")
-    for needed in (files.description, files.model, files.preprocessor):
+    for needed in (files.description, files.preprocessor):
         if not needed.is_file():
-            raise RunError(
-                f"{files.path} is not a complete inference bundle: {needed.name} is missing; "
-                "export the run again with `megalith export RUN --output DIR`"
-            )
+            raise _incomplete(files, needed.name)
     try:
         data = json.loads(files.description.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -82,4 +105,14 @@ def read_description(files: BundleFiles) -> dict[str, Any]:
             f"{files.description}: bundle version {data.get('version')!r} is not supported "
             f"(this Megalith reads version {VERSION}); export the run again"
         )
+    for file in graph_files(data, str(files.description)).values():
+        if not files.graph(file).is_file():
+            raise _incomplete(files, file)
     return data
+
+
+def _incomplete(files: BundleFiles, missing: str) -> RunError:
+    return RunError(
+        f"{files.path} is not a complete inference bundle: {missing} is missing; "
+        "export the run again with `megalith export RUN --output DIR`"
+    )

@@ -11,7 +11,8 @@ import pandas as pd
 
 from megalith.data.preprocess import Preprocessor
 from megalith.errors import RunError
-from megalith.runtime.bundle import DESCRIPTION_FILE, BundleFiles, read_description
+from megalith.runtime.bundle import DESCRIPTION_FILE, BundleFiles, graph_files, read_description
+from megalith.runtime.decoding import DECODER_INPUTS
 
 DEFAULT_BATCH_SIZE = 256
 
@@ -33,22 +34,21 @@ class Bundle:
             RunError: the folder is not a complete bundle, or its files disagree.
             DataError: preprocessor.json is unreadable.
         """
-        import onnxruntime
-
         self.files = BundleFiles(Path(path))
         self.path = self.files.path
         self.description = read_description(self.files)
         self.preprocessor = Preprocessor.load(self.files.preprocessor)
-        options = onnxruntime.SessionOptions()
-        if threads is not None:
-            options.intra_op_num_threads = threads
-        self.session = onnxruntime.InferenceSession(
-            str(self.files.model),
-            sess_options=options,
-            providers=list(providers or ["CPUExecutionProvider"]),
-        )
+        self.sessions = {
+            role: _session(self.files.graph(file), providers, threads)
+            for role, file in graph_files(self.description).items()
+        }
+        self.session: Any = self.sessions.get("model")
+        """The ONNX Runtime session of model.onnx (None in a seq2seq bundle: see `sessions`)."""
         self._inputs = [entry["graph_name"] for entry in self.description["inputs"]]
         self._outputs = [entry["graph_name"] for entry in self.description["outputs"]]
+        self._seq2seq: Any = None
+        if self.description.get("task") == "seq2seq":
+            self._seq2seq = _seq2seq_graphs(self)
         self._check_matches()
 
     @property
@@ -84,7 +84,11 @@ class Bundle:
             raise RunError(f"{self.path} holds a language model: use generate, not predict")
         frame, folder, origin = _frame(data, base_dir, self.description.get("table", {}))
         arrays = self.preprocessor.encode_inputs(frame, base_dir=folder, origin=origin)
-        outputs = self.run_graph([arrays[name] for name in self.input_names], batch_size)
+        if self._seq2seq is not None:  # text written token by token, as the run writes it
+            (source,) = [arrays[name] for name in self.input_names]
+            outputs = {self.output_names[0]: self._seq2seq.write(source, batch_size)}
+        else:
+            outputs = self.run_graph([arrays[name] for name in self.input_names], batch_size)
         predictions = self.preprocessor.decode(outputs)
         predictions.index = frame.index[: len(predictions)]
         return predictions
@@ -100,19 +104,21 @@ class Bundle:
     ) -> str:
         """Text continuing `prompt` from a language model's bundle, one graph call per token
         (no KV cache), the window handled as `Run.generate` handles it: temperature 0 gives
-        the same text as the run's greedy decoding.
+        the same text as the run's greedy decoding (a byte-level tokenizer's trailing
+        incomplete UTF-8 character left out, as the run's stream leaves it out).
 
         Raises:
             RunError: the bundle is not a language model's.
         """
         from megalith.data.features.text import TextOutputEncoder
-        from megalith.runtime.sampling import next_token
+        from megalith.runtime.sampling import complete_text, next_token
 
         encoder = self.preprocessor.outputs[0]
         if self.description.get("task") != "language_model" or not isinstance(
             encoder, TextOutputEncoder
         ):
             raise RunError(f"{self.path} does not hold a language model; use predict")
+        assert encoder.tokenizer is not None
         context, end = int(self.description["inputs"][0]["length"]), int(encoder.end_id)
         ids = list(encoder.encode([prompt])[0]) or [end]  # training documents follow an end id
         start = max(0, len(ids) - context + 1)
@@ -127,11 +133,17 @@ class Bundle:
             written.append(token)
             if len(ids) - start >= context:  # window full: keep its second half
                 start = len(ids) - context // 2
-        return encoder.decode_ids(written)
+        return complete_text(encoder.tokenizer.decode, written)
 
     def run_graph(self, arrays: Sequence[np.ndarray], batch_size: int) -> dict[str, np.ndarray]:
         """The graph's raw outputs (logits, standardised values) for encoded inputs, by output
-        name, run `batch_size` rows at a time."""
+        name, run `batch_size` rows at a time.
+
+        Raises:
+            RunError: the bundle is a seq2seq model's, whose two graphs `predict` runs.
+        """
+        if self.session is None:
+            raise RunError(f"{self.path} holds a seq2seq model's two graphs; use predict")
         rows = len(arrays[0]) if arrays else 0
         pieces: dict[str, list[np.ndarray]] = {name: [] for name in self.output_names}
         for start in range(0, rows, max(1, batch_size)):
@@ -157,12 +169,15 @@ class Bundle:
                 f"{self.path}: bundle.json names the inputs {self.input_names}, but "
                 f"preprocessor.json was fitted for {fitted}; export the run again"
             )
-        graph = [node.name for node in self.session.get_inputs()]
-        if graph != self._inputs:
-            raise RunError(
-                f"{self.path}: model.onnx takes {graph}, bundle.json names {self._inputs}; "
-                "export the run again"
-            )
+        expected = {"model": self._inputs, "encoder": self._inputs, "decoder": DECODER_INPUTS}
+        for role, session in self.sessions.items():
+            graph = [node.name for node in session.get_inputs()]
+            if graph != list(expected.get(role, graph)):
+                file = self.files.graph(graph_files(self.description)[role]).name
+                raise RunError(
+                    f"{self.path}: {file} takes {graph}, bundle.json names "
+                    f"{list(expected[role])}; export the run again"
+                )
 
 
 def load_bundle(
@@ -175,6 +190,45 @@ def load_bundle(
 def is_bundle(path: str | Path) -> bool:
     """Whether `path` is a folder holding a bundle description (bundle.json)."""
     return (Path(path) / DESCRIPTION_FILE).is_file()
+
+
+def _session(path: Path, providers: Sequence[str] | None, threads: int | None) -> Any:
+    """An ONNX Runtime session of one graph file.
+
+    Raises:
+        RunError: ONNX Runtime cannot load the file (a damaged or foreign graph).
+    """
+    import onnxruntime
+    from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
+
+    options = onnxruntime.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    try:
+        return onnxruntime.InferenceSession(
+            str(path), sess_options=options, providers=list(providers or ["CPUExecutionProvider"])
+        )
+    except (ort_errors.InvalidProtobuf, ort_errors.InvalidGraph, ort_errors.Fail) as error:
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        raise RunError(
+            f"{path}: ONNX Runtime cannot load this graph ({reason or type(error).__name__}); "
+            "export the run again"
+        ) from None
+
+
+def _seq2seq_graphs(bundle: Bundle) -> Any:
+    """The encoder and decoder of a seq2seq bundle, with its decoding settings."""
+    from megalith.runtime.decoding import Decoding, Seq2SeqGraphs
+
+    decoding = bundle.description.get("decoding")
+    if not {"encoder", "decoder"} <= set(bundle.sessions) or not isinstance(decoding, dict):
+        raise RunError(
+            f"{bundle.files.description}: a seq2seq bundle names an encoder and a decoder graph "
+            "and its decoding; export the run again"
+        )
+    encoder, decoder = bundle.sessions["encoder"], bundle.sessions["decoder"]
+    (source,) = bundle._inputs
+    return Seq2SeqGraphs(encoder, decoder, source, Decoding.from_description(decoding))
 
 
 def _frame(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 
 
@@ -19,3 +21,13 @@ def next_token(
     probabilities = np.exp(scaled - scaled.max())
     probabilities /= probabilities.sum()
     return int(rng.choice(scaled.size, p=probabilities))
+
+
+def complete_text(decode: Callable[[list[int]], str], ids: Sequence[int]) -> str:
+    """The text of `ids` as `Run.generate` streams it: the longest start of them whose text
+    does not end inside a UTF-8 character (a byte-level BPE token may hold part of one)."""
+    for end in range(len(ids), 0, -1):
+        text = decode(list(ids[:end]))
+        if not text.endswith("\ufffd"):
+            return text
+    return ""

@@ -180,3 +180,44 @@ def test_gpt_step_exports_and_the_bundle_writes_the_runs_greedy_text(tmp_path: P
     assert sampled == loaded.generate("the", max_new_tokens=20, temperature=1.0, top_k=5, seed=3)
     with pytest.raises(RunError, match="holds a language model: use generate"):
         loaded.predict(pd.DataFrame({"text": ["the cat"]}))
+
+
+@pytest.mark.slow  # a tiny GPT-2 (one step of training) traced by the dynamo exporter: ~20 s
+def test_pretrained_language_model_step_exports_and_writes_the_runs_greedy_text(
+    tmp_path: Path,
+) -> None:
+    from pretrained_models import save_tiny_gpt2, topic_table
+
+    from megalith.generation import Sampling
+
+    table = topic_table(200, seed=1)
+    (tmp_path / "corpus").mkdir()
+    for i in range(4):
+        lines = "\n".join(table.text[i * 50 : (i + 1) * 50])
+        (tmp_path / "corpus" / f"part{i}.txt").write_text(lines + "\n", encoding="utf-8")
+    save_tiny_gpt2(tmp_path / "gpt2", table.text)
+    config = {
+        "name": "tiny-gpt2",
+        "data": {
+            "source": str(tmp_path / "corpus"),
+            "format": "text",
+            "split": {"val": 0.25, "test": 0.25},
+        },
+        "outputs": [{"name": "text", "type": "text"}],
+        "model": {"arch": "pretrained", "path": str(tmp_path / "gpt2"), "context": 16},
+        # all but untrained: the random model's greedy text varies with the prompt
+        "train": {"epochs": 1, "max_steps": 1, "batch_size": 8, "optimizer": {"lr": 1e-6}},
+    }
+    run = mg.train(config, output_dir=tmp_path / "run")
+    bundle = run.export(tmp_path / "bundle")
+    described = json.loads((bundle / "bundle.json").read_text())
+    assert described["task"] == "language_model" and described["inputs"][0]["length"] == 16
+    assert described["verified"]["max_abs_difference"]["text"] <= 1e-4
+    loaded = load_bundle(bundle)
+    texts = []
+    for prompt in ("the", "team goal", "", "bank"):
+        # 40 tokens: past the 16-token window; byte-level BPE: partial characters too
+        greedy = "".join(run.generate(prompt, max_new_tokens=40, sampling=Sampling(temperature=0)))
+        assert loaded.generate(prompt, max_new_tokens=40, temperature=0) == greedy, prompt
+        texts.append(greedy)
+    assert max(len(text) for text in texts) >= 10 and len(set(texts)) >= 2, texts

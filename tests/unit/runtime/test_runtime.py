@@ -21,9 +21,13 @@ from megalith.runtime import load_bundle
 WITHOUT_TORCH = """
 import sys
 sys.modules["torch"] = None  # any `import torch` now raises ImportError
+import importlib, pkgutil
 import pandas as pd
+import megalith.runtime
 from megalith.runtime import load_bundle
 
+for module in pkgutil.iter_modules(megalith.runtime.__path__):  # every module, seq2seq decoding too
+    importlib.import_module(f"megalith.runtime.{module.name}")
 rows = pd.read_csv(sys.argv[2])
 load_bundle(sys.argv[1]).predict(rows).to_json(sys.argv[3], orient="split")
 print(sorted(name for name in sys.modules if name.split(".")[0] == "torch"))
