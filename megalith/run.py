@@ -40,7 +40,7 @@ from megalith.models.pretrained import (
     quiet_transformers,
 )
 from megalith.models.seq2seq import Seq2Seq, decode_in_batches, teacher_forcing
-from megalith.runs import RunDir, check_weights_fit
+from megalith.runs import RunDir, check_weights_fit, read_safetensors_header
 
 
 class Run:
@@ -305,7 +305,15 @@ def load(path: str | Path) -> Run:
 
 
 def load_weights(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
-    """Weights from a safetensors file, refusing anything else and any non-finite value."""
+    """Weights from a safetensors file, refusing anything else and any non-finite value.
+
+    The header's names, dtypes and shapes are compared with the model before any tensor is
+    read, so a file declaring tensors larger than the model's costs no memory.
+
+    Raises:
+        RunError: not a safetensors file, weights that do not fit the model, NaN or Inf.
+    """
+    check_weights_fit(read_safetensors_header(path), model, path)
     try:
         weights = load_file(path)
     except (SafetensorError, OSError) as error:

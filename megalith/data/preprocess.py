@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -371,7 +372,7 @@ def _rebuild(
 
 def _check_unique_names(features: Sequence[InputFeature | OutputFeature], group: str) -> None:
     names = [feature.name for feature in features]
-    repeated = sorted({name for name in names if names.count(name) > 1})
+    repeated = sorted(name for name, n in Counter(names).items() if n > 1)
     if repeated:
         raise ConfigError(f"{group}: column(s) {', '.join(map(repr, repeated))} listed twice.")
 

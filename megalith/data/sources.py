@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -214,7 +215,7 @@ def _checked_frame(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     if frame.shape[0] == 0:
         raise DataError(f"{path}: the table has columns but no rows; add rows of data.")
     names = [name.strip() if isinstance(name, str) else str(name) for name in frame.columns]
-    repeated = sorted({name for name in names if names.count(name) > 1})
+    repeated = sorted(name for name, n in Counter(names).items() if n > 1)  # linear
     if repeated:
         raise DataError(
             f"{path}: column name(s) {', '.join(map(repr, repeated))} appear more than once "
