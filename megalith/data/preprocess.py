@@ -34,6 +34,7 @@ from megalith.data.features.text import TextInputEncoder, TextOutputEncoder, tex
 from megalith.data.rows import describe_rows
 from megalith.data.specs import InputSpec, OutputSpec
 from megalith.errors import ConfigError, DataError, RunError, cannot_write, did_you_mean
+from megalith.structured import parse_json
 
 if TYPE_CHECKING:
     import torch
@@ -340,7 +341,7 @@ class Preprocessor:
         """
         path = Path(path)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = parse_json(path.read_text(encoding="utf-8"), str(path), DataError)
         except FileNotFoundError:
             raise DataError(
                 f"{path}: preprocessor file not found; is this a finished run?"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from megalith.errors import RunError
+from megalith.structured import parse_json
 
 FORMAT = "megalith.bundle"
 VERSION = 1
@@ -70,7 +71,8 @@ def read_description(files: BundleFiles) -> dict[str, Any]:
                 "export the run again with `megalith export RUN --output DIR`"
             )
     try:
-        data = json.loads(files.description.read_text(encoding="utf-8"))
+        text = files.description.read_text(encoding="utf-8")
+        data = parse_json(text, str(files.description), RunError)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise RunError(
             f"{files.description}: cannot read the bundle description ({error})"
