@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 from safetensors.torch import save_file
 
 from megalith.errors import RunError, cannot_write
+from megalith.memory import format_bytes
 
 REQUIRED_FILES = ("config.yaml", "model.safetensors", "preprocessor.json")
 OWN_FILES = (*REQUIRED_FILES, "metrics.jsonl", "eval.json", "report.html")
@@ -210,7 +211,7 @@ def read_safetensors_header(path: Path) -> dict[str, StoredTensor]:
         raise refuse("its header is not JSON") from None
     if len(header) < length or not isinstance(entries, dict):
         raise refuse("its header is cut short or not a JSON object")
-    tensors = {}
+    tensors, covered = {}, 0
     for name, entry in entries.items():
         if name == "__metadata__":
             continue
@@ -218,7 +219,9 @@ def read_safetensors_header(path: Path) -> dict[str, StoredTensor]:
         end = entry["data_offsets"][1] if tensor is not None else 0
         if tensor is None or 8 + length + end > size:
             raise refuse(f"the header entry of '{name}' is malformed or past the file's end")
-        tensors[name] = tensor
+        tensors[name], covered = tensor, max(covered, end)
+    if 8 + length + covered != size:  # as safetensors itself requires; a padded file is not
+        raise refuse(f"{format_bytes(size)}, but its header accounts for {8 + length + covered} B")
     return tensors
 
 

@@ -178,6 +178,18 @@ def test_weights_header_claiming_more_than_the_file_holds(run_copy: Path) -> Non
     _predict_refused(run_copy, str(weights), "not a readable safetensors file")
 
 
+def test_checkpoints_padded_to_16_gib_are_skipped_without_reading_them(run_copy: Path) -> None:
+    """Resuming skips each such checkpoint (a warning naming it) instead of hashing 16 GiB."""
+    checkpoints = sorted((run_copy / "checkpoints").iterdir())
+    assert checkpoints
+    for folder in checkpoints:
+        with (folder / "model.safetensors").open("r+b") as handle:
+            handle.truncate(16 * 2**30)
+    result = _megalith(run_copy.parent, "train", "--resume", run_copy, "--set", "train.epochs=1")
+    assert "Traceback" not in result.stderr and result.seconds < SECONDS / 2
+    assert result.stderr.count("its header accounts for") == len(checkpoints), result.stderr
+
+
 # ---------------------------------------------------------------------------------------------
 # Tables: a sparse file, or one bigger than memory, is refused before it is read
 
