@@ -537,6 +537,17 @@ def main() -> None:
             raise
         typer.echo(f"error: {hint}", err=True)
         sys.exit(hint.exit_code)
+    except MemoryError:  # the checks before each large allocation missed one: still one line
+        if _state["debug"] or "--debug" in sys.argv:
+            raise
+        from megalith.memory import available_bytes, format_bytes
+
+        typer.echo(
+            f"error: ran out of memory ({format_bytes(available_bytes())} available now); "
+            "use smaller data or a smaller model, or rerun with --debug to see where",
+            err=True,
+        )
+        sys.exit(2)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)

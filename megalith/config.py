@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import types
 import typing
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, get_args, get_origin
@@ -22,6 +23,7 @@ from megalith.data.sources import DataConfig
 from megalith.errors import ConfigError, did_you_mean
 from megalith.models import ModelConfig
 from megalith.models.mlp import MLPConfig
+from megalith.structured import parse_yaml, read_config_text
 from megalith.training.loop import TrainConfig
 
 
@@ -47,7 +49,7 @@ class Config(ConfigModel):
     @classmethod
     def _unique_names(cls, features: list[Any]) -> list[Any]:
         names = [f.name for f in features]
-        repeated = sorted({n for n in names if names.count(n) > 1})
+        repeated = sorted(name for name, n in Counter(names).items() if n > 1)
         if repeated:
             raise ValueError(f"column(s) listed twice: {', '.join(repeated)}")
         return features
@@ -147,24 +149,14 @@ def load_config(
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
-    """A YAML mapping from a file, with the line of any syntax error."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"cannot read config file {path}: {error}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or str(error)
-        raise ConfigError(f"{path}:{where}: invalid YAML: {problem}") from None
-    except ValueError as error:  # PyYAML reads 2020-13-45 as a date and fails
-        raise ConfigError(
-            f"{path}: invalid YAML value ({error}); put quotes around it to keep it as text"
-        ) from None
+    """A YAML mapping from a file, with the line of any syntax error.
+
+    Raises:
+        ConfigError: the file is missing, larger than a config can be (1 MB unless
+            $MEGALITH_MAX_CONFIG_BYTES says otherwise), invalid YAML, repeats a key, is nested
+            too deeply, or is not a mapping.
+    """
+    data = parse_yaml(read_config_text(path), str(path))
     if data is None:
         raise ConfigError(f"{path}: the config file is empty; it needs data, inputs and outputs")
     if not isinstance(data, dict):
@@ -179,10 +171,7 @@ def apply_override(data: dict[str, Any], override: str) -> None:
     key, sep, raw = override.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set '{override}': expected KEY=VALUE, e.g. train.epochs=3")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else raw
-    except (yaml.YAMLError, ValueError):  # ValueError: a date-like value such as 2020-13-45
-        value = raw
+    value = _override_value(override, raw)
     parts = [part.strip() for part in key.strip().split(".")]
     if not all(parts):
         raise ConfigError(f"--set '{override}': empty part in the key '{key.strip()}'")
@@ -199,6 +188,18 @@ def apply_override(data: dict[str, Any], override: str) -> None:
         raise ConfigError(
             f"--set {key.strip()}: {parent} holds {node!r}, not a mapping with a key '{last}'"
         )
+
+
+def _override_value(override: str, raw: str) -> Any:
+    """The YAML value of --set, or the text itself when it is not YAML ('a: b' or 2020-13-45);
+    a value nested too deeply, or repeating a key, is refused."""
+    if not raw.strip():
+        return raw
+    return parse_yaml(raw, f"--set '{_shortened(override)}'", text_if_invalid=True)
+
+
+def _shortened(text: str, most: int = 60) -> str:
+    return text if len(text) <= most else text[: most - 3] + "..."
 
 
 def _child(node: Any, part: str, create: bool, where: str) -> Any:

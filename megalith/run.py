@@ -40,7 +40,8 @@ from megalith.models.pretrained import (
     quiet_transformers,
 )
 from megalith.models.seq2seq import Seq2Seq, decode_in_batches, teacher_forcing
-from megalith.runs import RunDir, check_weights_fit
+from megalith.runs import RunDir, check_weights_fit, read_safetensors_header
+from megalith.structured import parse_json
 
 
 class Run:
@@ -71,7 +72,15 @@ class Run:
     def metrics(self) -> dict[str, Any]:
         """The contents of eval.json."""
         path = RunDir(self.path).eval
-        return json.loads(path.read_text()) if path.is_file() else {}
+        if not path.is_file():
+            return {}
+        try:
+            scores = parse_json(path.read_text(encoding="utf-8"), str(path), RunError)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise RunError(f"{path}: cannot read the run's metrics ({error})") from None
+        if not isinstance(scores, dict):
+            raise RunError(f"{path}: not a JSON object of metrics; evaluate the run again")
+        return scores
 
     def predict(
         self, data: pd.DataFrame | str | Path, *, base_dir: str | Path | None = None
@@ -311,7 +320,15 @@ def load(path: str | Path) -> Run:
 
 
 def load_weights(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
-    """Weights from a safetensors file, refusing anything else and any non-finite value."""
+    """Weights from a safetensors file, refusing anything else and any non-finite value.
+
+    The header's names, dtypes and shapes are compared with the model before any tensor is
+    read, so a file declaring tensors larger than the model's costs no memory.
+
+    Raises:
+        RunError: not a safetensors file, weights that do not fit the model, NaN or Inf.
+    """
+    check_weights_fit(read_safetensors_header(path), model, path)
     try:
         weights = load_file(path)
     except (SafetensorError, OSError) as error:

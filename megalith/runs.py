@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 from safetensors.torch import save_file
 
 from megalith.errors import RunError, cannot_write
+from megalith.memory import format_bytes
 
 REQUIRED_FILES = ("config.yaml", "model.safetensors", "preprocessor.json")
 OWN_FILES = (*REQUIRED_FILES, "metrics.jsonl", "eval.json", "report.html")
@@ -149,14 +151,106 @@ def save_tensors_atomically(weights: dict[str, torch.Tensor], path: Path) -> Non
         raise cannot_write(path, error) from error
 
 
+MAX_HEADER_BYTES = 100_000_000
+"""The largest safetensors header read (the safetensors library's own limit)."""
+_DTYPES = {
+    "F64": "float64",
+    "F32": "float32",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "I64": "int64",
+    "I32": "int32",
+    "I16": "int16",
+    "I8": "int8",
+    "U8": "uint8",
+    "BOOL": "bool",
+}
+"""safetensors dtype names -> torch's (as `str(torch.float32)` spells them, less 'torch.')."""
+
+
+@dataclass(frozen=True)
+class StoredTensor:
+    """What a safetensors header says of one tensor, before any of its bytes are read."""
+
+    dtype: str
+    """torch's name: 'float32', 'int64', or the file's own name when torch has none here."""
+    shape: tuple[int, ...]
+
+
+def read_safetensors_header(path: Path) -> dict[str, StoredTensor]:
+    """Names, dtypes and shapes of the tensors in a safetensors file, from its header alone.
+
+    The header is 8 bytes (its length, little-endian) and that many bytes of JSON; at most
+    `MAX_HEADER_BYTES` are read, and the tensors' bytes not at all, so a file declaring a
+    16 GiB tensor costs nothing to inspect.
+
+    Raises:
+        RunError: the file cannot be read or its header is not a safetensors header.
+    """
+    from megalith.structured import parse_json
+
+    def refuse(why: str) -> RunError:
+        return RunError(
+            f"{path} is not a readable safetensors file ({why}); Megalith only loads "
+            "safetensors and never unpickles"
+        )
+
+    try:
+        with path.open("rb") as handle:
+            prefix = handle.read(8)
+            length = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
+            if not 0 < length <= MAX_HEADER_BYTES:
+                raise refuse("no safetensors header at its start")
+            header = handle.read(length)
+        size = path.stat().st_size
+    except OSError as error:
+        raise refuse(str(error.strerror or error)) from None
+    try:
+        entries = parse_json(header, str(path), RunError)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise refuse("its header is not JSON") from None
+    if len(header) < length or not isinstance(entries, dict):
+        raise refuse("its header is cut short or not a JSON object")
+    tensors, covered = {}, 0
+    for name, entry in entries.items():
+        if name == "__metadata__":
+            continue
+        tensor = _stored_tensor(entry)
+        end = entry["data_offsets"][1] if tensor is not None else 0
+        if tensor is None or 8 + length + end > size:
+            raise refuse(f"the header entry of '{name}' is malformed or past the file's end")
+        tensors[name], covered = tensor, max(covered, end)
+    if 8 + length + covered != size:  # as safetensors itself requires; a padded file is not
+        raise refuse(f"{format_bytes(size)}, but its header accounts for {8 + length + covered} B")
+    return tensors
+
+
+def _stored_tensor(entry: Any) -> StoredTensor | None:
+    """The entry's dtype and shape, or None when it is malformed."""
+    if not isinstance(entry, dict):
+        return None
+    dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    if not (isinstance(dtype, str) and isinstance(shape, list) and isinstance(offsets, list)):
+        return None
+    numbers = [*shape, *offsets]
+    if len(offsets) != 2 or not all(_is_size(n) for n in numbers) or offsets[0] > offsets[1]:
+        return None
+    return StoredTensor(_DTYPES.get(dtype, dtype), tuple(shape))
+
+
+def _is_size(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def check_weights_fit(
-    weights: dict[str, torch.Tensor], model: torch.nn.Module, where: str | Path
+    weights: Mapping[str, torch.Tensor | StoredTensor], model: torch.nn.Module, where: str | Path
 ) -> None:
     """RunError when saved weights (a run's or a checkpoint's) do not fit the model its
-    config.yaml builds: a missing or unexpected name, or another shape.
+    config.yaml builds: a missing or unexpected name, another shape or another dtype.
 
     Args:
-        weights: names -> tensors, as read from safetensors.
+        weights: names -> tensors as read from safetensors, or what its header says of them
+            (`read_safetensors_header`), so that a file is checked before it is read.
         model: the model built from the run's config.
         where: the file or folder the weights came from, for the message.
     """
@@ -168,8 +262,14 @@ def check_weights_fit(
         shown = "; ".join(f"{kind} {', '.join(names[:3])}" for kind, names in found if names)
         raise RunError(f"{where} does not match the model in config.yaml ({shown})")
     for name, tensor in weights.items():
-        if tensor.shape != expected[name].shape:
+        if tuple(tensor.shape) != tuple(expected[name].shape):
             raise RunError(
                 f"{where} does not match the model in config.yaml: '{name}' has shape "
                 f"{tuple(tensor.shape)}, the model needs {tuple(expected[name].shape)}"
+            )
+        stored, needed = (str(t.dtype).removeprefix("torch.") for t in (tensor, expected[name]))
+        if stored != needed:
+            raise RunError(
+                f"{where} does not match the model in config.yaml: '{name}' holds {stored}, "
+                f"the model needs {needed}"
             )

@@ -15,7 +15,9 @@ import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from megalith.errors import DataError
@@ -37,6 +39,9 @@ _NUMBER = {
 """A whole cell (spaces trimmed) that is one number with the given decimal mark."""
 _LEADING_ZERO = re.compile(r"^[-+]?0\d")
 """'007', '01067', '-01': written with a leading zero, so a code rather than a quantity."""
+_INTEGER = re.compile(r"^[-+]?\d+$")
+_INT64_DIGITS = 18
+"""Integers written with more characters than this may not fit int64: typed column by column."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,7 @@ def read_csv(path: Path, *, delimiter: str = "auto", decimal: str = "auto") -> C
     text = _read_text_cells(path, delimiter)
     if decimal == "auto":
         decimal = detect_decimal(text.head(_SNIFF_ROWS)) if delimiter != "," else "."
-    frame = pd.DataFrame({name: typed_column(text[name], decimal) for name in text.columns})
+    frame = typed_frame(text, decimal)
     return CsvTable(frame, text, CsvDialect(delimiter, decimal))
 
 
@@ -130,6 +135,46 @@ def detect_decimal(text: pd.DataFrame) -> str:
         elif cells.str.match(_NUMBER["."]).all() and cells.str.contains(".", regex=False).any():
             points += 1
     return "," if commas > points else "."
+
+
+def typed_frame(text: pd.DataFrame, decimal: str) -> pd.DataFrame:
+    """`typed_column` of every column, with the cells of all columns classified in one pass.
+
+    A table 100,000 columns wide spends its time in pandas' per-call overhead when typed
+    column by column (minutes); here the cost is one regular-expression pass over all cells
+    and one conversion per kind of column. Columns holding integers too long for int64 keep
+    the column-by-column path, which decides their type exactly as `typed_column` does.
+    """
+    rows, width = text.shape
+    if rows == 0:  # a header alone: every column empty
+        return pd.DataFrame({name: typed_column(text[name], decimal) for name in text.columns})
+    cells = pd.Series(text.to_numpy(dtype=object).ravel(order="F"), dtype="str").str.strip()
+
+    def per_column(matches: pd.Series) -> np.ndarray:  # (width, rows): column after column
+        return matches.to_numpy(dtype=bool, na_value=False).reshape(width, rows)
+
+    present = per_column(cells.notna())
+    number = per_column(cells.str.match(_NUMBER[decimal])) | ~present
+    integer = per_column(cells.str.match(_INTEGER))
+    numeric = present.any(axis=1) & number.all(axis=1)
+    numeric &= ~per_column(cells.str.match(_LEADING_ZERO)).any(axis=1)
+    long = (per_column(cells.str.len() > _INT64_DIGITS) & integer).any(axis=1)
+    whole = numeric & ~long & present.all(axis=1) & integer.all(axis=1)
+    fractional = numeric & ~long & ~whole
+    if decimal == ",":
+        cells = cells.str.replace(",", ".", regex=False)
+    typed: dict[str, Any] = {}
+    for kind, dtype in ((whole, np.int64), (fractional, np.float64)):
+        block = cells.to_numpy(dtype=object).reshape(width, rows)[kind]
+        values = pd.to_numeric(pd.Series(block.ravel(), dtype=object)).to_numpy(dtype=dtype)
+        for name, column in zip(text.columns[kind], values.reshape(-1, rows), strict=True):
+            typed[name] = column
+    for i, name in enumerate(text.columns):
+        if name in typed:
+            continue
+        kept = typed_column(text[name], decimal) if long[i] or not present[i].any() else None
+        typed[name] = text[name] if kept is None else kept
+    return pd.DataFrame({name: typed[name] for name in text.columns}, index=text.index)
 
 
 def typed_column(cells: pd.Series, decimal: str) -> pd.Series:

@@ -275,14 +275,16 @@ def _infer_inputs(
 ) -> list[dict[str, Any]]:
     inputs: list[dict[str, Any]] = []
     reasons: list[str] = []
+    target_cells = frame[target].astype(object)  # once, not per column: wide tables stay fast
+    missing_counts = frame[columns].isna().sum()
     for column in columns:
-        kind, notice = _input_type(frame[column], frame[target])
+        kind, notice = _input_type(frame[column], target_cells)
         if notice:
             (notices if kind else reasons).append(notice)
         if kind is None:
             continue
         inputs.append({"name": str(column), "type": kind})
-        missing = _missing_count(frame[column])
+        missing = int(missing_counts[column])
         if missing:
             notices.append(f"column '{column}': {missing} missing cells, {_FILLED[kind]}")
     notices.extend(reasons)
@@ -295,7 +297,7 @@ def _infer_inputs(
 
 
 def _input_type(values: pd.Series, target: pd.Series) -> tuple[str | None, str]:
-    """(type or None to drop the column, a notice or '')."""
+    """(type or None to drop the column, a notice or ''); `target` as object cells."""
     column = str(values.name)
     present = values.dropna()
     if len(present) == 0:
@@ -304,7 +306,7 @@ def _input_type(values: pd.Series, target: pd.Series) -> tuple[str | None, str]:
         if _share(present.head(_SAMPLE), _is_number_list) >= _MOSTLY:
             return "sequence", _sequence_notice(column)
         return None, f"dropped column '{column}': its cells hold lists or arrays"
-    if values.astype(object).equals(target.astype(object)):
+    if values.astype(object).equals(target):
         return None, f"dropped column '{column}': it repeats the target '{target.name}'"
     distinct = int(present.nunique())
     if distinct <= 1:

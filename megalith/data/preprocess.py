@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -33,6 +34,7 @@ from megalith.data.features.text import TextInputEncoder, TextOutputEncoder, tex
 from megalith.data.rows import describe_rows
 from megalith.data.specs import InputSpec, OutputSpec
 from megalith.errors import ConfigError, DataError, RunError, cannot_write, did_you_mean
+from megalith.structured import parse_json
 
 if TYPE_CHECKING:
     import torch
@@ -339,7 +341,7 @@ class Preprocessor:
         """
         path = Path(path)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = parse_json(path.read_text(encoding="utf-8"), str(path), DataError)
         except FileNotFoundError:
             raise DataError(
                 f"{path}: preprocessor file not found; is this a finished run?"
@@ -371,7 +373,7 @@ def _rebuild(
 
 def _check_unique_names(features: Sequence[InputFeature | OutputFeature], group: str) -> None:
     names = [feature.name for feature in features]
-    repeated = sorted({name for name in names if names.count(name) > 1})
+    repeated = sorted(name for name, n in Counter(names).items() if n > 1)
     if repeated:
         raise ConfigError(f"{group}: column(s) {', '.join(map(repr, repeated))} listed twice.")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,8 @@ from megalith.configbase import ConfigModel
 from megalith.data.csvfile import CsvDialect, read_csv
 from megalith.data.split import SplitConfig
 from megalith.errors import DataError
+from megalith.memory import available_bytes, format_bytes
+from megalith.structured import parse_json
 
 
 class DataConfig(ConfigModel):
@@ -148,10 +151,52 @@ def load_table(
             f"{path} is not a regular file (a pipe, socket or device?); point data.source at a "
             "table file."
         )
-    if chosen == "csv":
-        return _csv_table(path, delimiter, decimal, keep_text)
-    frame = _READERS[chosen](path)
+    if chosen in ("csv", "jsonl"):
+        check_text_table(path)
+    try:
+        if chosen == "csv":
+            return _csv_table(path, delimiter, decimal, keep_text)
+        frame = _READERS[chosen](path)
+    except MemoryError:  # the size check above is a lower bound; this is the fallback
+        raise DataError(
+            f"{path}: ran out of memory reading it ({format_bytes(path.stat().st_size)}, "
+            f"{format_bytes(available_bytes())} available); train on a sample of its rows, or "
+            "on a machine with more memory."
+        ) from None
     return _table(_checked_frame(frame, path), path.parent, str(path))
+
+
+MEMORY_PER_BYTE = 2
+"""A text table takes at least this many bytes of memory per byte of file once read (its
+cells as strings, then typed); a file that cannot fit so is refused before it is read."""
+_HEAD_BYTES = 64 * 1024
+
+
+def check_text_table(path: Path) -> None:
+    """Refuse a CSV / JSONL file that is not text (NUL bytes in its first 64 kB: a binary or
+    sparse file) or that cannot fit in the memory left, before reading it.
+
+    Raises:
+        DataError: naming the file, its size and what to do.
+    """
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            head = handle.read(_HEAD_BYTES)
+    except OSError as error:
+        raise DataError(f"{path}: cannot read the file ({error.strerror or error}).") from None
+    if b"\0" in head:
+        raise DataError(
+            f"{path}: holds NUL bytes, so it is not a text table (a binary file, one never "
+            "written in full, or UTF-16 text?); save the table as UTF-8 CSV or JSONL."
+        )
+    available = available_bytes()
+    if size * MEMORY_PER_BYTE > available:
+        raise DataError(
+            f"{path} is {format_bytes(size)}: reading it needs at least "
+            f"{format_bytes(size * MEMORY_PER_BYTE)} of memory, but {format_bytes(available)} is "
+            "available; train on a sample of its rows, or on a machine with more memory."
+        )
 
 
 def _csv_table(path: Path, delimiter: str, decimal: str, keep_text: bool) -> Table:
@@ -214,7 +259,7 @@ def _checked_frame(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     if frame.shape[0] == 0:
         raise DataError(f"{path}: the table has columns but no rows; add rows of data.")
     names = [name.strip() if isinstance(name, str) else str(name) for name in frame.columns]
-    repeated = sorted({name for name in names if names.count(name) > 1})
+    repeated = sorted(name for name, n in Counter(names).items() if n > 1)  # linear
     if repeated:
         raise DataError(
             f"{path}: column name(s) {', '.join(map(repr, repeated))} appear more than once "
@@ -255,7 +300,7 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = parse_json(line, f"{path}: line {number}", DataError)
         except json.JSONDecodeError as error:
             raise DataError(
                 f"{path}: line {number} is not valid JSON ({error.msg} at column {error.colno}); "
@@ -272,7 +317,7 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
 
 def _records_from_array(text: str, path: Path) -> pd.DataFrame:
     try:
-        records = json.loads(text)
+        records = parse_json(text, str(path), DataError)
     except json.JSONDecodeError as error:
         raise DataError(f"{path}: line {error.lineno} is not valid JSON ({error.msg}).") from None
     bad = next((i for i, r in enumerate(records) if not isinstance(r, dict)), None)

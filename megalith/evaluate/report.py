@@ -18,12 +18,13 @@ import torch
 from rich.console import Console
 
 from megalith.config import is_language_model
-from megalith.errors import MegalithError
+from megalith.errors import MegalithError, RunError
 from megalith.evaluate import plots
 from megalith.evaluate.checks import warning_lines
 from megalith.evaluate.html import Plot, format_number, render_page, write_atomically
 from megalith.models.seq2seq import Seq2SeqConfig
 from megalith.runs import RunDir
+from megalith.structured import parse_json
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,10 +59,19 @@ def read_metrics_log(path: Path) -> MetricsHistory:
     history = MetricsHistory()
     if not path.is_file():
         return history
-    for line in path.read_text(encoding="utf-8").splitlines():
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise RunError(f"{path}: cannot read the metrics log ({error})") from None
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        record = json.loads(line)
+        try:
+            record = parse_json(line, f"{path}: line {number}", RunError)
+        except json.JSONDecodeError as error:
+            raise RunError(f"{path}: line {number} is not valid JSON ({error.msg})") from None
+        if not isinstance(record, dict):
+            raise RunError(f"{path}: line {number} is not a JSON object")
         (history.epochs if "time" in record else history.steps).append(record)
     return history
 

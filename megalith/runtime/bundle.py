@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from megalith.errors import RunError
+from megalith.structured import parse_json
 
 FORMAT = "megalith.bundle"
 VERSION = 1
@@ -93,7 +94,8 @@ def read_description(files: BundleFiles) -> dict[str, Any]:
         if not needed.is_file():
             raise _incomplete(files, needed.name)
     try:
-        data = json.loads(files.description.read_text(encoding="utf-8"))
+        text = files.description.read_text(encoding="utf-8")
+        data = parse_json(text, str(files.description), RunError)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise RunError(
             f"{files.description}: cannot read the bundle description ({error})"

@@ -24,6 +24,10 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from megalith.errors import RunError
+from megalith.memory import available_bytes, format_bytes
+from megalith.runs import read_safetensors_header
+
 KEEP_LAST = 2
 STATE_FILE = "state.json"
 
@@ -167,6 +171,18 @@ def optimizer_state_dict(checkpoint: Checkpoint) -> dict[str, Any]:
 
 
 def _load_checkpoint(path: Path) -> Checkpoint:
+    available = available_bytes()
+    for name in ("model.safetensors", "optimizer.safetensors"):  # before hashing or reading
+        try:
+            read_safetensors_header(path / name)
+        except RunError as error:
+            raise ValueError(str(error)) from None
+        size = (path / name).stat().st_size
+        if size > available:
+            raise ValueError(
+                f"{name} is {format_bytes(size)}, more than the {format_bytes(available)} of "
+                "memory available"
+            )
     manifest = json.loads((path / STATE_FILE).read_text())
     for name, digest in manifest["files"].items():
         if _sha256(path / name) != digest:
