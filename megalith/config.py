@@ -22,6 +22,7 @@ from megalith.data.sources import DataConfig
 from megalith.errors import ConfigError, did_you_mean
 from megalith.models import ModelConfig
 from megalith.models.mlp import MLPConfig
+from megalith.paths import check_readable, resolved
 from megalith.training.loop import TrainConfig
 
 
@@ -139,7 +140,7 @@ def load_config(
         data, base_dir = copy.deepcopy(dict(source)), Path.cwd()  # overrides leave it alone
     else:
         path = Path(source)
-        data, base_dir = read_yaml(path), path.resolve().parent
+        data, base_dir = read_yaml(path), resolved(path).parent
         origin = str(path)
     for override in overrides:
         apply_override(data, override)
@@ -148,6 +149,7 @@ def load_config(
 
 def read_yaml(path: Path) -> dict[str, Any]:
     """A YAML mapping from a file, with the line of any syntax error."""
+    check_readable(path, "config file", error=ConfigError)  # a FIFO would block the read forever
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

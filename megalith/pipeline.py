@@ -36,6 +36,7 @@ from megalith.models.pretrained import (
     save_adapter,
     save_architecture,
 )
+from megalith.paths import check_confined, resolved
 from megalith.run import Run, split_data, transform_split
 from megalith.runs import RunDir, check_weights_fit, save_weights_atomically
 from megalith.training import checkpoint as ckpt
@@ -76,6 +77,7 @@ def train(
         run_dir = RunDir(Path(resume))
         if not run_dir.config.is_file():
             raise RunError(f"cannot resume {run_dir.path}: no config.yaml there")
+        check_confined(run_dir.path)  # before anything is read from or written into it
         cfg, base_dir = load_config(run_dir.config, overrides)
         if overrides:
             stored, _ = load_config(run_dir.config)
@@ -322,7 +324,7 @@ def _with_absolute_paths(cfg: Config, base_dir: Path) -> Config:
     data = cfg.model_dump(mode="json")
 
     def absolute(path: str) -> str:
-        return str((base_dir / path).resolve())
+        return str(resolved(base_dir / path))
 
     if not cfg.data.source.startswith("builtin:"):
         data["data"]["source"] = absolute(cfg.data.source)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from megalith.configbase import ConfigModel
 from megalith.data.csvfile import CsvDialect, read_csv
 from megalith.data.split import SplitConfig
 from megalith.errors import DataError
+from megalith.paths import check_readable
 
 
 class DataConfig(ConfigModel):
@@ -133,9 +135,11 @@ def load_table(
     path = Path(source).expanduser()
     if relative_to is not None and not path.is_absolute():
         path = relative_to / path
-    if not path.exists():
+    if not os.path.lexists(path):
         tried = f" (looked for {path.absolute()})" if not path.is_absolute() else ""
         raise DataError(f"data source not found: {path}{tried}; check data.source and the cwd.")
+    # a FIFO or a device would block or never end; a symlink loop never resolves
+    check_readable(path, "data source", hint="point data.source at a table file or a folder")
     chosen = _choose_format(path, format)
     if chosen == "text":
         from megalith.data.corpus import read_corpus
@@ -143,11 +147,6 @@ def load_table(
         return _table(read_corpus(path), path if path.is_dir() else path.parent, str(path))
     if chosen == "images":
         return _table(_read_image_folder(path), path, str(path))
-    if not path.is_file():  # reading a FIFO or a device would block or never end
-        raise DataError(
-            f"{path} is not a regular file (a pipe, socket or device?); point data.source at a "
-            "table file."
-        )
     if chosen == "csv":
         return _csv_table(path, delimiter, decimal, keep_text)
     frame = _READERS[chosen](path)
