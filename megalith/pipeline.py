@@ -192,7 +192,7 @@ def _train(
         return run
     save_weights_atomically(model, run_dir.weights)
     if isinstance(model, PretrainedModel) and isinstance(cfg.model, PretrainedConfig):
-        _save_pretrained_files(model, preprocessor, run_dir.path, cfg.model.path)
+        _save_pretrained_files(model, preprocessor, run_dir.path, cfg.model.path, console)
     if _choose_thresholds(run, tensors["val"] if len(tensors["val"]) else tensors["train"]):
         preprocessor.save(run_dir.preprocessor)
 
@@ -349,13 +349,19 @@ def _tokenizer_source(preprocessor: Preprocessor, default: str) -> str:
 
 
 def _save_pretrained_files(
-    model: PretrainedModel, preprocessor: Preprocessor, run: Path, model_path: str
+    model: PretrainedModel,
+    preprocessor: Preprocessor,
+    run: Path,
+    model_path: str,
+    console: Console,
 ) -> None:
-    """RUN/pretrained (config and tokenizer, so a full fine-tune needs nothing else) and, for
-    LoRA, RUN/adapter in peft's format."""
+    """RUN/pretrained (config and tokenizer, so a full fine-tune needs nothing else, without
+    references to custom code) and, for LoRA, RUN/adapter in peft's format."""
     folder = run / ARCHITECTURE_DIR
     try:
-        save_architecture(model, _tokenizer_source(preprocessor, model_path), folder)
+        notices = save_architecture(model, _tokenizer_source(preprocessor, model_path), folder)
+        for notice in notices:
+            console.print(f"[yellow]note[/]: {notice}")
         if model.lora:
             save_adapter(model, run / "adapter")
     except OSError as error:
