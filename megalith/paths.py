@@ -81,6 +81,22 @@ def check_readable(
     return path
 
 
+def check_folder_for_reading(
+    path: str | Path, what: str, *, error: type[MegalithError] = DataError
+) -> Path:
+    """`path` when it is a readable folder whose entries are all readable files or folders:
+    for a folder another library reads (transformers, a model directory), where one pipe or
+    loop among its files would block or break that library's read.
+
+    Raises:
+        error: naming the folder or the first entry that is not (see `check_readable`).
+    """
+    folder = check_readable(path, what, kind="folder", error=error)
+    for entry in sorted(folder.iterdir()):
+        check_readable(entry, f"{what} file", error=error)
+    return folder
+
+
 def check_confined(run: str | Path) -> None:
     """Refuse a run directory holding a symlink that leads out of it (or a symlink loop, or a
     pipe, socket or device), at any depth; links that stay inside are fine. Nothing is read

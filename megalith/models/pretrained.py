@@ -35,7 +35,7 @@ from megalith.data.specs import InputSpec, OutputSpec
 from megalith.errors import ConfigError
 from megalith.models.registry import register_model
 from megalith.models.remote_code import strip_custom_code
-from megalith.paths import check_readable, remove_path
+from megalith.paths import check_folder_for_reading, check_readable, remove_path
 
 LONGEST_CONTEXT = 1024
 """A language model's default window: the model's positions, at most this many tokens."""
@@ -260,8 +260,7 @@ def check_model_dir(path: str) -> Path:
             f"model.path: {path} is not a directory; give a local Hugging Face model directory "
             "(what save_pretrained writes)"
         )
-    for entry in folder.iterdir():  # transformers reads these: none may block or loop
-        check_readable(entry, "model.path file", error=ConfigError)
+    check_folder_for_reading(folder, "model.path", error=ConfigError)  # what transformers reads
     if not (folder / "config.json").is_file():
         raise ConfigError(f"model.path: {path} has no config.json; is it a model directory?")
     if not any(folder.glob("*.safetensors")):

@@ -158,3 +158,21 @@ def test_atomic_writes_never_write_through_a_planted_temporary_link(run: Path) -
     with pytest.raises(RunError, match="leads out of the run directory"):
         RunDir(run).write_text(run / "metrics.jsonl", "")
     assert bait.read_text() == "keep me"
+
+
+def test_a_model_folder_with_a_pipe_or_a_loop_among_its_files_is_refused(tmp_path: Path) -> None:
+    from megalith.models.pretrained import check_model_dir
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"")
+    os.mkfifo(model / "tokenizer.json")  # transformers would block reading it
+    with pytest.raises(ConfigError, match=r"model\.path file .*tokenizer\.json is not a regular"):
+        check_model_dir(str(model))
+    (model / "tokenizer.json").unlink()
+    (model / "vocab.txt").symlink_to("vocab.txt")
+    with pytest.raises(ConfigError, match=r"vocab\.txt is a symlink loop"):
+        check_model_dir(str(model))
+    (model / "vocab.txt").unlink()
+    assert check_model_dir(str(model)) == model
