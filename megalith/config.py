@@ -23,6 +23,7 @@ from megalith.data.sources import DataConfig
 from megalith.errors import ConfigError, did_you_mean
 from megalith.models import ModelConfig
 from megalith.models.mlp import MLPConfig
+from megalith.paths import check_readable, resolved
 from megalith.structured import parse_yaml, read_config_text
 from megalith.training.loop import TrainConfig
 
@@ -141,7 +142,7 @@ def load_config(
         data, base_dir = copy.deepcopy(dict(source)), Path.cwd()  # overrides leave it alone
     else:
         path = Path(source)
-        data, base_dir = read_yaml(path), path.resolve().parent
+        data, base_dir = read_yaml(path), resolved(path).parent
         origin = str(path)
     for override in overrides:
         apply_override(data, override)
@@ -156,6 +157,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
             $MEGALITH_MAX_CONFIG_BYTES says otherwise), invalid YAML, repeats a key, is nested
             too deeply, or is not a mapping.
     """
+    check_readable(path, "config file", error=ConfigError)  # a FIFO would block the read
     data = parse_yaml(read_config_text(path), str(path))
     if data is None:
         raise ConfigError(f"{path}: the config file is empty; it needs data, inputs and outputs")

@@ -36,6 +36,7 @@ from megalith.models.pretrained import (
     save_adapter,
     save_architecture,
 )
+from megalith.paths import check_confined, resolved
 from megalith.run import Run, split_data, transform_split
 from megalith.runs import RunDir, check_weights_fit, save_weights_atomically
 from megalith.training import checkpoint as ckpt
@@ -76,6 +77,7 @@ def train(
         run_dir = RunDir(Path(resume))
         if not run_dir.config.is_file():
             raise RunError(f"cannot resume {run_dir.path}: no config.yaml there")
+        check_confined(run_dir.path)  # before anything is read from or written into it
         cfg, base_dir = load_config(run_dir.config, overrides)
         if overrides:
             stored, _ = load_config(run_dir.config)
@@ -190,7 +192,7 @@ def _train(
         return run
     save_weights_atomically(model, run_dir.weights)
     if isinstance(model, PretrainedModel) and isinstance(cfg.model, PretrainedConfig):
-        _save_pretrained_files(model, preprocessor, run_dir.path, cfg.model.path)
+        _save_pretrained_files(model, preprocessor, run_dir.path, cfg.model.path, console)
     if _choose_thresholds(run, tensors["val"] if len(tensors["val"]) else tensors["train"]):
         preprocessor.save(run_dir.preprocessor)
 
@@ -326,7 +328,7 @@ def _with_absolute_paths(cfg: Config, base_dir: Path) -> Config:
     data = cfg.model_dump(mode="json")
 
     def absolute(path: str) -> str:
-        return str((base_dir / path).resolve())
+        return str(resolved(base_dir / path))
 
     if not cfg.data.source.startswith("builtin:"):
         data["data"]["source"] = absolute(cfg.data.source)
@@ -351,13 +353,19 @@ def _tokenizer_source(preprocessor: Preprocessor, default: str) -> str:
 
 
 def _save_pretrained_files(
-    model: PretrainedModel, preprocessor: Preprocessor, run: Path, model_path: str
+    model: PretrainedModel,
+    preprocessor: Preprocessor,
+    run: Path,
+    model_path: str,
+    console: Console,
 ) -> None:
-    """RUN/pretrained (config and tokenizer, so a full fine-tune needs nothing else) and, for
-    LoRA, RUN/adapter in peft's format."""
+    """RUN/pretrained (config and tokenizer, so a full fine-tune needs nothing else, without
+    references to custom code) and, for LoRA, RUN/adapter in peft's format."""
     folder = run / ARCHITECTURE_DIR
     try:
-        save_architecture(model, _tokenizer_source(preprocessor, model_path), folder)
+        notices = save_architecture(model, _tokenizer_source(preprocessor, model_path), folder)
+        for notice in notices:
+            console.print(f"[yellow]note[/]: {notice}")
         if model.lora:
             save_adapter(model, run / "adapter")
     except OSError as error:

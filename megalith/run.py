@@ -39,7 +39,9 @@ from megalith.models.pretrained import (
     language_model_context,
     quiet_transformers,
 )
+from megalith.models.remote_code import strip_custom_code
 from megalith.models.seq2seq import Seq2Seq, decode_in_batches, teacher_forcing
+from megalith.paths import resolved
 from megalith.runs import RunDir, check_weights_fit, read_safetensors_header
 from megalith.structured import parse_json
 
@@ -170,10 +172,13 @@ class Run:
 
         return pieces()
 
-    def merge(self, output: str | Path, *, overwrite: bool = False) -> Path:
+    def merge(
+        self, output: str | Path, *, overwrite: bool = False, console: Console | None = None
+    ) -> Path:
         """Save the fine-tuned pretrained model as a Hugging Face model directory (safetensors
         weights, config, tokenizer) that transformers loads without Megalith; a LoRA adapter
-        is merged into the base weights. A classifier's labels go in config.json.
+        is merged into the base weights. A classifier's labels go in config.json. References
+        to custom code (`auto_map`) are left out, with a notice on `console` (stderr).
 
         Raises:
             RunError: the run is not a pretrained model, `output` is the run directory or one
@@ -186,7 +191,7 @@ class Run:
                 "the model of a model.arch pretrained run"
             )
         folder = Path(output)
-        if folder.resolve() == self.path.resolve() or RunDir(self.path).owns(folder):
+        if resolved(folder) == resolved(self.path) or RunDir(self.path).owns(folder):
             raise RunError(
                 f"{folder} is the run directory {self.path} or one of its own folders; "
                 "merge into a new folder"
@@ -203,8 +208,11 @@ class Run:
             net.save_pretrained(str(folder))
             saved = quiet_transformers().AutoTokenizer.from_pretrained(self.path / ARCHITECTURE_DIR)
             saved.save_pretrained(str(folder))
+            notices = strip_custom_code(folder)
         except OSError as error:
             raise cannot_write(folder, error) from error
+        for notice in notices:
+            (console or Console(stderr=True)).print(f"[yellow]note[/]: {notice}")
         return folder
 
     def export(

@@ -26,6 +26,7 @@ from safetensors.torch import save_file
 
 from megalith.errors import RunError, cannot_write
 from megalith.memory import format_bytes
+from megalith.paths import check_confined, check_inside, check_readable, resolved
 
 REQUIRED_FILES = ("config.yaml", "model.safetensors", "preprocessor.json")
 OWN_FILES = (*REQUIRED_FILES, "metrics.jsonl", "eval.json", "report.html")
@@ -77,11 +78,13 @@ class RunDir:
         """Make the directory; refuse to write into a non-empty one unless overwrite is set."""
         if self.path.exists() and not self.path.is_dir():
             raise RunError(f"output directory {self.path} exists and is not a directory")
-        if self.path.is_dir() and any(self.path.iterdir()) and not overwrite:
-            raise RunError(
-                f"output directory {self.path} already exists and is not empty; "
-                "choose another --output-dir, pass --overwrite, or --resume it"
-            )
+        if self.path.is_dir() and any(self.path.iterdir()):
+            if not overwrite:
+                raise RunError(
+                    f"output directory {self.path} already exists and is not empty; "
+                    "choose another --output-dir, pass --overwrite, or --resume it"
+                )
+            check_confined(self.path)  # before anything in it is replaced or deleted
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             probe = self.path / ".write-test"
@@ -93,9 +96,10 @@ class RunDir:
             ) from None
 
     def check_complete(self) -> None:
-        """RunError naming what is missing when this is not a finished run directory."""
-        if not self.path.is_dir():
-            raise RunError(f"run directory not found: {self.path}")
+        """RunError naming what is missing when this is not a finished run directory, or
+        when it holds a symlink leading out of it (see `megalith.paths.check_confined`)."""
+        check_readable(self.path, "run directory", kind="folder", error=RunError)
+        check_confined(self.path)
         missing = [name for name in REQUIRED_FILES if not (self.path / name).is_file()]
         if missing:
             raise RunError(
@@ -107,7 +111,7 @@ class RunDir:
         """True when `path` is one of the files Megalith writes in this run (config, weights,
         metrics, report, checkpoints, ...): a verb's output must never replace one."""
         try:
-            inside = path.resolve().relative_to(self.path.resolve())
+            inside = resolved(path).relative_to(resolved(self.path))
         except ValueError:
             return False
         parts = inside.parts
@@ -123,10 +127,13 @@ class RunDir:
         """Write text atomically: a temporary file, then a rename.
 
         Raises:
-            RunError: the file cannot be written (disk full, read-only); no temporary file stays.
+            RunError: the file cannot be written (disk full, read-only), or `path` leads out
+                of the run through a symlink; no temporary file stays.
         """
+        check_inside(self.path, path)
         tmp = path.with_name(path.name + ".tmp")
         try:
+            tmp.unlink(missing_ok=True)  # a leftover (or planted) link is never written through
             tmp.write_text(text, encoding="utf-8")
             os.replace(tmp, path)
         except OSError as error:
@@ -144,6 +151,7 @@ def save_tensors_atomically(weights: dict[str, torch.Tensor], path: Path) -> Non
     """Tensors to safetensors under a temporary name, then renamed; RunError when it cannot."""
     tmp = path.with_name(path.name + ".tmp")
     try:
+        tmp.unlink(missing_ok=True)  # a leftover (or planted) link is never written through
         save_file(weights, tmp)
         tmp.replace(path)
     except OSError as error:

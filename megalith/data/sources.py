@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from megalith.data.csvfile import CsvDialect, read_csv
 from megalith.data.split import SplitConfig
 from megalith.errors import DataError
 from megalith.memory import available_bytes, format_bytes
+from megalith.paths import check_readable
 from megalith.structured import parse_json
 
 
@@ -136,9 +138,11 @@ def load_table(
     path = Path(source).expanduser()
     if relative_to is not None and not path.is_absolute():
         path = relative_to / path
-    if not path.exists():
+    if not os.path.lexists(path):
         tried = f" (looked for {path.absolute()})" if not path.is_absolute() else ""
         raise DataError(f"data source not found: {path}{tried}; check data.source and the cwd.")
+    # a FIFO or a device would block or never end; a symlink loop never resolves
+    check_readable(path, "data source", hint="point data.source at a table file or a folder")
     chosen = _choose_format(path, format)
     if chosen == "text":
         from megalith.data.corpus import read_corpus

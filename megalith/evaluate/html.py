@@ -59,6 +59,7 @@ def render_page(template: str, **context: Any) -> str:
 def write_atomically(path: Path, data: str | bytes) -> None:
     """Write to a temporary name in the same folder, then rename over `path`."""
     tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)  # a leftover (or planted) link is never written through
     if isinstance(data, str):
         tmp.write_text(data, encoding="utf-8")
     else:

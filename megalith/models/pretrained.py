@@ -34,6 +34,8 @@ from megalith.configbase import ConfigModel
 from megalith.data.specs import InputSpec, OutputSpec
 from megalith.errors import ConfigError
 from megalith.models.registry import register_model
+from megalith.models.remote_code import strip_custom_code
+from megalith.paths import check_folder_for_reading, check_readable, remove_path
 
 LONGEST_CONTEXT = 1024
 """A language model's default window: the model's positions, at most this many tokens."""
@@ -212,18 +214,22 @@ def _accept_untrained_missing(module: nn.Module, incompatible: Any) -> None:
     incompatible.missing_keys[:] = [k for k in incompatible.missing_keys if k not in left_out]
 
 
-def save_architecture(model: PretrainedModel, tokenizer_source: str, folder: Path) -> None:
+def save_architecture(model: PretrainedModel, tokenizer_source: str, folder: Path) -> list[str]:
     """The model's config.json and its tokenizer's files, so that a full fine-tune loads and
-    merges from its run directory alone."""
+    merges from its run directory alone; any reference to custom code is left out. Returns
+    a notice per file such a reference was removed from (see `strip_custom_code`)."""
     tokenizer = quiet_transformers().AutoTokenizer.from_pretrained(tokenizer_source)
     net: Any = model.net
     settings = net.config  # a LoRA model's is its base model's
+    notices: list[str] = []
 
     def write(tmp: Path) -> None:
         settings.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
+        notices.extend(strip_custom_code(tmp))
 
     _write_folder(folder, write)
+    return notices
 
 
 def save_adapter(model: PretrainedModel, folder: Path) -> None:
@@ -235,10 +241,10 @@ def save_adapter(model: PretrainedModel, folder: Path) -> None:
 def _write_folder(folder: Path, write: Callable[[Path], None]) -> None:
     """`write` fills a temporary folder, which then replaces `folder`: never half a folder."""
     tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    remove_path(tmp)  # a link is removed, never written through
     try:
         write(tmp)
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_path(folder)
         tmp.rename(folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -248,10 +254,13 @@ def check_model_dir(path: str) -> Path:
     """The directory, when it holds a config and safetensors weights; a ConfigError if not."""
     folder = Path(path)
     if not folder.is_dir():
+        if os.path.lexists(folder):  # a symlink loop, a pipe or an unreadable folder: say so
+            check_readable(folder, "model.path", error=ConfigError)
         raise ConfigError(
             f"model.path: {path} is not a directory; give a local Hugging Face model directory "
             "(what save_pretrained writes)"
         )
+    check_folder_for_reading(folder, "model.path", error=ConfigError)  # what transformers reads
     if not (folder / "config.json").is_file():
         raise ConfigError(f"model.path: {path} has no config.json; is it a model directory?")
     if not any(folder.glob("*.safetensors")):

@@ -16,11 +16,13 @@ No torch here: both the exporter and the torch-free runtime read this module.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from megalith.errors import RunError
+from megalith.paths import check_readable
 from megalith.structured import parse_json
 
 FORMAT = "megalith.bundle"
@@ -91,6 +93,8 @@ def read_description(files: BundleFiles) -> dict[str, Any]:
     if not files.path.is_dir():
         raise RunError(f"{files.path} is not a folder; give the folder `megalith export` wrote")
     for needed in (files.description, files.preprocessor):
+        if os.path.lexists(needed):  # a pipe would block the read, a loop never resolves
+            check_readable(needed, "bundle file", kind="file", error=RunError)
         if not needed.is_file():
             raise _incomplete(files, needed.name)
     try:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from megalith.errors import ConfigError
+from megalith.paths import check_readable
 from megalith.serving.backend import Backend, BackendName, load_backend
 from megalith.serving.batcher import DynamicBatcher
 
@@ -68,8 +69,8 @@ def serve(
     check_host(host, token)
     check_port_free(host, port)  # before minutes of loading, not after
     allow = settings.pop("allow_paths", None)
-    if allow is not None and not Path(allow).is_dir():
-        raise ConfigError(f"--allow-paths {allow}: not a folder")
+    if allow is not None:
+        check_readable(allow, "--allow-paths", kind="folder", error=ConfigError)
     options = ServeSettings(
         token=token, allow_paths=Path(allow) if allow is not None else None, **settings
     )

@@ -14,7 +14,8 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from megalith.data.preprocess import Preprocessor
-from megalith.errors import DataError
+from megalith.errors import DataError, MegalithError
+from megalith.paths import check_readable, resolved
 
 
 class ImageDecoder:
@@ -31,7 +32,7 @@ class ImageDecoder:
         self.limits = {
             config.name: int(config.max_pixels) for config in configs if config.type == "image"
         }
-        self.allow_paths = allow_paths.resolve() if allow_paths is not None else None
+        self.allow_paths = resolved(allow_paths) if allow_paths is not None else None
 
     def frame(self, records: list[dict[str, Any]]) -> pd.DataFrame:
         """Records -> a DataFrame with each image field as a uint8 array (or an allowed path).
@@ -81,9 +82,15 @@ class ImageDecoder:
         return np.asarray(usable, dtype=np.uint8)
 
     def _allowed_path(self, value: str) -> Path | None:
+        """The file `value` names under the allowed folder (symlinks followed), or None: for
+        a path outside it, missing or not, the same None, so an answer never tells whether a
+        file outside exists; a pipe, a device or a symlink loop inside is None too."""
         if self.allow_paths is None or len(value) > 4096 or "\x00" in value:
             return None
-        path = (self.allow_paths / value).resolve()
-        if not path.is_relative_to(self.allow_paths) or not path.is_file():
+        path = resolved(self.allow_paths / value)
+        if not path.is_relative_to(self.allow_paths):
             return None
-        return path
+        try:
+            return check_readable(path, "image", kind="file")
+        except MegalithError:
+            return None

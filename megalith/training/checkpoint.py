@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from megalith.errors import RunError
 from megalith.memory import available_bytes, format_bytes
+from megalith.paths import check_inside, remove_path
 from megalith.runs import read_safetensors_header
 
 KEEP_LAST = 2
@@ -58,17 +59,19 @@ def save_checkpoint(
     checkpoint before the newest, the one kept as a fallback, is always on the disk.
 
     Raises:
-        RunError: the folder cannot be written (disk full, read-only); nothing half-written stays.
+        RunError: the folder cannot be written (disk full, read-only), or `root` is a symlink
+            leading out of the run directory holding it; nothing half-written stays.
     """
     from megalith.errors import RunError
 
     wait_until_durable()
+    check_inside(root.parent, root)  # never write, nor prune, through a link out of the run
     final = root / f"step-{step:09d}"
     tmp = root / f".tmp-step-{step:09d}-{os.getpid()}"
     try:
         root.mkdir(parents=True, exist_ok=True)
         for stale in root.glob(".tmp-*"):  # left by a process killed mid-write; one writer per run
-            shutil.rmtree(stale, ignore_errors=True)
+            remove_path(stale)
         tmp.mkdir()
         tensors, optimizer_json = _split_optimizer_state(optimizer_state)
         tensors.update(_rng_tensors())
@@ -84,8 +87,7 @@ def save_checkpoint(
             "loop": state,
         }
         (tmp / STATE_FILE).write_text(json.dumps(manifest))
-        if final.exists():
-            shutil.rmtree(final)
+        remove_path(final)
         os.replace(tmp, final)
     except OSError as error:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -232,7 +234,11 @@ def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def _checkpoint_dirs(root: Path) -> list[Path]:
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-"))
+    return sorted(  # a symlink is never one: pruning deletes these folders
+        p
+        for p in root.iterdir()
+        if p.name.startswith("step-") and p.is_dir() and not p.is_symlink()
+    )
 
 
 def _sha256(path: Path) -> str:

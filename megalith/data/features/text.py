@@ -26,6 +26,7 @@ from megalith.data.tokenizers import (
     tokenizer_from_state,
 )
 from megalith.errors import ConfigError, DataError
+from megalith.paths import check_folder_for_reading
 
 if TYPE_CHECKING:
     import torch
@@ -51,6 +52,10 @@ def load_pretrained_tokenizer(
         raise ConfigError(
             f"{config.name}: tokenizer pretrained needs tokenizer_path, the Hugging Face model "
             "directory whose tokenizer to use"
+        )
+    if Path(config.tokenizer_path).is_dir():  # (a missing folder is named by the load below)
+        check_folder_for_reading(
+            config.tokenizer_path, f"{config.name}: tokenizer_path", error=ConfigError
         )
     try:
         return PretrainedTokenizer.load(config.tokenizer_path, special_tokens=special_tokens)
