@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
+from megalith.cli_args import FILE_HINT, RunArg, RunOrBundleArg, fail
+from megalith.cli_init import init
+from megalith.cli_stages import export, serve
 from megalith.errors import MegalithError, cannot_write, missing_extra
 
 app = typer.Typer(
@@ -19,14 +22,6 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 _state = {"debug": False}
-
-_FILE_HINT = "check that its folder exists and is writable, and that the disk has space"
-
-RunArg = Annotated[Path, typer.Argument(help="A run directory written by `megalith train`.")]
-RunOrBundleArg = Annotated[
-    Path,
-    typer.Argument(help="A run directory (`megalith train`) or an inference bundle (`export`)."),
-]
 
 
 def _version(value: bool) -> None:
@@ -80,7 +75,7 @@ def train(
     import os
 
     if config is None and resume is None:
-        _fail("give a CONFIG to train, or --resume RUN_DIR to continue a run")
+        fail("give a CONFIG to train, or --resume RUN_DIR to continue a run")
     if devices != 1 and "WORLD_SIZE" not in os.environ:
         from megalith.training.distributed import launch
 
@@ -152,7 +147,7 @@ def predict(
         predictor = Run.load(run)
         predictor.check_predicts()
         if output is not None and RunDir(run).owns(output):
-            _fail(f"--output {output} is one of the run directory's own files; choose another path")
+            fail(f"--output {output} is one of the run directory's own files; choose another path")
         table = predictor.read_table(data, keep_text=True)
     frame = table.frame
     predictions = predictor.predict(frame, base_dir=table.base_dir)
@@ -196,12 +191,12 @@ def generate(
     from megalith.runtime.predictor import is_bundle
 
     if top_p == 0:
-        _fail("--top-p must be greater than 0")
+        fail("--top-p must be greater than 0")
     if is_bundle(run):
         from megalith.runtime import load_bundle
 
         if top_p is not None:
-            _fail("--top-p is not available with a bundle; use --top-k or --temperature")
+            fail("--top-p is not available with a bundle; use --top-k or --temperature")
         bundle = load_bundle(run)
         text = bundle.generate(
             prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, seed=seed
@@ -237,101 +232,8 @@ def merge(
     typer.echo(f"wrote {folder}: load it with transformers' from_pretrained", err=True)
 
 
-@app.command()
-def export(
-    run: RunArg,
-    output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", help="The bundle folder to write (default RUN/bundle)."),
-    ] = None,
-    format: Annotated[str, typer.Option("--format", help="The model format: onnx.")] = "onnx",
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace a bundle already in --output.")
-    ] = False,
-    exporter: Annotated[
-        str,
-        typer.Option(
-            "--exporter",
-            help="dynamo (torch.export, default) or torchscript (the legacy tracer, a fallback).",
-        ),
-    ] = "dynamo",
-) -> None:
-    """Write an inference bundle (model.onnx, preprocessor.json, bundle.json), checked against
-    PyTorch on the run's test rows; `megalith predict BUNDLE --data ...` then needs no PyTorch."""
-    from megalith.run import Run
-
-    folder = Run.load(run).export(output, format=format, overwrite=overwrite, exporter=exporter)
-    typer.echo(f"wrote {folder} (ONNX Runtime matches PyTorch on the test rows)", err=True)
-
-
-@app.command()
-def serve(
-    source: Annotated[
-        Path, typer.Argument(help="A run directory or a bundle written by `megalith export`.")
-    ],
-    host: Annotated[
-        str, typer.Option("--host", help="Address to bind; other than loopback needs --token.")
-    ] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = 8000,
-    backend: Annotated[
-        str,
-        typer.Option("--backend", help="auto (ONNX Runtime when a bundle exists), onnx, torch."),
-    ] = "auto",
-    token: Annotated[
-        str | None,
-        typer.Option(
-            "--token", help="Require 'Authorization: Bearer TOKEN' (or $MEGALITH_SERVE_TOKEN)."
-        ),
-    ] = None,
-    max_batch_size: Annotated[
-        int, typer.Option("--max-batch-size", min=1, help="Most rows in one forward pass.")
-    ] = 64,
-    max_wait_ms: Annotated[
-        float,
-        typer.Option("--max-wait-ms", min=0, help="A batch of several requests waits this long."),
-    ] = 0.0,
-    no_batching: Annotated[
-        bool, typer.Option("--no-batching", help="One forward pass per request.")
-    ] = False,
-    max_body_mb: Annotated[
-        float, typer.Option("--max-body-mb", min=0.001, help="Largest request body (MB).")
-    ] = 4.0,
-    max_rows: Annotated[
-        int, typer.Option("--max-rows", min=1, help="Most rows in one request.")
-    ] = 1024,
-    timeout_s: Annotated[
-        float, typer.Option("--timeout", min=0.01, help="Seconds before a request gets a 504.")
-    ] = 30.0,
-    allow_paths: Annotated[
-        Path | None,
-        typer.Option("--allow-paths", help="Image fields may name files under this folder."),
-    ] = None,
-    threads: Annotated[
-        int | None,
-        typer.Option("--threads", min=1, help="The model's threads (default: cores - 1)."),
-    ] = None,
-) -> None:
-    """Serve a run or a bundle over HTTP: POST /predict (dynamically batched), /generate for
-    language models, GET /health and /metadata; binds 127.0.0.1 by default."""
-    from megalith.serving import serve as run_server
-
-    if backend not in ("auto", "onnx", "torch"):
-        _fail(f"--backend {backend}: choose auto, onnx or torch")
-    run_server(
-        source,
-        host=host,
-        port=port,
-        backend=backend,  # type: ignore[arg-type]  # checked above
-        token=token,
-        threads=threads,
-        max_batch_size=max_batch_size,
-        max_wait_ms=max_wait_ms,
-        batching=not no_batching,
-        max_body_bytes=int(max_body_mb * 1024 * 1024),
-        max_rows=max_rows,
-        timeout_s=timeout_s,
-        allow_paths=allow_paths,
-    )
+app.command()(export)
+app.command()(serve)
 
 
 @app.command()
@@ -368,94 +270,7 @@ def compare(
     typer.echo(f"wrote {output}", err=True)
 
 
-@app.command()
-def init(
-    data: Annotated[
-        str,
-        typer.Argument(
-            help="A table (.csv, .parquet, .jsonl), an image folder, a text corpus (.txt / .md "
-            "file or a folder of them), or builtin:NAME."
-        ),
-    ],
-    target: Annotated[
-        str | None,
-        typer.Option("--target", "-t", help="The column to predict (not for a text corpus)."),
-    ] = None,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the config here instead of stdout.")
-    ] = None,
-    name: Annotated[
-        str | None, typer.Option("--name", help="Run name (default: the file's name).")
-    ] = None,
-    pretrained: Annotated[
-        Path | None,
-        typer.Option(
-            "--pretrained",
-            help="Fine-tune this local Hugging Face model (a text table or a corpus).",
-        ),
-    ] = None,
-    delimiter: Annotated[
-        str,
-        typer.Option(
-            "--delimiter", help="A CSV file's column separator: , ; tab | (default: detected)."
-        ),
-    ] = "auto",
-    decimal: Annotated[
-        str,
-        typer.Option("--decimal", help="A CSV file's decimal mark: . or , (default: detected)."),
-    ] = "auto",
-) -> None:
-    """Inspect the data and write a working config: predicting TARGET from a table, or a
-    language model of a text corpus."""
-    import os
-
-    import pydantic
-
-    from megalith.data.infer import infer_config, render_config
-    from megalith.data.infer_text import infer_language_model, with_pretrained
-    from megalith.data.sources import DataConfig, load_data
-
-    def as_written(path: str) -> str:  # relative to the config file, which may live elsewhere
-        if output is None or path.startswith("builtin:"):
-            return path
-        return os.path.relpath(Path(path).resolve(), output.resolve().parent)
-
-    corpus = _corpus_kind(data)
-    if corpus is not None and target not in (None, "text"):
-        _fail(f"{data} is a text corpus: it has no column '{target}'; leave out --target")
-    if corpus is None and target is None:
-        _fail(f"give --target COLUMN: the column of {data} to predict")
-    try:
-        reading = DataConfig(
-            source=data,
-            format="text" if corpus == "folder" else "auto",
-            delimiter=delimiter,
-            decimal=decimal,
-        )
-    except pydantic.ValidationError as error:
-        problem = error.errors()[0]
-        flag = "--" + str(problem["loc"][0]) if problem["loc"] else "--delimiter / --decimal"
-        _fail(f"{flag}: {problem['msg'].removeprefix('Value error, ')}")
-    table = load_data(reading)
-    source = as_written(data)
-    if corpus is not None:
-        inference = infer_language_model(table, source=source, folder=corpus == "folder", name=name)
-    else:
-        assert target is not None  # refused above
-        inference = infer_config(table, target, source=source, name=name)
-    if pretrained is not None:
-        inference = with_pretrained(inference, as_written(str(pretrained)))
-    for notice in inference.notices:
-        typer.echo(f"note: {notice}", err=True)
-    text = render_config(inference)
-    if output is None:
-        typer.echo(text, nl=False)
-    else:
-        try:
-            output.write_text(text)
-        except OSError as error:
-            raise cannot_write(output, error, _FILE_HINT) from error
-        typer.echo(f"wrote {output}; train it with: megalith train {output}", err=True)
+app.command()(init)
 
 
 @app.command()
@@ -488,38 +303,14 @@ def _write_table(frame: Any, path: Path, *, sep: str = ",", decimal: str = ".") 
     }
     suffix = path.suffix.lower()
     if suffix not in writers:
-        _fail(f"--output {path}: unknown suffix '{suffix}'; use .csv, .parquet or .jsonl")
+        fail(f"--output {path}: unknown suffix '{suffix}'; use .csv, .parquet or .jsonl")
     tmp = path.with_name(path.name + ".tmp")
     try:
         writers[suffix](tmp)
         tmp.replace(path)
     except OSError as error:
         tmp.unlink(missing_ok=True)
-        raise cannot_write(path, error, _FILE_HINT) from error
-
-
-def _corpus_kind(data: str) -> str | None:
-    """'file' or 'folder' when `data` is a text corpus (a builtin one is a 'file'), else None."""
-    from megalith.data.builtin import BUILTIN_DATASETS
-    from megalith.data.corpus import TEXT_SUFFIXES
-    from megalith.data.sources import IMAGE_SUFFIXES
-
-    if data.startswith("builtin:"):
-        dataset = BUILTIN_DATASETS.get(data.removeprefix("builtin:"))
-        return "file" if dataset is not None and dataset.arch == "gpt" else None
-    path = Path(data)
-    if path.is_file():
-        return "file" if path.suffix.lower() in TEXT_SUFFIXES - {".py"} else None
-    if path.is_dir():
-        suffixes = {p.suffix.lower() for p in path.rglob("*") if p.is_file()}
-        if suffixes & IMAGE_SUFFIXES:
-            return None
-        return "folder" if suffixes & TEXT_SUFFIXES else None
-    return None
-
-
-def _fail(message: str) -> NoReturn:
-    raise MegalithError(message)
+        raise cannot_write(path, error, FILE_HINT) from error
 
 
 def main() -> None:

@@ -1,0 +1,106 @@
+"""The commands of the stages that take a finished run: export and serve. Registered on the
+app in megalith.cli; heavy imports stay inside each command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from megalith.cli_args import RunArg, fail
+
+
+def export(
+    run: RunArg,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="The bundle folder to write (default RUN/bundle)."),
+    ] = None,
+    format: Annotated[str, typer.Option("--format", help="The model format: onnx.")] = "onnx",
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a bundle already in --output.")
+    ] = False,
+    exporter: Annotated[
+        str,
+        typer.Option(
+            "--exporter",
+            help="dynamo (torch.export, default) or torchscript (the legacy tracer, a fallback).",
+        ),
+    ] = "dynamo",
+) -> None:
+    """Write an inference bundle (model.onnx, preprocessor.json, bundle.json), checked against
+    PyTorch on the run's test rows; `megalith predict BUNDLE --data ...` then needs no PyTorch."""
+    from megalith.run import Run
+
+    folder = Run.load(run).export(output, format=format, overwrite=overwrite, exporter=exporter)
+    typer.echo(f"wrote {folder} (ONNX Runtime matches PyTorch on the test rows)", err=True)
+
+
+def serve(
+    source: Annotated[
+        Path, typer.Argument(help="A run directory or a bundle written by `megalith export`.")
+    ],
+    host: Annotated[
+        str, typer.Option("--host", help="Address to bind; other than loopback needs --token.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = 8000,
+    backend: Annotated[
+        str,
+        typer.Option("--backend", help="auto (ONNX Runtime when a bundle exists), onnx, torch."),
+    ] = "auto",
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token", help="Require 'Authorization: Bearer TOKEN' (or $MEGALITH_SERVE_TOKEN)."
+        ),
+    ] = None,
+    max_batch_size: Annotated[
+        int, typer.Option("--max-batch-size", min=1, help="Most rows in one forward pass.")
+    ] = 64,
+    max_wait_ms: Annotated[
+        float,
+        typer.Option("--max-wait-ms", min=0, help="A batch of several requests waits this long."),
+    ] = 0.0,
+    no_batching: Annotated[
+        bool, typer.Option("--no-batching", help="One forward pass per request.")
+    ] = False,
+    max_body_mb: Annotated[
+        float, typer.Option("--max-body-mb", min=0.001, help="Largest request body (MB).")
+    ] = 4.0,
+    max_rows: Annotated[
+        int, typer.Option("--max-rows", min=1, help="Most rows in one request.")
+    ] = 1024,
+    timeout_s: Annotated[
+        float, typer.Option("--timeout", min=0.01, help="Seconds before a request gets a 504.")
+    ] = 30.0,
+    allow_paths: Annotated[
+        Path | None,
+        typer.Option("--allow-paths", help="Image fields may name files under this folder."),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option("--threads", min=1, help="The model's threads (default: cores - 1)."),
+    ] = None,
+) -> None:
+    """Serve a run or a bundle over HTTP: POST /predict (dynamically batched), /generate for
+    language models, GET /health and /metadata; binds 127.0.0.1 by default."""
+    from megalith.serving import serve as run_server
+
+    if backend not in ("auto", "onnx", "torch"):
+        fail(f"--backend {backend}: choose auto, onnx or torch")
+    run_server(
+        source,
+        host=host,
+        port=port,
+        backend=backend,  # type: ignore[arg-type]  # checked above
+        token=token,
+        threads=threads,
+        max_batch_size=max_batch_size,
+        max_wait_ms=max_wait_ms,
+        batching=not no_batching,
+        max_body_bytes=int(max_body_mb * 1024 * 1024),
+        max_rows=max_rows,
+        timeout_s=timeout_s,
+        allow_paths=allow_paths,
+    )
