@@ -92,7 +92,8 @@ def write_seq2seq_bundle(run: Run, files: BundleFiles) -> None:
     rows, pairs, split = _check_rows(run)
     source, target = (pairs.inputs[n].numpy() for n in (model.source_name, model.name))
     (source_input,) = graph_names([model.source_name], "input")
-    _export_graphs(model, source[:2], target[:2], source_input, files)
+    two = np.arange(2) % len(source)  # two rows: a batch of one would fix the batch size
+    _export_graphs(model, source[two], target[two], source_input, files)
     shutil.copyfile(run.path / "preprocessor.json", files.preprocessor)
     sessions = [
         onnxruntime.InferenceSession(str(files.graph(f)), providers=["CPUExecutionProvider"])
@@ -105,7 +106,7 @@ def write_seq2seq_bundle(run: Run, files: BundleFiles) -> None:
     combined = EncoderDecoder(sessions[0], sessions[1], source_input)
     checked = check_export(model, combined, specs, [source, target], graph_inputs, [output])
     description = describe_bundle(run, [source_spec], [source_input], [output], checked)
-    description.update(_seq2seq_entries(run, model, source_spec, description))
+    _describe_seq2seq(description, run, model, source_spec)
     files.description.write_text(json.dumps(description, indent=1), encoding="utf-8")
     checked["texts"] = _check_texts(run, files, rows)
     checked["split"] = split
@@ -203,11 +204,12 @@ def _same_texts(column: str, expected: list[Any], found: list[Any], batch_size: 
         )
 
 
-def _seq2seq_entries(
-    run: Run, model: Seq2Seq, source: InputSpec, description: dict[str, Any]
-) -> dict[str, Any]:
-    """bundle.json's seq2seq entries: the task, the two graphs and how they decode."""
-    del description["model"]  # two graphs instead
+def _describe_seq2seq(
+    description: dict[str, Any], run: Run, model: Seq2Seq, source: InputSpec
+) -> None:
+    """bundle.json of a seq2seq run, changed in place: the task, the two graphs instead of
+    `model`, and how they decode."""
+    del description["model"]
     longest_source = source.shape[0]
     longest_target = model.target_positions.max_length
     vocabulary = model.target_embedding.num_embeddings
@@ -220,29 +222,27 @@ def _seq2seq_entries(
         f"text written by beam search over decoder.onnx's next-token logits (batch, "
         f"target_length, {vocabulary})"
     )
-    return {
-        "task": "seq2seq",
-        "graphs": {
-            "encoder": {
-                "file": ENCODER_FILE,
-                "inputs": {source_input: f"source ids (batch, source_length <= {longest_source})"},
-                "outputs": {"memory": memory, "source_mask": mask},
-            },
-            "decoder": {
-                "file": DECODER_FILE,
-                "inputs": {
-                    "target": f"ids written so far (batch, target_length <= {longest_target}) "
-                    f"int64, the begin id ({BOS}) first",
-                    "memory": memory,
-                    "source_mask": mask,
-                },
-                "outputs": {"logits": f"(batch, target_length, {vocabulary}) float32"},
-            },
+    description["task"] = "seq2seq"
+    description["graphs"] = {
+        "encoder": {
+            "file": ENCODER_FILE,
+            "inputs": {source_input: f"source ids (batch, source_length <= {longest_source})"},
+            "outputs": {"memory": memory, "source_mask": mask},
         },
-        "decoding": {
-            "beam_size": int(getattr(run.config.model, "beam_size", 1)),
-            "max_new_tokens": steps(model),
-            "scores": "total log-probability; the best beam by total / length without end id",
-            "ids": {"pad": PAD, "begin": BOS, "end": EOS},
+        "decoder": {
+            "file": DECODER_FILE,
+            "inputs": {
+                "target": f"ids written so far (batch, target_length <= {longest_target}) int64, "
+                f"the begin id ({BOS}) first",
+                "memory": memory,
+                "source_mask": mask,
+            },
+            "outputs": {"logits": f"(batch, target_length, {vocabulary}) float32"},
         },
+    }
+    description["decoding"] = {
+        "beam_size": int(getattr(run.config.model, "beam_size", 1)),
+        "max_new_tokens": steps(model),
+        "scores": "total log-probability; the best beam by total / length without end id",
+        "ids": {"pad": PAD, "begin": BOS, "end": EOS},
     }
