@@ -243,3 +243,22 @@ def test_a_language_model_is_refused_in_one_line(tmp_path: Path) -> None:
     assert result.code == 2
     assert "explaining a language model is not supported yet" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_speed_benchmark_runs_in_tiny_mode() -> None:
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    result = subprocess.run(
+        [sys.executable, "benchmarks/explain_speed.py", "--tiny"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    row = json.loads(result.stdout.splitlines()[-1])
+    assert row["rows"] == 16 and row["megalith_rows_per_s"] > 0 and row["ratio"] > 0
+    assert row["completeness"]["rows_by_steps"]
