@@ -283,8 +283,9 @@ def explain(
     ] = None,
     steps: Annotated[int, typer.Option("--steps", help="ig: starting step count.")] = 50,
     internal_batch_size: Annotated[
-        int, typer.Option("--internal-batch-size", help="Most (row, step) pairs per pass.")
-    ] = 512,
+        int | None,
+        typer.Option("--internal-batch-size", help="Most (row, step) pairs per pass (memory)."),
+    ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Folder to write (default RUN/explain).")
     ] = None,

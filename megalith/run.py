@@ -229,7 +229,7 @@ class Run:
         target: str | None = None,
         output_name: str | None = None,
         steps: int = 50,
-        internal_batch_size: int = 512,
+        internal_batch_size: int | None = None,
         base_dir: str | Path | None = None,
     ) -> Explanations:
         """Attributions of the predictions for some rows to their input columns (words, pixels,

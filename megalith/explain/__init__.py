@@ -85,7 +85,7 @@ def explain_run(
     target: str | None = None,
     output_name: str | None = None,
     steps: int = 50,
-    internal_batch_size: int = 512,
+    internal_batch_size: int | None = None,
     base_dir: str | Path | None = None,
 ) -> Explanations:
     """Explain the run's prediction for `rows` rows of `data` (default: the first 50 of the
@@ -98,7 +98,8 @@ def explain_run(
         output_name: the output to explain when the run has several (default the first).
         steps: Integrated Gradients' starting step count (raised per row, up to 8x, until its
             completeness gap is at most 5%).
-        internal_batch_size: the most (row, step) pairs in one forward pass: bounds memory.
+        internal_batch_size: the most (row, step) pairs in one forward pass: bounds memory
+            (default: about 2 million attributed numbers per pass, 64 to 4,096 pairs).
 
     Raises:
         RunError: the method, output or target is unknown, or the family is not supported yet.
@@ -112,7 +113,7 @@ def explain_run(
             f"--method {method}: unknown{did_you_mean(method, METHODS)}; choose one of "
             f"{', '.join(METHODS)}"
         )
-    if steps < 1 or internal_batch_size < 1:
+    if steps < 1 or (internal_batch_size is not None and internal_batch_size < 1):
         raise RunError("--steps and --internal-batch-size must be at least 1")
     check_supported(run)
     explainer = Explainer(run, method, output_name, target, steps, internal_batch_size)

@@ -18,7 +18,13 @@ from megalith.explain.mapping import (
     valid_units,
     word_values,
 )
-from megalith.explain.methods import COMPLETENESS_GOAL, METHODS, attribute, output_at
+from megalith.explain.methods import (
+    COMPLETENESS_GOAL,
+    METHODS,
+    attribute,
+    automatic_batch_size,
+    output_at,
+)
 from megalith.explain.space import AttributedModel, InputSpace, input_spaces
 from megalith.explain.trust import deletion_curves, deletion_summary
 from megalith.models.blocks import FeatureModel
@@ -44,7 +50,7 @@ class Explainer:
         output_name: str | None,
         target: str | None,
         steps: int,
-        internal_batch_size: int,
+        internal_batch_size: int | None,
     ) -> None:
         self.run, self.method, self.steps = run, method, steps
         self.internal_batch_size = internal_batch_size
@@ -121,6 +127,8 @@ class Explainer:
         decoded = self.encoder.decode(outputs[self.output.name])
         target = self._target(decoded)
         spaces = input_spaces(model, self.specs, encoded)
+        if self.internal_batch_size is None:
+            self.internal_batch_size = automatic_batch_size(spaces)
         found = attribute(
             self.method,
             self.forward,

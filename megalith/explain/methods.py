@@ -36,6 +36,18 @@ SMALLEST_CHANGE = 0.01
 (else a gap of 1e-4 on a change of 1e-5 would count as 1,000%)."""
 
 
+NUMBERS_PER_PASS = 2**21
+"""The automatic internal batch size aims at this many attributed numbers per forward pass."""
+
+
+def automatic_batch_size(spaces: list[InputSpace]) -> int:
+    """(row, step) pairs per pass: NUMBERS_PER_PASS over one row's attributed numbers, kept
+    between 64 (a 224 x 224 colour image) and 4,096 (a table): bigger passes run faster on a
+    CPU (fewer, larger matrix products), smaller ones bound the memory of large inputs."""
+    per_row = sum(space.values[0].numel() for space in spaces)
+    return max(64, min(4096, NUMBERS_PER_PASS // max(per_row, 1)))
+
+
 @dataclass
 class Attributions:
     """Attributions for B rows: one tensor per input, shaped like its attributed tensor."""
