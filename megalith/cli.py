@@ -297,11 +297,14 @@ def explain(
     PNG maps and explain.html, with trust figures (completeness, deletion vs random)."""
     from megalith.explain import write_explanations
     from megalith.run import Run
+    from megalith.runs import RunDir
 
     try:
         ids = [int(i) for i in row_ids.split(",")] if row_ids else None
     except ValueError:
         _fail(f"--row-ids {row_ids}: give row numbers separated by commas, like 0,5,9")
+    if output is not None and RunDir(run).owns(output):
+        _fail(f"--output {output} is one of the run directory's own folders; choose another")
     loaded = Run.load(run)
     explanations = loaded.explain(
         data, rows=rows, row_ids=ids, method=method, target=target, output_name=output_name,

@@ -16,7 +16,9 @@ eight times the starting count; what is left over is reported, not hidden.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -109,6 +111,15 @@ def output_at(
     return out if target is None else out.gather(1, target.view(-1, 1)).squeeze(1)
 
 
+def _one_blas_thread() -> AbstractContextManager[Any]:
+    """numpy's BLAS limited to one thread. Captum computes the Gauss-Legendre nodes for each
+    step count with numpy (an eigenvalue problem): at 400 steps that took 2-5 s with two BLAS
+    threads on a busy 2-core machine, and 0.03 s with one. PyTorch's threads are not touched."""
+    from threadpoolctl import threadpool_limits  # a dependency of scikit-learn (train extra)
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def _integrated_gradients(
     forward: AttributedModel,
     spaces: list[InputSpace],
@@ -131,15 +142,16 @@ def _integrated_gradients(
     gap = torch.zeros(rows)
     todo = torch.arange(rows)
     for factor in STEP_FACTORS:
-        attributions, delta = integrated.attribute(
-            tuple(x[todo] for x in inputs),
-            baselines=tuple(b[todo] for b in baselines),
-            target=None if target is None else target[todo],
-            additional_forward_args=tuple(None if e is None else e[todo] for e in extras),
-            n_steps=steps * factor,
-            internal_batch_size=internal_batch_size,
-            return_convergence_delta=True,
-        )
+        with _one_blas_thread():
+            attributions, delta = integrated.attribute(
+                tuple(x[todo] for x in inputs),
+                baselines=tuple(b[todo] for b in baselines),
+                target=None if target is None else target[todo],
+                additional_forward_args=tuple(None if e is None else e[todo] for e in extras),
+                n_steps=steps * factor,
+                internal_batch_size=internal_batch_size,
+                return_convergence_delta=True,
+            )
         for kept, new in zip(result, attributions, strict=True):
             kept[todo] = new.detach().to(kept.dtype)
         used[todo] = steps * factor
