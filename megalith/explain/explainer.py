@@ -140,7 +140,12 @@ class Explainer:
         units = unit_values(spaces, found.values, self.method)
         columns = column_values(spaces, units)
         attributed, random = deletion_curves(
-            self.forward, spaces, target, units, valid_units(spaces)
+            self.forward,
+            spaces,
+            target,
+            units,
+            valid_units(spaces),
+            internal_batch_size=self.internal_batch_size,
         )
         explained = output_at(
             self.forward, tuple(s.values for s in spaces), tuple(s.extra for s in spaces), target

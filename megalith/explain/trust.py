@@ -29,19 +29,17 @@ def deletion_curves(
     scores: torch.Tensor,
     valid: torch.Tensor,
     *,
+    internal_batch_size: int = 512,
     seed: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The mean fall of the output (B,) when removing units in the order of `scores` (B, U),
-    highest first, and the same averaged over RANDOM_ORDERS random orders."""
+    highest first, and the same averaged over RANDOM_ORDERS random orders. Several removal
+    steps share a forward pass, up to `internal_batch_size` rows in all."""
     generator = torch.Generator().manual_seed(seed)
-    attributed = _area(forward, spaces, target, scores.double(), valid)
-    random = torch.stack(
-        [
-            _area(forward, spaces, target, torch.rand(scores.shape, generator=generator), valid)
-            for _ in range(RANDOM_ORDERS)
-        ]
-    ).mean(dim=0)
-    return attributed, random
+    orders = [scores.double()]
+    orders += [torch.rand(scores.shape, generator=generator) for _ in range(RANDOM_ORDERS)]
+    areas = [_area(forward, spaces, target, order, valid, internal_batch_size) for order in orders]
+    return areas[0], torch.stack(areas[1:]).mean(dim=0)
 
 
 def deletion_summary(attributed: torch.Tensor, random: torch.Tensor) -> dict[str, Any]:
@@ -69,20 +67,29 @@ def _area(
     target: torch.Tensor | None,
     scores: torch.Tensor,
     valid: torch.Tensor,
+    internal_batch_size: int,
 ) -> torch.Tensor:
     rows = scores.shape[0]
     ranked = scores.masked_fill(~valid, float("-inf"))  # padding is never removed
     rank = ranked.argsort(dim=1, descending=True).argsort(dim=1)  # (B, U) place in the order
     counts = valid.sum(dim=1)  # (B,)
     extras = tuple(space.extra for space in spaces)
-    inputs = tuple(space.values for space in spaces)
-    start = output_at(forward, inputs, extras, target)
+    start = output_at(forward, tuple(space.values for space in spaces), extras, target)
+    per_pass = max(1, internal_batch_size // max(rows, 1))
     falls = []
-    for fraction in FRACTIONS:
-        removed = rank < torch.round(fraction * counts).long().view(-1, 1)  # (B, U)
-        changed = tuple(_remove(space, removed, rows) for space in spaces)
-        falls.append(start - output_at(forward, changed, extras, target))
-    return torch.stack(falls, dim=1).mean(dim=1).double()  # (B,)
+    for first in range(0, len(FRACTIONS), per_pass):
+        fractions = FRACTIONS[first : first + per_pass]  # removal steps sharing one pass
+        removed = [rank < torch.round(f * counts).long().view(-1, 1) for f in fractions]
+        changed = tuple(torch.cat([_remove(s, r, rows) for r in removed]) for s in spaces)
+        repeat = len(fractions)
+        outputs = output_at(
+            forward,
+            changed,
+            tuple(None if e is None else e.repeat(repeat, *[1] * (e.dim() - 1)) for e in extras),
+            None if target is None else target.repeat(repeat),
+        )
+        falls.append(start.unsqueeze(0) - outputs.view(repeat, rows))  # (steps, B)
+    return torch.cat(falls).mean(dim=0).double()  # (B,)
 
 
 def _remove(space: InputSpace, removed: torch.Tensor, rows: int) -> torch.Tensor:
