@@ -102,8 +102,9 @@ def overlay_png(image: ImageMap, size: float = 3.0) -> bytes:
     else:
         axes.imshow(pixels[:, :, :3], interpolation="nearest")
     limit = float(np.abs(image.values).max()) or 1.0
+    opacity = 0.8 * np.abs(image.values) / limit  # where nothing is attributed, the image shows
     heat = axes.imshow(
-        image.values, cmap="bwr", vmin=-limit, vmax=limit, alpha=0.55, interpolation="nearest"
+        image.values, cmap="bwr", vmin=-limit, vmax=limit, alpha=opacity, interpolation="nearest"
     )
     figure.colorbar(heat, ax=axes, fraction=0.046, pad=0.04)
     axes.set_axis_off()
