@@ -262,3 +262,48 @@ def test_the_speed_benchmark_runs_in_tiny_mode() -> None:
     row = json.loads(result.stdout.splitlines()[-1])
     assert row["rows"] == 16 and row["megalith_rows_per_s"] > 0 and row["ratio"] > 0
     assert row["completeness"]["rows_by_steps"]
+
+
+def test_a_spike_s_step_gets_the_top_step_value_and_pieces_merge_into_words(
+    tmp_path: Path,
+) -> None:
+    """A sequence (CNN encoder) beside a WordPiece text that does not matter: the label says whether
+    step 7 spikes; the spike's step leads each spiking row, and the text comes back as words."""
+    rng = np.random.default_rng(0)
+    cells, notes, labels = [], [], []
+    for i in range(200):
+        values = rng.normal(0, 0.3, 12)
+        if i % 2:
+            values[7] += 4
+        cells.append(" ".join(f"{v:.3f}" for v in values))
+        notes.append(" ".join(rng.choice(["quickly", "jumping", "foxes", "lazy", "dogs"], 4)))
+        labels.append("spike" if i % 2 else "flat")
+    frame = pd.DataFrame({"series": cells, "note": notes, "label": labels})
+    frame.to_csv(tmp_path / "series.csv", index=False)
+    config = {
+        "data": {"source": str(tmp_path / "series.csv"), "split": {"val": 0.1, "test": 0.2}},
+        "inputs": [
+            {"name": "series", "type": "sequence", "encoder": {"kind": "cnn", "hidden": 8}},
+            {"name": "note", "type": "text", "tokenizer": "wordpiece", "vocab_size": 40},
+        ],
+        "outputs": [{"name": "label", "type": "category"}],
+        "model": {"arch": "mlp", "hidden": [16]},
+        "train": {"epochs": 10, "batch_size": 32, "optimizer": {"name": "adamw", "lr": 0.01}},
+    }
+    run = mg.train(config, output_dir=tmp_path / "run")
+    explanations = run.explain(rows=30)
+    assert explanations.importance["series"] > explanations.importance["note"]
+    spiking = [row for row in explanations.rows if row["explained"]["class"] == "spike"]
+    assert len(spiking) >= 5
+    for row in explanations.rows:
+        steps = row["sequence"]["series"]
+        assert len(steps) == 12
+        assert sum(steps) == pytest.approx(row["attributions"]["series"], abs=1e-5)
+        written = frame.loc[row["row"], "note"].split()
+        words = [word for word, _ in row["text"]["note"]]
+        # pieces past the fitted max_length were cut: the last word may be a word's beginning
+        assert words[:-1] == written[: len(words) - 1] and written[len(words) - 1].startswith(
+            words[-1]
+        )
+    for row in spiking:
+        assert int(np.argmax(row["sequence"]["series"])) == 7, row["sequence"]["series"]
