@@ -18,6 +18,8 @@ from megalith.explain import write_explanations
 pytestmark = pytest.mark.slow  # each module fixture trains a small model
 
 FILLER = ["the", "a", "cat", "dog", "sat", "ran", "on", "under", "big", "red", "house", "car"]
+QUICK = {"baselines": False}
+"""Train settings for these tests: no majority / linear baselines fitted after training."""
 PATCHES = {"left": (1, 1), "right": (5, 5)}
 """Where each image class's bright 2 x 2 patch sits (row, column of its top-left pixel)."""
 
@@ -58,7 +60,12 @@ def table_run(tmp_path_factory: pytest.TempPathFactory) -> mg.Run:
         "inputs": inputs,
         "outputs": [{"name": "label", "type": "category"}],
         "model": {"arch": "mlp", "hidden": [16]},
-        "train": {"epochs": 15, "batch_size": 32, "optimizer": {"name": "adamw", "lr": 0.01}},
+        "train": {
+            "epochs": 15,
+            "batch_size": 32,
+            "optimizer": {"name": "adamw", "lr": 0.01},
+            **QUICK,
+        },
     }
     return mg.train(config, output_dir=folder / "run")
 
@@ -115,7 +122,12 @@ def image_run(tmp_path_factory: pytest.TempPathFactory) -> mg.Run:
         "outputs": [{"name": "label", "type": "category"}],
         # a CNN's global pooling cannot tell where a patch is; the MLP sees every pixel
         "model": {"arch": "mlp", "hidden": [16]},
-        "train": {"epochs": 10, "batch_size": 16, "optimizer": {"name": "adamw", "lr": 0.01}},
+        "train": {
+            "epochs": 10,
+            "batch_size": 16,
+            "optimizer": {"name": "adamw", "lr": 0.01},
+            **QUICK,
+        },
     }
     return mg.train(config, output_dir=folder / "run")
 
@@ -155,7 +167,12 @@ def text_run(tmp_path_factory: pytest.TempPathFactory) -> mg.Run:
         "inputs": [{"name": "text", "type": "text", "embedding_dim": 16}],
         "outputs": [{"name": "label", "type": "category"}],
         "model": {"arch": "mlp", "hidden": [16]},
-        "train": {"epochs": 15, "batch_size": 32, "optimizer": {"name": "adamw", "lr": 0.01}},
+        "train": {
+            "epochs": 15,
+            "batch_size": 32,
+            "optimizer": {"name": "adamw", "lr": 0.01},
+            **QUICK,
+        },
     }
     return mg.train(config, output_dir=folder / "run")
 
@@ -236,7 +253,7 @@ def test_a_language_model_is_refused_in_one_line(tmp_path: Path) -> None:
         },
         "outputs": [{"name": "text", "type": "text", "tokenizer": "char", "vocab_size": 32}],
         "model": {"arch": "gpt", "context": 16, "layers": 1, "heads": 1, "dim": 16},
-        "train": {"epochs": 1, "batch_size": 8, "max_steps": 2},
+        "train": {"epochs": 1, "batch_size": 8, "max_steps": 2, **QUICK},
     }
     mg.train(config, output_dir=tmp_path / "lm")
     result = run_cli("explain", tmp_path / "lm")
@@ -288,7 +305,12 @@ def test_a_spike_s_step_gets_the_top_step_value_and_pieces_merge_into_words(
         ],
         "outputs": [{"name": "label", "type": "category"}],
         "model": {"arch": "mlp", "hidden": [16]},
-        "train": {"epochs": 10, "batch_size": 32, "optimizer": {"name": "adamw", "lr": 0.01}},
+        "train": {
+            "epochs": 10,
+            "batch_size": 32,
+            "optimizer": {"name": "adamw", "lr": 0.01},
+            **QUICK,
+        },
     }
     run = mg.train(config, output_dir=tmp_path / "run")
     explanations = run.explain(rows=30)
