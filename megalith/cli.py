@@ -10,7 +10,7 @@ import typer
 
 from megalith.cli_args import FILE_HINT, RunArg, RunOrBundleArg, fail
 from megalith.cli_init import init
-from megalith.cli_stages import export, serve
+from megalith.cli_stages import explain, export, serve
 from megalith.errors import MegalithError, cannot_write, missing_extra
 
 app = typer.Typer(
@@ -233,6 +233,7 @@ def merge(
 
 
 app.command()(export)
+app.command()(explain)
 app.command()(serve)
 
 

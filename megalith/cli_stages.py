@@ -1,4 +1,4 @@
-"""The commands of the stages that take a finished run: export and serve. Registered on the
+"""The commands of the stages that take a finished run: export, explain and serve. Registered on the
 app in megalith.cli; heavy imports stay inside each command."""
 
 from __future__ import annotations
@@ -104,3 +104,54 @@ def serve(
         timeout_s=timeout_s,
         allow_paths=allow_paths,
     )
+
+
+def explain(
+    run: RunArg,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Rows to explain (default: the test split).")
+    ] = None,
+    rows: Annotated[int | None, typer.Option("--rows", help="Explain the first N rows.")] = None,
+    row_ids: Annotated[
+        str | None, typer.Option("--row-ids", help="Explain these rows: 0,5,9 (0-based).")
+    ] = None,
+    method: Annotated[str, typer.Option("--method", help="ig, saliency or occlusion.")] = "ig",
+    target: Annotated[
+        str | None, typer.Option("--target", help="The class to explain (default: predicted).")
+    ] = None,
+    output_name: Annotated[
+        str | None, typer.Option("--output-name", help="The output to explain (default first).")
+    ] = None,
+    steps: Annotated[int, typer.Option("--steps", help="ig: starting step count.")] = 50,
+    internal_batch_size: Annotated[
+        int | None,
+        typer.Option("--internal-batch-size", help="Most (row, step) pairs per pass (memory)."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Folder to write (default RUN/explain).")
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace earlier explanations there.")
+    ] = False,
+) -> None:
+    """Attribute predictions to inputs (Captum) and write explanations.jsonl, summary.json,
+    PNG maps and explain.html, with trust figures (completeness, deletion vs random)."""
+    from megalith.explain import write_explanations
+    from megalith.run import Run
+    from megalith.runs import RunDir
+
+    try:
+        ids = [int(i) for i in row_ids.split(",")] if row_ids else None
+    except ValueError:
+        fail(f"--row-ids {row_ids}: give row numbers separated by commas, like 0,5,9")
+    if output is not None and RunDir(run).owns(output):
+        fail(f"--output {output} is one of the run directory's own folders; choose another")
+    loaded = Run.load(run)
+    explanations = loaded.explain(
+        data, rows=rows, row_ids=ids, method=method, target=target, output_name=output_name,
+        steps=steps, internal_batch_size=internal_batch_size,
+    )  # fmt: skip
+    folder = write_explanations(explanations, output or run / "explain", overwrite=overwrite)
+    trust = ", ".join(f"{k} {'passed' if v['passed'] else 'FAILED'}" for k, v in
+                      explanations.summary["trust"].items())  # fmt: skip
+    typer.echo(f"wrote {folder} ({len(explanations.rows)} rows; {trust})", err=True)

@@ -51,6 +51,7 @@ EXTRAS = {
     "serve": ("fastapi", "uvicorn"),
     "pretrained": ("transformers", "peft"),
     "tensorboard": ("tensorboard",),
+    "explain": ("captum",),
 }
 """The pip extra that installs each module a command may need (pyproject.toml)."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
@@ -44,6 +44,9 @@ from megalith.models.seq2seq import Seq2Seq, decode_in_batches, teacher_forcing
 from megalith.paths import resolved
 from megalith.runs import RunDir, check_weights_fit, read_safetensors_header
 from megalith.structured import parse_json
+
+if TYPE_CHECKING:
+    from megalith.explain import Explanations
 
 
 class Run:
@@ -232,6 +235,41 @@ class Run:
         from megalith.export import export_run
 
         return export_run(self, output, format=format, overwrite=overwrite, exporter=exporter)
+
+    def explain(
+        self,
+        data: pd.DataFrame | str | Path | None = None,
+        *,
+        rows: int | None = None,
+        row_ids: list[int] | None = None,
+        method: str = "ig",
+        target: str | None = None,
+        output_name: str | None = None,
+        steps: int = 50,
+        internal_batch_size: int | None = None,
+        base_dir: str | Path | None = None,
+    ) -> Explanations:
+        """Attributions of the predictions for some rows to their input columns (words, pixels,
+        steps), with trust figures; see megalith.explain.explain_run. `.summary`, `.rows`, and
+        megalith.explain.write_explanations(explanations, folder) writes them.
+
+        Raises:
+            RunError: unknown method, output or class, or a family explain does not take yet.
+        """
+        from megalith.explain import explain_run
+
+        return explain_run(
+            self,
+            data,
+            rows=rows,
+            row_ids=row_ids,
+            method=method,
+            target=target,
+            output_name=output_name,
+            steps=steps,
+            internal_batch_size=internal_batch_size,
+            base_dir=base_dir,
+        )
 
     def data_splits(self) -> tuple[Table, dict[str, pd.DataFrame]]:
         """The run's data source read again and split exactly as training split it."""

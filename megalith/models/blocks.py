@@ -152,7 +152,12 @@ class TextEncoder(InputEncoder):
             self.register_buffer("token_weights", weights, persistent=False)  # from the spec
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        x, mask = self.embedding(tokens), tokens != 0  # (B, L, D), (B, L)
+        return self.from_embeddings(self.embedding(tokens), tokens)
+
+    def from_embeddings(self, x: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """The rest of forward, given the token embeddings x (B, L, D) of `tokens` (B, L); the
+        explain stage attributes to x."""
+        mask = tokens != 0  # (B, L)
         if not self.weighted:
             return self.sequence(x, mask)  # (B, F)
         weights = self.token_weights[tokens] * mask  # (B, L); padding weighs 0
@@ -314,5 +319,9 @@ class FeatureModel(nn.Module):
             encoder(inputs[name])
             for name, encoder in zip(self.input_names, self.encoders, strict=True)
         ]  # each (B, F_i)
-        x = self.combiner(torch.cat(encoded, dim=-1))  # (B, H)
+        return self.decode_features(encoded)
+
+    def decode_features(self, encoded: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The outputs by name from each input's encoded features (B, F_i), in input order."""
+        x = self.combiner(torch.cat(list(encoded), dim=-1))  # (B, H)
         return {name: head(x) for name, head in zip(self.output_names, self.heads, strict=True)}

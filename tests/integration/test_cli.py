@@ -32,6 +32,7 @@ def test_help_is_fast_because_it_imports_nothing_heavy(cli: Cli) -> None:
         "predict",
         "generate",
         "merge",
+        "explain",
         "report",
         "compare",
         "init",

@@ -1,0 +1,174 @@
+"""`megalith explain RUN`: which inputs made the model predict what it did, by how much.
+
+    explanations = explain_run(Run.load("runs/tiny"), rows=50, method="ig")
+    write_explanations(explanations, "runs/tiny/explain")
+
+Captum computes every attribution (methods.py) in the space each input is attributed in
+(space.py: embeddings for ids, encoded values for the rest, each with its baseline); mapping.py
+turns them into one value per column, word, pixel or step, and trust.py checks them. Takes MLP,
+CNN and ResNet runs (FeatureModel) with category, binary or number outputs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from megalith.errors import DataError, RunError, did_you_mean
+from megalith.explain.output import write_explanations
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from torch import nn
+
+    from megalith.config import Config
+    from megalith.data.preprocess import Preprocessor
+    from megalith.data.sources import Table
+
+__all__ = ["Explanations", "ImageMap", "explain_run", "write_explanations"]
+
+DEFAULT_ROWS = 50
+ROWS_PER_PASS = 256
+"""Rows attributed together; Captum's internal batch size bounds the memory within a pass."""
+
+
+class Run(Protocol):
+    """What explain reads of a run: megalith.run.Run (not imported: Run.explain imports this)."""
+
+    path: Path
+    config: Config
+    preprocessor: Preprocessor
+    model: nn.Module
+
+    def data_splits(self) -> tuple[Table, dict[str, pd.DataFrame]]: ...
+
+    def read_table(self, path: str | Path, *, keep_text: bool = False) -> Table: ...
+
+
+@dataclass
+class ImageMap:
+    """One image input of one row: its pixels (C, H, W) uint8 and its attribution map (H, W)."""
+
+    row: Any
+    column: str
+    pixels: np.ndarray
+    values: np.ndarray
+
+
+@dataclass
+class Explanations:
+    """What explain_run found: one JSON object per row (explanations.jsonl), the summary
+    (summary.json: global importance, trust figures) and the image maps."""
+
+    rows: list[dict[str, Any]]
+    summary: dict[str, Any]
+    images: list[ImageMap] = field(default_factory=list)
+
+    @property
+    def importance(self) -> dict[str, float]:
+        """Mean |attribution| per input column over the explained rows, largest first."""
+        importance: dict[str, float] = self.summary["global_importance"]
+        return importance
+
+
+def explain_run(
+    run: Run,
+    data: pd.DataFrame | str | Path | None = None,
+    *,
+    rows: int | None = None,
+    row_ids: list[int] | None = None,
+    method: str = "ig",
+    target: str | None = None,
+    output_name: str | None = None,
+    steps: int = 50,
+    internal_batch_size: int | None = None,
+    base_dir: str | Path | None = None,
+) -> Explanations:
+    """Explain the run's prediction for `rows` rows of `data` (default: the first 50 of the
+    run's test split), or the rows at positions `row_ids` (0-based).
+
+    Args:
+        method: ig, saliency or occlusion (methods.py).
+        target: the class to explain (by name); default each row's predicted class. A number
+            output explains its predicted value.
+        output_name: the output to explain when the run has several (default the first).
+        steps: Integrated Gradients' starting step count (raised per row, up to 8x, until its
+            completeness gap is at most 5%).
+        internal_batch_size: the most (row, step) pairs in one forward pass: bounds memory
+            (default: about 2 million attributed numbers per pass, 64 to 4,096 pairs).
+
+    Raises:
+        RunError: the method, output or target is unknown, or the family is not supported yet.
+        DataError: the data cannot be read, or a row id is out of range.
+    """
+    from megalith.explain.explainer import Explainer
+    from megalith.explain.methods import METHODS
+
+    if method not in METHODS:
+        raise RunError(
+            f"--method {method}: unknown{did_you_mean(method, METHODS)}; choose one of "
+            f"{', '.join(METHODS)}"
+        )
+    if steps < 1 or (internal_batch_size is not None and internal_batch_size < 1):
+        raise RunError("--steps and --internal-batch-size must be at least 1")
+    check_supported(run)
+    explainer = Explainer(run, method, output_name, target, steps, internal_batch_size)
+    frame, folder, origin = _rows(run, data, rows, row_ids, base_dir)
+    started = time.perf_counter()
+    explanations = explainer.explain(frame, folder, origin, ROWS_PER_PASS)
+    explanations.summary["seconds"] = round(time.perf_counter() - started, 3)
+    return explanations
+
+
+def check_supported(run: Run) -> None:
+    """Raise RunError in one line when explain does not take the run's model family yet."""
+    from megalith.config import is_language_model
+    from megalith.models.blocks import FeatureModel
+
+    if isinstance(run.model, FeatureModel):
+        return
+    what = "a language model" if is_language_model(run.config) else None
+    raise RunError(
+        f"{run.path}: explaining {what or f'a model.arch {run.config.model.arch} run'} is not "
+        "supported yet; explain takes mlp, cnn and resnet runs (tables, images, text, sequences)"
+    )
+
+
+def _rows(
+    run: Run,
+    data: pd.DataFrame | str | Path | None,
+    rows: int | None,
+    row_ids: list[int] | None,
+    base_dir: str | Path | None,
+) -> tuple[pd.DataFrame, Path | None, str]:
+    """The rows to explain, the folder image paths resolve against, and where they came from."""
+    import pandas as pd
+
+    if rows is not None and row_ids is not None:
+        raise RunError("--rows and --row-ids: give one of them, not both")
+    if rows is not None and rows < 1:
+        raise RunError(f"--rows {rows}: explain at least one row")
+    if data is None:
+        table, splits = run.data_splits()
+        split = next((s for s in ("test", "val", "train") if len(splits.get(s, ())) > 0), "test")
+        frame, folder, origin = splits[split], table.base_dir, f"{table.origin} ({split} split)"
+    elif isinstance(data, pd.DataFrame):
+        frame, origin = data, "data frame"
+        folder = Path(base_dir) if base_dir is not None else Path.cwd()
+    else:
+        table = run.read_table(data)
+        frame, folder, origin = table.frame, table.base_dir, table.origin
+    if row_ids is not None:
+        bad = [i for i in row_ids if not 0 <= i < len(frame)]
+        if bad:
+            raise DataError(
+                f"{origin}: --row-ids {bad[0]} is out of range; it has rows 0 to {len(frame) - 1}"
+            )
+        return frame.iloc[row_ids], folder, origin
+    if len(frame) == 0:
+        raise DataError(f"{origin}: no rows to explain")
+    return frame.iloc[: rows or DEFAULT_ROWS], folder, origin

@@ -1,0 +1,301 @@
+"""The explain loop: encode rows, choose the explained class, attribute, map back, check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from megalith.errors import RunError, did_you_mean
+from megalith.explain.mapping import (
+    column_values,
+    pixel_map,
+    text_words,
+    unit_ranges,
+    unit_values,
+    valid_units,
+    word_values,
+)
+from megalith.explain.methods import (
+    COMPLETENESS_GOAL,
+    METHODS,
+    attribute,
+    automatic_batch_size,
+    output_at,
+)
+from megalith.explain.space import AttributedModel, InputSpace, input_spaces
+from megalith.explain.trust import deletion_curves, deletion_summary
+from megalith.models.blocks import FeatureModel
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from megalith.explain import Explanations, ImageMap, Run
+
+BASELINES = (
+    "number 0 (a standardised number's train mean), binary the negative value, category the "
+    "unknown value's embedding, text the padding embedding (zeros), image black, sequence 0"
+)
+
+
+class Explainer:
+    """Explains one output of a run with one method (see explain_run for the arguments)."""
+
+    def __init__(
+        self,
+        run: Run,
+        method: str,
+        output_name: str | None,
+        target: str | None,
+        steps: int,
+        internal_batch_size: int | None,
+    ) -> None:
+        self.run, self.method, self.steps = run, method, steps
+        self.internal_batch_size = internal_batch_size
+        preprocessor = run.preprocessor
+        names = [spec.name for spec in preprocessor.output_specs]
+        name = output_name or names[0]
+        if name not in names:
+            raise RunError(
+                f"--output-name {name}: the run has no such output{did_you_mean(name, names)}; "
+                f"its outputs: {', '.join(names)}"
+            )
+        self.index = names.index(name)
+        self.output = preprocessor.output_specs[self.index]
+        self.encoder: Any = preprocessor.outputs[self.index]
+        self.classes = _classes(self.encoder, self.output.type)
+        self.target = target
+        if target is not None:
+            if self.output.type == "number":
+                raise RunError(
+                    f"--target {target}: output '{name}' is a number, explained by its predicted "
+                    "value; leave --target out"
+                )
+            if target not in [str(c) for c in self.classes]:
+                known = [str(c) for c in self.classes]
+                raise RunError(
+                    f"--target {target}: not a class of output '{name}'"
+                    f"{did_you_mean(target, known)}; its classes: {', '.join(known[:20])}"
+                )
+        self.specs = preprocessor.input_specs
+        assert isinstance(run.model, FeatureModel)  # check_supported said so
+        self.model = run.model.eval()
+        self.forward = AttributedModel(self.model, self.specs, self.output).eval()
+
+    def explain(
+        self, frame: pd.DataFrame, base_dir: Path | None, origin: str, rows_per_pass: int
+    ) -> Explanations:
+        from megalith.explain import Explanations
+
+        rows: list[dict[str, Any]] = []
+        images: list[ImageMap] = []
+        columns, gaps, used, attributed, random = [], [], [], [], []
+        for start in range(0, len(frame), rows_per_pass):
+            part = frame.iloc[start : start + rows_per_pass]
+            encoded = self.run.preprocessor.encode_inputs(part, base_dir=base_dir, origin=origin)
+            found = self._explain_pass(part, encoded, rows, images)
+            columns.append(found["columns"])
+            attributed.append(found["attributed"])
+            random.append(found["random"])
+            if found["gap"] is not None:
+                gaps.append(found["gap"])
+                used.append(found["steps"])
+        summary = self._summary(
+            origin,
+            np.concatenate(columns),
+            torch.cat(attributed),
+            torch.cat(random),
+            torch.cat(gaps) if gaps else None,
+            torch.cat(used) if used else None,
+        )
+        return Explanations(rows, summary, images)
+
+    def _explain_pass(
+        self,
+        part: pd.DataFrame,
+        encoded: dict[str, np.ndarray],
+        rows: list[dict[str, Any]],
+        images: list[ImageMap],
+    ) -> dict[str, Any]:
+        from megalith.explain import ImageMap
+
+        model = self.model
+        with torch.no_grad():
+            outputs = model({k: torch.as_tensor(v) for k, v in encoded.items()})
+        decoded = self.encoder.decode(outputs[self.output.name])
+        target = self._target(decoded)
+        spaces = input_spaces(model, self.specs, encoded)
+        if self.internal_batch_size is None:
+            self.internal_batch_size = automatic_batch_size(spaces)
+        found = attribute(
+            self.method,
+            self.forward,
+            spaces,
+            target,
+            steps=self.steps,
+            internal_batch_size=self.internal_batch_size,
+        )
+        units = unit_values(spaces, found.values, self.method)
+        columns = column_values(spaces, units)
+        attributed, random = deletion_curves(
+            self.forward,
+            spaces,
+            target,
+            units,
+            valid_units(spaces),
+            internal_batch_size=self.internal_batch_size,
+        )
+        explained = output_at(
+            self.forward, tuple(s.values for s in spaces), tuple(s.extra for s in spaces), target
+        )
+        for i, label in enumerate(part.index):
+            row = {
+                "row": _plain(label),
+                "prediction": {key: _plain(value[i]) for key, value in decoded.items()},
+                "explained": {
+                    "output": self.output.name,
+                    **(
+                        {"class": _plain(self.classes[int(target[i])])}
+                        if target is not None
+                        else {}
+                    ),
+                    "value": float(explained[i]),
+                },
+                "attributions": {
+                    spec.name: float(columns[i, j]) for j, spec in enumerate(self.specs)
+                },
+                "deletion": {
+                    "area_attributed": float(attributed[i]),
+                    "area_random": float(random[i]),
+                },
+            }
+            if found.gap is not None and found.steps is not None:
+                row["integrated_gradients"] = {
+                    "steps": int(found.steps[i]),
+                    "completeness_gap": float(found.gap[i]),
+                }
+            row.update(self._details(part, i, spaces, units, found.values))
+            rows.append(row)
+        for space, attribution in zip(spaces, found.values, strict=True):
+            if space.spec.type == "image":
+                maps = pixel_map(attribution, self.method)
+                pixels = space.values.round().clamp(0, 255).to(torch.uint8).numpy()
+                images.extend(
+                    ImageMap(_plain(label), space.spec.name, pixels[i], maps[i])
+                    for i, label in enumerate(part.index)
+                )
+        return {
+            "columns": columns,
+            "attributed": attributed,
+            "random": random,
+            "gap": found.gap,
+            "steps": found.steps,
+        }
+
+    def _target(self, decoded: dict[str, Any]) -> torch.Tensor | None:
+        """(B,) class indices to explain: the chosen class, or each row's predicted one."""
+        if self.output.type == "number":
+            return None
+        labels = [str(c) for c in self.classes]
+        chosen = decoded[self.output.name] if self.target is None else None
+        picks = [labels.index(str(c)) for c in chosen] if chosen is not None else None
+        count = len(decoded[self.output.name])
+        if picks is None:
+            picks = [labels.index(str(self.target))] * count
+        return torch.tensor(picks, dtype=torch.long)
+
+    def _details(
+        self,
+        part: pd.DataFrame,
+        i: int,
+        spaces: list[InputSpace],
+        units: torch.Tensor,
+        attributions: list[torch.Tensor],
+    ) -> dict[str, Any]:
+        """A row's words (text) and steps (sequence): {"text": {col: [[word, value], ...]}}."""
+        details: dict[str, dict[str, Any]] = {}
+        for (start, end), space, encoder in zip(
+            unit_ranges(spaces), spaces, self.run.preprocessor.inputs, strict=True
+        ):
+            name, kind = space.spec.name, space.spec.type
+            values = units[i, start:end].numpy()
+            if kind == "text":
+                cell = part[name].iloc[i]
+                text = "" if not isinstance(cell, str) else cell
+                words = text_words(encoder.tokenizer, text, end - start)  # type: ignore[attr-defined]
+                pairs = word_values(words, values)
+                details.setdefault("text", {})[name] = [[w, v] for w, v in pairs]
+            elif kind == "sequence":
+                real = space.valid[i].numpy()
+                details.setdefault("sequence", {})[name] = [float(v) for v in values[real]]
+        return details
+
+    def _summary(
+        self,
+        origin: str,
+        columns: np.ndarray,
+        attributed: torch.Tensor,
+        random: torch.Tensor,
+        gaps: torch.Tensor | None,
+        used: torch.Tensor | None,
+    ) -> dict[str, Any]:
+        importance = np.abs(columns).mean(axis=0)
+        order = np.argsort(-importance, kind="stable")
+        trust: dict[str, Any] = {"deletion": deletion_summary(attributed, random)}
+        if gaps is not None and used is not None:
+            trust["completeness"] = _completeness(gaps, used)
+        return {
+            "run": str(self.run.path),
+            "data": origin,
+            "rows": len(columns),
+            "method": self.method,
+            "method_name": METHODS[self.method],
+            "output": self.output.name,
+            "output_type": self.output.type,
+            "target": self.target
+            if self.target is not None
+            else ("the predicted value" if self.output.type == "number" else "the predicted class"),
+            "units": "logits" if self.output.type != "number" else f"{self.output.name} units",
+            "baselines": BASELINES,
+            "steps": self.steps if self.method == "ig" else None,
+            "internal_batch_size": self.internal_batch_size,
+            "global_importance": {self.specs[j].name: float(importance[j]) for j in order},
+            "trust": trust,
+        }
+
+
+def _completeness(gaps: torch.Tensor, used: torch.Tensor) -> dict[str, Any]:
+    worst = float(gaps.max())
+    passed = worst <= COMPLETENESS_GOAL
+    steps = {str(int(s)): int((used == s).sum()) for s in used.unique()}
+    return {
+        "goal": COMPLETENESS_GOAL,
+        "gap_max": worst,
+        "gap_median": float(gaps.median()),
+        "rows_within_goal": float((gaps <= COMPLETENESS_GOAL).double().mean()),
+        "rows_by_steps": steps,
+        "passed": passed,
+        "note": (
+            "every row's attributions sum to f(x) - f(baseline) within 5%"
+            if passed
+            else f"some rows miss completeness after {int(used.max())} steps (worst gap "
+            f"{worst:.1%}); their attributions are approximate"
+        ),
+    }
+
+
+def _classes(encoder: Any, kind: str) -> list[Any]:
+    if kind == "category":
+        return list(encoder.classes)
+    if kind == "binary":
+        return [encoder.codec.negative, encoder.codec.positive]
+    return []
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-safe Python value from a numpy / pandas scalar."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -1,0 +1,117 @@
+"""explain.html: the explanations as one self-contained page (no script, no outside URL)."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import TYPE_CHECKING, Any
+
+from megalith.evaluate.html import data_uri, format_number, slug
+
+if TYPE_CHECKING:
+    from megalith.explain import Explanations, ImageMap
+
+ROWS_SHOWN = 50
+"""Rows shown one by one in the page; explanations.jsonl holds them all."""
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;color:#222}
+table{border-collapse:collapse;margin:.5em 0}td,th{padding:2px 8px;text-align:left}
+.bar{display:inline-block;height:.8em;background:#c33}.neg{background:#36c}
+.row{border-top:1px solid #ccc;padding:.5em 0}.words span{padding:1px 2px;border-radius:3px}
+.pass{color:#080}.fail{color:#b00}
+"""
+
+
+def explain_page(explanations: Explanations, pngs: dict[str, bytes]) -> str:
+    """The page: summary, trust figures, global importance, then each row."""
+    summary = explanations.summary
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
+        "img-src data:; style-src 'unsafe-inline'\">",
+        f"<title>Explanations: {escape(str(summary['run']))}</title>",
+        f"<style>{_STYLE}</style></head><body>",
+        f"<h1>Why the model predicted what it did: {escape(str(summary['output']))}</h1>",
+        f"<p>{escape(summary['method_name'])}, {summary['rows']} rows of "
+        f"{escape(str(summary['data']))}; explaining {escape(str(summary['target']))}, "
+        f"in {escape(str(summary['units']))}. Baselines: {escape(summary['baselines'])}.</p>",
+        _trust(summary["trust"]),
+        "<h2>Global importance (mean |attribution| per column)</h2>",
+        _bars(summary["global_importance"]),
+    ]
+    by_row: dict[str, list[str]] = {}
+    for image in explanations.images:
+        name = image_name(image)
+        tag = f"<img alt='{escape(name)}' src='{data_uri(pngs[name])}'>"
+        by_row.setdefault(str(image.row), []).append(tag)
+    parts.append("<h2>Rows</h2>")
+    for row in explanations.rows[:ROWS_SHOWN]:
+        parts.append(_row(row, by_row.get(str(row["row"]), [])))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def image_name(image: ImageMap) -> str:
+    """images/ROW-COLUMN.png, safe as a file name."""
+    return f"images/{slug(str(image.row))}-{slug(image.column)}.png"
+
+
+def _trust(trust: dict[str, Any]) -> str:
+    items = []
+    for name, figures in trust.items():
+        verdict = "pass" if figures["passed"] else "fail"
+        numbers = ", ".join(
+            f"{key} {format_number(value)}"
+            for key, value in figures.items()
+            if isinstance(value, float)
+        )
+        items.append(
+            f"<li><b>{escape(name)}</b> <span class='{verdict}'>{verdict}</span>: "
+            f"{escape(figures['note'])} ({escape(numbers)})</li>"
+        )
+    return "<h2>Trust</h2><ul>" + "".join(items) + "</ul>"
+
+
+def _bars(values: dict[str, float]) -> str:
+    largest = max((abs(v) for v in values.values()), default=0.0) or 1.0
+    rows = []
+    for name, value in values.items():
+        width = round(150 * abs(value) / largest)
+        sign = "" if value >= 0 else " neg"
+        rows.append(
+            f"<tr><td>{escape(name)}</td><td>{format_number(value)}</td>"
+            f"<td><span class='bar{sign}' style='width:{width}px'></span></td></tr>"
+        )
+    return "<table>" + "".join(rows) + "</table>"
+
+
+def _words(pairs: list[list[Any]]) -> str:
+    largest = max((abs(v) for _, v in pairs), default=0.0) or 1.0
+    spans = []
+    for word, value in pairs:
+        strength = min(1.0, abs(value) / largest)
+        colour = "204,51,51" if value >= 0 else "51,102,204"
+        spans.append(
+            f"<span title='{format_number(value)}' "
+            f"style='background:rgba({colour},{strength:.2f})'>{escape(str(word))}</span>"
+        )
+    return "<p class='words'>" + " ".join(spans) + "</p>"
+
+
+def _row(row: dict[str, Any], images: list[str]) -> str:
+    explained = row["explained"]
+    what = explained.get("class", "the predicted value")
+    parts = [
+        f"<div class='row'><h3>Row {escape(str(row['row']))}</h3>",
+        f"<p>Explaining {escape(str(explained['output']))} = {escape(str(what))} "
+        f"(output {format_number(explained['value'])})</p>",
+        _bars(row["attributions"]),
+    ]
+    for column, pairs in row.get("text", {}).items():
+        parts.append(f"<p>{escape(column)}:</p>{_words(pairs)}")
+    for column, steps in row.get("sequence", {}).items():
+        shown = ", ".join(format_number(v) for v in steps[:60])
+        parts.append(f"<p>{escape(column)} by step: {shown}</p>")
+    parts.extend(images)
+    parts.append("</div>")
+    return "\n".join(parts)
