@@ -15,13 +15,13 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from megalith.errors import RunError, cannot_write
+from megalith.errors import cannot_write
+from megalith.stage_folder import check_output_folder, move_into_place, temporary_folder
 
 if TYPE_CHECKING:
     from megalith.explain import Explanations, ImageMap
@@ -43,11 +43,10 @@ def write_explanations(
     from megalith.explain.page import explain_page, image_name
 
     target = Path(folder)
-    _check_target(target, overwrite)
-    try:
-        temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    except OSError as error:
-        raise cannot_write(target, error, "choose a writable --output folder") from error
+    check_output_folder(
+        target, overwrite, markers=[SUMMARY_FILE, ROWS_FILE], holds="explanations", replace="them"
+    )
+    temporary = temporary_folder(target)
     try:
         pngs = {image_name(image): overlay_png(image) for image in explanations.images}
         if pngs:
@@ -60,33 +59,12 @@ def write_explanations(
         (temporary / SUMMARY_FILE).write_text(summary, encoding="utf-8")
         page = explain_page(explanations, pngs)
         (temporary / PAGE_FILE).write_text(page, encoding="utf-8")
-        temporary.chmod(0o755)
-        if target.exists():
-            shutil.rmtree(target)
-        temporary.rename(target)
+        move_into_place(temporary, target)
     except OSError as error:
         raise cannot_write(target, error, "choose a writable --output folder") from error
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
     return target
-
-
-def _check_target(target: Path, overwrite: bool) -> None:
-    """The folder must be new, empty, or (with overwrite) an earlier explanation."""
-    if not target.exists():
-        if not target.parent.is_dir():
-            raise RunError(f"--output {target}: its folder {target.parent} does not exist")
-        return
-    if not target.is_dir():
-        raise RunError(f"--output {target} is a file; choose a folder")
-    if not any(target.iterdir()):
-        return
-    if not (target / SUMMARY_FILE).is_file() or not (target / ROWS_FILE).is_file():
-        raise RunError(f"--output {target} holds other files; choose a new or empty folder")
-    if not overwrite:
-        raise RunError(
-            f"--output {target} already holds explanations; pass --overwrite to replace them"
-        )
 
 
 def overlay_png(image: ImageMap, size: float = 3.0) -> bytes:

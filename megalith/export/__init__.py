@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from megalith.data.specs import InputSpec
 from megalith.errors import RunError, cannot_write
+from megalith.runtime.bundle import DESCRIPTION_FILE
+from megalith.stage_folder import check_output_folder, move_into_place, temporary_folder
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -80,11 +80,13 @@ def export_run(
         raise RunError(f"--exporter {exporter}: unknown; choose {' or '.join(EXPORTERS)}")
     check_supported(run)
     target = Path(output) if output is not None else run.path / "bundle"
-    _check_target(target, overwrite)
+    check_output_folder(
+        target, overwrite, markers=[DESCRIPTION_FILE], holds="a bundle", replace="it"
+    )
     seq2seq = isinstance(run.model, Seq2Seq)
     if seq2seq and exporter != "dynamo":
         raise RunError(f"--exporter {exporter}: a seq2seq run exports with dynamo only")
-    folder = _temporary_folder(target)
+    folder = temporary_folder(target)
     try:
         if seq2seq:
             from megalith.export.seq2seq import write_seq2seq_bundle
@@ -92,7 +94,7 @@ def export_run(
             write_seq2seq_bundle(run, BundleFiles(folder))
         else:
             _write_one_graph(run, BundleFiles(folder), exporter)
-        _move_into_place(folder, target)
+        move_into_place(folder, target)
     except OSError as error:
         raise cannot_write(target, error, "choose a writable --output folder") from error
     finally:
@@ -156,24 +158,6 @@ def _exportable(model: nn.Module) -> nn.Module:
     return without_packing(model)
 
 
-def _check_target(target: Path, overwrite: bool) -> None:
-    """The output must be new, empty, or (with overwrite) an earlier bundle."""
-    if not target.exists():
-        if not target.parent.is_dir():
-            raise RunError(f"--output {target}: its folder {target.parent} does not exist")
-        return
-    if not target.is_dir():
-        raise RunError(f"--output {target} is a file; choose a folder")
-    if not any(target.iterdir()):
-        return
-    from megalith.runtime.bundle import DESCRIPTION_FILE
-
-    if not (target / DESCRIPTION_FILE).is_file():
-        raise RunError(f"--output {target} holds other files; choose a new or empty folder")
-    if not overwrite:
-        raise RunError(f"--output {target} already holds a bundle; pass --overwrite to replace it")
-
-
 def graph_input_specs(run: Run) -> list[InputSpec]:
     """The graph's inputs: the preprocessor's, or a language model's window of token ids
     (named as its text column, up to `context` tokens)."""
@@ -207,22 +191,3 @@ def _check_rows(run: Run, specs: list[InputSpec]) -> tuple[list[Any], str]:
         if len(encoded[specs[0].name]) > 0:
             return [encoded[s.name] for s in specs], split
     raise RunError(f"{run.path}: the run's data has no rows to check the export on")
-
-
-def _temporary_folder(target: Path) -> Path:
-    """A new folder beside `target`, readable as an ordinary folder is (mkdtemp makes it 0700)."""
-    try:
-        folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        umask = os.umask(0)
-        os.umask(umask)
-        folder.chmod(0o777 & ~umask)
-        return folder
-    except OSError as error:
-        raise cannot_write(target, error, "choose a writable --output folder") from error
-
-
-def _move_into_place(folder: Path, target: Path) -> None:
-    """Replace `target` (absent, empty, or an earlier bundle checked by _check_target)."""
-    if target.exists():
-        shutil.rmtree(target)
-    folder.rename(target)
