@@ -88,7 +88,7 @@ class Run:
         tensors = self.preprocessor.transform(
             frame, base_dir=base_dir, origin=origin, with_targets=False
         )
-        outputs = self._forward(tensors)
+        outputs = self.forward_table(tensors)
         predictions = self.preprocessor.decode(outputs)
         predictions.index = frame.index[: len(predictions)]
         return predictions
@@ -263,12 +263,15 @@ class Run:
             self.model.cpu()
         if isinstance(self.model, Seq2Seq):  # what decoding writes, against the references
             name = self.model.name
-            written = self.preprocessor.decode(self._forward(tensors))[name].tolist()
+            written = self.preprocessor.decode(self.forward_table(tensors))[name].tolist()
             references = self.preprocessor.decode({name: tensors.targets[name]})[name].tolist()
             scores.update(generation_metrics(written, references))
         return scores
 
-    def _forward(self, tensors: TensorTable) -> dict[str, torch.Tensor]:
+    def forward_table(self, tensors: TensorTable) -> dict[str, torch.Tensor]:
+        """The model's raw outputs (logits, standardised values; a seq2seq model's written
+        ids) for encoded rows, by output name, in fp32 on the CPU: `predict` between
+        `Preprocessor.transform` and `Preprocessor.decode`."""
         from megalith.batching import forward_in_batches
 
         device, dtype = self._device()
