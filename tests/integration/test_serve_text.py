@@ -50,19 +50,25 @@ def text_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder / "run"
 
 
+LONG = " ".join(["wave", "rock"] * 12)  # 24 words
+GROUPED = ["wave"] * 10 + [LONG, "reef " + LONG]
+"""Ten one-word texts and two long ones: worth two calls of the model, at 1 and 25 tokens."""
+
+
 @pytest.mark.parametrize("kind", ["torch", "onnx"])
-def test_a_batch_runs_at_its_longest_text_and_answers_like_predict(
-    text_run: Path, kind: str
+@pytest.mark.parametrize(("texts", "widths"), [(TEXTS, [7]), (GROUPED, [1, 25])])
+def test_a_batch_runs_at_the_length_its_texts_use_and_answers_like_predict(
+    text_run: Path, kind: str, texts: list[str | None], widths: list[int]
 ) -> None:
     backend = load_backend(text_run, kind)  # type: ignore[arg-type]
     forward = BatchForward(backend, None)
     assert forward.cut == ["text"]
-    widths: list[int] = []
+    seen_widths: list[int] = []
     if kind == "torch":
         run, inner = backend.run, backend.run.forward_table
 
         def seen(tensors: Any) -> Any:
-            widths.append(tensors.inputs["text"].shape[1])
+            seen_widths.append(tensors.inputs["text"].shape[1])
             return inner(tensors)
 
         run.forward_table = seen
@@ -71,13 +77,13 @@ def test_a_batch_runs_at_its_longest_text_and_answers_like_predict(
         graph = bundle.run_graph
 
         def seen_graph(arrays: Any, batch_size: int) -> Any:
-            widths.append(arrays[0].shape[1])
+            seen_widths.append(arrays[0].shape[1])
             return graph(arrays, batch_size)
 
         bundle.run_graph = seen_graph
-    frame = pd.DataFrame({"text": TEXTS})
+    frame = pd.DataFrame({"text": texts})
     columns = forward(frame)
-    assert widths == [7]  # the longest text's 7 words (+ nothing): not the fitted 32
+    assert sorted(seen_widths) == widths  # not the fitted 32
     expected = backend.predictor.predict(frame)
     assert list(columns) == list(expected.columns)
     assert list(columns["label"]) == expected["label"].tolist()
