@@ -269,13 +269,17 @@ class Preprocessor:
     def decode(self, outputs: dict[str, torch.Tensor] | dict[str, np.ndarray]) -> pd.DataFrame:
         """Model outputs -> one column of predictions per output (named as the output), plus
         `{name}_prob_{value}` columns for category and binary outputs."""
+        return pd.DataFrame(self.decode_columns(outputs))
+
+    def decode_columns(self, outputs: dict[str, Any]) -> dict[str, Any]:
+        """`decode`'s columns, name -> a list or 1-D array of rows, before any DataFrame."""
         columns: dict[str, Any] = {}
         for encoder in self.outputs:
             name = _name(encoder.config)
             if name not in outputs:
                 raise KeyError(f"model outputs lack '{name}' (got: {', '.join(outputs)})")
             columns.update(encoder.decode(outputs[name]))
-        return pd.DataFrame(columns)
+        return columns
 
     def to_json(self) -> dict[str, Any]:
         """The configs and fitted states, as plain JSON values."""

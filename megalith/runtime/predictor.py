@@ -60,6 +60,17 @@ class Bundle:
     def output_names(self) -> list[str]:
         return [entry["name"] for entry in self.description["outputs"]]
 
+    @property
+    def free_length_inputs(self) -> list[str]:
+        """The inputs the graph takes at any length up to the fitted one (text and number
+        sequences, except through a plain rnn encoder): bundle.json gives their shape as
+        ["batch", "length <= N", ...]."""
+        return [
+            entry["name"]
+            for entry in self.description["inputs"]
+            if len(entry.get("shape", ())) > 1 and str(entry["shape"][1]).startswith("length")
+        ]
+
     def predict(
         self,
         data: pd.DataFrame | str | Path,

@@ -16,15 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from megalith.errors import DataError
+from megalith.serving.answers import json_rows
 from megalith.serving.backend import Backend
 from megalith.serving.batcher import DynamicBatcher, QueueFull
+from megalith.serving.forward import BatchForward
 from megalith.serving.images import ImageDecoder
 from megalith.serving.schema import GenerateRequest, predict_request, row_model
 
@@ -55,8 +56,15 @@ class ServeSettings:
 
 def build_app(backend: Backend, settings: ServeSettings) -> FastAPI:
     """A FastAPI app serving `backend` with `settings`."""
-    batcher = DynamicBatcher(
-        lambda frame: backend.predictor.predict(frame, base_dir=settings.allow_paths),
+    images = ImageDecoder(backend.predictor.preprocessor, settings.allow_paths)
+    forward = BatchForward(backend, settings.allow_paths)
+
+    def predict_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One batch, in the worker thread: its frame, predictions and JSON rows, built once."""
+        return json_rows(forward(images.frame(records)))
+
+    batcher: DynamicBatcher[dict[str, Any], dict[str, Any]] = DynamicBatcher(
+        predict_rows,
         max_batch_size=settings.max_batch_size,
         max_wait_ms=settings.max_wait_ms,
         max_queue=settings.max_queue,
@@ -91,25 +99,26 @@ def build_app(backend: Backend, settings: ServeSettings) -> FastAPI:
     if backend.language_model:
         _add_generate(app, backend)
     else:
-        _add_predict(app, backend, settings, batcher)
+        _add_predict(app, backend, settings, batcher, images)
     return app
 
 
 def _add_predict(
-    app: FastAPI, backend: Backend, settings: ServeSettings, batcher: DynamicBatcher
+    app: FastAPI,
+    backend: Backend,
+    settings: ServeSettings,
+    batcher: DynamicBatcher[dict[str, Any], dict[str, Any]],
+    images: ImageDecoder,
 ) -> None:
     row = row_model(backend.input_columns(), image_paths=settings.allow_paths is not None)
     request_model = predict_request(row, settings.max_rows)
-    images = ImageDecoder(backend.predictor.preprocessor, settings.allow_paths)
 
-    async def predict(body: request_model) -> dict[str, Any]:  # type: ignore[valid-type]
+    async def predict(body: request_model) -> JSONResponse:  # type: ignore[valid-type]
         records = [r.model_dump(by_alias=True) for r in body.rows]  # type: ignore[attr-defined]
         try:
             if images.limits:  # base64 images decode in a thread, off the event loop
-                frame = await run_in_threadpool(images.frame, records)
-            else:
-                frame = images.frame(records)
-            predicted = await asyncio.wait_for(batcher.submit(frame), settings.timeout_s)
+                records = await run_in_threadpool(images.decode, records)
+            predicted = await asyncio.wait_for(batcher.submit(records), settings.timeout_s)
         except QueueFull:
             raise HTTPException(503, "the server is busy: too many requests waiting") from None
         except TimeoutError:
@@ -118,7 +127,8 @@ def _add_predict(
             ) from None
         except DataError as error:
             raise HTTPException(422, _request_rows(str(error))) from None
-        return {"predictions": _records(predicted)}
+        # rows of plain values already: JSONResponse renders them without FastAPI's encoder
+        return JSONResponse({"predictions": predicted})
 
     predict.__annotations__["body"] = request_model
     app.post("/predict", summary="Predict rows (the same columns `megalith predict` writes)")(
@@ -192,18 +202,12 @@ async def _validation_error(request: Request, error: RequestValidationError) -> 
     return JSONResponse({"detail": detail, "errors": problems[:20]}, status_code=422)
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Predictions as JSON rows: numpy scalars as Python ones, NaN as null."""
-    records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
-    return [{str(key): value for key, value in record.items()} for record in records]
-
-
 def _request_rows(message: str) -> str:
     """DataError messages name 'data frame' as the source; in a request it is the body."""
     return message.replace("data frame", "request", 1)
 
 
-def _batching(settings: ServeSettings, batcher: DynamicBatcher) -> dict[str, Any]:
+def _batching(settings: ServeSettings, batcher: DynamicBatcher[Any, Any]) -> dict[str, Any]:
     return {
         "enabled": settings.batching,
         "max_batch_size": settings.max_batch_size,

@@ -7,23 +7,27 @@ arrived during one forward pass form the next, so batches grow with concurrency 
 waits when a request is alone. `max_wait_ms` lets a batch that already holds several requests
 wait that long for stragglers (0 by default: never wait).
 
-Each caller gets its own rows back. A batch that fails with a DataError (a bad image in one
-request) is run again request by request, so only the bad request fails.
+Rows are plain Python objects (the server's: one dict per row) and answers are one per row,
+so that joining a batch and handing each caller its part are list operations; whatever is
+costly per batch (building a DataFrame, encoding, the forward pass) happens once, in the
+worker thread. Each caller gets its own rows' answers back. A batch that fails with a
+DataError (a bad image in one request) is run again request by request, so only the bad
+request fails.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-
-import pandas as pd
+from typing import Any, Generic, TypeVar
 
 from megalith.errors import DataError
 
-PredictFn = Callable[[pd.DataFrame], pd.DataFrame]
+Row = TypeVar("Row")
+Answer = TypeVar("Answer")
 
 
 class QueueFull(Exception):
@@ -31,9 +35,9 @@ class QueueFull(Exception):
 
 
 @dataclass
-class _Pending:
-    frame: pd.DataFrame
-    future: asyncio.Future[pd.DataFrame]
+class _Pending(Generic[Row, Answer]):
+    rows: list[Row]
+    future: asyncio.Future[list[Answer]]
 
 
 @dataclass
@@ -49,11 +53,11 @@ class BatchStats:
         return self.rows / self.batches if self.batches else 0.0
 
 
-class DynamicBatcher:
+class DynamicBatcher(Generic[Row, Answer]):
     """Queue requests' rows and predict them together.
 
     Args:
-        predict: rows (a DataFrame) -> predictions indexed like them; runs in a worker thread.
+        predict: rows -> one answer per row, in order; runs in a worker thread.
         max_batch_size: most rows in one forward pass (a larger request runs alone).
         max_wait_ms: how long a batch of several requests waits for more; 0 = never.
         max_queue: most requests waiting; beyond it `submit` raises QueueFull.
@@ -62,7 +66,7 @@ class DynamicBatcher:
 
     def __init__(
         self,
-        predict: PredictFn,
+        predict: Callable[[list[Row]], Sequence[Answer]],
         *,
         max_batch_size: int = 64,
         max_wait_ms: float = 0.0,
@@ -74,10 +78,10 @@ class DynamicBatcher:
         self.max_wait = max_wait_ms / 1000
         self.enabled = enabled
         self.stats = BatchStats()
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=max_queue)
+        self._queue: asyncio.Queue[_Pending[Row, Answer]] = asyncio.Queue(maxsize=max_queue)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="megalith-serve")
         self._worker: asyncio.Task[None] | None = None
-        self._carry: _Pending | None = None
+        self._carry: _Pending[Row, Answer] | None = None
         """A request that did not fit in the last batch: the next batch starts with it."""
 
     def start(self) -> None:
@@ -94,16 +98,16 @@ class DynamicBatcher:
             self._worker = None
         self._executor.shutdown(wait=True)
 
-    async def submit(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Predictions for `frame`'s rows, indexed like them.
+    async def submit(self, rows: list[Row]) -> list[Answer]:
+        """The answers for `rows`, one per row, in order.
 
         Raises:
             QueueFull: too many requests are waiting.
             DataError: a value of this request cannot be encoded.
         """
-        future: asyncio.Future[pd.DataFrame] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[list[Answer]] = asyncio.get_running_loop().create_future()
         try:
-            self._queue.put_nowait(_Pending(frame, future))
+            self._queue.put_nowait(_Pending(rows, future))
         except asyncio.QueueFull:
             raise QueueFull from None
         return await future
@@ -117,10 +121,10 @@ class DynamicBatcher:
                 for _ in batch:
                     self._queue.task_done()
 
-    async def _next_batch(self) -> list[_Pending]:
+    async def _next_batch(self) -> list[_Pending[Row, Answer]]:
         first = self._carry if self._carry is not None else await self._queue.get()
         self._carry = None
-        batch, rows = [first], len(first.frame)
+        batch, rows = [first], len(first.rows)
         deadline = time.perf_counter() + self.max_wait
         while self.enabled and rows < self.max_batch_size:
             try:
@@ -133,20 +137,19 @@ class DynamicBatcher:
                     item = await asyncio.wait_for(self._queue.get(), left)
                 except TimeoutError:
                     break
-            if rows + len(item.frame) > self.max_batch_size:
+            if rows + len(item.rows) > self.max_batch_size:
                 self._carry = item  # it starts the next batch
                 break
             batch.append(item)
-            rows += len(item.frame)
+            rows += len(item.rows)
         return batch
 
-    async def _run(self, batch: list[_Pending]) -> None:
+    async def _run(self, batch: list[_Pending[Row, Answer]]) -> None:
         live = [item for item in batch if not item.future.done()]  # a caller may have timed out
         if not live:
             return
         loop = asyncio.get_running_loop()
-        frames = [item.frame for item in live]
-        joined = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        joined = [row for item in live for row in item.rows]
         try:
             predicted = await loop.run_in_executor(self._executor, self._predict, joined)
         except DataError as error:
@@ -160,22 +163,26 @@ class DynamicBatcher:
             for item in live:
                 _settle(item, failure=error)
             return
+        if len(predicted) != len(joined):
+            mismatch = RuntimeError(f"{len(predicted)} answers for {len(joined)} rows")
+            for item in live:
+                _settle(item, failure=mismatch)
+            return
         self._count(len(live), len(joined))
         start = 0
         for item in live:
-            rows = predicted.iloc[start : start + len(item.frame)]
-            start += len(item.frame)
-            _settle(item, result=rows.set_axis(item.frame.index))
+            _settle(item, result=list(predicted[start : start + len(item.rows)]))
+            start += len(item.rows)
 
-    async def _run_alone(self, item: _Pending) -> None:
+    async def _run_alone(self, item: _Pending[Row, Answer]) -> None:
         loop = asyncio.get_running_loop()
         try:
-            result = await loop.run_in_executor(self._executor, self._predict, item.frame)
+            result = await loop.run_in_executor(self._executor, self._predict, item.rows)
         except Exception as error:
             _settle(item, failure=error)
             return
-        self._count(1, len(item.frame))
-        _settle(item, result=result)
+        self._count(1, len(item.rows))
+        _settle(item, result=list(result))
 
     def _count(self, requests: int, rows: int) -> None:
         self.stats.batches += 1
@@ -184,7 +191,10 @@ class DynamicBatcher:
 
 
 def _settle(
-    item: _Pending, *, result: pd.DataFrame | None = None, failure: BaseException | None = None
+    item: _Pending[Any, Any],
+    *,
+    result: list[Any] | None = None,
+    failure: BaseException | None = None,
 ) -> None:
     if item.future.done():
         return

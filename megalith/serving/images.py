@@ -19,7 +19,8 @@ from megalith.paths import check_readable, resolved
 
 
 class ImageDecoder:
-    """Turns a request's records into the DataFrame the predictor reads.
+    """Turns requests' records into the DataFrame the predictor reads: `decode` per request
+    (images checked and decoded), `frame` once per batch.
 
     Args:
         preprocessor: the run's; its image inputs give the columns and their `max_pixels`.
@@ -34,18 +35,34 @@ class ImageDecoder:
         }
         self.allow_paths = resolved(allow_paths) if allow_paths is not None else None
 
-    def frame(self, records: list[dict[str, Any]]) -> pd.DataFrame:
-        """Records -> a DataFrame with each image field as a uint8 array (or an allowed path).
+    def decode(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The records with each image field as a uint8 array (H, W[, C]) or an allowed path.
 
         Raises:
             DataError: an image field is neither an allowed path nor base64 of a readable image
                 within the pixel limit (naming the row and the field).
         """
-        frame = pd.DataFrame.from_records(records)
-        for column, limit in self.limits.items():
-            frame[column] = [
-                self._image(value, column, row, limit) for row, value in enumerate(frame[column])
-            ]
+        if not self.limits:
+            return records
+        return [
+            record
+            | {
+                column: self._image(record[column], column, row, limit)
+                for column, limit in self.limits.items()
+            }
+            for row, record in enumerate(records)
+        ]
+
+    def frame(self, records: list[dict[str, Any]]) -> pd.DataFrame:
+        """Decoded records (one batch of them) -> a DataFrame, one column per field."""
+        images = set(self.limits)
+        frame = pd.DataFrame.from_records(
+            [{k: v for k, v in record.items() if k not in images} for record in records]
+            if images
+            else records
+        )
+        for column in self.limits:  # a list of arrays: pandas must not stack them into 3-D
+            frame[column] = [record[column] for record in records]
         return frame
 
     def _image(self, value: str, column: str, row: int, limit: int) -> Any:

@@ -111,13 +111,13 @@ def test_a_slow_model_gets_a_504_not_a_hang(table_run: Path) -> None:
     import time
 
     backend = load_backend(table_run, "torch")
-    predict = backend.predictor.predict
+    forward = backend.run.forward_table
 
-    def slow(frame: pd.DataFrame, **kwargs: Any) -> pd.DataFrame:
+    def slow(tensors: Any) -> Any:
         time.sleep(0.5)
-        return predict(frame, **kwargs)
+        return forward(tensors)
 
-    backend.predictor.predict = slow  # type: ignore[method-assign]
+    backend.run.forward_table = slow
     with TestClient(build_app(backend, ServeSettings(timeout_s=0.1))) as client:
         answer = client.post("/predict", json={"rows": _rows(1)})
     assert answer.status_code == 504 and "time limit" in answer.json()["detail"]

@@ -6,7 +6,6 @@ import asyncio
 import threading
 import time
 
-import pandas as pd
 import pytest
 
 from megalith.errors import DataError
@@ -14,7 +13,7 @@ from megalith.serving.batcher import DynamicBatcher, QueueFull
 
 
 class Doubler:
-    """A model that doubles `x`, remembers the batch sizes it saw, and refuses negative rows."""
+    """A model that doubles each row, remembers the batch sizes it saw, refuses negative rows."""
 
     def __init__(self, delay: float = 0.0) -> None:
         self.sizes: list[int] = []
@@ -22,13 +21,13 @@ class Doubler:
         self.gate = threading.Event()
         self.gate.set()
 
-    def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def __call__(self, rows: list[float]) -> list[float]:
         self.gate.wait(5)
         time.sleep(self.delay)
-        if (frame["x"] < 0).any():
+        if any(x < 0 for x in rows):
             raise DataError("data frame: column 'x' is negative")
-        self.sizes.append(len(frame))
-        return pd.DataFrame({"y": frame["x"] * 2}, index=frame.index)
+        self.sizes.append(len(rows))
+        return [2 * x for x in rows]
 
 
 def _run(coroutine):  # type: ignore[no-untyped-def]
@@ -38,14 +37,14 @@ def _run(coroutine):  # type: ignore[no-untyped-def]
 def test_concurrent_requests_share_forward_passes_and_get_their_own_rows() -> None:
     model = Doubler()
 
-    async def main() -> list[pd.DataFrame]:
+    async def main() -> list[list[float]]:
         batcher = DynamicBatcher(model, max_batch_size=64)
         batcher.start()
         model.gate.clear()  # the first request holds the model while the others queue
-        first = asyncio.create_task(batcher.submit(pd.DataFrame({"x": [1.0]})))
+        first = asyncio.create_task(batcher.submit([1.0]))
         await asyncio.sleep(0.05)
-        frames = [pd.DataFrame({"x": [float(i), float(i) + 0.5]}) for i in range(10)]
-        rest = [asyncio.create_task(batcher.submit(frame)) for frame in frames]
+        requests = [[float(i), float(i) + 0.5] for i in range(10)]
+        rest = [asyncio.create_task(batcher.submit(rows)) for rows in requests]
         await asyncio.sleep(0.05)
         model.gate.set()
         results = await asyncio.gather(first, *rest)
@@ -54,9 +53,9 @@ def test_concurrent_requests_share_forward_passes_and_get_their_own_rows() -> No
 
     results = _run(main())
     assert model.sizes == [1, 20]  # the ten queued requests ran as one batch
+    assert results[0] == [2.0]
     for i, result in enumerate(results[1:]):
-        assert result["y"].tolist() == [2.0 * i, 2.0 * i + 1.0]
-        assert result.index.tolist() == [0, 1]
+        assert result == [2.0 * i, 2.0 * i + 1.0]
 
 
 def test_a_bad_request_fails_alone() -> None:
@@ -66,10 +65,10 @@ def test_a_bad_request_fails_alone() -> None:
         batcher = DynamicBatcher(model, max_batch_size=64)
         batcher.start()
         model.gate.clear()
-        first = asyncio.create_task(batcher.submit(pd.DataFrame({"x": [0.0]})))
+        first = asyncio.create_task(batcher.submit([0.0]))
         await asyncio.sleep(0.05)
-        good = asyncio.create_task(batcher.submit(pd.DataFrame({"x": [3.0]})))
-        bad = asyncio.create_task(batcher.submit(pd.DataFrame({"x": [-1.0]})))
+        good = asyncio.create_task(batcher.submit([3.0]))
+        bad = asyncio.create_task(batcher.submit([-1.0]))
         await asyncio.sleep(0.05)
         model.gate.set()
         results = await asyncio.gather(first, good, bad, return_exceptions=True)
@@ -77,8 +76,8 @@ def test_a_bad_request_fails_alone() -> None:
         return results
 
     first, good, bad = _run(main())
-    assert isinstance(first, pd.DataFrame) and first["y"].tolist() == [0.0]
-    assert isinstance(good, pd.DataFrame) and good["y"].tolist() == [6.0]
+    assert first == [0.0]
+    assert good == [6.0]
     assert isinstance(bad, DataError) and "negative" in str(bad)
 
 
@@ -89,7 +88,7 @@ def test_a_lone_request_does_not_wait_for_company() -> None:
         batcher = DynamicBatcher(model, max_batch_size=64, max_wait_ms=500)
         batcher.start()
         started = time.perf_counter()
-        await batcher.submit(pd.DataFrame({"x": [1.0]}))
+        await batcher.submit([1.0])
         elapsed = time.perf_counter() - started
         await batcher.stop()
         return elapsed
@@ -104,15 +103,12 @@ def test_batches_respect_the_row_limit_and_a_full_queue_is_refused() -> None:
         batcher = DynamicBatcher(model, max_batch_size=5, max_queue=4)
         batcher.start()
         model.gate.clear()
-        held = asyncio.create_task(batcher.submit(pd.DataFrame({"x": [0.0]})))
+        held = asyncio.create_task(batcher.submit([0.0]))
         await asyncio.sleep(0.05)
-        waiting = [
-            asyncio.create_task(batcher.submit(pd.DataFrame({"x": [1.0, 2.0, 3.0]})))
-            for _ in range(4)
-        ]
+        waiting = [asyncio.create_task(batcher.submit([1.0, 2.0, 3.0])) for _ in range(4)]
         await asyncio.sleep(0.05)
         with pytest.raises(QueueFull):
-            await batcher.submit(pd.DataFrame({"x": [9.0]}))
+            await batcher.submit([9.0])
         model.gate.set()
         await asyncio.gather(held, *waiting)
         await batcher.stop()
@@ -129,7 +125,7 @@ def test_without_batching_every_request_runs_alone() -> None:
         batcher = DynamicBatcher(model, enabled=False)
         batcher.start()
         model.gate.clear()
-        tasks = [asyncio.create_task(batcher.submit(pd.DataFrame({"x": [1.0]}))) for _ in range(5)]
+        tasks = [asyncio.create_task(batcher.submit([1.0])) for _ in range(5)]
         await asyncio.sleep(0.05)
         model.gate.set()
         await asyncio.gather(*tasks)
@@ -137,3 +133,20 @@ def test_without_batching_every_request_runs_alone() -> None:
 
     _run(main())
     assert model.sizes == [1, 1, 1, 1, 1]
+
+
+def test_a_model_that_loses_rows_fails_every_caller_of_the_batch() -> None:
+    def drops_one(rows: list[float]) -> list[float]:
+        return rows[1:]
+
+    async def main() -> list[object]:
+        batcher = DynamicBatcher(drops_one, max_batch_size=64)
+        batcher.start()
+        results = await asyncio.gather(
+            batcher.submit([1.0, 2.0]), batcher.submit([3.0]), return_exceptions=True
+        )
+        await batcher.stop()
+        return results
+
+    for result in _run(main()):
+        assert isinstance(result, RuntimeError) and "answers for" in str(result)
