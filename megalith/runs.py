@@ -101,6 +101,12 @@ class RunDir:
         check_readable(self.path, "run directory", kind="folder", error=RunError)
         check_confined(self.path)
         missing = [name for name in REQUIRED_FILES if not (self.path / name).is_file()]
+        graphs = [name for name in ("model.onnx", "encoder.onnx") if (self.path / name).is_file()]
+        if missing and graphs and not (self.path / "config.yaml").exists():
+            raise RunError(  # an exported bundle that lost its description
+                f"{self.path} is not a complete inference bundle: bundle.json is missing "
+                f"(it holds {graphs[0]}); export the run again with `megalith export RUN`"
+            )
         if missing:
             raise RunError(
                 f"{self.path} is not a complete run directory: missing {', '.join(missing)} "

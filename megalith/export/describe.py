@@ -14,6 +14,7 @@ from megalith.data.preprocess import Preprocessor
 from megalith.data.specs import InputSpec
 from megalith.export.graph import free_length, graph_names
 from megalith.export.verify import CheckedOutput
+from megalith.paths import file_sha256
 from megalith.runtime.bundle import FORMAT, INPUT_DTYPES, MODEL_FILE, PREPROCESSOR_FILE, VERSION
 
 if TYPE_CHECKING:
@@ -78,6 +79,8 @@ def describe_bundle(
         "outputs": [
             _describe_output(o, e) for o, e in zip(outputs, run.preprocessor.outputs, strict=True)
         ],
+        # the run's weights it was exported from: serving RUN notices a bundle left stale
+        "weights_sha256": file_sha256(run.path / "model.safetensors"),
         "versions": _versions(),
         "verified": checked,
     }

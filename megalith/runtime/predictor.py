@@ -46,9 +46,9 @@ class Bundle:
         """The ONNX Runtime session of model.onnx (None in a seq2seq bundle: see `sessions`)."""
         self._inputs = [entry["graph_name"] for entry in self.description["inputs"]]
         self._outputs = [entry["graph_name"] for entry in self.description["outputs"]]
-        self._seq2seq: Any = None
+        self.seq2seq: Any = None
         if self.description.get("task") == "seq2seq":
-            self._seq2seq = _seq2seq_graphs(self)
+            self.seq2seq = _seq2seq_graphs(self)
         self._check_matches()
 
     @property
@@ -95,9 +95,9 @@ class Bundle:
             raise RunError(f"{self.path} holds a language model: use generate, not predict")
         frame, folder, origin = _frame(data, base_dir, self.description.get("table", {}))
         arrays = self.preprocessor.encode_inputs(frame, base_dir=folder, origin=origin)
-        if self._seq2seq is not None:  # text written token by token, as the run writes it
+        if self.seq2seq is not None:  # text written token by token, as the run writes it
             (source,) = [arrays[name] for name in self.input_names]
-            outputs = {self.output_names[0]: self._seq2seq.write(source, batch_size)}
+            outputs = {self.output_names[0]: self.seq2seq.write(source, batch_size)}
         else:
             outputs = self.run_graph([arrays[name] for name in self.input_names], batch_size)
         predictions = self.preprocessor.decode(outputs)

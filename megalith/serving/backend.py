@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import platform
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -94,7 +95,19 @@ def load_backend(
             )
         return _bundle_backend(load_bundle(folder, threads=threads), folder)
     exported = folder / "bundle"
-    if backend == "onnx" or (backend == "auto" and is_bundle(exported)):
+    stale = is_bundle(exported) and _exported_from_other_weights(folder, exported)
+    if backend == "onnx" and stale:
+        raise RunError(
+            f"{exported} was exported from earlier weights than {folder}'s (the run trained on "
+            f"since): run `megalith export {folder} --overwrite`, or serve with --backend torch"
+        )
+    if stale:  # auto: the run's own weights, not an old export of them
+        print(
+            f"note: {exported} was exported from earlier weights; serving {folder} with PyTorch "
+            f"(`megalith export {folder} --overwrite` brings the bundle up to date)",
+            file=sys.stderr,
+        )
+    if backend == "onnx" or (backend == "auto" and is_bundle(exported) and not stale):
         if not is_bundle(exported):
             raise RunError(
                 f"{folder} has no exported bundle (RUN/bundle); run `megalith export {folder}` "
@@ -136,3 +149,20 @@ def _versions(backend: str) -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             continue
     return versions
+
+
+def _exported_from_other_weights(run: Path, bundle: Path) -> bool:
+    """Whether RUN/bundle records weights other than the run's model.safetensors (a resume or
+    an --overwrite training since the export); bundles from before the record count as current.
+    """
+    import json
+
+    from megalith.paths import file_sha256
+
+    try:
+        recorded = json.loads((bundle / "bundle.json").read_text(encoding="utf-8"))
+        weights = run / "model.safetensors"
+        digest = recorded.get("weights_sha256") if isinstance(recorded, dict) else None
+        return bool(digest) and weights.is_file() and file_sha256(weights) != digest
+    except (OSError, ValueError):
+        return False  # unreadable: load_bundle reports it

@@ -110,6 +110,9 @@ class BatchForward:
         for name in self.cut:
             picked[name] = picked[name][:, : used_length(picked[name])]
         feed = [picked[name] for name in bundle.input_names]
+        if bundle.seq2seq is not None:  # text written token by token, as Bundle.predict does
+            (source,) = feed
+            return {bundle.output_names[0]: bundle.seq2seq.write(source, DEFAULT_BATCH_SIZE)}
         return dict(bundle.run_graph(feed, DEFAULT_BATCH_SIZE))
 
     def _torch(self, tensors: Any, index: np.ndarray | None) -> dict[str, np.ndarray]:

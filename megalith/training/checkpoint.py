@@ -9,7 +9,6 @@ match is skipped with a warning and the previous one is used. Nothing is ever un
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -26,7 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from megalith.errors import RunError
 from megalith.memory import available_bytes, format_bytes
-from megalith.paths import check_inside, remove_path
+from megalith.paths import check_inside, file_sha256, remove_path
 from megalith.runs import read_safetensors_header
 
 KEEP_LAST = 2
@@ -80,7 +79,8 @@ def save_checkpoint(
         manifest = {
             "step": step,
             "files": {
-                name: _sha256(tmp / name) for name in ("model.safetensors", "optimizer.safetensors")
+                name: file_sha256(tmp / name)
+                for name in ("model.safetensors", "optimizer.safetensors")
             },
             "optimizer": optimizer_json,
             "rng": _rng_json(),
@@ -187,7 +187,7 @@ def _load_checkpoint(path: Path) -> Checkpoint:
             )
     manifest = json.loads((path / STATE_FILE).read_text())
     for name, digest in manifest["files"].items():
-        if _sha256(path / name) != digest:
+        if file_sha256(path / name) != digest:
             raise ValueError(f"{name} does not match its checksum (truncated or corrupt)")
     return Checkpoint(
         path=path,
@@ -239,14 +239,6 @@ def _checkpoint_dirs(root: Path) -> list[Path]:
         for p in root.iterdir()
         if p.name.startswith("step-") and p.is_dir() and not p.is_symlink()
     )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fsync_file(path: Path) -> None:

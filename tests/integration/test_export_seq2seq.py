@@ -96,7 +96,7 @@ def test_greedy_bundle_writes_the_runs_texts(run: mg.Run, tmp_path: Path) -> Non
 def test_graph_lengths_are_free(bundle: Path) -> None:
     """Shorter sources and any prefix length up to the longest target run in both graphs."""
     loaded = load_bundle(bundle)
-    graphs = loaded._seq2seq
+    graphs = loaded.seq2seq
     source = np.array([[4, 5, 6], [7, 0, 0]], dtype=np.int64)
     memory, mask = graphs.encode(source)
     assert memory.shape[:2] == (2, 3) and mask.tolist() == [[True] * 3, [True, False, False]]
