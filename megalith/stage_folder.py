@@ -3,10 +3,11 @@ built in a temporary sibling, and moved into place whole, so a half-written one 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from megalith.errors import RunError, cannot_write
@@ -60,3 +61,21 @@ def move_into_place(folder: Path, target: Path) -> None:
     if target.exists():
         shutil.rmtree(target)
     folder.rename(target)
+
+
+@contextlib.contextmanager
+def staged_folder(target: Path) -> Iterator[Path]:
+    """A temporary folder beside `target` to write the output into; when the block ends
+    without an error it replaces `target` (see move_into_place), and it is removed either way.
+
+    Raises:
+        RunError: a write failed (disk full, read-only), naming `target`.
+    """
+    folder = temporary_folder(target)
+    try:
+        yield folder
+        move_into_place(folder, target)
+    except OSError as error:
+        raise cannot_write(target, error, "choose a writable --output folder") from error
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from megalith.errors import cannot_write
-from megalith.stage_folder import check_output_folder, move_into_place, temporary_folder
+from megalith.stage_folder import check_output_folder, staged_folder
 
 if TYPE_CHECKING:
     from megalith.explain import Explanations, ImageMap
@@ -46,8 +44,7 @@ def write_explanations(
     check_output_folder(
         target, overwrite, markers=[SUMMARY_FILE, ROWS_FILE], holds="explanations", replace="them"
     )
-    temporary = temporary_folder(target)
-    try:
+    with staged_folder(target) as temporary:
         pngs = {image_name(image): overlay_png(image) for image in explanations.images}
         if pngs:
             (temporary / "images").mkdir()
@@ -59,11 +56,6 @@ def write_explanations(
         (temporary / SUMMARY_FILE).write_text(summary, encoding="utf-8")
         page = explain_page(explanations, pngs)
         (temporary / PAGE_FILE).write_text(page, encoding="utf-8")
-        move_into_place(temporary, target)
-    except OSError as error:
-        raise cannot_write(target, error, "choose a writable --output folder") from error
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)
     return target
 
 

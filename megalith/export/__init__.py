@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from megalith.data.specs import InputSpec
-from megalith.errors import RunError, cannot_write
+from megalith.errors import RunError
 from megalith.runtime.bundle import DESCRIPTION_FILE
-from megalith.stage_folder import check_output_folder, move_into_place, temporary_folder
+from megalith.stage_folder import check_output_folder, staged_folder
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -86,19 +86,13 @@ def export_run(
     seq2seq = isinstance(run.model, Seq2Seq)
     if seq2seq and exporter != "dynamo":
         raise RunError(f"--exporter {exporter}: a seq2seq run exports with dynamo only")
-    folder = temporary_folder(target)
-    try:
+    with staged_folder(target) as folder:
         if seq2seq:
             from megalith.export.seq2seq import write_seq2seq_bundle
 
             write_seq2seq_bundle(run, BundleFiles(folder))
         else:
             _write_one_graph(run, BundleFiles(folder), exporter)
-        move_into_place(folder, target)
-    except OSError as error:
-        raise cannot_write(target, error, "choose a writable --output folder") from error
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
     return target
 
 
