@@ -127,6 +127,12 @@ def explain(
         int | None,
         typer.Option("--internal-batch-size", help="Most (row, step) pairs per pass (memory)."),
     ] = None,
+    attention: Annotated[
+        bool,
+        typer.Option(
+            "--attention/--no-attention", help="Attention maps of Transformer inputs (default on)."
+        ),
+    ] = True,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Folder to write (default RUN/explain).")
     ] = None,
@@ -135,7 +141,8 @@ def explain(
     ] = False,
 ) -> None:
     """Attribute predictions to inputs (Captum) and write explanations.jsonl, summary.json,
-    PNG maps and explain.html, with trust figures (completeness, deletion vs random)."""
+    PNG maps and explain.html, with trust figures (completeness, deletion vs random); attention
+    maps for Transformer inputs and GPT runs."""
     from megalith.explain import write_explanations
     from megalith.run import Run
     from megalith.runs import RunDir
@@ -149,9 +156,10 @@ def explain(
     loaded = Run.load(run)
     explanations = loaded.explain(
         data, rows=rows, row_ids=ids, method=method, target=target, output_name=output_name,
-        steps=steps, internal_batch_size=internal_batch_size,
+        steps=steps, internal_batch_size=internal_batch_size, attention=attention,
     )  # fmt: skip
     folder = write_explanations(explanations, output or run / "explain", overwrite=overwrite)
     trust = ", ".join(f"{k} {'passed' if v['passed'] else 'FAILED'}" for k, v in
                       explanations.summary["trust"].items())  # fmt: skip
-    typer.echo(f"wrote {folder} ({len(explanations.rows)} rows; {trust})", err=True)
+    verdicts = f"; {trust}" if trust else ""
+    typer.echo(f"wrote {folder} ({len(explanations.rows)} rows{verdicts})", err=True)

@@ -247,10 +247,12 @@ class Run:
         output_name: str | None = None,
         steps: int = 50,
         internal_batch_size: int | None = None,
+        attention: bool = True,
         base_dir: str | Path | None = None,
     ) -> Explanations:
         """Attributions of the predictions for some rows to their input columns (words, pixels,
-        steps), with trust figures; see megalith.explain.explain_run. `.summary`, `.rows`, and
+        steps), with trust figures, and attention maps of Transformer inputs (a GPT run: its
+        attention maps alone); see megalith.explain.explain_run. `.summary`, `.rows`, and
         megalith.explain.write_explanations(explanations, folder) writes them.
 
         Raises:
@@ -268,6 +270,7 @@ class Run:
             output_name=output_name,
             steps=steps,
             internal_batch_size=internal_batch_size,
+            attention=attention,
             base_dir=base_dir,
         )
 

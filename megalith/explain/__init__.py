@@ -6,7 +6,8 @@
 Captum computes every attribution (methods.py) in the space each input is attributed in
 (space.py: embeddings for ids, encoded values for the rest, each with its baseline); mapping.py
 turns them into one value per column, word, pixel or step, and trust.py checks them. Takes MLP,
-CNN and ResNet runs (FeatureModel) with category, binary or number outputs.
+CNN and ResNet runs (FeatureModel) with category, binary or number outputs; attention.py records
+the attention maps of Transformer-encoded inputs, and of GPT runs (language.py, maps only).
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from megalith.errors import DataError, RunError, did_you_mean
+from megalith.explain.attention import AttentionMap
 from megalith.explain.output import write_explanations
+from megalith.models.blocks import FeatureModel
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,7 +32,7 @@ if TYPE_CHECKING:
     from megalith.data.preprocess import Preprocessor
     from megalith.data.sources import Table
 
-__all__ = ["Explanations", "ImageMap", "explain_run", "write_explanations"]
+__all__ = ["AttentionMap", "Explanations", "ImageMap", "explain_run", "write_explanations"]
 
 DEFAULT_ROWS = 50
 ROWS_PER_PASS = 256
@@ -62,11 +65,12 @@ class ImageMap:
 @dataclass
 class Explanations:
     """What explain_run found: one JSON object per row (explanations.jsonl), the summary
-    (summary.json: global importance, trust figures) and the image maps."""
+    (summary.json: global importance, trust figures), the image maps and the attention maps."""
 
     rows: list[dict[str, Any]]
     summary: dict[str, Any]
     images: list[ImageMap] = field(default_factory=list)
+    attention: list[AttentionMap] = field(default_factory=list)
 
     @property
     def importance(self) -> dict[str, float]:
@@ -86,6 +90,7 @@ def explain_run(
     output_name: str | None = None,
     steps: int = 50,
     internal_batch_size: int | None = None,
+    attention: bool = True,
     base_dir: str | Path | None = None,
 ) -> Explanations:
     """Explain the run's prediction for `rows` rows of `data` (default: the first 50 of the
@@ -100,6 +105,8 @@ def explain_run(
             completeness gap is at most 5%).
         internal_batch_size: the most (row, step) pairs in one forward pass: bounds memory
             (default: about 2 million attributed numbers per pass, 64 to 4,096 pairs).
+        attention: record the attention maps of Transformer-encoded inputs (a GPT run is
+            explained by its attention maps alone, whatever this says).
 
     Raises:
         RunError: the method, output or target is unknown, or the family is not supported yet.
@@ -116,9 +123,17 @@ def explain_run(
     if steps < 1 or (internal_batch_size is not None and internal_batch_size < 1):
         raise RunError("--steps and --internal-batch-size must be at least 1")
     check_supported(run)
-    explainer = Explainer(run, method, output_name, target, steps, internal_batch_size)
-    frame, folder, origin = _rows(run, data, rows, row_ids, base_dir)
     started = time.perf_counter()
+    if not isinstance(run.model, FeatureModel):  # a GPT run: attention maps only
+        from megalith.explain.language import explain_language_model
+
+        frame, _, origin = _rows(run, data, rows, row_ids, base_dir)
+        explanations = explain_language_model(run, frame, origin)
+        explanations.summary["seconds"] = round(time.perf_counter() - started, 3)
+        return explanations
+    explainer = Explainer(run, method, output_name, target, steps, internal_batch_size)
+    explainer.attention = attention
+    frame, folder, origin = _rows(run, data, rows, row_ids, base_dir)
     explanations = explainer.explain(frame, folder, origin, ROWS_PER_PASS)
     explanations.summary["seconds"] = round(time.perf_counter() - started, 3)
     return explanations
@@ -127,14 +142,15 @@ def explain_run(
 def check_supported(run: Run) -> None:
     """Raise RunError in one line when explain does not take the run's model family yet."""
     from megalith.config import is_language_model
-    from megalith.models.blocks import FeatureModel
+    from megalith.models.gpt import GPT
 
-    if isinstance(run.model, FeatureModel):
+    if isinstance(run.model, FeatureModel | GPT):
         return
-    what = "a language model" if is_language_model(run.config) else None
+    what = "a pretrained language model" if is_language_model(run.config) else None
     raise RunError(
         f"{run.path}: explaining {what or f'a model.arch {run.config.model.arch} run'} is not "
-        "supported yet; explain takes mlp, cnn and resnet runs (tables, images, text, sequences)"
+        "supported yet; explain takes mlp, cnn and resnet runs (tables, images, text, sequences) "
+        "and the attention maps of gpt runs"
     )
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from megalith.errors import RunError, did_you_mean
+from megalith.explain.attention import AttentionMap, feature_attention
 from megalith.explain.mapping import (
     column_values,
     pixel_map,
@@ -83,6 +84,9 @@ class Explainer:
         assert isinstance(run.model, FeatureModel)  # check_supported said so
         self.model = run.model.eval()
         self.forward = AttributedModel(self.model, self.specs, self.output).eval()
+        self.attention = True
+        """Record the attention maps of Transformer-encoded inputs."""
+        self.maps: list[AttentionMap] = []
 
     def explain(
         self, frame: pd.DataFrame, base_dir: Path | None, origin: str, rows_per_pass: int
@@ -110,7 +114,7 @@ class Explainer:
             torch.cat(gaps) if gaps else None,
             torch.cat(used) if used else None,
         )
-        return Explanations(rows, summary, images)
+        return Explanations(rows, summary, images, self.maps)
 
     def _explain_pass(
         self,
@@ -137,6 +141,14 @@ class Explainer:
             steps=self.steps,
             internal_batch_size=self.internal_batch_size,
         )
+        if self.attention:
+            self.maps += feature_attention(
+                model,
+                self.specs,
+                self.run.preprocessor.inputs,
+                encoded,
+                [_plain(i) for i in part.index],
+            )
         units = unit_values(spaces, found.values, self.method)
         columns = column_values(spaces, units)
         attributed, random = deletion_curves(

@@ -4,6 +4,9 @@
                          per input column, a text's (word, value) pairs, a sequence's steps
     summary.json         method, global importance per column, trust figures, steps
     images/ROW-COL.png   an image input's attribution map over the image, per row
+    attention.jsonl      Transformer inputs and GPT runs: per row and input, the tokens and each
+                         layer's attention weights averaged over heads (token x token)
+    attention/ROW-COL.png  the first rows' maps, one panel per layer and head
     explain.html         all of it in one self-contained page
 
 It is written to a temporary folder beside it and moved into place, so an earlier one is only
@@ -22,11 +25,16 @@ import numpy as np
 from megalith.stage_folder import check_output_folder, staged_folder
 
 if TYPE_CHECKING:
-    from megalith.explain import Explanations, ImageMap
+    from megalith.explain import AttentionMap, Explanations, ImageMap
 
 SUMMARY_FILE = "summary.json"
 ROWS_FILE = "explanations.jsonl"
 PAGE_FILE = "explain.html"
+ATTENTION_FILE = "attention.jsonl"
+ATTENTION_DRAWN = 5
+"""Rows whose attention maps are drawn (per input); attention.jsonl holds every row's."""
+LABELLED_TOKENS = 32
+"""Attention maps over at most this many tokens have the tokens written along their axes."""
 
 
 def write_explanations(
@@ -38,7 +46,7 @@ def write_explanations(
         RunError: the folder holds other files, or an earlier explanation without `overwrite`,
             or cannot be written.
     """
-    from megalith.explain.page import explain_page, image_name
+    from megalith.explain.page import attention_name, explain_page, image_name
 
     target = Path(folder)
     check_output_folder(
@@ -48,6 +56,15 @@ def write_explanations(
         pngs = {image_name(image): overlay_png(image) for image in explanations.images}
         if pngs:
             (temporary / "images").mkdir()
+        drawn: dict[str, int] = {}
+        for found in explanations.attention:
+            drawn[found.input] = drawn.get(found.input, 0) + 1
+            if drawn[found.input] <= ATTENTION_DRAWN:
+                pngs[attention_name(found)] = attention_png(found)
+        if explanations.attention:
+            (temporary / "attention").mkdir()
+            lines = [json.dumps(found.as_json(), default=str) for found in explanations.attention]
+            (temporary / ATTENTION_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
         for name, png in pngs.items():
             (temporary / name).write_bytes(png)
         lines = [json.dumps(row, default=str) for row in explanations.rows]
@@ -79,6 +96,37 @@ def overlay_png(image: ImageMap, size: float = 3.0) -> bytes:
     figure.colorbar(heat, ax=axes, fraction=0.046, pad=0.04)
     axes.set_axis_off()
     axes.set_title(f"{image.column}, row {image.row}", fontsize=9)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def attention_png(found: AttentionMap, size: float = 2.2) -> bytes:
+    """A grid of heat maps, one row per layer and one column per head: the weight each query
+    token (down) gave each key token (across), 0 to 1."""
+    from matplotlib.figure import Figure
+
+    layers, heads = found.weights.shape[:2]
+    figure = Figure(figsize=(size * heads + 0.8, size * layers + 0.4), dpi=100)
+    grid = figure.subplots(layers, heads, squeeze=False)
+    count = len(found.tokens)
+    heat = None
+    for layer in range(layers):
+        for head in range(heads):
+            axes = grid[layer][head]
+            heat = axes.imshow(
+                found.weights[layer, head], cmap="viridis", vmin=0, vmax=1, interpolation="nearest"
+            )
+            axes.set_title(f"layer {layer + 1}, head {head + 1}", fontsize=8)
+            if count <= LABELLED_TOKENS:
+                axes.set_xticks(range(count), found.tokens, rotation=90, fontsize=6)
+                axes.set_yticks(range(count), found.tokens, fontsize=6)
+            else:
+                axes.set_xticks([])
+                axes.set_yticks([])
+    if heat is not None:
+        figure.colorbar(heat, ax=grid, fraction=0.02, pad=0.02)
+    figure.suptitle(f"{found.input}, row {found.row}: attention (query down, key across)")
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", bbox_inches="tight")
     return buffer.getvalue()

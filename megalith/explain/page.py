@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from megalith.evaluate.html import data_uri, format_number, slug
 
 if TYPE_CHECKING:
-    from megalith.explain import Explanations, ImageMap
+    from megalith.explain import AttentionMap, Explanations, ImageMap
 
 ROWS_SHOWN = 50
 """Rows shown one by one in the page; explanations.jsonl holds them all."""
@@ -36,17 +36,30 @@ def explain_page(explanations: Explanations, pngs: dict[str, bytes]) -> str:
         f"{escape(str(summary['data']))}; explaining {escape(str(summary['target']))}, "
         f"in {escape(str(summary['units']))}. Baselines: {escape(summary['baselines'])}.</p>",
         _trust(summary["trust"]),
-        "<h2>Global importance (mean |attribution| per column)</h2>",
-        _bars(summary["global_importance"]),
     ]
+    if summary["global_importance"]:
+        parts.append("<h2>Global importance (mean |attribution| per column)</h2>")
+        parts.append(_bars(summary["global_importance"]))
     by_row: dict[str, list[str]] = {}
     for image in explanations.images:
         name = image_name(image)
         tag = f"<img alt='{escape(name)}' src='{data_uri(pngs[name])}'>"
         by_row.setdefault(str(image.row), []).append(tag)
-    parts.append("<h2>Rows</h2>")
-    for row in explanations.rows[:ROWS_SHOWN]:
-        parts.append(_row(row, by_row.get(str(row["row"]), [])))
+    drawn = [m for m in explanations.attention if attention_name(m) in pngs]
+    if drawn:
+        parts.append(
+            "<h2>Attention</h2><p>Per layer and head, the weight each token (down) gave each "
+            "token (across), from the model's own attention; each row of a map sums to 1. "
+            "attention.jsonl holds every row's maps, averaged over heads.</p>"
+        )
+        parts.extend(
+            f"<img alt='{escape(attention_name(m))}' src='{data_uri(pngs[attention_name(m)])}'>"
+            for m in drawn
+        )
+    if explanations.rows and "explained" in explanations.rows[0]:
+        parts.append("<h2>Rows</h2>")
+        for row in explanations.rows[:ROWS_SHOWN]:
+            parts.append(_row(row, by_row.get(str(row["row"]), [])))
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -54,6 +67,11 @@ def explain_page(explanations: Explanations, pngs: dict[str, bytes]) -> str:
 def image_name(image: ImageMap) -> str:
     """images/ROW-COLUMN.png, safe as a file name."""
     return f"images/{slug(str(image.row))}-{slug(image.column)}.png"
+
+
+def attention_name(found: AttentionMap) -> str:
+    """attention/ROW-INPUT.png, safe as a file name."""
+    return f"attention/{slug(str(found.row))}-{slug(found.input)}.png"
 
 
 def _trust(trust: dict[str, Any]) -> str:
@@ -69,7 +87,7 @@ def _trust(trust: dict[str, Any]) -> str:
             f"<li><b>{escape(name)}</b> <span class='{verdict}'>{verdict}</span>: "
             f"{escape(figures['note'])} ({escape(numbers)})</li>"
         )
-    return "<h2>Trust</h2><ul>" + "".join(items) + "</ul>"
+    return "<h2>Trust</h2><ul>" + "".join(items) + "</ul>" if items else ""
 
 
 def _bars(values: dict[str, float]) -> str:

@@ -241,7 +241,7 @@ def test_bad_input_is_one_line_and_exit_2(
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
-def test_a_language_model_is_refused_in_one_line(tmp_path: Path) -> None:
+def test_a_language_model_is_explained_by_its_causal_attention_maps(tmp_path: Path) -> None:
     (tmp_path / "corpus").mkdir()
     for i in range(5):
         (tmp_path / "corpus" / f"{i}.txt").write_text("the cat sat on the mat. " * 50)
@@ -252,14 +252,24 @@ def test_a_language_model_is_refused_in_one_line(tmp_path: Path) -> None:
             "split": {"val": 0.2, "test": 0.2},
         },
         "outputs": [{"name": "text", "type": "text", "tokenizer": "char", "vocab_size": 32}],
-        "model": {"arch": "gpt", "context": 16, "layers": 1, "heads": 1, "dim": 16},
+        "model": {"arch": "gpt", "context": 16, "layers": 1, "heads": 2, "dim": 16},
         "train": {"epochs": 1, "batch_size": 8, "max_steps": 2, **QUICK},
     }
     mg.train(config, output_dir=tmp_path / "lm")
     result = run_cli("explain", tmp_path / "lm")
-    assert result.code == 2
-    assert "explaining a language model is not supported yet" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.code == 0, result.stderr
+    folder = tmp_path / "lm" / "explain"
+    rows = [json.loads(line) for line in (folder / "attention.jsonl").read_text().splitlines()]
+    assert len(rows) == 1  # one test document
+    first = rows[0]
+    assert "".join(first["tokens"]) == "the cat sat on t"  # its first 16 tokens (the context)
+    weights = np.array(first["mean_over_heads"])  # (layers, T, T)
+    assert weights.shape == (1, 16, 16) and first["heads"] == 2
+    assert np.allclose(weights.sum(axis=-1), 1, atol=1e-3) and not np.triu(weights[0], 1).any()
+    assert (folder / "attention" / f"{first['row']}-text.png").read_bytes()[:4] == b"\x89PNG"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["method"] == "attention" and summary["trust"] == {}
+    assert "Attention</h2>" in (folder / "explain.html").read_text()
 
 
 def test_the_speed_benchmark_runs_in_tiny_mode() -> None:
@@ -329,3 +339,38 @@ def test_a_spike_s_step_gets_the_top_step_value_and_pieces_merge_into_words(
         )
     for row in spiking:
         assert int(np.argmax(row["sequence"]["series"])) == 7, row["sequence"]["series"]
+
+
+def test_a_transformer_text_run_writes_attention_maps_over_its_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(1)
+    texts = [" ".join(rng.choice(FILLER, 5)) + (" zebra" if i % 2 else "") for i in range(120)]
+    labels = ["yes" if i % 2 else "no" for i in range(120)]
+    pd.DataFrame({"text": texts, "label": labels}).to_csv(tmp_path / "text.csv", index=False)
+    encoder = {"kind": "transformer", "layers": 2, "heads": 2}
+    config = {
+        "data": {"source": str(tmp_path / "text.csv"), "split": {"val": 0.1, "test": 0.2}},
+        "inputs": [{"name": "text", "type": "text", "embedding_dim": 8, "encoder": encoder}],
+        "outputs": [{"name": "label", "type": "category"}],
+        "model": {"arch": "mlp", "hidden": [8]},
+        "train": {"epochs": 2, "batch_size": 32, **QUICK},
+    }
+    run = mg.train(config, output_dir=tmp_path / "run")
+    monkeypatch.chdir(tmp_path)
+    done = run_cli("explain", "run", "--rows", "8", "--method", "saliency")
+    assert done.code == 0, done.stderr
+    folder = tmp_path / "run" / "explain"
+    maps = [json.loads(line) for line in (folder / "attention.jsonl").read_text().splitlines()]
+    test_rows = run.data_splits()[1]["test"]
+    assert [m["row"] for m in maps] == list(test_rows.index[:8])
+    for found in maps:
+        assert found["tokens"] == test_rows.loc[found["row"], "text"].split()  # words, no padding
+        weights = np.array(found["mean_over_heads"])  # (layers, T, T)
+        assert weights.shape == (2, len(found["tokens"]), len(found["tokens"]))
+        assert np.allclose(weights.sum(axis=-1), 1, atol=1e-3)
+    assert len(list((folder / "attention").glob("*.png"))) == 5  # the first rows are drawn
+    assert (folder / "explain.html").read_text().count("alt='attention/") == 5
+    quiet = run_cli("explain", "run", "--rows", "2", "--no-attention", "--overwrite")
+    assert quiet.code == 0, quiet.stderr
+    assert not (folder / "attention.jsonl").exists()

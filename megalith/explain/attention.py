@@ -1,0 +1,166 @@
+"""Attention maps: per layer and head, how much each token (query) attended to each other token
+(key), from the model's own attention modules, for the text / sequence Transformer encoder and
+GPT.
+
+The model's attention runs through `F.scaled_dot_product_attention`, which returns no weights. So
+the weights are recomputed beside it, on the explain path only: a forward hook on each
+`megalith.models.attention.Attention` module takes the module's own input, its own query
+projection and the keys it returned, and computes softmax(Q K^T / sqrt(d_head)) with the same
+padding and causal masks (Vaswani et al. 2017, "Attention Is All You Need", eq. 1). The hook only
+reads: the model's outputs are unchanged, and training never sees it. Multiplying the recorded
+weights by the module's values reproduces its output (tests/unit/explain/test_attention.py).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from megalith.data.tokenizers import SPECIAL_TOKENS
+from megalith.models.attention import Attention
+from megalith.models.blocks import FeatureModel, SequenceValuesEncoder, TextEncoder
+from megalith.models.sequence import TransformerEncoder
+
+if TYPE_CHECKING:
+    from megalith.data.specs import InputSpec
+    from megalith.data.tokenizers import Tokenizer
+
+
+@dataclass
+class AttentionMap:
+    """One row's attention over one input: `weights` (layers, heads, T, T) float32, each query
+    row summing to 1 over the keys (padding dropped), and the T `tokens` as labels."""
+
+    row: Any
+    input: str
+    tokens: list[str]
+    weights: np.ndarray
+
+    def as_json(self, digits: int = 4) -> dict[str, Any]:
+        """The compact form written to attention.jsonl: per layer, the mean over heads (T, T)."""
+        mean = self.weights.mean(axis=1).round(digits)  # (layers, T, T)
+        return {
+            "row": self.row,
+            "input": self.input,
+            "tokens": self.tokens,
+            "heads": int(self.weights.shape[1]),
+            "mean_over_heads": mean.tolist(),
+        }
+
+
+def attention_weights(
+    module: Attention, x: torch.Tensor, options: dict[str, Any], keys: torch.Tensor
+) -> torch.Tensor:
+    """The weights (B, heads, T, S) `module` used on input x (B, T, D) with the keyword
+    arguments of its call (mask, causal, cache) and the keys (B, heads, S, d_head) it returned."""
+    b, t, d = x.shape
+    heads = module.heads
+    q = module.query(x).view(b, t, heads, d // heads).transpose(1, 2)  # (B, H, T, hd)
+    scores = q @ keys.transpose(-2, -1) / math.sqrt(d // heads)  # (B, H, T, S)
+    allowed = torch.ones_like(scores, dtype=torch.bool)
+    mask = options.get("mask")
+    if mask is not None:
+        allowed = allowed & mask
+    cache = options.get("cache")
+    if options.get("causal", False) and (cache is None or t > 1):
+        s = keys.shape[2]
+        # as Attention.forward: with a cache, the new queries see every cached key
+        allowed = allowed & torch.ones(t, s, dtype=torch.bool, device=x.device).tril(s - t)
+    return scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1)
+
+
+@contextmanager
+def recorded_attention(modules: list[Attention]) -> Iterator[list[list[torch.Tensor]]]:
+    """While the block runs, every call of each module appends its weights (B, H, T, S) to
+    that module's list (in the order given)."""
+    found: list[list[torch.Tensor]] = [[] for _ in modules]
+
+    def hook_for(index: int) -> Any:
+        def hook(
+            module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any
+        ) -> None:
+            assert isinstance(module, Attention)
+            if kwargs.get("context") is not None:
+                return  # cross-attention: not recorded yet
+            with torch.no_grad():
+                weights = attention_weights(module, args[0], kwargs, output[1][0])
+            found[index].append(weights.detach().float().cpu())
+
+        return hook
+
+    handles = [
+        module.register_forward_hook(hook_for(i), with_kwargs=True)
+        for i, module in enumerate(modules)
+    ]
+    try:
+        yield found
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def encoder_attention(model: FeatureModel) -> dict[int, list[Attention]]:
+    """The self-attention modules of each input whose sequence encoder is a Transformer, by the
+    input's position, first layer first."""
+    layers = {}
+    for position, encoder in enumerate(model.encoders):
+        if isinstance(encoder, TextEncoder | SequenceValuesEncoder) and isinstance(
+            encoder.sequence, TransformerEncoder
+        ):
+            layers[position] = attention_modules(encoder.sequence.blocks)
+    return layers
+
+
+def attention_modules(blocks: nn.ModuleList) -> list[Attention]:
+    """The self-attention module of each TransformerBlock in `blocks`."""
+    modules = [block.attention for block in blocks]
+    assert all(isinstance(m, Attention) for m in modules)
+    return modules  # type: ignore[return-value]  # checked above
+
+
+def feature_attention(
+    model: FeatureModel,
+    specs: list[InputSpec],
+    input_encoders: list[Any],
+    encoded: dict[str, np.ndarray],
+    labels: list[Any],
+) -> list[AttentionMap]:
+    """Attention maps of every Transformer-encoded input (text or number sequence) for the
+    encoded rows (one forward pass), one per row and input, restricted to the real tokens."""
+    layers = encoder_attention(model)
+    if not layers:
+        return []
+    modules = [module for position in sorted(layers) for module in layers[position]]
+    with recorded_attention(modules) as found, torch.no_grad():
+        model({k: torch.as_tensor(v) for k, v in encoded.items()})
+    maps, index = [], 0
+    for position in sorted(layers):
+        spec, count = specs[position], len(layers[position])
+        stacked = torch.stack([calls[0] for calls in found[index : index + count]], dim=1)
+        index += count  # stacked: (B, layers, heads, T, T)
+        array = encoded[spec.name]
+        for i, label in enumerate(labels):
+            if spec.type == "text":
+                ids = [int(t) for t in array[i]]
+                real = [p for p, token in enumerate(ids) if token != 0 or p == 0]
+                tokens = [token_label(input_encoders[position].tokenizer, ids[p]) for p in real]
+            else:  # a number sequence: (L, 2) value and mask; a step is labelled by its number
+                real = [p for p in range(array.shape[1]) if array[i, p, 1] > 0.5 or p == 0]
+                tokens = [str(p) for p in real]
+            kept = stacked[i][:, :, real][:, :, :, real]  # the model gave padding keys 0
+            maps.append(AttentionMap(label, spec.name, tokens, kept.numpy()))
+    return maps
+
+
+def token_label(tokenizer: Tokenizer, token: int) -> str:
+    """A token id as text: the token itself, or [PAD] / [UNK] / [BOS] / [EOS]."""
+    if token < len(SPECIAL_TOKENS):
+        return SPECIAL_TOKENS[token]
+    return tokenizer.decode([token]) or f"#{token}"
