@@ -26,6 +26,14 @@ from megalith.explain.methods import (
     automatic_batch_size,
     output_at,
 )
+from megalith.explain.sanity import (
+    RANDOMISATION_ROWS,
+    flattened,
+    randomisation_summary,
+    randomised_attributions,
+    rank_correlations,
+    valid_elements,
+)
 from megalith.explain.space import AttributedModel, InputSpace, input_spaces
 from megalith.explain.trust import deletion_curves, deletion_summary
 from megalith.models.blocks import FeatureModel
@@ -87,6 +95,8 @@ class Explainer:
         self.attention = True
         """Record the attention maps of Transformer-encoded inputs."""
         self.maps: list[AttentionMap] = []
+        self.randomisation: np.ndarray | None = None
+        """(rows,) the model-randomisation rank correlation of the first rows."""
 
     def explain(
         self, frame: pd.DataFrame, base_dir: Path | None, origin: str, rows_per_pass: int
@@ -151,6 +161,8 @@ class Explainer:
             )
         units = unit_values(spaces, found.values, self.method)
         columns = column_values(spaces, units)
+        if self.randomisation is None:
+            self.randomisation = self._randomisation(spaces, target, found.values)
         attributed, random = deletion_curves(
             self.forward,
             spaces,
@@ -206,6 +218,35 @@ class Explainer:
             "steps": found.steps,
         }
 
+    def _randomisation(
+        self, spaces: list[InputSpace], target: torch.Tensor | None, values: list[torch.Tensor]
+    ) -> np.ndarray:
+        """(rows,) the model-randomisation rank correlation of the first rows (sanity.py)."""
+        count = min(RANDOMISATION_ROWS, len(values[0]))
+        first = [
+            InputSpace(
+                s.spec,
+                s.values[:count],
+                s.baseline[:count],
+                None if s.extra is None else s.extra[:count],
+                s.units,
+                s.valid[:count],
+            )
+            for s in spaces
+        ]
+        randomised = randomised_attributions(
+            self.model,
+            self.specs,
+            self.output,
+            self.method,
+            first,
+            None if target is None else target[:count],
+            steps=self.steps,
+            internal_batch_size=self.internal_batch_size or 512,
+        )
+        trained = flattened([v[:count] for v in values])
+        return rank_correlations(trained, randomised, valid_elements(first))
+
     def _target(self, decoded: dict[str, Any]) -> torch.Tensor | None:
         """(B,) class indices to explain: the chosen class, or each row's predicted one."""
         if self.output.type == "number":
@@ -256,6 +297,8 @@ class Explainer:
         importance = np.abs(columns).mean(axis=0)
         order = np.argsort(-importance, kind="stable")
         trust: dict[str, Any] = {"deletion": deletion_summary(attributed, random)}
+        if self.randomisation is not None:
+            trust["randomisation"] = randomisation_summary(self.randomisation)
         if gaps is not None and used is not None:
             trust["completeness"] = _completeness(gaps, used)
         return {
