@@ -22,6 +22,7 @@ import numpy as np
 from megalith.errors import DataError, RunError, did_you_mean
 from megalith.explain.attention import AttentionMap
 from megalith.explain.output import write_explanations
+from megalith.explain.permutation import permutation_comparison
 from megalith.models.blocks import FeatureModel
 
 if TYPE_CHECKING:
@@ -124,17 +125,27 @@ def explain_run(
         raise RunError("--steps and --internal-batch-size must be at least 1")
     check_supported(run)
     started = time.perf_counter()
+    if rows is not None and row_ids is not None:  # before the data is read
+        raise RunError("--rows and --row-ids: give one of them, not both")
+    if rows is not None and rows < 1:
+        raise RunError(f"--rows {rows}: explain at least one row")
     if not isinstance(run.model, FeatureModel):  # a GPT run: attention maps only
         from megalith.explain.language import explain_language_model
 
-        frame, _, origin = _rows(run, data, rows, row_ids, base_dir)
-        explanations = explain_language_model(run, frame, origin)
+        source, _, origin = _source(run, data, base_dir)
+        explanations = explain_language_model(run, _selected(source, origin, rows, row_ids), origin)
         explanations.summary["seconds"] = round(time.perf_counter() - started, 3)
         return explanations
     explainer = Explainer(run, method, output_name, target, steps, internal_batch_size)
     explainer.attention = attention
-    frame, folder, origin = _rows(run, data, rows, row_ids, base_dir)
+    source, folder, origin = _source(run, data, base_dir)
+    frame = _selected(source, origin, rows, row_ids)
     explanations = explainer.explain(frame, folder, origin, ROWS_PER_PASS)
+    compared = permutation_comparison(
+        run, source, folder, origin, explainer.output, explanations.importance
+    )
+    if compared is not None:
+        explanations.summary["trust"]["permutation"] = compared
     explanations.summary["seconds"] = round(time.perf_counter() - started, 3)
     return explanations
 
@@ -154,37 +165,34 @@ def check_supported(run: Run) -> None:
     )
 
 
-def _rows(
-    run: Run,
-    data: pd.DataFrame | str | Path | None,
-    rows: int | None,
-    row_ids: list[int] | None,
-    base_dir: str | Path | None,
+def _source(
+    run: Run, data: pd.DataFrame | str | Path | None, base_dir: str | Path | None
 ) -> tuple[pd.DataFrame, Path | None, str]:
-    """The rows to explain, the folder image paths resolve against, and where they came from."""
+    """The rows explained ones are drawn from, the folder image paths resolve against, and
+    where they came from (the run's test split by default)."""
     import pandas as pd
 
-    if rows is not None and row_ids is not None:
-        raise RunError("--rows and --row-ids: give one of them, not both")
-    if rows is not None and rows < 1:
-        raise RunError(f"--rows {rows}: explain at least one row")
     if data is None:
         table, splits = run.data_splits()
         split = next((s for s in ("test", "val", "train") if len(splits.get(s, ())) > 0), "test")
-        frame, folder, origin = splits[split], table.base_dir, f"{table.origin} ({split} split)"
-    elif isinstance(data, pd.DataFrame):
-        frame, origin = data, "data frame"
-        folder = Path(base_dir) if base_dir is not None else Path.cwd()
-    else:
-        table = run.read_table(data)
-        frame, folder, origin = table.frame, table.base_dir, table.origin
+        return splits[split], table.base_dir, f"{table.origin} ({split} split)"
+    if isinstance(data, pd.DataFrame):
+        return data, Path(base_dir) if base_dir is not None else Path.cwd(), "data frame"
+    table = run.read_table(data)
+    return table.frame, table.base_dir, table.origin
+
+
+def _selected(
+    frame: pd.DataFrame, origin: str, rows: int | None, row_ids: list[int] | None
+) -> pd.DataFrame:
+    """The rows to explain: those at `row_ids`, or the first `rows` (default 50)."""
     if row_ids is not None:
         bad = [i for i in row_ids if not 0 <= i < len(frame)]
         if bad:
             raise DataError(
                 f"{origin}: --row-ids {bad[0]} is out of range; it has rows 0 to {len(frame) - 1}"
             )
-        return frame.iloc[row_ids], folder, origin
+        return frame.iloc[row_ids]
     if len(frame) == 0:
         raise DataError(f"{origin}: no rows to explain")
-    return frame.iloc[: rows or DEFAULT_ROWS], folder, origin
+    return frame.iloc[: rows or DEFAULT_ROWS]

@@ -40,6 +40,14 @@ def explain_page(explanations: Explanations, pngs: dict[str, bytes]) -> str:
     if summary["global_importance"]:
         parts.append("<h2>Global importance (mean |attribution| per column)</h2>")
         parts.append(_bars(summary["global_importance"]))
+    permutation = summary["trust"].get("permutation")
+    if permutation:
+        parts.append(
+            f"<h2>Permutation importance (the fall of {escape(permutation['metric'])} when a "
+            f"column is shuffled, {permutation['repeats']} times over {permutation['rows']} rows)"
+            "</h2>"
+        )
+        parts.append(_bars(permutation["importance"]))
     by_row: dict[str, list[str]] = {}
     for image in explanations.images:
         name = image_name(image)

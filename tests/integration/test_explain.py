@@ -88,6 +88,12 @@ def test_the_two_deciding_columns_are_the_most_important(table_run: mg.Run) -> N
     assert trust["deletion"]["area_attributed"] > trust["deletion"]["area_random"]
     # model randomisation: re-initialised weights give different attributions
     assert trust["randomisation"]["passed"] and trust["randomisation"]["rows"] == 32
+    # permutation importance on the whole test split puts the same two columns on top
+    permutation = trust["permutation"]
+    assert permutation["rows"] == 80 and permutation["metric"] == "accuracy"
+    assert set(list(permutation["importance"])[:2]) == {"amount", "grade"}, permutation
+    assert min(permutation["importance"]["amount"], permutation["importance"]["grade"]) > 0.1
+    assert permutation["rank_correlation"] > 0.5 and permutation["passed"]
 
 
 @pytest.mark.parametrize("method", ["saliency", "occlusion"])
