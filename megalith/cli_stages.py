@@ -158,8 +158,12 @@ def explain(
         data, rows=rows, row_ids=ids, method=method, target=target, output_name=output_name,
         steps=steps, internal_batch_size=internal_batch_size, attention=attention,
     )  # fmt: skip
-    folder = write_explanations(explanations, output or run / "explain", overwrite=overwrite)
+    folder = write_explanations(
+        explanations, output or RunDir(run).explanations, overwrite=overwrite
+    )
     trust = ", ".join(f"{k} {'passed' if v['passed'] else 'FAILED'}" for k, v in
                       explanations.summary["trust"].items())  # fmt: skip
     verdicts = f"; {trust}" if trust else ""
     typer.echo(f"wrote {folder} ({len(explanations.rows)} rows{verdicts})", err=True)
+    if output is None:  # the report is left as it was: rewriting it means evaluating again
+        typer.echo(f"`megalith report {run}` links it from report.html", err=True)

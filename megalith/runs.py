@@ -63,6 +63,11 @@ class RunDir:
     def eval(self) -> Path:
         return self.path / "eval.json"
 
+    @property
+    def explanations(self) -> Path:
+        """Where `megalith explain` writes by default (explain.html, summary.json, ...)."""
+        return self.path / "explain"
+
     @staticmethod
     def default_for(name: str, root: Path = Path("runs")) -> RunDir:
         """runs/<name>-<YYYYmmdd-HHMMSS>, with a suffix if that already exists."""

@@ -153,6 +153,7 @@ def gather_report(run: Run) -> dict[str, Any]:
         "outputs": [],
         "notes": [],
         "samples": [],
+        "explanations": _explanations(run),
     }
     try:
         table, splits = run.data_splits()
@@ -178,6 +179,29 @@ def gather_report(run: Run) -> dict[str, Any]:
         if len(test):
             context["outputs"] = _output_sections(run, test, test_frame)
     return context
+
+
+def _explanations(run: Run) -> dict[str, Any] | None:
+    """What `megalith explain` left in RUN/explain, for a link: the page, rows, method and the
+    verdict of each trust figure; None when the run has not been explained there."""
+    folder = RunDir(run.path).explanations
+    try:
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not (folder / "explain.html").is_file() or not isinstance(summary, dict):
+        return None
+    trust = summary.get("trust") or {}
+    return {
+        "href": f"{folder.name}/explain.html",
+        "rows": summary.get("rows"),
+        "method": summary.get("method_name") or summary.get("method"),
+        "verdicts": [
+            (name, "passed" if figures.get("passed") else "FAILED")
+            for name, figures in trust.items()
+            if isinstance(figures, dict)
+        ],
+    }
 
 
 def _written_samples(run: Run, rows: pd.DataFrame) -> list[str]:

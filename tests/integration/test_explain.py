@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from chromium import CHROMIUM, load_page
 from conftest import run_cli
 from PIL import Image
 
@@ -384,3 +385,34 @@ def test_a_transformer_text_run_writes_attention_maps_over_its_words(
     quiet = run_cli("explain", "run", "--rows", "2", "--no-attention", "--overwrite")
     assert quiet.code == 0, quiet.stderr
     assert not (folder / "attention.jsonl").exists()
+
+
+EXPLAIN_FACTS = """({
+  headings: [...document.querySelectorAll("h2")].map(h => h.textContent.trim()),
+  images: document.images.length,
+  broken: [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).length,
+  width: document.documentElement.scrollWidth,
+  explainLink: [...document.querySelectorAll("a")].map(a => a.getAttribute("href"))
+    .filter(h => h === "explain/explain.html").length,
+})"""
+
+
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason=f"{CHROMIUM} not installed (apt-get install chromium)"
+)
+def test_explain_html_renders_offline_and_the_report_links_to_it(image_run: mg.Run) -> None:
+    from megalith.evaluate.report import write_report
+    from megalith.runs import RunDir
+
+    folder = write_explanations(
+        image_run.explain(rows=6), RunDir(image_run.path).explanations, overwrite=True
+    )
+    page = load_page(folder / "explain.html", EXPLAIN_FACTS)
+    assert page.failed == [] and page.errors == []
+    assert all(url.startswith("data:image/png;base64,") for url in page.requests[1:])
+    facts = page.facts
+    assert facts["headings"][:2] == ["Trust", "Global importance (mean |attribution| per column)"]
+    assert facts["images"] == 6 and facts["broken"] == 0 and facts["width"] <= 1280
+    report = load_page(write_report(image_run), EXPLAIN_FACTS)
+    assert report.failed == [] and report.facts["explainLink"] == 1  # its own section
+    assert "Explanations" in report.facts["headings"]
