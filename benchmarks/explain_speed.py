@@ -2,7 +2,8 @@
 
 Trains examples/digits.yaml briefly, then on the test split's rows times:
   - `megalith`: `run.explain(rows=N, method="ig", steps=50)` — encoding, IG with the steps raised
-    per row until completeness is within 5%, mapping back, the deletion check;
+    per row until completeness is within 5%, mapping back, the deletion check, the
+    model-randomisation check (the first 32 rows explained again);
   - `plain`: Captum's IntegratedGradients at 50 steps on the model's forward over float pixels,
     with the same internal batch size: the attribution alone, nothing checked.
 Prints one JSON object: rows per second of each, the ratio megalith / plain (below 1: what the
@@ -89,6 +90,7 @@ def _measure(
         "ratio": round(plain_s / megalith_s, 3),
         "completeness": explanations.summary["trust"]["completeness"],
         "deletion": explanations.summary["trust"]["deletion"],
+        "randomisation": explanations.summary["trust"]["randomisation"],
         "machine": {
             "threads": torch.get_num_threads(),
             "cpu": platform.processor() or platform.machine(),

@@ -45,7 +45,8 @@ if TYPE_CHECKING:
 
 BASELINES = (
     "number 0 (a standardised number's train mean), binary the negative value, category the "
-    "unknown value's embedding, text the padding embedding (zeros), image black, sequence 0"
+    "embedding of its most frequent train value, text the padding embedding (zeros), image "
+    "black, sequence 0"
 )
 
 
@@ -245,7 +246,7 @@ class Explainer:
             internal_batch_size=self.internal_batch_size or 512,
         )
         trained = flattened([v[:count] for v in values])
-        return rank_correlations(trained, randomised, valid_elements(first))
+        return rank_correlations(trained, randomised, valid_elements(first, self.method))
 
     def _target(self, decoded: dict[str, Any]) -> torch.Tensor | None:
         """(B,) class indices to explain: the chosen class, or each row's predicted one."""

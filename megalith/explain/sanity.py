@@ -122,11 +122,17 @@ def flattened(values: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat([v.detach().reshape(len(v), -1).double() for v in values], dim=1)
 
 
-def valid_elements(spaces: list[InputSpace]) -> torch.Tensor:
-    """(B, N) bool: the attributed numbers that hold data (not padding), as `flattened`."""
+def valid_elements(spaces: list[InputSpace], method: str) -> torch.Tensor:
+    """(B, N) bool: the attributed numbers that hold data (not padding), as `flattened`. For a
+    method measured from the baseline (ig, occlusion), numbers at their baseline are left out
+    too: those methods give them 0 whatever the weights, a match that says nothing."""
     parts = []
     for space in spaces:
         rows = len(space.values)
         ids = space.units.expand_as(space.values).reshape(rows, -1)
-        parts.append(space.valid.gather(1, ids - int(space.units.min())))
+        valid = space.valid.gather(1, ids - int(space.units.min()))
+        if method != "saliency":
+            moved = (space.values != space.baseline).reshape(rows, -1)
+            valid = valid & moved
+        parts.append(valid)
     return torch.cat(parts, dim=1)

@@ -8,7 +8,7 @@ put in place of a feature:
     input     attributed tensor            baseline
     number    (B,) encoded value           0: the train mean of a standardised number
     binary    (B,) 0.0 / 1.0               0: the negative value
-    category  (B, D) its embedding         the embedding of the unknown id (a missing value)
+    category  (B, D) its embedding         the embedding of the train split's most frequent value
     text      (B, L, D) token embeddings   0, the padding token's embedding (all-zero)
     image     (B, C, H, W) pixels 0..255   0: a black image
     sequence  (B, L) standardised values   0: the train mean; padding steps stay padding
@@ -72,9 +72,13 @@ def _space(encoder: nn.Module, spec: InputSpec, array: torch.Tensor, first: int)
         return InputSpace(spec, values, torch.zeros_like(values), None, units, _all(rows, 1))
     if spec.type == "category":
         embedding: nn.Embedding = encoder.embedding  # type: ignore[assignment]
+        # the vocabulary is ordered by train frequency, so id 1 is the most frequent value: a
+        # trained, typical point; the unknown id's row (0) barely trains, which made its
+        # distance to any category, relevant or not, look like importance
+        common = 1 if embedding.num_embeddings > 1 else 0
         with torch.no_grad():
             values = embedding(array)  # (B, D)
-            baseline = embedding.weight[0].expand_as(values).clone()  # the unknown id
+            baseline = embedding.weight[common].expand_as(values).clone()
         return InputSpace(spec, values, baseline, None, torch.tensor([[first]]), _all(rows, 1))
     if isinstance(encoder, TextEncoder):
         with torch.no_grad():
