@@ -22,6 +22,7 @@ from megalith.explain.mapping import (
 from megalith.explain.methods import (
     COMPLETENESS_GOAL,
     METHODS,
+    Attributions,
     attribute,
     automatic_batch_size,
     output_at,
@@ -134,8 +135,6 @@ class Explainer:
         rows: list[dict[str, Any]],
         images: list[ImageMap],
     ) -> dict[str, Any]:
-        from megalith.explain import ImageMap
-
         model = self.model
         with torch.no_grad():
             outputs = model({k: torch.as_tensor(v) for k, v in encoded.items()})
@@ -176,41 +175,14 @@ class Explainer:
             self.forward, tuple(s.values for s in spaces), tuple(s.extra for s in spaces), target
         )
         for i, label in enumerate(part.index):
-            row = {
-                "row": _plain(label),
-                "prediction": {key: _plain(value[i]) for key, value in decoded.items()},
-                "explained": {
-                    "output": self.output.name,
-                    **(
-                        {"class": _plain(self.classes[int(target[i])])}
-                        if target is not None
-                        else {}
-                    ),
-                    "value": float(explained[i]),
-                },
-                "attributions": {
-                    spec.name: float(columns[i, j]) for j, spec in enumerate(self.specs)
-                },
-                "deletion": {
-                    "area_attributed": float(attributed[i]),
-                    "area_random": float(random[i]),
-                },
+            row = self._row(i, label, decoded, target, float(explained[i]), columns[i], found)
+            row["deletion"] = {
+                "area_attributed": float(attributed[i]),
+                "area_random": float(random[i]),
             }
-            if found.gap is not None and found.steps is not None:
-                row["integrated_gradients"] = {
-                    "steps": int(found.steps[i]),
-                    "completeness_gap": float(found.gap[i]),
-                }
             row.update(self._details(part, i, spaces, units, found.values))
             rows.append(row)
-        for space, attribution in zip(spaces, found.values, strict=True):
-            if space.spec.type == "image":
-                maps = pixel_map(attribution, self.method)
-                pixels = space.values.round().clamp(0, 255).to(torch.uint8).numpy()
-                images.extend(
-                    ImageMap(_plain(label), space.spec.name, pixels[i], maps[i])
-                    for i, label in enumerate(part.index)
-                )
+        images.extend(_image_maps(part, spaces, found.values, self.method))
         return {
             "columns": columns,
             "attributed": attributed,
@@ -218,6 +190,31 @@ class Explainer:
             "gap": found.gap,
             "steps": found.steps,
         }
+
+    def _row(
+        self,
+        i: int,
+        label: Any,
+        decoded: dict[str, Any],
+        target: torch.Tensor | None,
+        explained: float,
+        columns: np.ndarray,
+        found: Attributions,
+    ) -> dict[str, Any]:
+        """Row i's object in explanations.jsonl, but for its deletion areas and details."""
+        chosen = {} if target is None else {"class": _plain(self.classes[int(target[i])])}
+        row: dict[str, Any] = {
+            "row": _plain(label),
+            "prediction": {key: _plain(value[i]) for key, value in decoded.items()},
+            "explained": {"output": self.output.name, **chosen, "value": explained},
+            "attributions": {spec.name: float(columns[j]) for j, spec in enumerate(self.specs)},
+        }
+        if found.gap is not None and found.steps is not None:
+            row["integrated_gradients"] = {
+                "steps": int(found.steps[i]),
+                "completeness_gap": float(found.gap[i]),
+            }
+        return row
 
     def _randomisation(
         self, spaces: list[InputSpace], target: torch.Tensor | None, values: list[torch.Tensor]
@@ -320,6 +317,24 @@ class Explainer:
             "global_importance": {self.specs[j].name: float(importance[j]) for j in order},
             "trust": trust,
         }
+
+
+def _image_maps(
+    part: pd.DataFrame, spaces: list[InputSpace], values: list[torch.Tensor], method: str
+) -> list[ImageMap]:
+    """Each image input's attribution map per row, with its pixels."""
+    from megalith.explain import ImageMap
+
+    found: list[ImageMap] = []
+    for space, attribution in zip(spaces, values, strict=True):
+        if space.spec.type == "image":
+            maps = pixel_map(attribution, method)
+            pixels = space.values.round().clamp(0, 255).to(torch.uint8).numpy()
+            found.extend(
+                ImageMap(_plain(label), space.spec.name, pixels[i], maps[i])
+                for i, label in enumerate(part.index)
+            )
+    return found
 
 
 def _completeness(gaps: torch.Tensor, used: torch.Tensor) -> dict[str, Any]:
