@@ -7,7 +7,8 @@ Captum computes every attribution (methods.py) in the space each input is attrib
 (space.py: embeddings for ids, encoded values for the rest, each with its baseline); mapping.py
 turns them into one value per column, word, pixel or step, and trust.py checks them. Takes MLP,
 CNN and ResNet runs (FeatureModel) with category, binary or number outputs; attention.py records
-the attention maps of Transformer-encoded inputs, and of GPT runs (language.py, maps only).
+the attention maps of Transformer-encoded inputs, and of GPT runs (language.py) and seq2seq runs
+(translation.py), which get maps only.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from megalith.explain.attention import AttentionMap
 from megalith.explain.output import write_explanations
 from megalith.explain.permutation import permutation_comparison
 from megalith.models.blocks import FeatureModel
+from megalith.models.seq2seq import Seq2Seq
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -129,11 +131,16 @@ def explain_run(
         raise RunError("--rows and --row-ids: give one of them, not both")
     if rows is not None and rows < 1:
         raise RunError(f"--rows {rows}: explain at least one row")
-    if not isinstance(run.model, FeatureModel):  # a GPT run: attention maps only
+    if not isinstance(run.model, FeatureModel):  # GPT or seq2seq: attention maps only
         from megalith.explain.language import explain_language_model
+        from megalith.explain.translation import explain_seq2seq
 
         source, _, origin = _source(run, data, base_dir)
-        explanations = explain_language_model(run, _selected(source, origin, rows, row_ids), origin)
+        selected = _selected(source, origin, rows, row_ids)
+        if isinstance(run.model, Seq2Seq):
+            explanations = explain_seq2seq(run, selected, origin)
+        else:
+            explanations = explain_language_model(run, selected, origin)
         explanations.summary["seconds"] = round(time.perf_counter() - started, 3)
         return explanations
     explainer = Explainer(run, method, output_name, target, steps, internal_batch_size)
@@ -155,13 +162,13 @@ def check_supported(run: Run) -> None:
     from megalith.config import is_language_model
     from megalith.models.gpt import GPT
 
-    if isinstance(run.model, FeatureModel | GPT):
+    if isinstance(run.model, FeatureModel | GPT | Seq2Seq):
         return
     what = "a pretrained language model" if is_language_model(run.config) else None
     raise RunError(
         f"{run.path}: explaining {what or f'a model.arch {run.config.model.arch} run'} is not "
         "supported yet; explain takes mlp, cnn and resnet runs (tables, images, text, sequences) "
-        "and the attention maps of gpt runs"
+        "and the attention maps of gpt and seq2seq runs"
     )
 
 

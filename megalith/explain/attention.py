@@ -35,21 +35,25 @@ if TYPE_CHECKING:
 
 @dataclass
 class AttentionMap:
-    """One row's attention over one input: `weights` (layers, heads, T, T) float32, each query
-    row summing to 1 over the keys (padding dropped), and the T `tokens` as labels."""
+    """One row's attention over one input: `weights` (layers, heads, T, S) float32, each query
+    row summing to 1 over the keys (padding dropped), the T query `tokens` as labels, and for
+    cross-attention (a seq2seq output looking at its source) the S `keys` (None: the same
+    tokens as the queries, self-attention)."""
 
     row: Any
     input: str
     tokens: list[str]
     weights: np.ndarray
+    keys: list[str] | None = None
 
     def as_json(self, digits: int = 4) -> dict[str, Any]:
-        """The compact form written to attention.jsonl: per layer, the mean over heads (T, T)."""
-        mean = self.weights.mean(axis=1).round(digits)  # (layers, T, T)
+        """The compact form written to attention.jsonl: per layer, the mean over heads (T, S)."""
+        mean = self.weights.mean(axis=1).round(digits)  # (layers, T, S)
         return {
             "row": self.row,
             "input": self.input,
             "tokens": self.tokens,
+            **({"keys": self.keys} if self.keys is not None else {}),
             "heads": int(self.weights.shape[1]),
             "mean_over_heads": mean.tolist(),
         }
@@ -87,9 +91,7 @@ def recorded_attention(modules: list[Attention]) -> Iterator[list[list[torch.Ten
             module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any
         ) -> None:
             assert isinstance(module, Attention)
-            if kwargs.get("context") is not None:
-                return  # cross-attention: not recorded yet
-            with torch.no_grad():
+            with torch.no_grad():  # cross-attention: the keys it returned are the context's
                 weights = attention_weights(module, args[0], kwargs, output[1][0])
             found[index].append(weights.detach().float().cpu())
 
@@ -118,11 +120,12 @@ def encoder_attention(model: FeatureModel) -> dict[int, list[Attention]]:
     return layers
 
 
-def attention_modules(blocks: nn.ModuleList) -> list[Attention]:
-    """The self-attention module of each TransformerBlock in `blocks`."""
-    modules = [block.attention for block in blocks]
+def attention_modules(blocks: nn.ModuleList, kind: str = "attention") -> list[Attention]:
+    """The self-attention module of each TransformerBlock in `blocks` (kind "cross": their
+    cross-attention modules)."""
+    modules = [getattr(block, kind) for block in blocks]
     assert all(isinstance(m, Attention) for m in modules)
-    return modules  # type: ignore[return-value]  # checked above
+    return modules
 
 
 def feature_attention(

@@ -118,8 +118,9 @@ def attention_png(found: AttentionMap, size: float = 2.2) -> bytes:
                 found.weights[layer, head], cmap="viridis", vmin=0, vmax=1, interpolation="nearest"
             )
             axes.set_title(f"layer {layer + 1}, head {head + 1}", fontsize=8)
-            if count <= LABELLED_TOKENS:
-                axes.set_xticks(range(count), found.tokens, rotation=90, fontsize=6)
+            keys = found.keys if found.keys is not None else found.tokens
+            if max(count, len(keys)) <= LABELLED_TOKENS:
+                axes.set_xticks(range(len(keys)), keys, rotation=90, fontsize=6)
                 axes.set_yticks(range(count), found.tokens, fontsize=6)
             else:
                 axes.set_xticks([])

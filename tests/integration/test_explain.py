@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -416,3 +417,37 @@ def test_explain_html_renders_offline_and_the_report_links_to_it(image_run: mg.R
     report = load_page(write_report(image_run), EXPLAIN_FACTS)
     assert report.failed == [] and report.facts["explainLink"] == 1  # its own section
     assert "Explanations" in report.facts["headings"]
+
+
+def test_a_seq2seq_run_writes_which_source_tokens_each_written_token_looked_at(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(0)
+    words = ["".join(rng.choice(list("abcdef"), size=rng.integers(2, 5))) for _ in range(120)]
+    pairs = pd.DataFrame({"word": words, "reversed": [" ".join(reversed(w)) for w in words]})
+    pairs.to_csv(tmp_path / "pairs.csv", index=False)
+    config = {
+        "data": {"source": str(tmp_path / "pairs.csv"), "split": {"val": 0.1, "test": 0.1}},
+        "inputs": [{"name": "word", "type": "text", "tokenizer": "char"}],
+        "outputs": [{"name": "reversed", "type": "text", "tokenizer": "word", "vocab_size": 12}],
+        "model": {"arch": "seq2seq", "layers": 1, "heads": 2, "dim": 16, "beam_size": 1},
+        "train": {"epochs": 1, "batch_size": 32, **QUICK},
+    }
+    run = mg.train(config, output_dir=tmp_path / "run")
+    explanations = run.explain(rows=4)
+    assert explanations.summary["method"] == "attention" and len(explanations.rows) == 4
+    test_rows = run.data_splits()[1]["test"]
+    for row in explanations.rows:
+        assert row["source_tokens"] == list(test_rows.loc[row["row"], "word"])
+    by_input: dict[str, list[Any]] = {}
+    for found in explanations.attention:
+        by_input.setdefault(found.input, []).append(found)
+    assert [len(maps) for maps in by_input.values()] == [4, 4]
+    for found in by_input["reversed<-word"]:
+        assert found.keys == list(test_rows.loc[found.row, "word"]) and found.tokens[-1] == "[EOS]"
+        assert found.weights.shape == (1, 2, len(found.tokens), len(found.keys))
+        assert np.allclose(found.weights.sum(axis=-1), 1, atol=1e-5)
+    folder = write_explanations(explanations, tmp_path / "explain")
+    lines = (folder / "attention.jsonl").read_text().splitlines()
+    assert len(lines) == 8 and "keys" in json.loads(lines[1])
+    assert len(list((folder / "attention").glob("*.png"))) == 8

@@ -16,6 +16,7 @@ from megalith.models.blocks import FeatureModel
 from megalith.models.gpt import GPT, GPTConfig
 from megalith.models.mlp import MLPConfig
 from megalith.models.registry import build_model
+from megalith.models.seq2seq import Seq2Seq, Seq2SeqConfig
 
 TRANSFORMER = SequenceEncoderConfig(kind="transformer", layers=2, heads=2)
 INPUTS = [
@@ -148,3 +149,35 @@ def test_gpt_maps_are_causal_and_reproduce_every_layer_with_and_without_a_cache(
         with torch.no_grad():
             rebuilt = _output_from_weights(module, full, x)
         torch.testing.assert_close(rebuilt, out, atol=1e-5, rtol=1e-4)
+
+
+def test_seq2seq_cross_attention_skips_source_padding_and_reproduces_the_layer() -> None:
+    torch.manual_seed(0)
+    model = Seq2Seq(
+        Seq2SeqConfig(layers=1, heads=2, dim=8, dropout=0.0),
+        InputSpec("word", "text", vocab_size=20, shape=(6,)),
+        OutputSpec("reversed", "text", num_classes=20, shape=(8,)),
+    ).eval()
+    cross = model.decoder[0].cross
+    seen: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    def keep(module: torch.nn.Module, args: Any, kwargs: dict[str, Any], output: Any) -> None:
+        seen.append((args[0], kwargs["context"], output[0]))
+
+    handle = cross.register_forward_hook(keep, with_kwargs=True)
+    try:
+        with recorded_attention([cross]) as found, torch.no_grad():
+            memory, mask = model.encode(torch.tensor([[5, 6, 7, 0, 0, 0]]))
+            model.decode(torch.tensor([[2, 8, 9]]), memory, mask)
+    finally:
+        handle.remove()
+    weights = found[0][0]  # (1, heads, 3 written, 6 source)
+    assert weights.shape == (1, 2, 3, 6) and torch.all(weights[..., 3:] == 0)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(1, 2, 3))
+    x, context, out = seen[0]
+    b, t, d = x.shape
+    kv = cross.key_value(context).view(b, context.shape[1], 2, cross.heads, d // cross.heads)
+    v = kv.permute(2, 0, 3, 1, 4)[1]  # (B, H, S, hd): the context's values
+    with torch.no_grad():
+        rebuilt = cross.out((weights @ v).transpose(1, 2).reshape(b, t, d))
+    torch.testing.assert_close(rebuilt, out, atol=1e-5, rtol=1e-4)
