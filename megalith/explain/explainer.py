@@ -298,7 +298,7 @@ class Explainer:
         if self.randomisation is not None:
             trust["randomisation"] = randomisation_summary(self.randomisation)
         if gaps is not None and used is not None:
-            trust["completeness"] = _completeness(gaps, used)
+            trust["completeness"] = completeness_summary(gaps, used)
         return {
             "run": str(self.run.path),
             "data": origin,
@@ -337,7 +337,8 @@ def _image_maps(
     return found
 
 
-def _completeness(gaps: torch.Tensor, used: torch.Tensor) -> dict[str, Any]:
+def completeness_summary(gaps: torch.Tensor, used: torch.Tensor) -> dict[str, Any]:
+    """The completeness figures of Integrated Gradients over rows: gaps (B,), steps used (B,)."""
     worst = float(gaps.max())
     passed = worst <= COMPLETENESS_GOAL
     steps = {str(int(s)): int((used == s).sum()) for s in used.unique()}

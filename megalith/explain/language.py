@@ -1,8 +1,11 @@
-"""Explaining a GPT language model: its attention maps over the first tokens of each document.
+"""Explaining a GPT language model over the first tokens of each document (row): which of them
+made it predict the next token, and what each position attended to.
 
-Token attributions for language models are not computed yet; what a GPT run gets is, per
-document, the first ATTENTION_TOKENS tokens, the token the model predicts after each of them,
-and per layer and head which earlier tokens each position attended to (attention.py).
+Per document, the first ATTENTION_TOKENS tokens are run through the model: the token it predicts
+after each of them; Integrated Gradients (methods.py, Captum; completeness checked and the steps
+raised as for other runs) of the logit of the token it predicts after the last one, attributed
+to the token embeddings (baseline: zeros, as for text inputs) and summed per token; and per
+layer and head which earlier tokens each position attended to (attention.py).
 """
 
 from __future__ import annotations
@@ -10,14 +13,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import nn
 
-from megalith.errors import DataError
+from megalith.data.specs import InputSpec
+from megalith.errors import DataError, RunError
 from megalith.explain.attention import (
     AttentionMap,
     attention_modules,
     recorded_attention,
     token_label,
 )
+from megalith.explain.methods import attribute
+from megalith.explain.space import InputSpace
 from megalith.models.gpt import GPT
 
 if TYPE_CHECKING:
@@ -29,13 +36,33 @@ ATTENTION_TOKENS = 64
 """A document's first tokens shown in its attention maps (at most the model's context)."""
 
 
-def explain_language_model(run: Run, frame: pd.DataFrame, origin: str) -> Explanations:
-    """Attention maps of a GPT run for each document (row) of `frame`.
+class _NextToken(nn.Module):
+    """A GPT as a function of its token embeddings (B, T, D): the logits (B, V) of the token
+    after the last position."""
+
+    def __init__(self, model: GPT) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        logits, _ = self.model.from_embeddings(x)
+        return logits[:, -1, :]
+
+
+def explain_language_model(
+    run: Run, frame: pd.DataFrame, origin: str, method: str = "ig", steps: int = 50
+) -> Explanations:
+    """Token attributions and attention maps of a GPT run for each document (row) of `frame`.
 
     Raises:
+        RunError: a method other than ig.
         DataError: the text column is missing, or no row holds any text.
     """
     from megalith.explain import Explanations
+    from megalith.explain.explainer import completeness_summary
+
+    if method != "ig":
+        raise RunError(f"--method {method}: a gpt run is explained by ig only; leave it out")
 
     model = run.model
     assert isinstance(model, GPT)  # check_supported said so
@@ -48,6 +75,8 @@ def explain_language_model(run: Run, frame: pd.DataFrame, origin: str) -> Explan
     modules = attention_modules(model.blocks)
     rows: list[dict[str, Any]] = []
     maps: list[AttentionMap] = []
+    gaps: list[float] = []
+    step_counts: list[int] = []
     model.eval()
     for label, ids in zip(frame.index, ids_by_row, strict=True):
         ids = ids[:length]
@@ -59,11 +88,17 @@ def explain_language_model(run: Run, frame: pd.DataFrame, origin: str) -> Explan
         weights = torch.stack([calls[0][0] for calls in found])  # (layers, heads, T, T)
         maps.append(AttentionMap(_plain(label), name, tokens, weights.numpy()))
         predicted = logits[0].argmax(dim=-1).tolist()
+        values, used, gap = _next_token_attributions(model, ids, predicted[-1], steps)
+        gaps.append(gap)
+        step_counts.append(used)
         rows.append(
             {
                 "row": _plain(label),
                 "tokens": tokens,
                 "predicted_next": [token_label(encoder.tokenizer, t) for t in predicted],
+                "explained": {"next_token": token_label(encoder.tokenizer, predicted[-1])},
+                "token_attributions": [[t, v] for t, v in zip(tokens, values, strict=True)],
+                "integrated_gradients": {"steps": used, "completeness_gap": gap},
             }
         )
     if not rows:
@@ -72,20 +107,47 @@ def explain_language_model(run: Run, frame: pd.DataFrame, origin: str) -> Explan
         "run": str(run.path),
         "data": origin,
         "rows": len(rows),
-        "method": "attention",
+        "method": "ig",
         "method_name": (
-            f"attention maps of the first {length} tokens of each document (token attributions "
-            "for language models are not computed yet)"
+            f"Integrated Gradients (Sundararajan et al. 2017) of the next token after the first "
+            f"{length} tokens of each document, and the attention maps of those tokens"
         ),
         "output": name,
         "output_type": "text",
-        "target": "the next token",
-        "units": "attention weights (each position's weights sum to 1 over the tokens it sees)",
-        "baselines": "none",
+        "target": "the token predicted after the last one",
+        "units": "logits (attention: weights, each position's summing to 1)",
+        "baselines": "token embeddings 0 (the padding embedding)",
+        "steps": steps,
         "global_importance": {},
-        "trust": {},
+        "trust": {
+            "completeness": completeness_summary(torch.tensor(gaps), torch.tensor(step_counts))
+        },
     }
     return Explanations(rows, summary, attention=maps)
+
+
+def _next_token_attributions(
+    model: GPT, ids: list[int], target: int, steps: int
+) -> tuple[list[float], int, float]:
+    """Each token's attribution (its embedding's, summed) to the logit of `target` after the
+    last token; the steps Integrated Gradients took and its completeness gap."""
+    with torch.no_grad():
+        embeddings = model.embedding(torch.tensor([ids]))  # (1, T, D)
+    space = InputSpace(
+        InputSpec(model.name, "text"),
+        embeddings,
+        torch.zeros_like(embeddings),
+        None,
+        torch.arange(len(ids)).view(1, -1, 1),
+        torch.ones(1, len(ids), dtype=torch.bool),
+    )
+    found = attribute(
+        "ig", _NextToken(model).eval(), [space], torch.tensor([target]), steps=steps,
+        internal_batch_size=max(1, 4096 // len(ids)),
+    )  # fmt: skip
+    assert found.steps is not None and found.gap is not None
+    values = found.values[0][0].sum(dim=-1).tolist()  # (T,)
+    return values, int(found.steps[0]), float(found.gap[0])
 
 
 def _plain(value: Any) -> Any:

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import nn
 
-from megalith.explain.space import AttributedModel, InputSpace
+from megalith.explain.space import InputSpace
 
 METHODS = {
     "ig": "Integrated Gradients (Sundararajan et al. 2017)",
@@ -63,7 +64,7 @@ class Attributions:
 
 def attribute(
     method: str,
-    forward: AttributedModel,
+    forward: nn.Module,
     spaces: list[InputSpace],
     target: torch.Tensor | None,
     *,
@@ -103,7 +104,7 @@ def attribute(
 
 
 def output_at(
-    forward: AttributedModel,
+    forward: nn.Module,
     inputs: tuple[torch.Tensor, ...],
     extras: tuple[torch.Tensor | None, ...],
     target: torch.Tensor | None,
@@ -124,7 +125,7 @@ def _one_blas_thread() -> AbstractContextManager[Any]:
 
 
 def _integrated_gradients(
-    forward: AttributedModel,
+    forward: nn.Module,
     spaces: list[InputSpace],
     target: torch.Tensor | None,
     steps: int,

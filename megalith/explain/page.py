@@ -126,6 +126,12 @@ def _words(pairs: list[list[Any]]) -> str:
 
 def _row(row: dict[str, Any], images: list[str]) -> str:
     explained = row["explained"]
+    if "token_attributions" in row:  # a language model's document
+        return (
+            f"<div class='row'><h3>Row {escape(str(row['row']))}</h3>"
+            f"<p>Explaining the next token, {escape(str(explained['next_token']))!r}, after:</p>"
+            f"{_words(row['token_attributions'])}</div>"
+        )
     what = explained.get("class", "the predicted value")
     parts = [
         f"<div class='row'><h3>Row {escape(str(row['row']))}</h3>",

@@ -79,7 +79,14 @@ class GPT(nn.Module):
         """
         if start + tokens.shape[1] > self.context:
             raise ValueError(f"positions up to {start + tokens.shape[1]} exceed {self.context}")
-        x = self.drop(self.positions(self.embedding(tokens), start))  # (B, T, D)
+        return self.from_embeddings(self.embedding(tokens), caches, start)
+
+    def from_embeddings(
+        self, x: torch.Tensor, caches: Sequence[KVCache] | None = None, start: int = 0
+    ) -> tuple[torch.Tensor, list[KVCache]]:
+        """The rest of `decode`, given the token embeddings x (B, T, D); the explain stage
+        attributes to x."""
+        x = self.drop(self.positions(x, start))  # (B, T, D)
         new_caches = []
         for i, block in enumerate(self.blocks):
             x, kv = block(x, causal=True, cache=caches[i] if caches else None)

@@ -280,8 +280,14 @@ def test_a_language_model_is_explained_by_its_causal_attention_maps(tmp_path: Pa
     assert np.allclose(weights.sum(axis=-1), 1, atol=1e-3) and not np.triu(weights[0], 1).any()
     assert (folder / "attention" / f"{first['row']}-text.png").read_bytes()[:4] == b"\x89PNG"
     summary = json.loads((folder / "summary.json").read_text())
-    assert summary["method"] == "attention" and summary["trust"] == {}
-    assert "Attention</h2>" in (folder / "explain.html").read_text()
+    assert summary["method"] == "ig" and summary["trust"]["completeness"]["gap_max"] <= 0.05
+    row = json.loads((folder / "explanations.jsonl").read_text().splitlines()[0])
+    assert [t for t, _ in row["token_attributions"]] == first["tokens"]
+    # the values sum to the change of the explained logit from the all-zero embeddings
+    assert row["integrated_gradients"]["completeness_gap"] <= 0.05
+    assert row["explained"]["next_token"] == row["predicted_next"][-1]
+    page = (folder / "explain.html").read_text()
+    assert "Attention</h2>" in page and "Explaining the next token" in page
 
 
 def test_the_speed_benchmark_runs_in_tiny_mode() -> None:
