@@ -288,6 +288,11 @@ def test_a_language_model_is_explained_by_its_causal_attention_maps(tmp_path: Pa
     assert row["explained"]["next_token"] == row["predicted_next"][-1]
     page = (folder / "explain.html").read_text()
     assert "Attention</h2>" in page and "Explaining the next token" in page
+    refused = run_cli("explain", tmp_path / "lm", "--method", "saliency", "--overwrite")
+    assert refused.code == 2 and refused.stderr.strip() == (
+        "error: --method saliency: a gpt run is explained by ig only; leave it out"
+    )
+    assert (folder / "attention.jsonl").is_file()  # the earlier explanation is left as it was
 
 
 def test_the_speed_benchmark_runs_in_tiny_mode() -> None:
