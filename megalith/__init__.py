@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from megalith.errors import ConfigError, DataError, MegalithError, RunError
 
 if TYPE_CHECKING:
+    from megalith.compress import compress
     from megalith.config import Config
     from megalith.pipeline import train
     from megalith.run import Run, load
@@ -26,6 +27,7 @@ __all__ = [
     "MegalithError",
     "Run",
     "RunError",
+    "compress",
     "load",
     "serve",
     "train",
@@ -34,6 +36,7 @@ __all__ = [
 _LAZY = {
     "Config": "megalith.config",
     "Run": "megalith.run",
+    "compress": "megalith.compress",
     "load": "megalith.run",
     "serve": "megalith.serving",
     "train": "megalith.pipeline",
