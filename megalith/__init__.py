@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+# not lazy: the subpackage megalith.compress, once imported, would shadow a lazy name (light:
+# torch and ONNX load inside the function)
+from megalith.compress import compress
 from megalith.errors import ConfigError, DataError, MegalithError, RunError
 
 if TYPE_CHECKING:
-    from megalith.compress import compress
     from megalith.config import Config
     from megalith.pipeline import train
     from megalith.run import Run, load
@@ -36,7 +38,6 @@ __all__ = [
 _LAZY = {
     "Config": "megalith.config",
     "Run": "megalith.run",
-    "compress": "megalith.compress",
     "load": "megalith.run",
     "serve": "megalith.serving",
     "train": "megalith.pipeline",

@@ -17,30 +17,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-
-from megalith.compress.chain import PAGE_FILE, RESULT_FILE, StepFunction
-from megalith.compress.settings import (
-    STEP_ORDER,
-    CompressSettings,
-    read_settings_file,
-    validate_settings,
-)
 from megalith.errors import MegalithError, RunError
 
 if TYPE_CHECKING:
     import pandas as pd
+    from rich.console import Console
 
+    from megalith.compress.chain import StepFunction
     from megalith.run import Run
 
-__all__ = [
-    "STEP_ORDER",
-    "CompressSettings",
-    "Compression",
-    "compress",
-    "quantize_run",
-    "read_settings_file",
-]
+# megalith/__init__.py imports this package (so that `mg.compress` is the function, not this
+# package): its modules load inside the functions, keeping `import megalith` light
+__all__ = ["Compression", "compress", "quantize_run"]
+RESULT_FILE = "compression.json"
+PAGE_FILE = "compression.html"
 
 
 def quantize_run(run: Run, output_dir: Path, **options: Any) -> Path:
@@ -145,8 +135,11 @@ def compress(
         RunError: `run` is not a run directory (a bundle, say), its model cannot be
             compressed, OUT holds other files, or a step failed; OUT is then left as it was.
     """
+    from rich.console import Console
+
     from megalith.compress.chain import resolve_steps, run_chain
     from megalith.compress.quantize import check_quantizable
+    from megalith.compress.settings import read_settings_file, validate_settings
 
     _check_installed()
     data = dict(config) if isinstance(config, Mapping) else {}

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from megalith.compress import PAGE_FILE, RESULT_FILE
 from megalith.compress.settings import CompressSettings
 from megalith.errors import RunError
 from megalith.stage_folder import check_output_folder, staged_folder
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
 StepFunction = Callable[["Run", Path, Console], "Run | Path"]
 """A step: (the model to start from, the folder to write, console) -> the run it wrote, or the
 path of the bundle it wrote (a bundle ends the chain)."""
-RESULT_FILE = "compression.json"
-PAGE_FILE = "compression.html"
 BASELINE = "original-fp32"
 
 
