@@ -82,9 +82,12 @@ def quantize_run(
                 run, BundleFiles(source), BundleFiles(folder), scheme, calibration_rows, scratch
             )
     note = json.loads(BundleFiles(target).description.read_text(encoding="utf-8"))
-    (console or Console(stderr=True)).print(
-        f"quantize: {note['quantization']['scheme']} int8 ({note['quantization']['reason']})"
-    )
+    quantization, console = note["quantization"], console or Console(stderr=True)
+    console.print(f"quantize: {quantization['scheme']} int8 ({quantization['reason']})")
+    if quantization["pre_processed"] is not True:
+        console.print(
+            f"[yellow]note[/]: ONNX Runtime's pre-processing {quantization['pre_processed']}"
+        )
     return target
 
 
@@ -133,7 +136,7 @@ def _quantize_bundle(
     chosen, reason = choose_scheme(onnx.load(str(source.model), load_external_data=False))
     if scheme != "auto":
         chosen, reason = scheme, "asked for"
-    prepared = _pre_process(source.model, Path(scratch) / "prepared.onnx")
+    prepared, pre_processed = _pre_process(source.model, Path(scratch) / "prepared.onnx")
     try:
         if chosen == "dynamic":
             quantize_dynamic(prepared, target.model, weight_type=QuantType.QInt8)
@@ -165,23 +168,24 @@ def _quantize_bundle(
         "reason": reason,
         "calibration_rows": rows if chosen == "static" else 0,
         "per_channel": chosen == "static",
-        "pre_processed": prepared != source.model,
+        "pre_processed": pre_processed,
         "source_graph_mb": round(source.model.stat().st_size / 1e6, 4),
     }
     description["verified"] = checked
     target.description.write_text(json.dumps(description, indent=1), encoding="utf-8")
 
 
-def _pre_process(model: Path, prepared: Path) -> Path:
+def _pre_process(model: Path, prepared: Path) -> tuple[Path, bool | str]:
     """ONNX Runtime's pre-processing (shape inference, graph optimisation) that quantization
-    works best after; the graph as it is when it cannot be pre-processed."""
+    works best after: (the graph to quantize, True), or (the graph as it is, why not) when it
+    cannot be pre-processed."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     try:
         quant_pre_process(str(model), str(prepared))
-    except Exception:  # its shape inference fails on some graphs; optional step
-        return model
-    return prepared
+    except Exception as error:  # its shape inference fails on some graphs; an optional step
+        return model, f"skipped: {type(error).__name__}: {str(error)[:200]}"
+    return prepared, True
 
 
 class _CalibrationRows:

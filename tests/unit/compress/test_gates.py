@@ -106,3 +106,20 @@ def test_auto_picks_static_for_convolutions_and_dynamic_for_matmuls() -> None:
     assert scheme == "static" and "ConvInteger" in why
     scheme, why = choose_scheme(_graph("MatMul"))
     assert scheme == "dynamic" and "no convolution" in why
+
+
+def test_a_step_after_quantize_is_refused_and_a_custom_step_keeps_its_name() -> None:
+    from pathlib import Path
+
+    from megalith.compress.chain import resolve_steps
+    from megalith.compress.settings import CompressSettings
+    from megalith.errors import RunError
+
+    def _halve(run: object, folder: Path, console: object) -> object:
+        return run
+
+    settings = CompressSettings()
+    steps = resolve_steps([_halve, "quantize"], settings, {})
+    assert [step.name for step in steps] == ["halve", "quantize"]
+    with pytest.raises(RunError, match="quantize writes a bundle, so it must be the last"):
+        resolve_steps(["quantize", _halve], settings, {})
