@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,12 +101,13 @@ def resolve_steps(
     resolved = []
     for step in steps:
         if isinstance(step, str):
-            module = f"megalith.compress.{'distill' if step == 'distill' else step}"
+            module = f"megalith.compress.{step}"
             if step != "quantize" and importlib.util.find_spec(module) is None:
                 raise RunError(f"the {step} step is not in this install of Megalith ({module})")
             resolved.append(named_step(step, settings, bundles))
         else:
-            resolved.append(Step(getattr(step, "__name__", "custom").strip("_") or "custom", step))
+            name = re.sub(r"[^A-Za-z0-9.-]+", "_", getattr(step, "__name__", "")).strip("_.")
+            resolved.append(Step(name or "custom", step))
     names = [step.name for step in resolved]
     if "quantize" in names[:-1]:
         raise RunError(
@@ -142,8 +144,11 @@ def run_chain(
         recorder.measure_original(run.export(folder / BASELINE))
         current: Run | Path = run
         for number, step in enumerate(steps, start=1):
-            if isinstance(current, Path):
-                break  # a bundle ends the chain (checked for the named steps beforehand)
+            if isinstance(current, Path):  # checked beforehand for the named steps
+                raise RunError(
+                    f"step {step.name} follows a step that wrote a bundle ({current})"
+                    "; a bundle ends the chain"
+                )
             console.print(f"compress: step {number}, {step.name}")
             result = step.apply(current, folder / f"{number}-{step.name}", console)
             if recorder.measure_step(step.name, result) or settings.force:
