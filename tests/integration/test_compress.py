@@ -210,3 +210,15 @@ def test_the_cli_writes_the_table_from_a_config_block(mlp: mg.Run, tmp_path: Pat
     # run again without --overwrite: refused, the first compression kept
     again = run_cli("compress", mlp.path, "--config", config, "-o", tmp_path / "out")
     assert again.code == 2 and "--overwrite" in again.stderr
+    # a step failing half-way, with --overwrite: the earlier compression is kept as it was
+    before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir() if p.is_file()}
+
+    def _breaks(run: mg.Run, folder: Path, console: Console) -> mg.Run:
+        folder.mkdir()
+        raise mg.RunError("this step broke")
+
+    with pytest.raises(mg.RunError, match="this step broke"):
+        mg.compress(mlp, [_breaks], tmp_path / "out", overwrite=True, console=QUIET)
+    after = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir() if p.is_file()}
+    assert after == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["compress.yaml", "out"]
