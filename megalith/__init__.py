@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+# not lazy: the subpackage megalith.compress, once imported, would shadow a lazy name (light:
+# torch and ONNX load inside the function)
+from megalith.compress import compress
 from megalith.errors import ConfigError, DataError, MegalithError, RunError
 
 if TYPE_CHECKING:
@@ -26,6 +29,7 @@ __all__ = [
     "MegalithError",
     "Run",
     "RunError",
+    "compress",
     "load",
     "serve",
     "train",

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from megalith.cli_args import FILE_HINT, RunArg, RunOrBundleArg, fail
+from megalith.cli_compress import compress
 from megalith.cli_init import init
 from megalith.cli_stages import explain, export, serve
 from megalith.errors import MegalithError, cannot_write, missing_extra
@@ -234,6 +235,7 @@ def merge(
 
 app.command()(export)
 app.command()(explain)
+app.command()(compress)
 app.command()(serve)
 
 

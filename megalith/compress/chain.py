@@ -1,0 +1,159 @@
+"""The compression chain: each step applied to the last accepted model, measured, and gated.
+
+    OUT/
+      original-fp32/      the original run's fp32 ONNX bundle: the latency baseline
+      1-distill/          a run directory (with its own bundle/ for timing)
+      2-prune/            a run directory (with bundle/)
+      3-quantize/         an int8 bundle
+      compression.json    every model's measurements and verdicts
+      compression.html    the same as one self-contained page
+
+OUT is built beside its final place and moved there whole (megalith.stage_folder), so a failed
+compression leaves an earlier OUT exactly as it was.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+
+from megalith.compress import PAGE_FILE, RESULT_FILE
+from megalith.compress.settings import CompressSettings
+from megalith.errors import RunError
+from megalith.stage_folder import check_output_folder, staged_folder
+
+if TYPE_CHECKING:
+    from megalith.run import Run
+
+StepFunction = Callable[["Run", Path, Console], "Run | Path"]
+"""A step: (the model to start from, the folder to write, console) -> the run it wrote, or the
+path of the bundle it wrote (a bundle ends the chain)."""
+BASELINE = "original-fp32"
+
+
+@dataclass(frozen=True)
+class Step:
+    """A named step of the chain."""
+
+    name: str
+    apply: StepFunction
+
+
+def named_step(name: str, settings: CompressSettings, bundles: dict[Path, Path]) -> Step:
+    """The built-in step `name` (distill, prune, quantize) with its settings; `bundles` maps
+    each run of the chain to the fp32 bundle exported for timing it (quantize starts there)."""
+    if name == "quantize":
+
+        def quantize(run: Run, folder: Path, console: Console) -> Path:
+            from megalith.compress.quantize import quantize_run
+
+            fp32 = bundles.get(run.path)
+            return quantize_run(
+                run,
+                folder,
+                scheme=settings.scheme,
+                console=console,
+                calibration_rows=settings.calibration_rows,
+                fp32_bundle=fp32,
+            )
+
+        return Step(name, quantize)
+    if name == "prune":
+
+        def prune(run: Run, folder: Path, console: Console) -> Run:
+            from megalith.compress.prune import prune_run
+
+            return prune_run(
+                run,
+                folder,
+                amount=settings.prune,
+                finetune_epochs=settings.finetune_epochs,
+                console=console,
+            )
+
+        return Step(name, prune)
+
+    def distill(run: Run, folder: Path, console: Console) -> Run:
+        from megalith.compress.distill import distill_run
+
+        return distill_run(run, folder, width=settings.distill_width, console=console)
+
+    return Step(name, distill)
+
+
+def resolve_steps(
+    steps: Sequence[str | StepFunction], settings: CompressSettings, bundles: dict[Path, Path]
+) -> list[Step]:
+    """Named steps (in settings order, already checked) and callables, as Steps.
+
+    Raises:
+        RunError: a step follows quantize (whose output is a bundle), or a named step's module
+            is not in this install.
+    """
+    resolved = []
+    for step in steps:
+        if isinstance(step, str):
+            module = f"megalith.compress.{step}"
+            if step != "quantize" and importlib.util.find_spec(module) is None:
+                raise RunError(f"the {step} step is not in this install of Megalith ({module})")
+            resolved.append(named_step(step, settings, bundles))
+        else:
+            name = re.sub(r"[^A-Za-z0-9.-]+", "_", getattr(step, "__name__", "")).strip("_.")
+            resolved.append(Step(name or "custom", step))
+    names = [step.name for step in resolved]
+    if "quantize" in names[:-1]:
+        raise RunError(
+            f"steps {','.join(names)}: quantize writes a bundle, so it must be the last step"
+        )
+    return resolved
+
+
+def run_chain(
+    run: Run,
+    steps: Sequence[Step],
+    settings: CompressSettings,
+    target: Path,
+    *,
+    bundles: dict[Path, Path],
+    overwrite: bool,
+    console: Console,
+) -> dict[str, Any]:
+    """Apply, measure and gate every step into `target` (staged); returns compression.json.
+
+    Raises:
+        RunError: `target` holds other files (or an earlier compression, without `overwrite`),
+            or a step failed (OUT is left as it was).
+    """
+    from megalith.compress.page import compression_page
+    from megalith.compress.record import Recorder
+
+    check_output_folder(
+        target, overwrite, markers=[RESULT_FILE], holds="a compression", replace="it"
+    )
+    threads = settings.threads or os.cpu_count() or 1
+    with staged_folder(target) as folder:
+        recorder = Recorder(run, folder, threads, settings, bundles)
+        recorder.measure_original(run.export(folder / BASELINE))
+        current: Run | Path = run
+        for number, step in enumerate(steps, start=1):
+            if isinstance(current, Path):  # checked beforehand for the named steps
+                raise RunError(
+                    f"step {step.name} follows a step that wrote a bundle ({current})"
+                    "; a bundle ends the chain"
+                )
+            console.print(f"compress: step {number}, {step.name}")
+            result = step.apply(current, folder / f"{number}-{step.name}", console)
+            if recorder.measure_step(step.name, result) or settings.force:
+                current = result
+        summary = recorder.summary(target, [step.name for step in steps])
+        (folder / RESULT_FILE).write_text(json.dumps(summary, indent=1), encoding="utf-8")
+        (folder / PAGE_FILE).write_text(compression_page(summary), encoding="utf-8")
+    return summary
