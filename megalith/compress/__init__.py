@@ -1,0 +1,1 @@
+"""`megalith compress`: a trained run made smaller and faster, each step measured."""
