@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from megalith.models.blocks import FeatureModel
 from megalith.paths import resolved
 from megalith.run import Run, transform_split
 from megalith.runs import RunDir
-from megalith.stage_folder import check_output_folder, staged_folder
+from megalith.stage_folder import check_output_folder
 
 PRUNING_FILE = "pruning.json"
 FINETUNE_EPOCHS_FRACTION = 0.25
@@ -75,8 +76,8 @@ def prune_run(
     Raises:
         ConfigError: `amount` or `finetune_epochs` is out of range (before any work).
         RunError: the family cannot be pruned, there is nothing to prune, or `output_dir` is
-            the run itself or not empty (before any work); a write fails (then `output_dir`
-            is left as it was).
+            the run itself or not empty (before any work); a write fails. When anything fails
+            `output_dir` is left as it was (absent, or empty).
         MegalithError: Torch-Pruning is not installed (names the `compress` extra).
     """
     target = Path(output_dir)
@@ -99,10 +100,16 @@ def prune_run(
     config = finetune_config(run.config, epochs)
     from megalith.pipeline import train  # the ordinary training path, started from `pruned`
 
-    with staged_folder(target) as folder:
-        tuned = train(config, output_dir=folder, console=console, start_from=pruned)
+    existed = target.is_dir()  # and empty: check_prune_request refused anything else
+    try:  # trained in place, so its report and messages name it; removed if anything fails
+        tuned = train(config, output_dir=target, console=console, start_from=pruned)
         record = _record(run, tuned, amount, epochs, config, before, after)
-        RunDir(folder).write_json(folder / PRUNING_FILE, record)
+        RunDir(target).write_json(target / PRUNING_FILE, record)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        if existed:
+            target.mkdir()
+        raise
     return Run.load(target)
 
 
