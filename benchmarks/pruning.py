@@ -58,12 +58,12 @@ SIZE = 32
 
 def draw_shape(kind: str, rng: np.random.Generator) -> Image.Image:
     """One SIZE x SIZE RGB image of `kind` at a random place, size and colour, over noise."""
-    noise = rng.integers(0, 60, (SIZE, SIZE, 3), dtype=np.uint8)
+    noise = rng.integers(0, 110, (SIZE, SIZE, 3), dtype=np.uint8)
     image = Image.fromarray(noise, "RGB")
     pen = ImageDraw.Draw(image)
-    r = int(rng.integers(6, 12))
+    r = int(rng.integers(4, 12))
     cx, cy = (int(v) for v in rng.integers(r + 1, SIZE - r - 1, 2))
-    colour = tuple(int(v) for v in rng.integers(120, 256, 3))
+    colour = tuple(int(v) for v in rng.integers(90, 256, 3))
     box = (cx - r, cy - r, cx + r, cy + r)
     width = max(2, r // 3)
     if kind == "circle":
@@ -128,8 +128,8 @@ def train_family(name: str, data: Path, folder: Path, epochs: int) -> mg.Run:
     return mg.train(config, output_dir=folder / name)
 
 
-def _timer(bundle_path: Path, run: mg.Run, batch: int) -> Callable[[], object]:
-    bundle = load_bundle(bundle_path)
+def _timer(bundle_path: Path, run: mg.Run, batch: int, threads: int | None) -> Callable[[], object]:
+    bundle = load_bundle(bundle_path, threads=threads)
     table, splits = run.data_splits()
     frame = splits["test"][["image"]].head(batch)
     arrays = run.preprocessor.encode_inputs(frame, base_dir=table.base_dir, origin="test")
@@ -151,7 +151,15 @@ def median_ms(calls: dict[str, Callable[[], object]], repeats: int) -> dict[str,
     return {name: round(statistics.median(values), 4) for name, values in times.items()}
 
 
-def measure(name: str, original: mg.Run, pruned: mg.Run, folder: Path, repeats: int) -> dict:
+def measure(
+    name: str,
+    original: mg.Run,
+    pruned: mg.Run,
+    folder: Path,
+    repeats: int,
+    threads: list[int],
+) -> list[dict[str, Any]]:
+    """One row per ONNX Runtime thread count (0: its default, one per core)."""
     bundles = {
         "original": original.export(folder / f"{name}-bundle"),
         "pruned": pruned.export(folder / f"{name}-pruned-bundle"),
@@ -170,17 +178,21 @@ def measure(name: str, original: mg.Run, pruned: mg.Run, folder: Path, repeats: 
             "after": round(pruned.metrics["test"]["accuracy"], 4),
         },
     }
-    for batch in (1, 32):
-        timers = {
-            k: _timer(path, original if k == "original" else pruned, batch)
-            for k, path in bundles.items()
-        }
-        ms = median_ms(timers, repeats)
-        row[f"onnx_ms_batch{batch}"] = ms
-        row[f"speedup_batch{batch}"] = round(ms["original"] / ms["pruned"], 2)
     drop = row["test_accuracy"]["before"] - row["test_accuracy"]["after"]
     row["accuracy_drop_points"] = round(100 * drop, 2)
-    return row
+    rows = []
+    for count in threads:
+        timed = {**row, "onnx_threads": count or "default"}
+        for batch in (1, 32):
+            timers = {
+                k: _timer(path, original if k == "original" else pruned, batch, count or None)
+                for k, path in bundles.items()
+            }
+            ms = median_ms(timers, repeats)
+            timed[f"onnx_ms_batch{batch}"] = ms
+            timed[f"speedup_batch{batch}"] = round(ms["original"] / ms["pruned"], 2)
+        rows.append(timed)
+    return rows
 
 
 def machine() -> dict[str, Any]:
@@ -204,6 +216,9 @@ def main() -> None:
     parser.add_argument("--amount", type=float, default=0.3, help="Fraction of channels cut.")
     parser.add_argument("--finetune-epochs", type=int, default=None)
     parser.add_argument("--calls", type=int, default=100, help="Timed calls per measurement.")
+    parser.add_argument(
+        "--threads", type=int, nargs="+", default=[0, 1], help="ORT threads; 0: its default."
+    )
     parser.add_argument("--only", nargs="+", choices=list(FAMILIES), default=list(FAMILIES))
     parser.add_argument("--tiny", action="store_true", help="Few images, 1 epoch, few calls.")
     args = parser.parse_args()
@@ -220,7 +235,8 @@ def main() -> None:
                 amount=args.amount,
                 finetune_epochs=args.finetune_epochs,
             )
-            print(json.dumps(measure(name, original, pruned, folder, args.calls)), flush=True)
+            for row in measure(name, original, pruned, folder, args.calls, args.threads):
+                print(json.dumps(row), flush=True)
     print(json.dumps({"machine": machine()}), flush=True)
 
 
