@@ -8,11 +8,14 @@ tie whole stages together). Each group is scored by the L2 norm of its weights (
 criterion of Li et al., "Pruning Filters for Efficient ConvNets", 2017) and the weakest
 `amount` of its channels are cut out, so the layers become physically narrower.
 
-Only hidden widths are pruned: the convolutions of an image backbone, the 1-D convolutions
-of a text CNN encoder, the combiner's dense layers, and the inner (4x) width of a Transformer
-encoder's feed-forward blocks. Embeddings, recurrent layers, attention projections, the width
-of a Transformer's residual stream and the output heads keep their sizes, so inputs, outputs
-and the attention heads (and their count) stay as trained.
+Only hidden widths are pruned: the convolutions of an image backbone, the combiner's dense
+layers, and the inner (4x) width of a Transformer encoder's feed-forward blocks. Embeddings,
+recurrent layers, attention projections, the width of a Transformer's residual stream and the
+output heads keep their sizes, so inputs, outputs and the attention heads (and their count)
+stay as trained. Where Torch-Pruning cannot follow channels through a concatenation of
+differently shaped features (a text CNN encoder's max-pooled convolutions; an image backbone's
+last convolution when other inputs are concatenated to it), the group touches a kept layer and
+it is left whole: less is pruned, never the wrong channels.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from torch.utils.flop_counter import FlopCounterMode
 from megalith.errors import missing_extra
 from megalith.models.attention import FeedForward
 from megalith.models.blocks import FeatureModel, ImageEncoder
-from megalith.models.sequence import ConvEncoder
 
 PRUNABLE_ARCHS = ("mlp", "cnn", "resnet")
 """The model families structured pruning handles (every input type they take)."""
@@ -41,9 +43,7 @@ def prunable_layers(model: FeatureModel) -> list[nn.Module]:
         if isinstance(encoder, ImageEncoder):
             chosen += [m for m in encoder.backbone.modules() if isinstance(m, nn.Conv2d)]
         for module in encoder.modules():
-            if isinstance(module, ConvEncoder):
-                chosen += list(module.convs)
-            elif isinstance(module, FeedForward):
+            if isinstance(module, FeedForward):
                 chosen.append(module[0])  # dim -> 4 dim; its partner module[2] shrinks its input
     chosen += [m for m in model.combiner if isinstance(m, nn.Linear)]
     return chosen

@@ -27,7 +27,7 @@ from megalith.runtime import load_bundle
 
 pytestmark = pytest.mark.slow  # each module fixture trains a small model
 QUIET = Console(quiet=True)
-TRAIN = {"epochs": 2, "batch_size": 64, "optimizer": {"name": "adamw", "lr": 0.01}}
+TRAIN = {"epochs": 1, "batch_size": 64, "optimizer": {"name": "adamw", "lr": 0.01}}
 TRAIN_FAST = {**TRAIN, "baselines": False}
 
 
