@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import torch
 from conftest import make_table, run_cli
+from fastapi.testclient import TestClient
 from rich.console import Console
 
 import megalith as mg
@@ -24,6 +25,7 @@ from megalith.models import GPTConfig
 from megalith.pipeline import train
 from megalith.run import Run, transform_split
 from megalith.runtime import load_bundle
+from megalith.serving import ServeSettings, build_app, load_backend
 
 pytestmark = pytest.mark.slow  # each module fixture trains a small model
 QUIET = Console(quiet=True)
@@ -54,7 +56,7 @@ def cnn_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict
 
 
 def test_the_pruned_cnn_is_smaller_in_parameters_macs_and_file(cnn_pair) -> None:
-    source, pruned, before = cnn_pair
+    _, pruned, before = cnn_pair
     record = json.loads((pruned / "pruning.json").read_text())
     assert record["amount"] == 0.5 and record["finetune"]["epochs"] == 1
     assert record["parameters"]["after"] < 0.5 * record["parameters"]["before"]
@@ -74,7 +76,7 @@ def test_the_pruned_cnn_is_smaller_in_parameters_macs_and_file(cnn_pair) -> None
 def test_the_pruned_run_loads_alone_and_predicts_exported(cnn_pair, tmp_path: Path) -> None:
     source, pruned, _ = cnn_pair
     original = mg.load(pruned)
-    table, splits = original.data_splits()
+    _, splits = original.data_splits()
     frame = splits["test"].head(40)
     expected = original.predict(frame)
     copy = tmp_path / "elsewhere"
@@ -130,6 +132,13 @@ def test_a_fine_tuned_run_loads_exactly_like_the_trained_model(tmp_path: Path) -
         16,
         8,
     ]
+    frame = make_table(rows=12, seed=3)[["size", "color", "member"]]
+    served = TestClient(build_app(load_backend(tmp_path / "tuned", "torch"), ServeSettings()))
+    with served as client:  # `megalith serve RUN` on the pruned run alone
+        answer = client.post("/predict", json={"rows": frame.to_dict(orient="records")})
+    assert answer.status_code == 200, answer.text
+    got = [row["label"] for row in answer.json()["predictions"]]
+    assert got == loaded.predict(frame)["label"].tolist()
 
 
 def test_a_text_transformer_loses_feed_forward_width_not_heads(tmp_path: Path) -> None:
@@ -171,7 +180,7 @@ def test_an_unsupported_family_or_a_used_folder_is_refused(cnn_pair, tmp_path: P
     source = mg.load(cnn_pair[0])
     config = source.config.model_copy(update={"model": GPTConfig()})
     language_model = Run(source.path, config, source.preprocessor, source.model)
-    with pytest.raises(RunError, match="handles model.arch mlp, cnn, resnet; this run is .* gpt"):
+    with pytest.raises(RunError, match=r"handles model.arch mlp, cnn, resnet; this run is .* gpt"):
         prune_run(language_model, tmp_path / "out", console=QUIET)
     assert not (tmp_path / "out").exists()
     (tmp_path / "used").mkdir()
@@ -215,5 +224,5 @@ def test_a_lost_architecture_record_is_a_clear_mismatch(cnn_pair, tmp_path: Path
     copy = tmp_path / "run"
     shutil.copytree(cnn_pair[1], copy)
     (copy / "architecture.json").unlink()
-    with pytest.raises(RunError, match="does not match the model in config.yaml"):
+    with pytest.raises(RunError, match=r"does not match the model in config\.yaml"):
         mg.load(copy)
