@@ -52,6 +52,7 @@ EXTRAS = {
     "pretrained": ("transformers", "peft"),
     "tensorboard": ("tensorboard",),
     "explain": ("captum",),
+    "compress": ("torch_pruning",),
 }
 """The pip extra that installs each module a command may need (pyproject.toml)."""
 

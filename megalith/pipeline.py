@@ -28,7 +28,7 @@ from megalith.device import resolve_device, resolve_precision
 from megalith.errors import ConfigError, RunError, cannot_write, did_you_mean
 from megalith.evaluate.environment import describe_environment
 from megalith.evaluate.metrics import available_metrics
-from megalith.models import PretrainedConfig, build_model
+from megalith.models import PretrainedConfig
 from megalith.models.pretrained import (
     ARCHITECTURE_DIR,
     PretrainedModel,
@@ -44,6 +44,11 @@ from megalith.training.callbacks import Callback, MetricsLog, ProgressBar, Throu
 from megalith.training.distributed import Distributed
 from megalith.training.loop import TrainJob, train_loop
 from megalith.training.resume import check_resume_changes, check_resume_fits
+from megalith.training.start_from import (
+    save_architecture_record,
+    starting_model,
+    starting_preprocessor,
+)
 from megalith.training.tensorboard import build_loggers
 
 ConfigSource = str | Path | Mapping[str, Any] | Config
@@ -58,6 +63,7 @@ def train(
     overwrite: bool = False,
     console: Console | None = None,
     callbacks: Sequence[Callback] = (),
+    start_from: Run | None = None,
 ) -> Run:
     """Train a model from a config and return the finished run.
 
@@ -70,6 +76,9 @@ def train(
         overwrite: allow writing into a non-empty output_dir.
         console: where progress goes (stderr by default).
         callbacks: extra training callbacks (see megalith.training.callbacks).
+        start_from: a run whose model (architecture and weights, e.g. a pruned one) and
+            preprocessing (not refitted) training continues from; `config` must keep its
+            inputs, outputs and model (see megalith.training.start_from).
     Raises:
         ConfigError, DataError, RunError: with a message naming the key, column or file.
     """
@@ -95,7 +104,15 @@ def train(
         run_dir = RunDir(Path(ddp.broadcast(str(run_dir.path))))  # one name for every rank
         console = console or Console(stderr=True, quiet=not ddp.is_main)
         return _train(
-            cfg, base_dir, run_dir, resume is not None, overwrite, console, callbacks, ddp
+            cfg,
+            base_dir,
+            run_dir,
+            resume is not None,
+            overwrite,
+            console,
+            callbacks,
+            ddp,
+            start_from,
         )
     finally:
         ddp.stop()
@@ -110,6 +127,7 @@ def _train(
     console: Console,
     callbacks: Sequence[Callback],
     ddp: Distributed,
+    start_from: Run | None = None,
 ) -> Run:
     """Data -> preprocessing -> model -> loop -> evaluation -> run directory (rank 0 writes)."""
     cfg = _with_absolute_paths(cfg, base_dir)
@@ -124,7 +142,9 @@ def _train(
     checkpoint = ckpt.load_latest_checkpoint(run_dir.checkpoints) if resuming else None
     if checkpoint is not None:
         check_resume_fits(checkpoint.state["loop"], cfg.model_dump(mode="json"), run_dir.path)
-    if checkpoint is not None and run_dir.preprocessor.is_file():
+    if start_from is not None:
+        preprocessor = starting_preprocessor(cfg, start_from)
+    elif checkpoint is not None and run_dir.preprocessor.is_file():
         preprocessor = Preprocessor.load(run_dir.preprocessor)
     else:
         preprocessor = Preprocessor.fit(
@@ -138,7 +158,7 @@ def _train(
     loggers = build_loggers(cfg.train.log, run_dir.path) if ddp.is_main else []
     throughput = Throughput()
     seed_everything(cfg.seed)
-    model = build_model(cfg.model, preprocessor.input_specs, preprocessor.output_specs)
+    model = starting_model(cfg, preprocessor, run_dir, start_from)
     trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if cfg.train.batch_size == "auto":
         cfg = _with_batch_size(cfg, model, tensors["train"], ddp, console)
@@ -146,6 +166,8 @@ def _train(
         check_weights_fit(checkpoint.model, model, checkpoint.path)
     if ddp.is_main:
         _start_run_dir(run_dir, cfg, preprocessor, resuming, overwrite, refit=checkpoint is None)
+        if start_from is not None:
+            save_architecture_record(cfg, preprocessor, model, run_dir)
     ddp.barrier()
     console.print(
         f"[bold]{cfg.name}[/]: {len(tensors['train'])} train / {len(tensors['val'])} val / "
@@ -185,7 +207,7 @@ def _train(
     result = train_loop(job, resume=checkpoint)
     if ddp.sharded:  # the whole weights, gathered by every rank, in an ordinary model
         weights = ddp.full_weights(model)
-        model = build_model(cfg.model, preprocessor.input_specs, preprocessor.output_specs)
+        model = starting_model(cfg, preprocessor, run_dir, None)
         model.load_state_dict(weights)
     run = Run(run_dir.path, cfg, preprocessor, model)
     if not ddp.is_main:
@@ -239,6 +261,7 @@ def _start_run_dir(
     if not resuming:
         run_dir.create(overwrite=overwrite)
         shutil.rmtree(run_dir.checkpoints, ignore_errors=True)  # stale state of an overwritten run
+        run_dir.architecture.unlink(missing_ok=True)  # and a pruned model's widths
     text = config_to_yaml(cfg)
     if not run_dir.config.is_file() or run_dir.config.read_text(encoding="utf-8") != text:
         run_dir.write_text(run_dir.config, text)

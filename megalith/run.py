@@ -41,6 +41,7 @@ from megalith.models.pretrained import (
 )
 from megalith.models.remote_code import strip_custom_code
 from megalith.models.seq2seq import Seq2Seq, decode_in_batches, teacher_forcing
+from megalith.models.widths import apply_widths
 from megalith.paths import resolved
 from megalith.runs import RunDir, check_weights_fit, read_safetensors_header
 from megalith.structured import parse_json
@@ -70,6 +71,8 @@ class Run:
             model: nn.Module = _build_pretrained_run(config.model, preprocessor, run_dir.path)
         else:
             model = build_model(config.model, preprocessor.input_specs, preprocessor.output_specs)
+        if run_dir.architecture.is_file():  # a pruned run: some layers are narrower
+            apply_widths(model, run_dir.architecture)
         model.load_state_dict(load_weights(run_dir.weights, model))
         return cls(run_dir.path, config, preprocessor, model)
 

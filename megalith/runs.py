@@ -29,7 +29,14 @@ from megalith.memory import format_bytes
 from megalith.paths import check_confined, check_inside, check_readable, resolved
 
 REQUIRED_FILES = ("config.yaml", "model.safetensors", "preprocessor.json")
-OWN_FILES = (*REQUIRED_FILES, "metrics.jsonl", "eval.json", "report.html")
+OWN_FILES = (
+    *REQUIRED_FILES,
+    "metrics.jsonl",
+    "eval.json",
+    "report.html",
+    "architecture.json",
+    "pruning.json",
+)
 OWN_FOLDERS = ("checkpoints", "plots", "pretrained", "adapter", "tensorboard")
 
 
@@ -50,6 +57,11 @@ class RunDir:
     @property
     def preprocessor(self) -> Path:
         return self.path / "preprocessor.json"
+
+    @property
+    def architecture(self) -> Path:
+        """The widths of a pruned model's layers (megalith.models.widths); absent otherwise."""
+        return self.path / "architecture.json"
 
     @property
     def checkpoints(self) -> Path:
