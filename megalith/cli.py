@@ -11,6 +11,7 @@ import typer
 from megalith.cli_args import FILE_HINT, RunArg, RunOrBundleArg, fail
 from megalith.cli_init import init
 from megalith.cli_stages import explain, export, serve
+from megalith.cli_tune import tune
 from megalith.errors import MegalithError, cannot_write, missing_extra
 
 app = typer.Typer(
@@ -235,6 +236,7 @@ def merge(
 app.command()(export)
 app.command()(explain)
 app.command()(serve)
+app.command()(tune)
 
 
 @app.command()

@@ -52,6 +52,7 @@ EXTRAS = {
     "pretrained": ("transformers", "peft"),
     "tensorboard": ("tensorboard",),
     "explain": ("captum",),
+    "tune": ("optuna",),
 }
 """The pip extra that installs each module a command may need (pyproject.toml)."""
 
