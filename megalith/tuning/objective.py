@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +36,10 @@ class PruningReport(Callback):
         self.trial = trial
         self.metric = metric
         self.epochs = 0
+        self.last_epoch = 0
+
+    def on_train_start(self, total_steps: int, epochs: int, start_epoch: int) -> None:
+        self.last_epoch = epochs
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
         import optuna
@@ -46,7 +52,8 @@ class PruningReport(Callback):
         self.epochs = epoch + 1
         self.trial.report(metrics[self.metric], step=epoch + 1)
         self.trial.set_user_attr("epochs", self.epochs)
-        if self.trial.should_prune():
+        # the last epoch is not judged: stopping there would save nothing and lose the run's end
+        if self.epochs < self.last_epoch and self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned after epoch {self.epochs}")
 
 
@@ -73,6 +80,7 @@ class Objective:
         values = {d.key: d.suggest(trial) for d in self.dimensions}
         run_dir = self.trials_dir / f"{trial.number:03d}"
         trial.set_user_attr("run_dir", str(run_dir))
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         overrides = [*self.overrides, "tune=null", *overrides_for(values)]
         report = PruningReport(trial, self.metric)
         try:

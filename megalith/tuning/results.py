@@ -58,6 +58,7 @@ def trial_record(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
         "epochs": trial.user_attrs.get("epochs", len(trial.intermediate_values)),
         "seconds": trial.user_attrs.get("seconds"),
         "run_dir": trial.user_attrs.get("run_dir"),
+        "worker": trial.user_attrs.get("worker"),
         "error": trial.user_attrs.get("error"),
         "curve": {str(k): _finite(v) for k, v in sorted(trial.intermediate_values.items())},
     }

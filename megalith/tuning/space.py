@@ -194,3 +194,26 @@ def check_keys(dimensions: list[Dimension], resolved: dict[str, Any]) -> None:
 def overrides_for(values: dict[str, Any]) -> list[str]:
     """`--set`-style overrides for sampled values (JSON is YAML, so apply_override reads them)."""
     return [f"{key}={json.dumps(value)}" for key, value in values.items()]
+
+
+def section_overrides(raw: dict[str, Any], resolved: dict[str, Any], keys: list[str]) -> list[str]:
+    """Overrides that write out, from `resolved` (the config with defaults filled in), each
+    section a tuned key lies in that the config as written (`raw`) leaves out, so that
+    `model.hidden=[64]` lands in the default model (arch mlp) rather than a bare {hidden: ...}."""
+    filled: list[str] = []
+    for key in keys:
+        raw_node: Any = raw
+        resolved_node: Any = resolved
+        parts = key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            index: Any = int(part) if isinstance(resolved_node, list) else part
+            resolved_node = resolved_node[index] if resolved_node is not None else None
+            present = isinstance(raw_node, dict) and raw_node.get(part) is not None
+            present = present or (isinstance(raw_node, list) and index < len(raw_node))
+            if not present:
+                override = f"{'.'.join(parts[: i + 1])}={json.dumps(resolved_node)}"
+                if override not in filled:
+                    filled.append(override)
+                break
+            raw_node = raw_node[index]
+    return filled

@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from megalith.errors import ConfigError, RunError
 from megalith.tuning.results import StudyResult, write_study_files
-from megalith.tuning.space import Dimension, check_keys, parse_space, read_space
+from megalith.tuning.space import (
+    Dimension,
+    check_keys,
+    parse_space,
+    read_space,
+    section_overrides,
+)
 from megalith.tuning.storage import (
     JOURNAL,
     LOCK,
@@ -82,13 +88,17 @@ def tune(
     cfg, _ = load_config(config, overrides)
     settings = cfg.tune
     dimensions = _dimensions(space, settings.space if settings else {})
-    check_keys(dimensions, cfg.model_dump(mode="json"))
+    resolved = cfg.model_dump(mode="json")
+    check_keys(dimensions, resolved)
+    filled = section_overrides(
+        _as_written(config, overrides), resolved, [d.key for d in dimensions]
+    )
     metric = metric or (settings.metric if settings else None) or _default_metric(cfg)
     plan = StudyPlan(
         config=_picklable(config),
         dimensions=dimensions,
-        overrides=tuple(overrides),
-        study_dir=Path(study_dir or Path("studies") / (study or cfg.name)),
+        overrides=(*overrides, *filled),
+        study_dir=Path(study_dir or Path("studies") / (study or cfg.name)).absolute(),
         study_name=study or cfg.name,
         storage=storage,
         metric=_checked_metric(metric),
@@ -214,6 +224,25 @@ def _max_epochs(cfg: Config, dimensions: list[Dimension]) -> int:
         if dimension.key == "train.epochs":
             return int(max(dimension.choices) if dimension.choices else dimension.high)
     return cfg.train.epochs
+
+
+def _as_written(
+    config: str | Path | Mapping[str, Any] | Config, overrides: Sequence[str]
+) -> dict[str, Any]:
+    """The config as its author wrote it (defaults not filled in), with the overrides."""
+    import copy
+
+    from megalith.config import Config, apply_override, read_yaml
+
+    if isinstance(config, Config):
+        data = config.model_dump(mode="json", exclude_unset=True)
+    elif isinstance(config, Mapping):
+        data = copy.deepcopy(dict(config))
+    else:
+        data = read_yaml(Path(config))
+    for override in overrides:
+        apply_override(data, override)
+    return data
 
 
 def _picklable(config: str | Path | Mapping[str, Any] | Config) -> str | dict[str, Any]:

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     import optuna
 
 FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")
+MEDIAN_STARTUP_TRIALS = 4
+"""The median pruner judges no trial before this many have finished (Optuna's default is 5)."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ def make_pruner(plan: StudyPlan) -> optuna.pruners.BasePruner:
     if plan.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=plan.max_epochs)
     if plan.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+        return optuna.pruners.MedianPruner(n_startup_trials=MEDIAN_STARTUP_TRIALS, n_warmup_steps=1)
     return optuna.pruners.NopPruner()
 
 
