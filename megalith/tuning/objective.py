@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 
     from megalith.pipeline import ConfigSource
 
+FACTS = "megalith"
+"""The trial's user attribute holding what Megalith records (trial_facts)."""
+INTERRUPTED = "interrupted"
+"""Set on a trial failed because a killed tuner left it running."""
 TrainFunction = Callable[..., Any]
 """megalith.train's signature: (config, *, output_dir, overrides, overwrite, console, callbacks)."""
 
@@ -51,7 +55,6 @@ class PruningReport(Callback):
             )
         self.epochs = epoch + 1
         self.trial.report(metrics[self.metric], step=epoch + 1)
-        self.trial.set_user_attr("epochs", self.epochs)
         # the last epoch is not judged: stopping there would save nothing and lose the run's end
         if self.epochs < self.last_epoch and self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned after epoch {self.epochs}")
@@ -79,8 +82,8 @@ class Objective:
         started = time.perf_counter()
         values = {d.key: d.suggest(trial) for d in self.dimensions}
         run_dir = self.trials_dir / f"{trial.number:03d}"
-        trial.set_user_attr("run_dir", str(run_dir))
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        # one write of what Megalith records, at the end: each write to the journal is an fsync
+        facts: dict[str, Any] = {"run_dir": str(run_dir), "worker": _worker()}
         overrides = [*self.overrides, "tune=null", *overrides_for(values)]
         report = PruningReport(trial, self.metric)
         try:
@@ -98,11 +101,26 @@ class Objective:
         except optuna.TrialPruned:
             raise
         except MegalithError as error:
-            trial.set_user_attr("error", str(error))
+            facts["error"] = str(error)
             self.errors.append(str(error))
             raise
         finally:
-            trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
+            facts.update(epochs=report.epochs, seconds=round(time.perf_counter() - started, 3))
+            trial.set_user_attr(FACTS, facts)
+
+
+def trial_facts(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """What Megalith recorded of a trial: run_dir, worker, epochs, seconds, error (if any)."""
+    facts = dict(trial.user_attrs.get(FACTS, {}))
+    if trial.user_attrs.get(INTERRUPTED):
+        facts["error"] = "interrupted (the tuner was stopped); its parameters run again"
+    facts.setdefault("epochs", len(trial.intermediate_values))
+    return facts
+
+
+def _worker() -> str:
+    """host:pid of this process, telling apart workers on several machines."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _megalith_train() -> TrainFunction:

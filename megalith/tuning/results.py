@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from megalith.errors import cannot_write
 from megalith.evaluate.html import write_atomically
+from megalith.tuning.objective import trial_facts
 from megalith.tuning.space import overrides_for
 from megalith.tuning.storage import shown_url
 
@@ -50,18 +51,24 @@ def trial_record(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
     """One trial as study.json lists it; list choices back as lists."""
     from megalith.tuning.space import param_value
 
+    facts = trial_facts(trial)
     return {
         "number": trial.number,
         "state": trial.state.name.lower(),
         "value": _finite(trial.value),
         "params": {key: param_value(value) for key, value in trial.params.items()},
-        "epochs": trial.user_attrs.get("epochs", len(trial.intermediate_values)),
-        "seconds": trial.user_attrs.get("seconds"),
-        "run_dir": trial.user_attrs.get("run_dir"),
-        "worker": trial.user_attrs.get("worker"),
-        "error": trial.user_attrs.get("error"),
+        "epochs": facts["epochs"],
+        "seconds": facts.get("seconds"),
+        "run_dir": facts.get("run_dir"),
+        "worker": facts.get("worker"),
+        "error": facts.get("error"),
         "curve": {str(k): _finite(v) for k, v in sorted(trial.intermediate_values.items())},
     }
+
+
+def _best_run(best: optuna.trial.FrozenTrial | None) -> Path | None:
+    run_dir = trial_facts(best).get("run_dir") if best is not None else None
+    return Path(run_dir) if run_dir else None
 
 
 def _finite(value: float | None) -> float | None:
@@ -90,9 +97,7 @@ def write_study_files(study: optuna.Study, plan: StudyPlan) -> StudyResult:
         best_number=best.number if best else None,
         best_value=best.value if best else None,
         best_params=trial_record(best)["params"] if best else {},
-        best_run=Path(best.user_attrs["run_dir"])
-        if best and "run_dir" in best.user_attrs
-        else None,
+        best_run=_best_run(best),
         counts=counts,
         trials=records,
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from megalith.errors import ConfigError, RunError
+from megalith.tuning.objective import INTERRUPTED
 
 if TYPE_CHECKING:
     import optuna
@@ -95,7 +96,7 @@ def fail_interrupted_trials(study: optuna.Study, storage: optuna.storages.BaseSt
     numbers = []
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-        storage.set_trial_user_attr(trial_id, "error", "interrupted (the tuner was stopped)")
+        storage.set_trial_user_attr(trial_id, INTERRUPTED, True)
         storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
         study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
         numbers.append(trial.number)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from megalith.errors import MegalithError
-from megalith.tuning.objective import Objective, TrainFunction
+from megalith.tuning.objective import INTERRUPTED, Objective, TrainFunction, trial_facts
 from megalith.tuning.space import Dimension
 from megalith.tuning.storage import open_storage
 
@@ -76,7 +76,7 @@ def finished_count(study: optuna.Study) -> int:
 
     states = tuple(optuna.trial.TrialState[name] for name in FINISHED_STATES)
     trials = study.get_trials(deepcopy=False, states=states)
-    return sum(1 for t in trials if "interrupted" not in str(t.user_attrs.get("error", "")))
+    return sum(1 for t in trials if not t.user_attrs.get(INTERRUPTED))
 
 
 def run_worker(
@@ -131,9 +131,10 @@ def trial_line(trial: optuna.trial.FrozenTrial, metric: str) -> str:
         score = f"{metric} {trial.intermediate_values[epoch]:.4f} at epoch {epoch}"
     else:
         score = f"{metric} -"
+    facts = trial_facts(trial)
     if trial.state.name == "FAIL":
-        state += ": " + str(trial.user_attrs.get("error", "see the log")).splitlines()[0][:160]
-    seconds = trial.user_attrs.get("seconds", 0.0)
+        state += ": " + str(facts.get("error") or "see the log").splitlines()[0][:160]
+    seconds = facts.get("seconds") or 0.0
     return f"trial {trial.number:03d}  {params}  {score}  {state}  {seconds:.1f} s"
 
 

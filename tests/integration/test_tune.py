@@ -191,7 +191,9 @@ def test_two_workers_share_a_study_through_postgresql(tmp_path: Path) -> None:
         study = optuna.load_study(study_name="shared", storage=url)
         trials = study.get_trials()
         assert [t.state.name for t in trials] == ["COMPLETE"] * 4
-        assert len({t.user_attrs["worker"] for t in trials}) == 2  # two processes took part
+        assert (
+            len({t.user_attrs["megalith"]["worker"] for t in trials}) == 2
+        )  # two processes took part
         summary = json.loads((tmp_path / "study/study.json").read_text())
         assert summary["best"]["value"] == study.best_value and "***" not in summary["storage"]
     finally:
