@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from megalith.errors import ConfigError, MegalithError
 from megalith.training.callbacks import Callback
+from megalith.training.safety import TrainingInterrupted
 from megalith.tuning.space import Dimension, overrides_for
 
 if TYPE_CHECKING:
@@ -29,6 +30,11 @@ INTERRUPTED = "interrupted"
 """Set on a trial failed because a killed tuner left it running."""
 TrainFunction = Callable[..., Any]
 """megalith.train's signature: (config, *, output_dir, overrides, overwrite, console, callbacks)."""
+
+
+class TrialFailed(Exception):
+    """A trial's config or training was refused (a MegalithError, the reason in its facts):
+    the trial fails and the study goes on. A signal stopping training is not one of them."""
 
 
 class PruningReport(Callback):
@@ -100,10 +106,15 @@ class Objective:
             return read_score(run_dir, self.metric)
         except optuna.TrialPruned:
             raise
+        except (TrainingInterrupted, KeyboardInterrupt):  # Ctrl-C, SIGTERM: the study stops
+            facts["error"] = "interrupted by a signal; its parameters run again"
+            trial.set_user_attr(INTERRUPTED, True)
+            trial.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+            raise
         except MegalithError as error:
             facts["error"] = str(error)
             self.errors.append(str(error))
-            raise
+            raise TrialFailed(str(error)) from error
         finally:
             facts.update(epochs=report.epochs, seconds=round(time.perf_counter() - started, 3))
             trial.set_user_attr(FACTS, facts)

@@ -150,8 +150,12 @@ def _run_study(plan: StudyPlan, workers: int, train: TrainFunction | None) -> St
         file=sys.stderr,
     )
     errors: list[str] = []
-    if remaining != 0:
-        errors = _run_workers(plan, remaining, workers, train)
+    try:
+        if remaining != 0:
+            errors = _run_workers(plan, remaining, workers, train)
+    except BaseException:  # stopped (Ctrl-C, SIGTERM): the files still show what finished
+        write_study_files(study, plan)
+        raise
     result = write_study_files(study, plan)
     if errors and result.completed == 0:
         raise RunError(f"every trial failed; the first: {errors[0]}")

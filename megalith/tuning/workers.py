@@ -9,8 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from megalith.errors import MegalithError
-from megalith.tuning.objective import INTERRUPTED, Objective, TrainFunction, trial_facts
+from megalith.tuning.objective import (
+    INTERRUPTED,
+    Objective,
+    TrainFunction,
+    TrialFailed,
+    trial_facts,
+)
 from megalith.tuning.space import Dimension
 from megalith.tuning.storage import open_storage
 
@@ -94,7 +99,7 @@ def run_worker(
         import torch
 
         torch.set_num_threads(threads)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # the trial lines say what happened
     study = optuna.load_study(
         study_name=plan.study_name,
         storage=open_storage(plan.storage, plan.study_dir),
@@ -114,7 +119,7 @@ def run_worker(
         objective,
         n_trials=n_trials,
         timeout=plan.timeout_s,
-        catch=(MegalithError,),
+        catch=(TrialFailed,),
         callbacks=[after_trial],
     )
     return objective.errors
