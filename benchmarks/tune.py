@@ -25,6 +25,7 @@ import itertools
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -53,6 +54,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["pruning", "overhead", "memory"], default=None)
     parser.add_argument("--trials", type=int, default=30, help="Trials of each pruning study.")
     parser.add_argument("--epochs", type=int, default=20, help="Epochs of an unpruned trial.")
+    parser.add_argument("--task", choices=list(TASKS), default=None, help="One pruning task.")
     parser.add_argument("--quick", action="store_true", help="A few trials of each.")
     args = parser.parse_args()
     trials, epochs = (4, 3) if args.quick else (args.trials, args.epochs)
@@ -60,7 +62,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         os.chdir(folder)
         if args.only in (None, "pruning"):
-            for task in TASKS if not args.quick else ["breast_cancer"]:
+            tasks = [args.task] if args.task else list(TASKS)
+            for task in tasks if not args.quick else ["breast_cancer"]:
                 rows.append(_pruning(task, trials, epochs))
                 print(json.dumps(rows[-1]), flush=True)
         if args.only in (None, "overhead"):
@@ -182,6 +185,10 @@ def _memory(trials: int) -> dict[str, Any]:
     def measured_train(*args: Any, **kwargs: Any) -> Any:
         run = megalith_train(*args, **kwargs)
         resident.append(_rss_mb())
+        if len(resident) % 20 == 0:  # progress, and figures to read if the run is cut short
+            print(
+                f"memory: {resident[-1]:.1f} MB after {len(resident)} trials", file=sys.__stderr__
+            )
         return run
 
     config = _config("breast_cancer", 1)
