@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from megalith.errors import cannot_write
 from megalith.evaluate.html import write_atomically
 from megalith.tuning.objective import trial_facts
-from megalith.tuning.space import overrides_for
+from megalith.tuning.space import overrides_for, param_value
 from megalith.tuning.storage import shown_url
 
 if TYPE_CHECKING:
@@ -49,8 +49,6 @@ class StudyResult:
 
 def trial_record(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
     """One trial as study.json lists it; list choices back as lists."""
-    from megalith.tuning.space import param_value
-
     facts = trial_facts(trial)
     return {
         "number": trial.number,
@@ -101,26 +99,7 @@ def write_study_files(study: optuna.Study, plan: StudyPlan) -> StudyResult:
         counts=counts,
         trials=records,
     )
-    summary = {
-        "study": plan.study_name,
-        "storage": shown_url(plan.storage),
-        "metric": plan.metric,
-        "direction": plan.direction,
-        "sampler": plan.sampler,
-        "pruner": plan.pruner,
-        "counts": counts,
-        "epochs": result.epochs,
-        "best": None
-        if best is None
-        else {
-            "number": best.number,
-            "value": best.value,
-            "params": result.best_params,
-            "run_dir": str(result.best_run) if result.best_run else None,
-            "config": _best_config(plan, result),
-        },
-        "trials": records,
-    }
+    summary = _summary(plan, result)
     from megalith.tuning.page import study_page
 
     try:
@@ -134,6 +113,31 @@ def write_study_files(study: optuna.Study, plan: StudyPlan) -> StudyResult:
         ) from error
     _print_summary(result)
     return result
+
+
+def _summary(plan: StudyPlan, result: StudyResult) -> dict[str, Any]:
+    """What study.json holds."""
+    best = None
+    if result.best_number is not None:
+        best = {
+            "number": result.best_number,
+            "value": result.best_value,
+            "params": result.best_params,
+            "run_dir": str(result.best_run) if result.best_run else None,
+            "config": _best_config(plan, result),
+        }
+    return {
+        "study": plan.study_name,
+        "storage": shown_url(plan.storage),
+        "metric": plan.metric,
+        "direction": plan.direction,
+        "sampler": plan.sampler,
+        "pruner": plan.pruner,
+        "counts": result.counts,
+        "epochs": result.epochs,
+        "best": best,
+        "trials": result.trials,
+    }
 
 
 def _best_config(plan: StudyPlan, result: StudyResult) -> dict[str, Any]:

@@ -83,6 +83,38 @@ def tune(
         RunError: the study folder holds other files, or another tuner runs on it; every
             trial this call ran failed (the first reason).
     """
+    if workers < 1:
+        raise ConfigError(f"--workers {workers}: give 1 or more")
+    plan = _plan(
+        config, space, overrides, trials=trials, timeout_s=timeout_s, study=study,
+        study_dir=study_dir, storage=storage, metric=metric, sampler=sampler, pruner=pruner,
+        seed=seed,
+    )  # fmt: skip
+    _check_study_dir(plan.study_dir)
+    lock = hold_study_folder(plan.study_dir)
+    try:
+        return _run_study(plan, workers, train)
+    finally:
+        lock.close()
+
+
+def _plan(
+    config: str | Path | Mapping[str, Any] | Config,
+    space: str | Path | Mapping[str, Any] | None,
+    overrides: Sequence[str],
+    *,
+    trials: int | None,
+    timeout_s: float | None,
+    study: str | None,
+    study_dir: str | Path | None,
+    storage: str | None,
+    metric: str | None,
+    sampler: str | None,
+    pruner: str | None,
+    seed: int | None,
+) -> StudyPlan:
+    """The study's plan from the arguments, then the config's tune: block, then defaults;
+    everything checked before any trial (see tune's Raises)."""
     from megalith.config import load_config
 
     cfg, _ = load_config(config, overrides)
@@ -119,14 +151,7 @@ def tune(
     if plan.sampler == "grid":
         for dimension in dimensions:
             dimension.grid()  # a continuous key without a step is refused here
-    if workers < 1:
-        raise ConfigError(f"--workers {workers}: give 1 or more")
-    _check_study_dir(plan.study_dir)
-    lock = hold_study_folder(plan.study_dir)
-    try:
-        return _run_study(plan, workers, train)
-    finally:
-        lock.close()
+    return plan
 
 
 def _run_study(plan: StudyPlan, workers: int, train: TrainFunction | None) -> StudyResult:

@@ -127,7 +127,10 @@ def run_worker(
 
 def trial_line(trial: optuna.trial.FrozenTrial, metric: str) -> str:
     """`trial 007  lr=0.0012 hidden=[128, 64]  val/accuracy 0.9412  complete  1.3 s`."""
-    params = " ".join(f"{key.rsplit('.', 1)[-1]}={_short(v)}" for key, v in trial.params.items())
+    names = {key: key.rsplit(".", 1)[-1] for key in trial.params}
+    if len(set(names.values())) < len(names):  # inputs.0.embedding_dim and inputs.1....
+        names = {key: key for key in trial.params}
+    params = " ".join(f"{names[key]}={_short(v)}" for key, v in trial.params.items())
     state = trial.state.name.lower()
     if trial.value is not None:
         score = f"{metric} {trial.value:.4f}"
