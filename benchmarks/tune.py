@@ -132,31 +132,39 @@ def _fake_train(config: Any, *, output_dir: Path, callbacks: Sequence[Any], **_:
 
 
 def _overhead(trials: int) -> dict[str, Any]:
+    """The same study in the working folder (its disk syncs every journal write) and, where
+    there is one, in memory (/dev/shm: a sync costs nothing there, leaving the CPU's share)."""
+    row: dict[str, Any] = {"measure": "overhead", "trials": trials, "sampler": "tpe"}
+    row["pruner"] = "hyperband"
+    row["disk"] = _overhead_in(Path("overhead").absolute(), trials)
+    if Path("/dev/shm").is_dir():
+        with tempfile.TemporaryDirectory(dir="/dev/shm") as memory:
+            row["memory"] = _overhead_in(Path(memory) / "overhead", trials)
+    return row
+
+
+def _overhead_in(folder: Path, trials: int) -> dict[str, Any]:
     import optuna
 
     config = _config("breast_cancer", 3)
     started = time.perf_counter()
-    _quietly(mg.tune, config, SPACE, trials=trials, metric="val/auc", study_dir="overhead",
+    _quietly(mg.tune, config, SPACE, trials=trials, metric="val/auc", study_dir=folder,
              train=_fake_train)  # fmt: skip
     total = time.perf_counter() - started
     storage = optuna.storages.journal.JournalStorage(
-        optuna.storages.journal.JournalFileBackend("overhead/study.journal")
+        optuna.storages.journal.JournalFileBackend(str(folder / "study.journal"))
     )
     study = optuna.load_study(study_name=config["name"], storage=storage)
     starts = [t.datetime_start for t in study.get_trials() if t.datetime_start is not None]
     gaps = [(b - a).total_seconds() * 1000 for a, b in itertools.pairwise(starts)]
     window = min(100, len(gaps) // 3)
-    appends = len(Path("overhead/study.journal").read_text().splitlines())
+    appends = len((folder / "study.journal").read_text().splitlines())
     return {
-        "measure": "overhead",
-        "trials": trials,
-        "sampler": "tpe",
-        "pruner": "hyperband",
         "ms_per_trial_first": round(sum(gaps[:window]) / window, 2),
         "ms_per_trial_last": round(sum(gaps[-window:]) / window, 2),
         "window": window,
         "journal_appends_per_trial": round(appends / trials, 1),
-        "fsync_ms": round(_fsync_ms(Path("overhead/fsync-probe")), 2),
+        "fsync_ms": round(_fsync_ms(folder / "fsync-probe"), 2),
         "seconds_total": round(total, 1),
     }
 
@@ -215,7 +223,10 @@ def _goals(rows: list[dict[str, Any]]) -> dict[str, Any]:
             goals[f"{row['task']}: epochs saved >= 50%"] = row["epochs_saved"] >= 0.5
             goals[f"{row['task']}: best within 0.5%"] = row["best_relative_gap"] <= 0.005
         elif row["measure"] == "overhead":
-            goals["overhead <= 50 ms/trial at the last trials"] = row["ms_per_trial_last"] <= 50
+            for where in ("disk", "memory"):
+                if where in row:
+                    last = row[where]["ms_per_trial_last"]
+                    goals[f"overhead <= 50 ms/trial at the last trials ({where})"] = last <= 50
         else:
             goals["memory growth <= 50 MB"] = row["growth_mb"] <= 50
     return goals
