@@ -190,19 +190,35 @@ def _run_study(plan: StudyPlan, workers: int, train: TrainFunction | None) -> St
 def _run_workers(
     plan: StudyPlan, remaining: int | None, workers: int, train: TrainFunction | None
 ) -> list[str]:
-    """This process alone (workers 1), or K spawned processes sharing the CPU's threads."""
+    """This process alone (workers 1), or K spawned processes sharing the CPU's threads and,
+    when there are several GPUs, each given one of them in turn."""
     if workers == 1:
         return run_worker(plan, remaining, 0, None, train)
     shares = [None] * workers if remaining is None else _shares(remaining, workers)
     threads = max(1, (os.cpu_count() or 1) // workers)
+    gpus = _visible_gpus()
     context = multiprocessing.get_context("spawn")  # torch and fork do not mix
     with context.Pool(workers) as pool:
         jobs = [
-            pool.apply_async(run_worker, (plan, share, index, threads, train))
+            pool.apply_async(
+                run_worker,
+                (plan, share, index, threads, train),
+                {"gpu": gpus[index % len(gpus)] if len(gpus) > 1 else None},
+            )
             for index, share in enumerate(shares)
             if share != 0
         ]
         return [error for job in jobs for error in job.get()]
+
+
+def _visible_gpus() -> list[str]:
+    """The CUDA devices this process may use, as CUDA_VISIBLE_DEVICES names them."""
+    import torch
+
+    count = torch.cuda.device_count()
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    names = listed.split(",") if listed else [str(i) for i in range(count)]
+    return names[:count]
 
 
 def _shares(total: int, workers: int) -> list[int]:

@@ -4,6 +4,7 @@ several machines each `megalith tune --storage URL` is one more."""
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,10 +91,15 @@ def run_worker(
     worker: int = 0,
     threads: int | None = None,
     train: TrainFunction | None = None,
+    gpu: str | None = None,
 ) -> list[str]:
-    """Run up to `n_trials` trials (None: until the timeout or the study's total); return the
-    reasons of the trials that failed here."""
+    """Run up to `n_trials` trials (None: until the timeout or the study's total) with
+    `threads` CPU threads and only the CUDA device `gpu` visible; return the reasons of the
+    trials that failed here."""
     import optuna
+
+    if gpu is not None:  # before the first CUDA call of this (spawned) process
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
 
     if threads is not None:
         import torch
