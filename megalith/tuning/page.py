@@ -21,6 +21,7 @@ table{border-collapse:collapse;margin:.5em 0;font-size:90%}td,th{padding:2px 8px
 tr:nth-child(even){background:#f4f4f4}img{max-width:100%}.note{color:#666}
 .complete{color:#080}.pruned{color:#a60}.fail{color:#b00}
 """
+LEGEND_MOST = 10
 TRIALS_SHOWN = 300
 """Trials listed one by one in the page; study.json holds them all."""
 
@@ -42,7 +43,7 @@ def study_page(study: optuna.Study, summary: dict[str, Any]) -> str:
         f"{summary['epochs']} epochs; storage {escape(summary['storage'])}.</p>",
     ]
     if best is not None:
-        params = ", ".join(f"{k} = {v}" for k, v in best["params"].items())
+        params = ", ".join(f"{k} = {_value(v)}" for k, v in best["params"].items())
         parts.append(
             f"<p id='best'>Best: trial {best['number']}, {escape(summary['metric'])} "
             f"{format_number(best['value'])}: {escape(params)} (best.yaml).</p>"
@@ -88,12 +89,20 @@ def _png(maker: Callable[..., Any], study: optuna.Study) -> bytes | None:
     try:
         if not any(ax.has_data() for ax in figure.axes):
             return None
+        for ax in figure.axes:  # one legend entry per trial says nothing past a few trials
+            legend = ax.get_legend()
+            if legend is not None and len(legend.get_texts()) > LEGEND_MOST:
+                legend.remove()
         figure.set_size_inches(max(figure.get_size_inches()[0], 8), 4.5)
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
         return buffer.getvalue()
     finally:
         plt.close(figure)
+
+
+def _value(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _trials_table(summary: dict[str, Any]) -> str:
@@ -110,7 +119,7 @@ def _trials_table(summary: dict[str, Any]) -> str:
             format_number(trial["value"]) if trial["value"] is not None else "-",
             str(trial["epochs"] or 0),
             format_number(trial["seconds"], 2) if trial["seconds"] is not None else "-",
-            *(escape(str(trial["params"].get(k, ""))) for k in keys),
+            *(escape(_value(trial["params"].get(k, ""))) for k in keys),
         ]
         title = f" title='{escape(trial['error'])}'" if trial.get("error") else ""
         rows.append(f"<tr{title}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
