@@ -235,6 +235,8 @@ def _goals(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 if where in row:
                     last = row[where]["ms_per_trial_last"]
                     goals[f"overhead <= 50 ms/trial at the last trials ({where})"] = last <= 50
+                    cpu = row[where]["cpu_ms_per_trial_last"]
+                    goals[f"overhead <= 50 CPU ms/trial at the last trials ({where})"] = cpu <= 50
         else:
             goals["memory growth <= 50 MB"] = row["growth_mb"] <= 50
     return goals
