@@ -106,10 +106,16 @@ class Objective:
             return read_score(run_dir, self.metric)
         except optuna.TrialPruned:
             raise
-        except (TrainingInterrupted, KeyboardInterrupt):  # Ctrl-C, SIGTERM: the study stops
+        except (TrainingInterrupted, KeyboardInterrupt) as stop:  # Ctrl-C, SIGTERM: study stops
             facts["error"] = "interrupted by a signal; its parameters run again"
             trial.set_user_attr(INTERRUPTED, True)
             trial.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+            if isinstance(stop, TrainingInterrupted):  # say how to go on with the study
+                raise TrainingInterrupted(
+                    f"the study stopped during trial {trial.number}: rerun the same `megalith "
+                    "tune` command to continue it (that trial runs again first)",
+                    stop.exit_code - 128,
+                ) from stop
             raise
         except MegalithError as error:
             facts["error"] = str(error)

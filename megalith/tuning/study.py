@@ -3,6 +3,7 @@ or several worker processes, then write study.json, best.yaml and study.html."""
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import sys
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from megalith.tuning.objective import TrainFunction
 
 DEFAULT_TRIALS = 20
+SEED_STRIDE = 1_000_003
+"""A continued study's samplers are seeded seed + SEED_STRIDE * (trials it already holds)."""
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("hyperband", "median", "none")
 
@@ -167,6 +170,10 @@ def _run_study(plan: StudyPlan, workers: int, train: TrainFunction | None) -> St
         for number in fail_interrupted_trials(study, storage):
             print(f"trial {number:03d} was interrupted; it runs again", file=sys.stderr)
     done = finished_count(study)
+    # a continued study draws anew: the seed moves on with the trials the study already holds
+    # (else TPE's random first draws would repeat the first command's)
+    held = len(study.get_trials(deepcopy=False))
+    plan = dataclasses.replace(plan, seed=plan.seed + SEED_STRIDE * held)
     remaining = None if plan.trials is None else max(plan.trials - done, 0)
     print(
         f"study {plan.study_name} ({shown_url(plan.storage)}): {done} trials done, "
