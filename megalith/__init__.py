@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from megalith.pipeline import train
     from megalith.run import Run, load
     from megalith.serving import serve
+    from megalith.tuning.study import tune
 
 __all__ = [
     "Config",
@@ -33,6 +34,7 @@ __all__ = [
     "load",
     "serve",
     "train",
+    "tune",
 ]
 
 _LAZY = {
@@ -41,6 +43,7 @@ _LAZY = {
     "load": "megalith.run",
     "serve": "megalith.serving",
     "train": "megalith.pipeline",
+    "tune": "megalith.tuning.study",
 }
 
 

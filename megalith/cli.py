@@ -12,6 +12,7 @@ from megalith.cli_args import FILE_HINT, RunArg, RunOrBundleArg, fail
 from megalith.cli_compress import compress
 from megalith.cli_init import init
 from megalith.cli_stages import explain, export, serve
+from megalith.cli_tune import tune
 from megalith.errors import MegalithError, cannot_write, missing_extra
 
 app = typer.Typer(
@@ -237,6 +238,7 @@ app.command()(export)
 app.command()(explain)
 app.command()(compress)
 app.command()(serve)
+app.command()(tune)
 
 
 @app.command()

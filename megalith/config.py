@@ -26,6 +26,7 @@ from megalith.models.mlp import MLPConfig
 from megalith.paths import check_readable, resolved
 from megalith.structured import parse_yaml, read_config_text
 from megalith.training.loop import TrainConfig
+from megalith.tuning.settings import TuneConfig
 
 
 class Config(ConfigModel):
@@ -45,6 +46,8 @@ class Config(ConfigModel):
     """The model family (arch) and its settings."""
     train: TrainConfig = TrainConfig()
     """Optimizer, schedule, epochs, precision and the rest of training."""
+    tune: TuneConfig | None = None
+    """What `megalith tune` searches (ignored by `megalith train`)."""
 
     @field_validator("inputs", "outputs")
     @classmethod

@@ -53,6 +53,7 @@ EXTRAS = {
     "tensorboard": ("tensorboard",),
     "explain": ("captum",),
     "compress": ("torch_pruning",),
+    "tune": ("optuna",),
 }
 """The pip extra that installs each module a command may need (pyproject.toml)."""
 
