@@ -27,7 +27,7 @@ from rich.console import Console
 
 from megalith.compress import PAGE_FILE, RESULT_FILE
 from megalith.compress.settings import CompressSettings
-from megalith.errors import RunError
+from megalith.errors import RunError, missing_extra
 from megalith.stage_folder import check_output_folder, staged_folder
 
 if TYPE_CHECKING:
@@ -89,21 +89,32 @@ def named_step(name: str, settings: CompressSettings, bundles: dict[Path, Path])
     return Step(name, distill)
 
 
+_STEP_MODULES = {"prune": "torch_pruning", "quantize": "onnxruntime"}
+"""The package each named step needs beyond training (both in the `compress` extra)."""
+
+
+def _check_installed(step: str) -> None:
+    """Raises: MegalithError naming the extra to install, before any step runs."""
+    module = _STEP_MODULES.get(step)
+    if module is not None and importlib.util.find_spec(module) is None:
+        error = missing_extra(ModuleNotFoundError(name=module))
+        assert error is not None  # every module above belongs to an extra
+        raise error
+
+
 def resolve_steps(
     steps: Sequence[str | StepFunction], settings: CompressSettings, bundles: dict[Path, Path]
 ) -> list[Step]:
     """Named steps (in settings order, already checked) and callables, as Steps.
 
     Raises:
-        RunError: a step follows quantize (whose output is a bundle), or a named step's module
-            is not in this install.
+        RunError: a step follows quantize (whose output is a bundle).
+        MegalithError: a named step's package (Torch-Pruning, ONNX Runtime) is not installed.
     """
     resolved = []
     for step in steps:
         if isinstance(step, str):
-            module = f"megalith.compress.{step}"
-            if step != "quantize" and importlib.util.find_spec(module) is None:
-                raise RunError(f"the {step} step is not in this install of Megalith ({module})")
+            _check_installed(step)
             resolved.append(named_step(step, settings, bundles))
         else:
             name = re.sub(r"[^A-Za-z0-9.-]+", "_", getattr(step, "__name__", "")).strip("_.")

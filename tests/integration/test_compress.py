@@ -171,7 +171,6 @@ def test_force_takes_a_rejected_step_forward(mlp: mg.Run, tmp_path: Path) -> Non
         (["--steps", "quantize,prune"], "out of order"),
         (["--prune", "1.5"], "compress.prune: Input should be less than 1"),
         (["--quantize", "int4"], "--quantize int4: the format is int8"),
-        (["--steps", "prune"], "the prune step is not in this install"),
     ],
 )
 def test_bad_options_fail_before_any_work_and_leave_out_untouched(
@@ -185,6 +184,22 @@ def test_bad_options_fail_before_any_work_and_leave_out_untouched(
     assert "Traceback" not in outcome.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_a_step_without_its_package_names_the_extra_before_any_work(
+    mlp: mg.Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "torch_pruning" else find_spec(name, *a),
+    )
+    outcome = run_cli("compress", mlp.path, "--prune", "0.3", "-o", tmp_path / "out")
+    assert outcome.code != 0 and 'pip install "megalith[compress]"' in outcome.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_bundle_is_refused_with_what_to_give_instead(mlp: mg.Run, tmp_path: Path) -> None:
