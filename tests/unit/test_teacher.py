@@ -1,4 +1,4 @@
-"""How a teacher's outputs are matched to its student's: classes by name, binary values, refusals."""
+"""How a teacher's outputs are matched to its student's: classes by name, binary values."""
 
 from __future__ import annotations
 

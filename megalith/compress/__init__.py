@@ -1,0 +1,1 @@
+"""Shrinking a trained run: distillation, pruning, quantization."""
