@@ -69,6 +69,8 @@ def student_config(teacher: Run, width: float) -> dict[str, Any]:
     data = teacher.config.model_dump(mode="json")
     data["model"] = _scaled_model(data["model"], width)
     data["inputs"] = [_scaled_input(feature, width) for feature in data["inputs"]]
+    split = teacher.config.data.split  # pinned, so that a student's own seed keeps the rows
+    data["data"]["split"]["seed"] = teacher.config.seed if split.seed is None else split.seed
     data["name"] = f"{teacher.config.name}-student"[:100]
     data["teacher"] = str(teacher.path.resolve())
     data["distill"] = None
