@@ -138,3 +138,29 @@ def test_distill_run_builds_a_half_width_student(folder: Path, teacher: mg.Run) 
     )
     assert (folder / "half-width" / "teacher.json").is_file()
     assert len(loaded.predict(make_table(rows=5, seed=3))) == 5
+
+
+def test_a_language_model_learns_from_a_language_model(folder: Path) -> None:
+    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far"]
+    lines = [" ".join(words[(i * 7 + j) % 10] for j in range(8)) for i in range(120)]
+    (folder / "corpus").mkdir()
+    for i in range(20):  # one document per file; split by whole files
+        (folder / "corpus" / f"{i}.txt").write_text("\n".join(lines[i * 6 : i * 6 + 6]))
+    config = {
+        "data": {
+            "source": str(folder / "corpus"),
+            "format": "text",
+            "split": {"val": 0.1, "test": 0.1},
+        },
+        "outputs": [{"name": "text", "type": "text", "tokenizer": "char"}],
+        "model": {"arch": "gpt", "context": 16, "layers": 1, "heads": 2, "dim": 32},
+        "train": {"epochs": 1, "batch_size": 16, "baselines": False},
+    }
+    lm = mg.train(config, output_dir=folder / "lm")
+    student = distill_run(lm, folder / "lm-student", epochs=1)
+    assert student.config.model.dim == 16  # type: ignore[union-attr]
+    assert json.loads((student.path / "teacher.json").read_text())["parameters"]["student"] > 0
+    assert student.metrics["test"]["perplexity"] < 1e3
+    other = {**config, "outputs": [{"name": "text", "type": "text", "tokenizer": "word"}]}
+    with pytest.raises(ConfigError, match="another vocabulary"):
+        mg.train(other, teacher=lm, output_dir=folder / "lm-words")
