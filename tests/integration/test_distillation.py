@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 import yaml
-from conftest import make_table, run_cli
+from conftest import REPO, make_table, run_cli
 
 import megalith as mg
 from megalith.compress.distill import distill_run
@@ -164,3 +166,21 @@ def test_a_language_model_learns_from_a_language_model(folder: Path) -> None:
     other = {**config, "outputs": [{"name": "text", "type": "text", "tokenizer": "word"}]}
     with pytest.raises(ConfigError, match="another vocabulary"):
         mg.train(other, teacher=lm, output_dir=folder / "lm-words")
+
+
+def test_the_benchmark_runs_in_quick_mode() -> None:
+    result = subprocess.run(
+        [sys.executable, "benchmarks/distillation.py", "--quick", "--tasks", "digits"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    task, machine = (json.loads(line) for line in result.stdout.splitlines())
+    assert task["task"] == "digits" and task["seeds"] == [0]
+    assert task["student_parameters"] < task["teacher"]["parameters"]
+    for kind in ("distilled", "plain"):
+        assert len(task[kind]["values"]) == 1 and 0 <= task[kind]["mean"] <= 1
+    assert task["difference"] == pytest.approx(task["distilled"]["mean"] - task["plain"]["mean"])
+    assert machine["machine"]["cores"] >= 1
