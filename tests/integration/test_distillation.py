@@ -180,7 +180,9 @@ def test_the_benchmark_runs_in_quick_mode() -> None:
     task, machine = (json.loads(line) for line in result.stdout.splitlines())
     assert task["task"] == "digits" and task["seeds"] == [0]
     assert task["student_parameters"] < task["teacher"]["parameters"]
-    for kind in ("distilled", "plain"):
-        assert len(task[kind]["values"]) == 1 and 0 <= task[kind]["mean"] <= 1
-    assert task["difference"] == pytest.approx(task["distilled"]["mean"] - task["plain"]["mean"])
+    assert len(task["plain"]["values"]) == 1 and 0 <= task["plain"]["mean"] <= 1
+    assert [(d["alpha"], d["temperature"]) for d in task["distilled"]] == [(0.5, 2.0), (0.1, 4.0)]
+    for distilled in task["distilled"]:
+        assert len(distilled["values"]) == 1 and 0 <= distilled["mean"] <= 1
+        assert distilled["difference"] == pytest.approx(distilled["mean"] - task["plain"]["mean"])
     assert machine["machine"]["cores"] >= 1
