@@ -48,10 +48,10 @@ def distill_run(
     config = student_config(teacher, width)
     if epochs is not None:
         config["train"]["epochs"] = epochs
-    # the one stage that trains: it hands the student to the trainer like `megalith train` does
-    from megalith.pipeline import train
+    # the one stage that trains: through the public `megalith.train`, as a user would
+    import megalith
 
-    student = train(config, output_dir=output_dir, overrides=overrides, console=console)
+    student = megalith.train(config, output_dir=output_dir, overrides=overrides, console=console)
     return Run.load(student.path)
 
 
