@@ -14,7 +14,7 @@ Tasks (offline, shipped with the package):
   docstrings  builtin:docstrings, ~3,500 docstrings of the standard library, the bag-of-words
               text classifier `megalith init` writes for it (16 classes, docs/text.md)
 
-    python benchmarks/distillation.py                        # ~15 minutes on an idle 2-core CPU
+    python benchmarks/distillation.py                        # 34 min on 2 cores at load avg 15-19
     python benchmarks/distillation.py --settings 0.5:2 0.3:4 # alpha:temperature pairs
     python benchmarks/distillation.py --quick                # seconds: checks the code runs
 """
