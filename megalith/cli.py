@@ -72,6 +72,10 @@ def train(
         int,
         typer.Option("--devices", help="Train with N processes (DDP through torchrun)."),
     ] = 1,
+    teacher: Annotated[
+        Path | None,
+        typer.Option("--teacher", help="Distil from this trained run (as teacher: in the config)."),
+    ] = None,
 ) -> None:
     """Train a model from a config and write its run directory."""
     import os
@@ -87,13 +91,19 @@ def train(
         argv += [arg for value in set_ or [] for arg in ("--set", value)]
         argv += ["--resume", str(resume)] if resume else []
         argv += ["--overwrite"] if overwrite else []
+        argv += ["--teacher", str(teacher)] if teacher else []
         raise typer.Exit(launch(devices, argv))
 
     from megalith.pipeline import train as run_training
 
     source: Any = config
     run_training(
-        source, output_dir=output_dir, overrides=set_ or [], resume=resume, overwrite=overwrite
+        source,
+        output_dir=output_dir,
+        overrides=set_ or [],
+        resume=resume,
+        overwrite=overwrite,
+        teacher=teacher,
     )
 
 

@@ -25,6 +25,7 @@ from megalith.models import ModelConfig
 from megalith.models.mlp import MLPConfig
 from megalith.paths import check_readable, resolved
 from megalith.structured import parse_yaml, read_config_text
+from megalith.training.distill import DistillConfig
 from megalith.training.loop import TrainConfig
 from megalith.tuning.settings import TuneConfig
 
@@ -48,6 +49,10 @@ class Config(ConfigModel):
     """Optimizer, schedule, epochs, precision and the rest of training."""
     tune: TuneConfig | None = None
     """What `megalith tune` searches (ignored by `megalith train`)."""
+    teacher: str | None = None
+    """A trained run directory this model learns from as well as the labels (distillation)."""
+    distill: DistillConfig | None = None
+    """How to learn from `teacher`: alpha and temperature (default 0.5 and 2.0)."""
 
     @field_validator("inputs", "outputs")
     @classmethod
@@ -117,6 +122,15 @@ class Config(ConfigModel):
             feature.tokenizer = "pretrained"
             if feature.tokenizer_path is None:
                 feature.tokenizer_path = path
+
+    @model_validator(mode="after")
+    def _distill_has_a_teacher(self) -> Config:
+        if self.distill is not None and not self.teacher:
+            raise ValueError(
+                "distill is set but there is no teacher: give `teacher: RUN_DIR` "
+                "(or --teacher RUN_DIR), or remove distill"
+            )
+        return self
 
     @model_validator(mode="after")
     def _targets_are_not_inputs(self) -> Config:

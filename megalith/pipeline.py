@@ -39,6 +39,7 @@ from megalith.models.pretrained import (
 from megalith.paths import check_confined, resolved
 from megalith.run import Run, split_data, transform_split
 from megalith.runs import RunDir, check_weights_fit, save_weights_atomically
+from megalith.teacher import attach_teacher, teacher_override
 from megalith.training import checkpoint as ckpt
 from megalith.training.callbacks import Callback, MetricsLog, ProgressBar, Throughput
 from megalith.training.distributed import Distributed
@@ -64,6 +65,7 @@ def train(
     console: Console | None = None,
     callbacks: Sequence[Callback] = (),
     start_from: Run | None = None,
+    teacher: str | Path | Run | None = None,
 ) -> Run:
     """Train a model from a config and return the finished run.
 
@@ -79,9 +81,11 @@ def train(
         start_from: a run whose model (architecture and weights, e.g. a pruned one) and
             preprocessing (not refitted) training continues from; `config` must keep its
             inputs, outputs and model (see megalith.training.start_from).
+        teacher: a trained run (or its directory) to distil from, as `teacher:` in the config.
     Raises:
         ConfigError, DataError, RunError: with a message naming the key, column or file.
     """
+    overrides = [*overrides, *teacher_override(teacher)]
     if resume is not None:
         run_dir = RunDir(Path(resume))
         if not run_dir.config.is_file():
@@ -155,6 +159,7 @@ def _train(
         for name, frame in splits.items()
     }
     _check_watched_metric(cfg, preprocessor)
+    teacher = attach_teacher(cfg, preprocessor, splits, table, tensors["train"])
     loggers = build_loggers(cfg.train.log, run_dir.path) if ddp.is_main else []
     throughput = Throughput()
     seed_everything(cfg.seed)
@@ -204,6 +209,7 @@ def _train(
         distributed=ddp,
         record=cfg.model_dump(mode="json"),
     )
+    job = teacher.distill(job) if teacher is not None else job
     result = train_loop(job, resume=checkpoint)
     if ddp.sharded:  # the whole weights, gathered by every rank, in an ordinary model
         weights = ddp.full_weights(model)
@@ -237,6 +243,8 @@ def _train(
     }
     _judge_results(run, tensors, scores, result.train_seconds)
     run_dir.write_json(run_dir.eval, scores)
+    if teacher is not None:
+        teacher.record(run_dir, model)
     _print_summary(console, scores, run_dir)
     from megalith.evaluate.report import write_report_safely  # matplotlib loads only here
 
@@ -357,6 +365,9 @@ def _with_absolute_paths(cfg: Config, base_dir: Path) -> Config:
         data["data"]["source"] = absolute(cfg.data.source)
     if data["model"].get("path"):
         data["model"]["path"] = absolute(data["model"]["path"])
+    if data.get("teacher"):  # and distillation's defaults written out
+        data["teacher"] = absolute(data["teacher"])
+        data["distill"] = data.get("distill") or {}
     for feature in [*data["inputs"], *data["outputs"]]:
         if feature.get("tokenizer_path"):
             feature["tokenizer_path"] = absolute(feature["tokenizer_path"])

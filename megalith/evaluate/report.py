@@ -147,6 +147,7 @@ def gather_report(run: Run) -> dict[str, Any]:
         "metrics": _metrics_table(scores),
         "warnings": warning_lines(scores.get("warnings", [])),
         "baselines": _baseline_notes(scores),
+        "teacher": _teacher_comparison(run, scores),
         "config_yaml": RunDir(run.path).config.read_text(encoding="utf-8"),
         "curves": learning_curve_plots(read_metrics_log(RunDir(run.path).metrics)),
         "data": None,
@@ -301,6 +302,28 @@ def _metrics_table(scores: dict[str, Any]) -> dict[str, Any]:
         for name in names
     ]
     return {"splits": splits + [f"{kind} (test)" for kind in references], "rows": rows}
+
+
+def _teacher_comparison(run: Run, scores: dict[str, Any]) -> dict[str, Any] | None:
+    """A distilled run's teacher.json beside its own figures: parameters and test metrics."""
+    path = run.path / "teacher.json"
+    if not path.is_file():
+        return None
+    try:
+        record = parse_json(path.read_text(encoding="utf-8"), str(path), RunError)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RunError(f"{path}: cannot read the run's teacher record ({error})") from None
+    sizes = record.get("parameters", {})
+    teacher, student = sizes.get("teacher"), sizes.get("student")
+    rows = [["parameters", format_number(teacher), format_number(student), ""]]
+    if teacher and student:
+        rows[0][3] = f"{student / teacher:.3g}x"
+    theirs, mine = record.get("teacher_test_metrics", {}), scores.get("test", {})
+    for name in dict.fromkeys([*mine, *theirs]):
+        a, b = theirs.get(name), mine.get(name)
+        change = format_number(b - a) if a is not None and b is not None else ""
+        rows.append([f"test {name}", format_number(a), format_number(b), change])
+    return {**record, "rows": rows}
 
 
 def _baseline_notes(scores: dict[str, Any]) -> list[str]:

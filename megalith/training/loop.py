@@ -145,6 +145,9 @@ class TrainJob:
     record: dict[str, Any] = field(default_factory=dict)
     """The run's whole config as JSON, kept in every checkpoint: a resume compares its own
     config with it (megalith.training.resume), whether --set or a hand edit changed it."""
+    loss: Callable[..., torch.Tensor] = total_loss
+    """The batch loss, called like `total_loss`; a distilled run's also runs its teacher
+    (megalith.training.distill.DistillationLoss)."""
 
 
 @dataclass
@@ -238,7 +241,7 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
                     shares = _token_shares(train_data, texts, order, i, cfg, batches_per_epoch, ddp)
                 with autocast(device, dtype):
                     outputs = forward(batch.inputs)
-                    loss = total_loss(job.outputs, outputs, batch.targets, shares, class_weights)
+                    loss = job.loss(job.outputs, outputs, batch.targets, shares, class_weights)
                 if not nan_guard.loss_ok(loss, at.step + 1, at.epoch, job.checkpoints):
                     optimizer.zero_grad(set_to_none=True)  # skip this batch (on_nan: skip)
                     continue
