@@ -156,6 +156,23 @@ def test_the_gate_rejects_a_worse_step_and_the_chain_goes_on_from_the_original(
     assert table.loc["quantize", "scheme"] == "dynamic"
 
 
+def test_the_whole_chain_distill_prune_quantize_end_to_end(mlp: mg.Run, tmp_path: Path) -> None:
+    result = mg.compress(mlp, ["distill", "prune", "quantize"], tmp_path / "out", force=True,
+                         finetune_epochs=1, timing_runs=5, console=QUIET)  # fmt: skip
+    assert [m["name"] for m in result.models] == ["original", "distill", "prune", "quantize"]
+    params = {m["name"]: m["parameters"] for m in result.models}
+    assert params["original"] > params["distill"] > params["prune"]
+    student = mg.load(tmp_path / "out" / "1-distill")
+    assert student.config.model.hidden == [128, 128]  # half the teacher's 2 x 256
+    assert json.loads((student.path / "teacher.json").read_text())["path"] == str(mlp.path)
+    pruned = tmp_path / "out" / "2-prune"
+    assert (pruned / "architecture.json").is_file() and mg.load(pruned).config.model.hidden
+    assert result.best == tmp_path / "out" / "3-quantize"
+    quantized = result.models[3]
+    assert quantized["scheme"] == "dynamic" and quantized["verdict"]["previous"] == "prune"
+    assert quantized["agreement"] >= 0.9  # with the original, after three steps
+
+
 def test_force_takes_a_rejected_step_forward(mlp: mg.Run, tmp_path: Path) -> None:
     result = mg.compress(mlp, [_noisy_weights], tmp_path / "out", force=True, timing_runs=5,
                          console=QUIET)  # fmt: skip
