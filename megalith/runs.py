@@ -119,6 +119,11 @@ class RunDir:
         check_confined(self.path)
         missing = [name for name in REQUIRED_FILES if not (self.path / name).is_file()]
         graphs = [name for name in ("model.onnx", "encoder.onnx") if (self.path / name).is_file()]
+        if missing and graphs and (self.path / "bundle.json").is_file():
+            raise RunError(
+                f"{self.path} is an inference bundle (model.onnx); this command takes the run "
+                "directory it was exported from (predict and serve take bundles too)"
+            )
         if missing and graphs and not (self.path / "config.yaml").exists():
             raise RunError(  # an exported bundle that lost its description
                 f"{self.path} is not a complete inference bundle: bundle.json is missing "

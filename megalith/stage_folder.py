@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -73,9 +75,29 @@ def staged_folder(target: Path) -> Iterator[Path]:
     """
     folder = temporary_folder(target)
     try:
-        yield folder
-        move_into_place(folder, target)
+        with _sigterm_as_interrupt():
+            yield folder
+            move_into_place(folder, target)
     except OSError as error:
         raise cannot_write(target, error, "choose a writable --output folder") from error
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt while the block runs, as Ctrl-C does, so the staged
+    folder is cleaned up; by default SIGTERM ends Python at once, leaving it behind. (Training
+    inside the block installs its own handler for its loop and puts this one back.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set signal handlers
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

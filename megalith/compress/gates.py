@@ -95,7 +95,7 @@ def judge(
         if not speedup[size] >= min_speedup:
             reasons.append(
                 f"not faster at batch {size}: {after:.3f} ms vs {before:.3f} ms for "
-                f"{previous.name} ({speedup[size]:.2f}x, needs {min_speedup:g}x)"
+                f"{previous.name} ({speedup[size]:.3f}x, needs {min_speedup:g}x)"
             )
     return {
         "accepted": not reasons,

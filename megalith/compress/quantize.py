@@ -20,6 +20,7 @@ The result is an ordinary bundle (model.onnx, preprocessor.json, bundle.json) th
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import shutil
 import tempfile
@@ -181,8 +182,9 @@ def _pre_process(model: Path, prepared: Path) -> tuple[Path, bool | str]:
     cannot be pre-processed."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    try:
-        quant_pre_process(str(model), str(prepared))
+    try:  # in the scratch folder: its shape inference leaves debugging copies in the cwd
+        with contextlib.chdir(prepared.parent):
+            quant_pre_process(str(model.resolve()), str(prepared.resolve()))
     except Exception as error:  # its shape inference fails on some graphs; an optional step
         return model, f"skipped: {type(error).__name__}: {str(error)[:200]}"
     return prepared, True

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, PositiveInt
 from torch import nn
 
 from megalith.configbase import ConfigModel
@@ -20,11 +20,11 @@ class CNNConfig(ConfigModel):
     """A plain convolutional network for image inputs, combined with any other inputs by an MLP."""
 
     arch: Literal["cnn"] = "cnn"
-    channels: list[int] = Field(default=[32, 64], min_length=1)
+    channels: list[PositiveInt] = Field(default=[32, 64], min_length=1)
     """Output channels of each conv stage; each stage halves the resolution (down to 1x1)."""
     kernel_size: int = Field(default=3, gt=0)
     """Kernel size of every convolution."""
-    hidden: list[int] = [128]
+    hidden: list[PositiveInt] = [128]
     """Widths of the fully connected layers after the inputs are combined."""
     activation: Literal["relu", "gelu", "tanh", "sigmoid"] = "relu"
     """Activation used throughout."""

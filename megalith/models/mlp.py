@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, PositiveInt
 from torch import nn
 
 from megalith.configbase import ConfigModel
@@ -18,7 +18,7 @@ class MLPConfig(ConfigModel):
     """A multi-layer perceptron over all inputs."""
 
     arch: Literal["mlp"] = "mlp"
-    hidden: list[int] = [256, 128]
+    hidden: list[PositiveInt] = [256, 128]
     """Widths of the hidden layers."""
     activation: Literal["relu", "gelu", "tanh", "sigmoid"] = "relu"
     """Activation after each hidden layer."""

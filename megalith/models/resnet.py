@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field, PositiveInt, model_validator
 from torch import nn
 
 from megalith.configbase import ConfigModel
@@ -28,13 +28,13 @@ class ResNetConfig(ConfigModel):
     """A residual network with batch normalisation for image inputs."""
 
     arch: Literal["resnet"] = "resnet"
-    channels: list[int] = Field(default=[32, 64, 128], min_length=1)
+    channels: list[PositiveInt] = Field(default=[32, 64, 128], min_length=1)
     """Channels of each stage; every stage after the first halves the resolution."""
-    blocks: list[int] = Field(default=[2, 2, 2], min_length=1)
+    blocks: list[PositiveInt] = Field(default=[2, 2, 2], min_length=1)
     """Residual blocks in each stage (same length as channels)."""
     bottleneck: bool = False
     """Use bottleneck blocks (1x1 -> 3x3 -> 1x1, 4x expansion) as in ResNet-50."""
-    hidden: list[int] = []
+    hidden: list[PositiveInt] = []
     """Widths of fully connected layers after the inputs are combined."""
     dropout: float = Field(default=0.0, ge=0, lt=1)
     """Dropout before each fully connected layer."""

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from megalith.errors import ConfigError, RunError
+from megalith.errors import ConfigError, RunError, did_you_mean
 from megalith.tuning.results import StudyResult, write_study_files
 from megalith.tuning.space import (
     Dimension,
@@ -136,7 +136,7 @@ def _plan(
         study_dir=Path(study_dir or Path("studies") / (study or cfg.name)).absolute(),
         study_name=study or cfg.name,
         storage=storage,
-        metric=_checked_metric(metric),
+        metric=_checked_metric(metric, cfg),
         direction=_direction(metric),
         sampler=_choice(
             "--sampler", sampler or (settings.sampler if settings else "tpe"), SAMPLERS
@@ -250,10 +250,32 @@ def _default_metric(cfg: Config) -> str:
     return cfg.train.early_stop.metric if cfg.train.early_stop else "val/loss"
 
 
-def _checked_metric(metric: str) -> str:
+_METRICS_BY_TYPE = {
+    "category": ["accuracy", "macro_f1", "auc"],
+    "binary": ["accuracy", "f1", "precision", "recall", "auc"],
+    "number": ["mse", "mae", "r2"],
+    "text": ["perplexity", "token_accuracy"],
+}
+"""What validation reports per output type (megalith.evaluate.metrics.metric_names; auc for a
+category only with two classes, which is known once the data is read)."""
+
+
+def _checked_metric(metric: str, cfg: Config) -> str:
+    """Raises: ConfigError before any trial for a metric no trial of this config reports."""
     if not metric.startswith("val/") or len(metric) <= 4:
         raise ConfigError(
             f"--metric {metric}: tune watches a validation metric, e.g. val/loss or val/accuracy"
+        )
+    several = len(cfg.outputs) > 1
+    known = ["val/loss"] + [
+        f"val/{output.name + '/' if several else ''}{name}"
+        for output in cfg.outputs
+        for name in _METRICS_BY_TYPE.get(output.type, [])
+    ]
+    if metric not in known:
+        raise ConfigError(
+            f"--metric {metric}: no trial reports it{did_you_mean(metric, known)}; "
+            f"choose from {', '.join(known)}"
         )
     return metric
 

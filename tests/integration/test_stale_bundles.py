@@ -12,6 +12,7 @@ from conftest import CliResult
 from exported import train_tiny_run
 from safetensors.torch import load_file, save_file
 
+import megalith as mg
 from megalith.errors import RunError
 from megalith.serving.backend import load_backend
 
@@ -48,3 +49,11 @@ def test_a_bundle_without_its_description_says_so(cli: Cli, tmp_path: Path) -> N
         "error: broken is not a complete inference bundle: bundle.json is missing (it holds "
         "model.onnx); export the run again with `megalith export RUN`"
     )
+    # a complete bundle where a run directory is needed: say what it is and what to give
+    evaluated = cli("evaluate", "bundle")
+    assert evaluated.returncode == 2
+    assert "bundle is an inference bundle (model.onnx); this command takes the run directory" in (
+        evaluated.stderr
+    )
+    with pytest.raises(RunError, match="is an inference bundle"):
+        mg.load(bundle)

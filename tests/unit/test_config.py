@@ -176,3 +176,19 @@ def test_bpe_needs_room_for_every_byte() -> None:
             _config(inputs=[{"name": "t", "type": "text", "tokenizer": "bpe", "vocab_size": 100}]),
             origin="c",
         )
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("model.hidden", "[-5]"), ("model.hidden", "[0]"), ("model.channels", "[-4]")],
+)
+def test_a_layer_width_must_be_positive(key: str, value: str) -> None:
+    arch = "cnn" if key == "model.channels" else "mlp"
+    config = {
+        "data": {"source": "builtin:digits"},
+        "inputs": [{"name": "image", "type": "image"}],
+        "outputs": [{"name": "label", "type": "category"}],
+        "model": {"arch": arch},
+    }
+    with pytest.raises(ConfigError, match=rf"{key}\.0: input should be greater than 0"):
+        load_config(config, [f"{key}={value}"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, PositiveInt, model_validator
 
 from megalith.configbase import ConfigModel
 
@@ -28,7 +28,7 @@ class SequenceEncoderConfig(ConfigModel):
     """rnn / lstm / gru / transformer: stacked layers."""
     bidirectional: bool = True
     """rnn / lstm / gru: also read the sequence backwards."""
-    kernel_sizes: list[int] = Field(default=[3, 4, 5], min_length=1)
+    kernel_sizes: list[PositiveInt] = Field(default=[3, 4, 5], min_length=1)
     """cnn: convolution widths, each a separate branch."""
     heads: int = Field(4, gt=0)
     """transformer: attention heads; the embedding size must be a multiple."""

@@ -48,7 +48,7 @@ def test_a_step_slower_at_one_batch_size_is_rejected() -> None:
     verdict = _judge(_measured("quantize", 0.900, 2.5, 8.0))
     assert not verdict["accepted"]
     (reason,) = verdict["reasons"]
-    assert reason.startswith("not faster at batch 1") and "0.80x" in reason
+    assert reason.startswith("not faster at batch 1") and "0.800x" in reason
 
 
 def test_speed_is_judged_against_the_previous_accepted_model_not_the_original() -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+import megalith as mg
 from megalith.config import load_config
 from megalith.errors import ConfigError
 from megalith.tuning.space import check_keys, overrides_for, parse_space, section_overrides
@@ -112,3 +113,17 @@ def test_a_key_under_a_section_left_out_is_allowed() -> None:
     resolved = load_config(CONFIG)[0].model_dump(mode="json")
     assert resolved["train"]["early_stop"] is None
     check_keys(parse_space({"train.early_stop.patience": {"int": [2, 6]}}), resolved)
+
+
+def test_a_metric_no_trial_reports_is_refused_before_any_trial(tmp_path: Any) -> None:
+    from megalith.tuning.study import _checked_metric
+
+    cfg, _ = load_config(CONFIG)
+    assert _checked_metric("val/accuracy", cfg) == "val/accuracy"
+    with pytest.raises(ConfigError, match=r"reports it \(did you mean .val/accuracy"):
+        _checked_metric("val/acuracy", cfg)
+    # and through the tuner: nothing is trained or written
+    with pytest.raises(ConfigError, match="val/bogus"):
+        mg.tune(CONFIG, {"train.optimizer.lr": {"loguniform": [1e-4, 1e-2]}},
+                study_dir=tmp_path / "study", metric="val/bogus", trials=1)  # fmt: skip
+    assert not (tmp_path / "study").exists()
