@@ -90,7 +90,7 @@ def compress(
         )
         latency = model["latency_ms"]
         typer.echo(
-            f"{model['name']}: {model['size_mb']:.3f} MB, {latency['1']:.3f} ms @1, "
+            f"{model['name']}: {model['bundle_mb']:.3f} MB (ONNX), {latency['1']:.3f} ms @1, "
             f"{latency['32']:.3f} ms @32 - {state}",
             err=True,
         )

@@ -65,7 +65,8 @@ class Compression:
 
     @property
     def table(self) -> pd.DataFrame:
-        """One row per model: parameters, size (MB), MACs, latency (ms) at batch 1 and 32,
+        """One row per model: parameters, size in MB of its timed ONNX graph (onnx_mb, like
+        for like) and of its own weights file (size_mb), MACs, latency (ms) at batch 1 and 32,
         speed-up against the original's fp32 bundle, the watched metric, agreement, verdict."""
         import pandas as pd
 
@@ -80,6 +81,7 @@ class Compression:
                     "kind": model["kind"],
                     "scheme": model["scheme"],
                     "parameters": model["parameters"],
+                    "onnx_mb": model["bundle_mb"],
                     "size_mb": model["size_mb"],
                     "macs": model["macs"],
                     "ms_batch1": latency["1"],
@@ -138,7 +140,6 @@ def compress(
     from rich.console import Console
 
     from megalith.compress.chain import resolve_steps, run_chain
-    from megalith.compress.quantize import check_quantizable
     from megalith.compress.settings import read_settings_file, validate_settings
 
     _check_installed()
@@ -155,7 +156,7 @@ def compress(
     target = Path(output_dir) if output_dir is not None else loaded.path / "compress"
     bundles: dict[Path, Path] = {}
     resolved = resolve_steps(chosen, checked, bundles)
-    check_quantizable(loaded)  # the chain exports every model to time it: the same limits
+    _check_compressible(loaded)
     summary = run_chain(
         loaded,
         resolved,
@@ -181,6 +182,27 @@ def _load_run(run: Run | str | Path) -> Run:
             "from (`megalith compress RUN`), since distill and prune retrain the model"
         )
     return Run.load(run)
+
+
+def _check_compressible(run: Run) -> None:
+    """The chain times every model as an ONNX bundle that predicts columns, so it takes the
+    runs quantize takes; a language model or seq2seq run is told how it can still shrink.
+
+    Raises:
+        RunError: naming the family and what to do instead.
+    """
+    from megalith.compress.quantize import check_quantizable
+    from megalith.config import is_language_model
+    from megalith.models import Seq2SeqConfig
+
+    if is_language_model(run.config) or isinstance(run.config.model, Seq2SeqConfig):
+        family = "a language model" if is_language_model(run.config) else "a seq2seq model"
+        raise RunError(
+            f"{run.path} is {family}: megalith compress measures each step as an ONNX bundle "
+            "that predicts columns, which this run is not; to shrink it, train a smaller "
+            f"student from it with `megalith train student.yaml --teacher {run.path}`"
+        )
+    check_quantizable(run)
 
 
 def _check_installed() -> None:

@@ -44,7 +44,7 @@ def compression_page(summary: dict[str, Any]) -> str:
 def _table(models: list[dict[str, Any]], metric: str) -> str:
     base = models[0]
     head = (
-        "<tr><th>model</th><th>kind</th><th>parameters</th><th>size MB</th><th>MACs</th>"
+        "<tr><th>model</th><th>kind</th><th>parameters</th><th>ONNX MB</th><th>MACs</th>"
         "<th>ms @1</th><th>ms @32</th><th>speed-up @1 / @32</th>"
         f"<th>{escape(metric)}</th><th>agreement</th><th>verdict</th></tr>"
     )
@@ -64,7 +64,7 @@ def _table(models: list[dict[str, Any]], metric: str) -> str:
         agreement = model.get("agreement")
         rows.append(
             f"<tr><td>{escape(model['name'])}</td><td>{escape(kind)}</td>"
-            f"<td>{model['parameters']:,}</td><td>{model['size_mb']:.3f}</td>"
+            f"<td>{model['parameters']:,}</td><td>{model['bundle_mb']:.3f}</td>"
             f"<td>{_macs(model.get('macs'))}</td>"
             f"<td>{latency['1']:.3f}</td><td>{latency['32']:.3f}</td><td>{speedup}</td>"
             f"<td>{format_number(model['metrics'].get(metric, float('nan')))}</td>"

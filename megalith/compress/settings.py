@@ -22,7 +22,7 @@ class CompressSettings(ConfigModel):
     """The steps, in order: distill, prune, quantize (a subset, in that order)."""
     prune: float = Field(0.5, gt=0.0, lt=1.0)
     """prune: the fraction of channels / neurons / heads removed (0 < amount < 1)."""
-    finetune_epochs: int | None = Field(None, ge=0)
+    finetune_epochs: int | None = Field(None, ge=1)
     """prune: epochs of fine-tuning after pruning (default: the pruning step's own)."""
     distill_width: float = Field(0.5, gt=0.0, le=1.0)
     """distill: the student's widths as a fraction of the teacher's."""
@@ -44,6 +44,14 @@ class CompressSettings(ConfigModel):
     """ONNX Runtime intra-op threads for timing (default: the machine's CPU count)."""
     timing_runs: int = Field(50, ge=5)
     """Timed runs per model and batch size (the median is reported), after warm-up."""
+
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _steps_may_be_one_string(cls, steps: object) -> object:
+        """`steps: prune,quantize` in a YAML file, as on the command line."""
+        if isinstance(steps, str):
+            return [step.strip() for step in steps.split(",") if step.strip()]
+        return steps
 
     @field_validator("steps")
     @classmethod

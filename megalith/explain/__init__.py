@@ -135,6 +135,7 @@ def explain_run(
         from megalith.explain.language import explain_language_model
         from megalith.explain.translation import explain_seq2seq
 
+        _check_text_options(run, method, target, output_name)
         source, _, origin = _source(run, data, base_dir)
         selected = _selected(source, origin, rows, row_ids)
         if isinstance(run.model, Seq2Seq):
@@ -155,6 +156,29 @@ def explain_run(
         explanations.summary["trust"]["permutation"] = compared
     explanations.summary["seconds"] = round(time.perf_counter() - started, 3)
     return explanations
+
+
+def _check_text_options(run: Run, method: str, target: str | None, output_name: str | None) -> None:
+    """GPT and seq2seq runs take no --target / --output-name, and seq2seq no --method: say so
+    rather than ignore them.
+
+    Raises:
+        RunError: naming the option and what the run is explained by instead.
+    """
+    family = "a seq2seq run" if isinstance(run.model, Seq2Seq) else "a gpt run"
+    given = [
+        name for name, value in (("--target", target), ("--output-name", output_name)) if value
+    ]
+    if given:
+        raise RunError(
+            f"{' and '.join(given)}: {family} has no output columns or classes to choose; "
+            "explain shows which tokens led to each predicted token"
+        )
+    if isinstance(run.model, Seq2Seq) and method != "ig":
+        raise RunError(
+            f"--method {method}: {family} is explained by its attention maps (cross-attention "
+            "and the encoder's self-attention); leave --method out"
+        )
 
 
 def check_supported(run: Run) -> None:

@@ -147,7 +147,8 @@ def trial_line(trial: optuna.trial.FrozenTrial, metric: str) -> str:
         score = f"{metric} -"
     facts = trial_facts(trial)
     if trial.state.name == "FAIL":
-        state += ": " + str(facts.get("error") or "see the log").splitlines()[0][:160]
+        reason = " ".join(str(facts.get("error") or "see the log").split())  # one line
+        state += ": " + (reason if len(reason) <= 200 else reason[:199] + "…")
     seconds = facts.get("seconds") or 0.0
     return f"trial {trial.number:03d}  {params}  {score}  {state}  {seconds:.1f} s"
 

@@ -15,6 +15,7 @@ from conftest import run_cli
 from PIL import Image
 
 import megalith as mg
+from megalith.errors import RunError
 from megalith.explain import write_explanations
 
 pytestmark = pytest.mark.slow  # each module fixture trains a small model
@@ -293,6 +294,8 @@ def test_a_language_model_is_explained_by_its_causal_attention_maps(tmp_path: Pa
         "error: --method saliency: a gpt run is explained by ig only; leave it out"
     )
     assert (folder / "attention.jsonl").is_file()  # the earlier explanation is left as it was
+    targeted = run_cli("explain", tmp_path / "lm", "--target", "x", "--overwrite")
+    assert targeted.code == 2 and "--target: a gpt run has no output columns" in targeted.stderr
 
 
 def test_the_speed_benchmark_runs_in_tiny_mode() -> None:
@@ -462,3 +465,5 @@ def test_a_seq2seq_run_writes_which_source_tokens_each_written_token_looked_at(
     lines = (folder / "attention.jsonl").read_text().splitlines()
     assert len(lines) == 8 and "keys" in json.loads(lines[1])
     assert len(list((folder / "attention").glob("*.png"))) == 8
+    with pytest.raises(RunError, match="--method occlusion: a seq2seq run is explained by its"):
+        run.explain(rows=1, method="occlusion")
