@@ -98,9 +98,17 @@ def parse_space(space: Any, origin: str = "space") -> list[Dimension]:
 
 def read_space(path: Path) -> list[Dimension]:
     """The space in a YAML file (see parse_space). Raises ConfigError naming the file."""
-    from megalith.config import read_yaml
+    from megalith.paths import check_readable
+    from megalith.structured import parse_yaml, read_config_text
 
-    return parse_space(read_yaml(path), str(path))
+    check_readable(path, "search space file", error=ConfigError)
+    space = parse_yaml(read_config_text(path), str(path))
+    if not isinstance(space, dict) or not space:
+        raise ConfigError(
+            f"{path}: a search space is a YAML mapping of config keys to ranges, e.g. "
+            "'train.optimizer.lr: {loguniform: [1.0e-4, 1.0e-2]}' (see docs/tune.md)"
+        )
+    return parse_space(space, str(path))
 
 
 def _dimension(key: str, spec: Any, origin: str) -> Dimension:

@@ -127,3 +127,13 @@ def test_a_metric_no_trial_reports_is_refused_before_any_trial(tmp_path: Any) ->
         mg.tune(CONFIG, {"train.optimizer.lr": {"loguniform": [1e-4, 1e-2]}},
                 study_dir=tmp_path / "study", metric="val/bogus", trials=1)  # fmt: skip
     assert not (tmp_path / "study").exists()
+
+
+def test_a_space_file_that_is_empty_or_missing_is_called_a_space_file(tmp_path: Any) -> None:
+    from megalith.tuning.space import read_space
+
+    (tmp_path / "empty.yaml").write_text("")
+    with pytest.raises(ConfigError, match="empty.yaml: a search space is a YAML mapping"):
+        read_space(tmp_path / "empty.yaml")
+    with pytest.raises(ConfigError, match="search space file not found"):
+        read_space(tmp_path / "nope.yaml")
