@@ -133,7 +133,7 @@ def test_a_space_file_that_is_empty_or_missing_is_called_a_space_file(tmp_path: 
     from megalith.tuning.space import read_space
 
     (tmp_path / "empty.yaml").write_text("")
-    with pytest.raises(ConfigError, match="empty.yaml: a search space is a YAML mapping"):
+    with pytest.raises(ConfigError, match=r"empty\.yaml: a search space is a YAML mapping"):
         read_space(tmp_path / "empty.yaml")
     with pytest.raises(ConfigError, match="search space file not found"):
         read_space(tmp_path / "nope.yaml")
