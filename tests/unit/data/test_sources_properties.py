@@ -46,7 +46,13 @@ COLUMN_KINDS = {
 @st.composite
 def frames(draw: st.DrawFn) -> pd.DataFrame:
     """A frame of 0-6 rows and 1-4 uniquely named columns, each of one kind."""
-    names = draw(st.lists(NAMES, min_size=1, max_size=4, unique=True))
+    names = draw(
+        st.lists(NAMES, min_size=1, max_size=4, unique=True).filter(
+            # one column whose name holds a separator ('0;') reads as a ';'-separated file of
+            # two columns: no comma anywhere says otherwise (found by hypothesis, as above)
+            lambda names: len(names) > 1 or not set(names[0]) & set(";|:\t")
+        )
+    )
     rows = draw(st.integers(0, 6))
     columns: dict[str, Any] = {}
     for name in names:
