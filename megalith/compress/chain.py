@@ -168,4 +168,22 @@ def run_chain(
         summary = recorder.summary(target, [step.name for step in steps])
         (folder / RESULT_FILE).write_text(json.dumps(summary, indent=1), encoding="utf-8")
         (folder / PAGE_FILE).write_text(compression_page(summary), encoding="utf-8")
+        _record_final_paths(folder, target)
     return summary
+
+
+_RECORD_SUFFIXES = (".json", ".yaml", ".html")
+
+
+def _record_final_paths(folder: Path, target: Path) -> None:
+    """Rewrite the staged folder's path as `target` in the steps' records (pruning.json's
+    source, a report's heading), so that they name where the runs live once moved."""
+    moves = [(str(folder.resolve()), str(target.resolve())), (str(folder), str(target))]
+    for path in folder.rglob("*"):
+        if path.suffix not in _RECORD_SUFFIXES or not path.is_file():
+            continue
+        text = original = path.read_text(encoding="utf-8")
+        for staged, final in moves:
+            text = text.replace(staged, final)
+        if text != original:
+            path.write_text(text, encoding="utf-8")

@@ -171,6 +171,9 @@ def test_the_whole_chain_distill_prune_quantize_end_to_end(mlp: mg.Run, tmp_path
     quantized = result.models[3]
     assert quantized["scheme"] == "dynamic" and quantized["verdict"]["previous"] == "prune"
     assert quantized["agreement"] >= 0.9  # with the original, after three steps
+    records = [p for p in (tmp_path / "out").rglob("*") if p.suffix in (".json", ".html")]
+    assert json.loads((pruned / "pruning.json").read_text())["source"] == str(student.path)
+    assert not [p for p in records if "/.out." in p.read_text(encoding="utf-8")]  # staged path
 
 
 def test_force_takes_a_rejected_step_forward(mlp: mg.Run, tmp_path: Path) -> None:
