@@ -115,7 +115,9 @@ def explain(
     row_ids: Annotated[
         str | None, typer.Option("--row-ids", help="Explain these rows: 0,5,9 (0-based).")
     ] = None,
-    method: Annotated[str, typer.Option("--method", help="ig, saliency or occlusion.")] = "ig",
+    method: Annotated[
+        str, typer.Option("--method", help="ig, saliency, occlusion or shap.")
+    ] = "ig",
     target: Annotated[
         str | None, typer.Option("--target", help="The class to explain (default: predicted).")
     ] = None,

@@ -100,7 +100,7 @@ def explain_run(
     run's test split), or the rows at positions `row_ids` (0-based).
 
     Args:
-        method: ig, saliency or occlusion (methods.py).
+        method: ig, saliency, occlusion or shap (methods.py).
         target: the class to explain (by name); default each row's predicted class. A number
             output explains its predicted value.
         output_name: the output to explain when the run has several (default the first).

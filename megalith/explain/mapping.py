@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from megalith.data.tokenizers import Tokenizer
+from megalith.explain.methods import PER_UNIT_METHODS
 from megalith.explain.space import InputSpace
 
 _WORD = re.compile(r"\w+|[^\w\s]")  # the word tokenizer's own pattern (data/tokenizers.py)
@@ -32,7 +33,7 @@ def unit_values(spaces: list[InputSpace], attributions: list[torch.Tensor], meth
         flat = attribution.reshape(rows, -1).double()
         values.scatter_add_(1, ids, flat)
         counts.scatter_add_(0, ids[0], torch.ones(ids.shape[1], dtype=torch.float64))
-    if method == "occlusion":
+    if method in PER_UNIT_METHODS:
         values /= counts.clamp(min=1)
     return values * valid_units(spaces)
 
@@ -61,8 +62,8 @@ def column_values(spaces: list[InputSpace], units: torch.Tensor) -> np.ndarray:
 
 def pixel_map(attribution: torch.Tensor, method: str) -> np.ndarray:
     """(B, C, H, W) image attributions -> (B, H, W): summed over channels (occlusion: their
-    mean, each pixel holding its patch's effect)."""
-    reduced = attribution.mean(dim=1) if method == "occlusion" else attribution.sum(dim=1)
+    mean, each pixel holding its patch's effect; likewise shap)."""
+    reduced = attribution.mean(dim=1) if method in PER_UNIT_METHODS else attribution.sum(dim=1)
     return reduced.double().numpy()
 
 

@@ -99,7 +99,7 @@ def test_the_two_deciding_columns_are_the_most_important(table_run: mg.Run) -> N
     assert permutation["rank_correlation"] > 0.5 and permutation["passed"]
 
 
-@pytest.mark.parametrize("method", ["saliency", "occlusion"])
+@pytest.mark.parametrize("method", ["saliency", "occlusion", "shap"])
 def test_other_methods_find_the_deciding_columns_too(table_run: mg.Run, method: str) -> None:
     explanations = table_run.explain(rows=60, method=method)
     assert set(list(explanations.importance)[:2]) == {"amount", "grade"}
