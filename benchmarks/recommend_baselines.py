@@ -7,12 +7,15 @@ Datasets, all built offline on this machine:
     the planted scores themselves are printed as the ceiling ("oracle");
   - dpkg: Debian packages as users and the packages they depend on as items
     (/var/lib/dpkg/status), packages with >= 5 dependencies;
+  - python_imports: Python modules (site-packages and the standard library) as users and the
+    modules they import as items, the line of the import as its time;
   - FILE: any interactions table `megalith init` recognises (e.g. a public ratings file).
 Baselines get a small grid each and keep the best point *on the test split itself*, which can
 only flatter them; Megalith's config is fixed as `init` writes it. Train time is wall-clock
 on this machine (say which, and how busy); the ratio to ALS is printed from the same run.
 
-    python benchmarks/recommend_baselines.py [planted|dpkg|FILE ...] [--epochs N] [--quick]
+    python benchmarks/recommend_baselines.py [planted|dpkg|python_imports|FILE ...]
+        [--epochs N] [--quick]
 """
 
 from __future__ import annotations
@@ -204,6 +207,35 @@ def dpkg_table(folder: Path, quick: bool) -> Path:
     return path
 
 
+def python_imports_table(folder: Path, quick: bool) -> Path:
+    """module, imported module, line: one row per import statement of the .py files under
+    this Python's site-packages and standard library (the line number is the timestamp)."""
+    import sysconfig
+
+    pattern = re.compile(r"^\s*(?:from\s+([\w.]+)\s+import|import\s+([\w.]+))", re.M)
+    roots = [Path(sysconfig.get_paths()["purelib"]), Path(sysconfig.get_paths()["stdlib"])]
+    rows = []
+    for root in roots:
+        for file in sorted(root.rglob("*.py"))[: 300 if quick else None]:
+            module = ".".join(file.relative_to(root).with_suffix("").parts)
+            try:
+                text = file.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            for match in pattern.finditer(text):
+                imported = match.group(1) or match.group(2)
+                if not imported.startswith("."):
+                    rows.append((module, imported, text.count("\n", 0, match.start())))
+    frame = pd.DataFrame(rows, columns=["user", "item", "timestamp"]).drop_duplicates(
+        ["user", "item"]
+    )
+    frame = frame[frame.groupby("item")["user"].transform("size") >= 5]  # shared imports
+    frame = frame[frame.groupby("user")["item"].transform("size") >= 5]
+    path = folder / "python_imports.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
 def compare(name: str, source: Path, oracle: Any, epochs: int | None, quick: bool) -> None:
     frame, _ = read_interactions(source, RecommendConfig())
     config = recommender_config(frame, name=name, source=str(source))
@@ -245,7 +277,7 @@ def compare(name: str, source: Path, oracle: Any, epochs: int | None, quick: boo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("datasets", nargs="*", default=["planted", "dpkg"])
+    parser.add_argument("datasets", nargs="*", default=["planted", "dpkg", "python_imports"])
     parser.add_argument("--epochs", type=int, default=None, help="Override init's epochs.")
     parser.add_argument("--quick", action="store_true", help="Tiny data, one grid point each.")
     args = parser.parse_args()
@@ -261,6 +293,9 @@ def main() -> None:
                 compare(name, path, oracle, args.epochs, args.quick)
             elif name == "dpkg":
                 compare(name, dpkg_table(Path(tmp), args.quick), None, args.epochs, args.quick)
+            elif name == "python_imports":
+                path = python_imports_table(Path(tmp), args.quick)
+                compare(name, path, None, args.epochs, args.quick)
             else:
                 compare(Path(name).stem, Path(name).resolve(), None, args.epochs, args.quick)
 

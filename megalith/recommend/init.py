@@ -105,11 +105,20 @@ def recommender_config(frame: pd.DataFrame, *, name: str, source: str) -> dict[s
         "model": {"arch": "mf", "dim": 64},
         "recommend": recommend,
         "train": {
-            "epochs": 10,
-            "batch_size": 1024,
+            **_schedule(len(frame)),
             "optimizer": {"name": "adamw", "lr": 0.005, "weight_decay": 0.1},
         },
     }
+
+
+def _schedule(interactions: int) -> dict[str, int]:
+    """Batches of 1,024 for 50k+ interactions (10 epochs: ~1,000 steps at 100k), smaller
+    below; enough epochs for ~1,000 steps, at most 100."""
+    batch_size = 1024
+    while batch_size > 64 and interactions < batch_size * 50:
+        batch_size //= 2
+    steps_per_epoch = max(1, -(-interactions // batch_size))
+    return {"epochs": min(100, max(10, -(-1000 // steps_per_epoch))), "batch_size": batch_size}
 
 
 def recommender_init_text(data: str, *, name: str | None, source: str) -> str | None:

@@ -25,6 +25,7 @@ from megalith.recommend.evaluate import evaluate_recommender, model_scorers, ran
 from megalith.recommend.interactions import encode_interactions, read_interactions
 from megalith.recommend.losses import NegativeSampler, implicit_loss
 from megalith.recommend.metrics import sample_eval_negatives
+from megalith.recommend.report import write_recommender_report
 from megalith.recommend.settings import RecommendConfig
 from megalith.recommend.split import TEST, VAL, split_interactions
 from megalith.recommend.store import RecommendState, save_negatives
@@ -199,6 +200,7 @@ def train_recommender(
     scores = score_run(model, state, negatives, cfg)
     scores["training"] = training | {"parameters": sum(p.numel() for p in model.parameters())}
     run_dir.write_json(run_dir.eval, scores)
+    write_recommender_report(run_dir, cfg, scores)
     _print_scores(console, scores)
     return model, state
 

@@ -75,12 +75,18 @@ def serve(
         token=token, allow_paths=Path(allow) if allow is not None else None, **settings
     )
     threads = threads or max(1, (os.cpu_count() or 2) - 1)
-    loaded = load_backend(source, backend, threads=threads)
-    if loaded.name == "torch":
-        import torch
+    recommender = _recommender_run(source)
+    if recommender is not None:  # top-k lists: POST /recommend
+        from megalith.serving.recommend_app import build_recommend_app
 
-        torch.set_num_threads(threads)
-    app = build_app(loaded, options)
+        app = build_recommend_app(recommender, options)
+    else:
+        loaded = load_backend(source, backend, threads=threads)
+        if loaded.name == "torch":
+            import torch
+
+            torch.set_num_threads(threads)
+        app = build_app(loaded, options)
     uvicorn.run(
         app,
         host=host,
@@ -90,6 +96,24 @@ def serve(
         timeout_graceful_shutdown=int(options.timeout_s) + 5,
         limit_concurrency=options.max_queue + 64,
     )
+
+
+def _recommender_run(source: str | Path | Any) -> Any:
+    """The `RecommenderRun` when `source` is one or a recommender's run directory, else None."""
+    from megalith.recommend.run import RecommenderRun
+
+    if isinstance(source, RecommenderRun):
+        return source
+    if not isinstance(source, str | Path) or not (Path(source) / "config.yaml").is_file():
+        return None
+    from megalith.config import load_config
+
+    config, _ = load_config(Path(source) / "config.yaml")
+    if config.recommend is None:
+        return None
+    from megalith.loading import load
+
+    return load(source)
 
 
 def check_port_free(host: str, port: int) -> None:
