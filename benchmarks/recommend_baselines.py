@@ -9,12 +9,13 @@ Datasets, all built offline on this machine:
     (/var/lib/dpkg/status), packages with >= 5 dependencies;
   - python_imports: Python modules (site-packages and the standard library) as users and the
     modules they import as items, the line of the import as its time;
+  - speed: the seconds of a full-ranking evaluation of 1,000 users x 2,000 items;
   - FILE: any interactions table `megalith init` recognises (e.g. a public ratings file).
 Baselines get a small grid each and keep the best point *on the test split itself*, which can
 only flatter them; Megalith's config is fixed as `init` writes it. Train time is wall-clock
 on this machine (say which, and how busy); the ratio to ALS is printed from the same run.
 
-    python benchmarks/recommend_baselines.py [planted|dpkg|python_imports|FILE ...]
+    python benchmarks/recommend_baselines.py [speed|planted|dpkg|python_imports|FILE ...]
         [--epochs N] [--quick]
 """
 
@@ -156,7 +157,7 @@ def megalith_scores(
     started = time.perf_counter()
     fit(model, state, cfg)
     seconds = time.perf_counter() - started
-    metrics = rank_scores(model_scorers(model), state, negatives, k=10)
+    metrics = rank_scores(model_scorers(model, state.n_items), state, negatives, k=10)
     metrics["train_seconds"] = seconds
     metrics["config"] = {
         "model": config["model"],
@@ -275,9 +276,34 @@ def compare(name: str, source: Path, oracle: Any, epochs: int | None, quick: boo
     )
 
 
+def ranking_speed(users: int = 1000, items: int = 2000, seen_per_user: int = 50) -> None:
+    """Seconds of one full-ranking evaluation (every unseen item ranked for every user) of an
+    mf model, against one plain matrix product of the same scores (the floor)."""
+    from megalith.models.recommenders import MatrixFactorisation
+    from megalith.recommend.metrics import full_ranking
+
+    model = MatrixFactorisation(users, items, 64, "score").eval()
+    rng = np.random.default_rng(0)
+    seen = (np.repeat(np.arange(users), seen_per_user), rng.integers(0, items, users * 50))
+    held_out = (np.arange(users), rng.integers(0, items, users))
+    score_all = model_scorers(model, items)[0]
+    started = time.perf_counter()
+    full_ranking(score_all, seen, held_out, items, k=10)
+    seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    score_all(torch.arange(users))
+    product = time.perf_counter() - started
+    print(
+        f"\n== full ranking of {users:,} users x {items:,} items ({seen_per_user} seen each): "
+        f"{seconds:.2f} s; the score matrix alone {product:.3f} s ({seconds / product:.0f}x)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("datasets", nargs="*", default=["planted", "dpkg", "python_imports"])
+    parser.add_argument(
+        "datasets", nargs="*", default=["speed", "planted", "dpkg", "python_imports"]
+    )
     parser.add_argument("--epochs", type=int, default=None, help="Override init's epochs.")
     parser.add_argument("--quick", action="store_true", help="Tiny data, one grid point each.")
     args = parser.parse_args()
@@ -288,7 +314,9 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.datasets:
-            if name == "planted":
+            if name == "speed":
+                ranking_speed()
+            elif name == "planted":
                 path, oracle = planted_table(Path(tmp), args.quick)
                 compare(name, path, oracle, args.epochs, args.quick)
             elif name == "dpkg":

@@ -31,9 +31,9 @@ def export(
 ) -> None:
     """Write an inference bundle (model.onnx, preprocessor.json, bundle.json), checked against
     PyTorch on the run's test rows; `megalith predict BUNDLE --data ...` then needs no PyTorch."""
-    from megalith.run import Run
+    from megalith.loading import load
 
-    folder = Run.load(run).export(output, format=format, overwrite=overwrite, exporter=exporter)
+    folder = load(run).export(output, format=format, overwrite=overwrite, exporter=exporter)
     typer.echo(f"wrote {folder} (ONNX Runtime matches PyTorch on the test rows)", err=True)
 
 

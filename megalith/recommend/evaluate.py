@@ -14,30 +14,20 @@ from megalith.recommend.split import TEST
 from megalith.recommend.store import RecommendState
 
 
-def model_scorers(model: Recommender) -> tuple[ScoreAll, ScorePairs]:
-    """The model's (all items, candidate) scorers, without gradients."""
+def model_scorers(model: Recommender, n_items: int) -> tuple[ScoreAll, ScorePairs]:
+    """The model's (all items, candidate) scorers, in eval mode, without gradients."""
     model.eval()
-    catalogue: list[torch.Tensor] = []
+    catalogue = torch.arange(n_items)
 
     @torch.no_grad()
     def score_all(users: torch.Tensor) -> torch.Tensor:
-        if not catalogue:
-            n_items = _n_items(model)
-            catalogue.append(torch.arange(n_items))
-        return model.score_matrix(users, catalogue[0]).float()
+        return model.score_matrix(users, catalogue).float()
 
     @torch.no_grad()
     def score_pairs(users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return model.score_matrix_pairs(users, items).float()
 
     return score_all, score_pairs
-
-
-def _n_items(model: Recommender) -> int:
-    for name, param in model.named_parameters():
-        if name.endswith("item.weight") or name.endswith("gmf_item.weight"):
-            return param.shape[0]
-    raise ValueError("the recommender has no item embedding")
 
 
 def popularity_scorers(popularity: np.ndarray, seed: int) -> tuple[ScoreAll, ScorePairs]:
@@ -92,7 +82,7 @@ def evaluate_recommender(
 ) -> dict[str, Any]:
     """eval.json's `test` (the model) and `recommender_baselines` (most popular, random)."""
     return {
-        "test": rank_scores(model_scorers(model), state, negatives, k),
+        "test": rank_scores(model_scorers(model, state.n_items), state, negatives, k),
         "recommender_baselines": {
             "most_popular": rank_scores(
                 popularity_scorers(state.popularity(), seed), state, negatives, k

@@ -83,8 +83,10 @@ def recommender_config(frame: pd.DataFrame, *, name: str, source: str) -> dict[s
     """The config `megalith init` writes for an interactions table.
 
     Implicit feedback even when there are ratings (every interaction a positive: what the
-    leave-last-out protocol with sampled negatives measures); matrix factorisation with BCE
-    over 4 uniform negatives per positive.
+    leave-last-out protocol with sampled negatives measures); matrix factorisation trained
+    with the in-batch softmax and its logQ correction, which ranked best of the three losses
+    on the three datasets of benchmarks/recommend_baselines.py (on Python's imports: full
+    HR@10 0.40 against 0.26 with BCE and 4 negatives).
 
     Raises:
         ValueError: the table has no user and item columns (see `interaction_columns`).
@@ -97,7 +99,7 @@ def recommender_config(frame: pd.DataFrame, *, name: str, source: str) -> dict[s
         recommend["rating"] = columns["rating"]
     if "timestamp" in columns:
         recommend["timestamp"] = columns["timestamp"]
-    recommend |= {"split": "leave_last_out", "loss": "bce", "negatives": 4}
+    recommend |= {"split": "leave_last_out", "loss": "softmax"}
     return {
         "name": re.sub(r"[^A-Za-z0-9_.-]", "-", name).strip("-.") or "recommender",
         "seed": 0,

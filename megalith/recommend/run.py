@@ -58,6 +58,22 @@ class RecommenderRun(Run):
             "(Run.recommend) for top-k items"
         )
 
+    def export(
+        self,
+        output: str | Path | None = None,
+        *,
+        format: str = "onnx",
+        overwrite: bool = False,
+        exporter: str = "dynamo",
+    ) -> Path:
+        """User and item vectors as a bundle for `megalith.runtime.recommender` (top-k by an
+        exact matrix product without PyTorch); see `megalith.recommend.export`."""
+        from megalith.recommend.export import export_recommender
+
+        return export_recommender(
+            self.path, self.recommender, self.state, output, overwrite=overwrite
+        )
+
     def recommend(
         self, users: Sequence[str | int], k: int = 10, *, exclude_seen: bool = True
     ) -> pd.DataFrame:
@@ -82,22 +98,23 @@ class RecommenderRun(Run):
         k = min(k, self.state.n_items)
         names = [str(user) for user in users]
         known = [self._user_index.get(name) for name in names]
-        scores = self.scores_for([index for index in known if index is not None])
-        popular = torch.as_tensor(self.state.popularity())
+        scores = self.scores_for([index for index in known if index is not None]).numpy()
+        popular = self.state.popularity()
         rows: list[dict[str, Any]] = []
         warm = iter(range(len(scores)))
         for name, index in zip(names, known, strict=True):
-            values = scores[next(warm)].clone() if index is not None else popular.clone()
+            values = scores[next(warm)].copy() if index is not None else popular.copy()
             if index is not None and exclude_seen:
-                values[self._seen_items(index)] = -torch.inf
-            best = values.topk(min(k, int(torch.isfinite(values).sum())))
-            for rank, (score, item) in enumerate(zip(best.values, best.indices, strict=True)):
+                values[self._seen_items(index)] = -np.inf
+            # ties (equal popularity) go to the lower item index, as in the exported runtime
+            order = np.argsort(-values, kind="stable")[: min(k, int(np.isfinite(values).sum()))]
+            for rank, item in enumerate(order):
                 rows.append(
                     {
                         "user": name,
                         "rank": rank + 1,
                         "item": self.state.item_ids[int(item)],
-                        "score": float(score),
+                        "score": float(values[item]),
                         "known_user": index is not None,
                     }
                 )
@@ -116,8 +133,8 @@ class RecommenderRun(Run):
                 .float()
             )
 
-    def _seen_items(self, user: int) -> torch.Tensor:
-        return torch.as_tensor(self.state.items[self.state.users == user], dtype=torch.long)
+    def _seen_items(self, user: int) -> np.ndarray:
+        return self.state.items[self.state.users == user]
 
 
 def train_recommender_run(
@@ -138,8 +155,3 @@ def user_list(text: str) -> list[str]:
     if not users:
         raise DataError("--users: give user ids separated by commas, e.g. --users 1,2,3")
     return users
-
-
-def seen_counts(state: RecommendState) -> np.ndarray:
-    """Interactions per user index (all splits)."""
-    return np.bincount(state.users, minlength=len(state.user_ids))

@@ -21,10 +21,10 @@ from megalith.data.specs import InputSpec, OutputSpec
 from megalith.errors import cannot_write
 from megalith.models import build_model
 from megalith.models.recommenders import Recommender
-from megalith.recommend.evaluate import evaluate_recommender, model_scorers, rank_scores
+from megalith.recommend.evaluate import evaluate_recommender, model_scorers
 from megalith.recommend.interactions import encode_interactions, read_interactions
 from megalith.recommend.losses import NegativeSampler, implicit_loss
-from megalith.recommend.metrics import sample_eval_negatives
+from megalith.recommend.metrics import full_ranking, sample_eval_negatives
 from megalith.recommend.report import write_recommender_report
 from megalith.recommend.settings import RecommendConfig
 from megalith.recommend.split import TEST, VAL, split_interactions
@@ -153,9 +153,7 @@ def _epochs(
 
 def _val_scores(model: Recommender, state: RecommendState, k: int) -> dict[str, float]:
     users, items = state.held_out(VAL)
-    scorers = model_scorers(model)
-    from megalith.recommend.metrics import full_ranking
-
+    scorers = model_scorers(model, state.n_items)
     full = full_ranking(scorers[0], state.seen_before(VAL), (users, items), state.n_items, k)
     return {f"val/{name}": value for name, value in full.items() if name != "users"}
 
@@ -269,9 +267,9 @@ def _print_scores(console: Console, scores: dict[str, Any]) -> None:
     for column in ("metric", "model", *references):
         table.add_column(column, justify="left" if column == "metric" else "right")
     for metric, value in scores["test"].items():
-        row = [f"{references[name].get(metric, float('nan')):.4f}" for name in references]
+        row = [
+            f"{references[name][metric]:.4f}" if metric in references[name] else "-"
+            for name in references
+        ]
         table.add_row(metric, f"{value:.4f}", *row)
     console.print(table)
-
-
-__all__ = ["rank_scores", "train_recommender"]
