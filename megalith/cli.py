@@ -257,8 +257,14 @@ app.command()(recommend)
 def report(run: RunArg) -> None:
     """Write RUN/report.html (self-contained) and the plots as RUN/plots/*.png."""
     from megalith.evaluate.report import write_report
+    from megalith.loading import load
+    from megalith.recommend.run import RecommenderRun
 
-    path = write_report(run)
+    loaded = load(run)
+    if isinstance(loaded, RecommenderRun):  # ranking tables, no plots
+        typer.echo(f"wrote {loaded.write_report()}", err=True)
+        return
+    path = write_report(loaded)
     typer.echo(f"wrote {path} (plots in {path.parent / 'plots'})", err=True)
 
 

@@ -34,6 +34,9 @@ def export(
     from megalith.loading import load
 
     folder = load(run).export(output, format=format, overwrite=overwrite, exporter=exporter)
+    if (folder / "embeddings.safetensors").is_file():  # a recommender's vectors
+        typer.echo(f"wrote {folder} (its scores match the run's)", err=True)
+        return
     typer.echo(f"wrote {folder} (ONNX Runtime matches PyTorch on the test rows)", err=True)
 
 

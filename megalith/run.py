@@ -67,8 +67,9 @@ class Run:
         config, _ = load_config(run_dir.config)
         if config.recommend is not None:  # ids and interactions instead of encoded columns
             raise RunError(
-                f"{run_dir.path} is a recommender run: load it with megalith.load (the CLI "
-                "does); this stage takes runs that predict columns"
+                f"{run_dir.path} is a recommender run: `megalith recommend`, evaluate, report, "
+                "export and serve take it (in Python, megalith.load); this command takes runs "
+                "that predict columns"
             )
         preprocessor = Preprocessor.load(run_dir.preprocessor)
         preprocessor.check_features(config.inputs, config.outputs, where=run_dir.preprocessor)

@@ -33,6 +33,14 @@ class RecommenderRun(Run):
         self.state = state
         self._user_index = {user: i for i, user in enumerate(state.user_ids)}
 
+    @property
+    def user_ids(self) -> list[str]:
+        return self.state.user_ids
+
+    @property
+    def item_ids(self) -> list[str]:
+        return self.state.item_ids
+
     @classmethod
     def from_dir(cls, run_dir: RunDir, config: Config) -> RecommenderRun:
         """Load the ids, interactions and weights of a recommender run directory."""
@@ -51,6 +59,16 @@ class RecommenderRun(Run):
             )
         negatives = load_negatives(self.path)
         return score_run(self.recommender, self.state, negatives, self.config)
+
+    def write_report(self) -> Path:
+        """RUN/report.html again from eval.json: the model beside most-popular and random."""
+        from megalith.recommend.report import write_recommender_report
+
+        scores = self.metrics
+        if "test" not in scores or "recommender_baselines" not in scores:
+            raise RunError(f"{self.path}: eval.json has no scores; run `megalith evaluate` first")
+        write_recommender_report(RunDir(self.path), self.config, scores)
+        return self.path / "report.html"
 
     def predict(self, data: Any, *, base_dir: Any = None) -> pd.DataFrame:
         raise RunError(

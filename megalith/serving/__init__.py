@@ -79,7 +79,8 @@ def serve(
     if recommender is not None:  # top-k lists: POST /recommend
         from megalith.serving.recommend_app import build_recommend_app
 
-        app = build_recommend_app(recommender, options)
+        answers, name = recommender
+        app = build_recommend_app(answers, options, name)
     else:
         loaded = load_backend(source, backend, threads=threads)
         if loaded.name == "torch":
@@ -98,13 +99,19 @@ def serve(
     )
 
 
-def _recommender_run(source: str | Path | Any) -> Any:
-    """The `RecommenderRun` when `source` is one or a recommender's run directory, else None."""
+def _recommender_run(source: str | Path | Any) -> tuple[Any, str] | None:
+    """(what answers, its backend) when `source` is a recommender run (directory or loaded:
+    torch) or an exported recommender bundle (numpy), else None."""
     from megalith.recommend.run import RecommenderRun
+    from megalith.runtime.recommender import is_recommender_bundle, load_recommender_bundle
 
     if isinstance(source, RecommenderRun):
-        return source
-    if not isinstance(source, str | Path) or not (Path(source) / "config.yaml").is_file():
+        return source, "torch"
+    if not isinstance(source, str | Path):
+        return None
+    if is_recommender_bundle(source):
+        return load_recommender_bundle(source), "numpy"
+    if not (Path(source) / "config.yaml").is_file():
         return None
     from megalith.config import load_config
 
@@ -113,7 +120,7 @@ def _recommender_run(source: str | Path | Any) -> Any:
         return None
     from megalith.loading import load
 
-    return load(source)
+    return load(source), "torch"
 
 
 def check_port_free(host: str, port: int) -> None:

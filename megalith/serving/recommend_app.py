@@ -8,8 +8,10 @@ unknown user gets the most popular items with `known_user: false`, never a 500.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
+import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -19,8 +21,17 @@ from starlette.concurrency import run_in_threadpool
 from megalith.errors import DataError
 from megalith.serving.app import ServeSettings, _bearer, _BodyLimit, _validation_error
 
-if TYPE_CHECKING:
-    from megalith.recommend.run import RecommenderRun
+
+class Recommends(Protocol):
+    """A recommender run (PyTorch) or an exported recommender bundle (numpy)."""
+
+    user_ids: list[str]
+    item_ids: list[str]
+
+    def recommend(
+        self, users: Sequence[str | int], k: int = 10, *, exclude_seen: bool = True
+    ) -> pd.DataFrame: ...
+
 
 MAX_K = 1000
 """The most items one user's list may hold in one request."""
@@ -41,8 +52,9 @@ def recommend_request(max_users: int) -> type[BaseModel]:
     )
 
 
-def build_recommend_app(run: RecommenderRun, settings: ServeSettings) -> FastAPI:
-    """A FastAPI app answering top-k lists from `run` with `settings`' limits."""
+def build_recommend_app(run: Recommends, settings: ServeSettings, backend: str) -> FastAPI:
+    """A FastAPI app answering top-k lists from `run` (a recommender run, `backend` torch, or
+    an exported bundle, numpy) with `settings`' limits."""
     app = FastAPI(
         title="Megalith recommender server", dependencies=[Depends(_bearer(settings.token))]
     )
@@ -51,16 +63,16 @@ def build_recommend_app(run: RecommenderRun, settings: ServeSettings) -> FastAPI
     request_model = recommend_request(settings.max_rows)
     metadata = {
         "task": "recommend",
-        "arch": run.config.model.arch,
-        "users": len(run.state.user_ids),
-        "items": run.state.n_items,
+        "backend": backend,
+        "users": len(run.user_ids),
+        "items": len(run.item_ids),
         "max_users": settings.max_rows,
         "max_k": MAX_K,
     }
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "backend": "torch"}
+        return {"status": "ok", "backend": backend}
 
     @app.get("/metadata")
     async def describe() -> dict[str, Any]:

@@ -89,3 +89,15 @@ def test_init_recognises_an_interactions_table(trained: Path, tmp_path: Path) ->
     assert config["recommend"]["timestamp"] == "timestamp"
     mg.train(tmp_path / "cfg.yaml", output_dir=tmp_path / "run", overrides=["train.epochs=1"])
     assert (tmp_path / "run" / "eval.json").is_file()
+
+
+def test_report_and_export_from_the_command_line(trained: Path) -> None:
+    (trained / "run" / "report.html").unlink()
+    outcome = run_cli("report", trained / "run")
+    assert outcome.code == 0, outcome.stderr
+    assert "most_popular" in (trained / "run" / "report.html").read_text()
+    exported = run_cli("export", trained / "run", "--output", trained / "bundle")
+    assert exported.code == 0, exported.stderr
+    assert (trained / "bundle" / "embeddings.safetensors").is_file()
+    refused = run_cli("predict", trained / "run", "--data", trained / "ratings.csv")
+    assert refused.code != 0 and "megalith recommend" in refused.stderr

@@ -25,7 +25,8 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> TestClient:
     }
     mg.train(config, output_dir=folder / "run")
     run = mg.load(folder / "run")
-    return TestClient(build_recommend_app(run, ServeSettings(max_rows=5, token="s3cret")))
+    settings = ServeSettings(max_rows=5, token="s3cret")
+    return TestClient(build_recommend_app(run, settings, "torch"))
 
 
 HEADERS = {"Authorization": "Bearer s3cret"}
@@ -85,5 +86,12 @@ def test_serve_picks_the_recommender_app_for_a_recommender_run(tmp_path: Path) -
         "train": {"epochs": 1},
     }
     mg.train(config, output_dir=tmp_path / "run")
-    assert isinstance(_recommender_run(tmp_path / "run"), RecommenderRun)
+    found = _recommender_run(tmp_path / "run")
+    assert found is not None and isinstance(found[0], RecommenderRun) and found[1] == "torch"
     assert _recommender_run(tmp_path) is None  # no config.yaml: the ordinary path decides
+    bundle = _recommender_run(mg.load(tmp_path / "run").export())
+    assert bundle is not None and bundle[1] == "numpy"
+    client = TestClient(build_recommend_app(bundle[0], ServeSettings(), "numpy"))
+    answer = client.post("/recommend", json={"users": [1, "who"], "k": 2})
+    assert answer.status_code == 200, answer.text
+    assert [entry["known_user"] for entry in answer.json()["recommendations"]] == [True, False]
