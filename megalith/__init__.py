@@ -18,8 +18,9 @@ from megalith.errors import ConfigError, DataError, MegalithError, RunError
 
 if TYPE_CHECKING:
     from megalith.config import Config
+    from megalith.loading import load
     from megalith.pipeline import train
-    from megalith.run import Run, load
+    from megalith.run import Run
     from megalith.serving import serve
     from megalith.tuning.study import tune
 
@@ -40,7 +41,7 @@ __all__ = [
 _LAZY = {
     "Config": "megalith.config",
     "Run": "megalith.run",
-    "load": "megalith.run",
+    "load": "megalith.loading",
     "serve": "megalith.serving",
     "train": "megalith.pipeline",
     "tune": "megalith.tuning.study",

@@ -11,6 +11,7 @@ import typer
 from megalith.cli_args import FILE_HINT, RunArg, RunOrBundleArg, fail
 from megalith.cli_compress import compress
 from megalith.cli_init import init
+from megalith.cli_recommend import recommend
 from megalith.cli_stages import explain, export, serve
 from megalith.cli_tune import tune
 from megalith.errors import MegalithError, cannot_write, missing_extra
@@ -118,9 +119,9 @@ def evaluate(
     """Print loss and metrics of a trained run on labelled data."""
     import json
 
-    from megalith.run import Run
+    from megalith.loading import load
 
-    metrics = Run.load(run).evaluate(data)
+    metrics = load(run).evaluate(data)
     typer.echo(json.dumps(metrics, indent=2))
 
 
@@ -249,14 +250,21 @@ app.command()(explain)
 app.command()(compress)
 app.command()(serve)
 app.command()(tune)
+app.command()(recommend)
 
 
 @app.command()
 def report(run: RunArg) -> None:
     """Write RUN/report.html (self-contained) and the plots as RUN/plots/*.png."""
     from megalith.evaluate.report import write_report
+    from megalith.loading import load
+    from megalith.recommend.run import RecommenderRun
 
-    path = write_report(run)
+    loaded = load(run)
+    if isinstance(loaded, RecommenderRun):  # ranking tables, no plots
+        typer.echo(f"wrote {loaded.write_report()}", err=True)
+        return
+    path = write_report(loaded)
     typer.echo(f"wrote {path} (plots in {path.parent / 'plots'})", err=True)
 
 

@@ -48,8 +48,9 @@ def init(
         typer.Option("--decimal", help="A CSV file's decimal mark: . or , (default: detected)."),
     ] = "auto",
 ) -> None:
-    """Inspect the data and write a working config: predicting TARGET from a table, or a
-    language model of a text corpus."""
+    """Inspect the data and write a working config: predicting TARGET from a table, a
+    language model of a text corpus, or (without --target) a recommender of an interactions
+    table with user and item columns."""
     import os
 
     import pydantic
@@ -67,7 +68,13 @@ def init(
     if corpus is not None and target not in (None, "text"):
         fail(f"{data} is a text corpus: it has no column '{target}'; leave out --target")
     if corpus is None and target is None:
-        fail(f"give --target COLUMN: the column of {data} to predict")
+        from megalith.recommend.init import recommender_init_text
+
+        interactions = recommender_init_text(data, name=name, source=as_written(data))
+        if interactions is None:
+            fail(f"give --target COLUMN: the column of {data} to predict")
+        _write(interactions, output)
+        return
     try:
         reading = DataConfig(
             source=data,
@@ -90,15 +97,18 @@ def init(
         inference = with_pretrained(inference, as_written(str(pretrained)))
     for notice in inference.notices:
         typer.echo(f"note: {notice}", err=True)
-    text = render_config(inference)
+    _write(render_config(inference), output)
+
+
+def _write(text: str, output: Path | None) -> None:
     if output is None:
         typer.echo(text, nl=False)
-    else:
-        try:
-            output.write_text(text)
-        except OSError as error:
-            raise cannot_write(output, error, FILE_HINT) from error
-        typer.echo(f"wrote {output}; train it with: megalith train {output}", err=True)
+        return
+    try:
+        output.write_text(text)
+    except OSError as error:
+        raise cannot_write(output, error, FILE_HINT) from error
+    typer.echo(f"wrote {output}; train it with: megalith train {output}", err=True)
 
 
 def _corpus_kind(data: str) -> str | None:

@@ -31,9 +31,12 @@ def export(
 ) -> None:
     """Write an inference bundle (model.onnx, preprocessor.json, bundle.json), checked against
     PyTorch on the run's test rows; `megalith predict BUNDLE --data ...` then needs no PyTorch."""
-    from megalith.run import Run
+    from megalith.loading import load
 
-    folder = Run.load(run).export(output, format=format, overwrite=overwrite, exporter=exporter)
+    folder = load(run).export(output, format=format, overwrite=overwrite, exporter=exporter)
+    if (folder / "embeddings.safetensors").is_file():  # a recommender's vectors
+        typer.echo(f"wrote {folder} (its scores match the run's)", err=True)
+        return
     typer.echo(f"wrote {folder} (ONNX Runtime matches PyTorch on the test rows)", err=True)
 
 

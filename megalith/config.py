@@ -24,6 +24,7 @@ from megalith.errors import ConfigError, did_you_mean
 from megalith.models import ModelConfig
 from megalith.models.mlp import MLPConfig
 from megalith.paths import check_readable, resolved
+from megalith.recommend.settings import RECOMMENDER_ARCHS, RecommendConfig
 from megalith.structured import parse_yaml, read_config_text
 from megalith.training.distill import DistillConfig
 from megalith.training.loop import TrainConfig
@@ -41,8 +42,9 @@ class Config(ConfigModel):
     """Where the rows come from and how they are split."""
     inputs: list[InputFeature] = []
     """Input columns and their types (number, binary, category, text, image); none for gpt."""
-    outputs: list[OutputFeature] = Field(min_length=1)
-    """Target columns and their types (category, binary, number; text for gpt)."""
+    outputs: list[OutputFeature] = []
+    """Target columns and their types (category, binary, number; text for gpt); none for a
+    recommender."""
     model: ModelConfig = MLPConfig()
     """The model family (arch) and its settings."""
     train: TrainConfig = TrainConfig()
@@ -53,6 +55,9 @@ class Config(ConfigModel):
     """A trained run directory this model learns from as well as the labels (distillation)."""
     distill: DistillConfig | None = None
     """How to learn from `teacher`: alpha and temperature (default 0.5 and 2.0)."""
+    recommend: RecommendConfig | None = None
+    """A recommender's interactions: user / item / rating / timestamp columns, split, loss
+    (with model.arch mf, ncf or two_tower; see docs/recommend.md)."""
 
     @field_validator("inputs", "outputs")
     @classmethod
@@ -66,7 +71,11 @@ class Config(ConfigModel):
     @model_validator(mode="after")
     def _features_fit_the_model(self) -> Config:
         texts = [f.name for f in self.outputs if f.type == "text"]
-        if self.model.arch == "pretrained":
+        if self.model.arch in RECOMMENDER_ARCHS or self.recommend is not None:
+            self._fit_recommender()
+        elif not self.outputs:
+            raise ValueError("outputs: give at least one output column")
+        elif self.model.arch == "pretrained":
             self._fit_pretrained(bool(texts))
         elif self.model.arch == "gpt":
             if self.inputs or len(self.outputs) != 1 or not texts:
@@ -93,6 +102,21 @@ class Config(ConfigModel):
                 "seq2seq model; use model.arch gpt or seq2seq"
             )
         return self
+
+    def _fit_recommender(self) -> None:
+        """Recommenders read the columns named in `recommend:`, not inputs and outputs."""
+        if self.model.arch not in RECOMMENDER_ARCHS:
+            raise ValueError(
+                f"recommend: is read by the recommenders ({', '.join(RECOMMENDER_ARCHS)}); "
+                f"model.arch {self.model.arch} takes inputs and outputs instead"
+            )
+        if self.inputs or self.outputs:
+            raise ValueError(
+                f"model.arch {self.model.arch} reads the columns named in `recommend:` (user, "
+                "item, rating, timestamp); leave inputs and outputs out"
+            )
+        if self.recommend is None:
+            self.recommend = RecommendConfig()
 
     def _fit_pretrained(self, writes_text: bool) -> None:
         """One text input and one output, or a language model of one text output; the text

@@ -135,6 +135,10 @@ def _train(
 ) -> Run:
     """Data -> preprocessing -> model -> loop -> evaluation -> run directory (rank 0 writes)."""
     cfg = _with_absolute_paths(cfg, base_dir)
+    if cfg.recommend is not None:  # interactions, negatives and ranking: their own loop
+        from megalith.recommend.run import train_recommender_run
+
+        return train_recommender_run(cfg, run_dir, resuming, overwrite, console)
     if isinstance(cfg.model, PretrainedConfig):
         check_model_dir(cfg.model.path)  # before its tokenizer is read
     table = load_data(cfg.data, relative_to=base_dir)

@@ -9,7 +9,7 @@ stages (export, serve, compress, explain, tune) build on this module alone.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +65,12 @@ class Run:
         run_dir = RunDir(Path(path))
         run_dir.check_complete()
         config, _ = load_config(run_dir.config)
+        if config.recommend is not None:  # ids and interactions instead of encoded columns
+            raise RunError(
+                f"{run_dir.path} is a recommender run: `megalith recommend`, evaluate, report, "
+                "export and serve take it (in Python, megalith.load); this command takes runs "
+                "that predict columns"
+            )
         preprocessor = Preprocessor.load(run_dir.preprocessor)
         preprocessor.check_features(config.inputs, config.outputs, where=run_dir.preprocessor)
         if isinstance(config.model, PretrainedConfig):
@@ -130,6 +136,12 @@ class Run:
         if len(tensors) == 0:
             raise DataError(f"{table.origin}: no rows with a target to evaluate on")
         return self.evaluate_tensors(tensors)
+
+    def recommend(
+        self, users: Sequence[str | int], k: int = 10, *, exclude_seen: bool = True
+    ) -> pd.DataFrame:
+        """The top `k` items per user; only recommender runs (model.arch mf, ncf, two_tower)."""
+        raise RunError(f"{self.path} is not a recommender (model.arch {self.config.model.arch})")
 
     def generate(
         self,

@@ -15,12 +15,21 @@ from megalith.models.cnn import CNNConfig
 from megalith.models.gpt import GPTConfig
 from megalith.models.mlp import MLPConfig
 from megalith.models.pretrained import LoRAConfig, PretrainedConfig
+from megalith.models.recommenders import MFConfig, NCFConfig, TwoTowerConfig
 from megalith.models.registry import build_model, known_archs
 from megalith.models.resnet import ResNetConfig
 from megalith.models.seq2seq import Seq2SeqConfig
 
 ModelConfig = Annotated[
-    MLPConfig | CNNConfig | ResNetConfig | GPTConfig | Seq2SeqConfig | PretrainedConfig,
+    MLPConfig
+    | CNNConfig
+    | ResNetConfig
+    | GPTConfig
+    | Seq2SeqConfig
+    | PretrainedConfig
+    | MFConfig
+    | NCFConfig
+    | TwoTowerConfig,
     Field(discriminator="arch"),
 ]
 """The `model:` section of a config; `arch` picks the family."""
@@ -29,11 +38,14 @@ __all__ = [
     "CNNConfig",
     "GPTConfig",
     "LoRAConfig",
+    "MFConfig",
     "MLPConfig",
     "ModelConfig",
+    "NCFConfig",
     "PretrainedConfig",
     "ResNetConfig",
     "Seq2SeqConfig",
+    "TwoTowerConfig",
     "build_model",
     "known_archs",
 ]

@@ -75,12 +75,19 @@ def serve(
         token=token, allow_paths=Path(allow) if allow is not None else None, **settings
     )
     threads = threads or max(1, (os.cpu_count() or 2) - 1)
-    loaded = load_backend(source, backend, threads=threads)
-    if loaded.name == "torch":
-        import torch
+    recommender = _recommender_run(source)
+    if recommender is not None:  # top-k lists: POST /recommend
+        from megalith.serving.recommend_app import build_recommend_app
 
-        torch.set_num_threads(threads)
-    app = build_app(loaded, options)
+        answers, name = recommender
+        app = build_recommend_app(answers, options, name)
+    else:
+        loaded = load_backend(source, backend, threads=threads)
+        if loaded.name == "torch":
+            import torch
+
+            torch.set_num_threads(threads)
+        app = build_app(loaded, options)
     uvicorn.run(
         app,
         host=host,
@@ -90,6 +97,30 @@ def serve(
         timeout_graceful_shutdown=int(options.timeout_s) + 5,
         limit_concurrency=options.max_queue + 64,
     )
+
+
+def _recommender_run(source: str | Path | Any) -> tuple[Any, str] | None:
+    """(what answers, its backend) when `source` is a recommender run (directory or loaded:
+    torch) or an exported recommender bundle (numpy), else None."""
+    from megalith.recommend.run import RecommenderRun
+    from megalith.runtime.recommender import is_recommender_bundle, load_recommender_bundle
+
+    if isinstance(source, RecommenderRun):
+        return source, "torch"
+    if not isinstance(source, str | Path):
+        return None
+    if is_recommender_bundle(source):
+        return load_recommender_bundle(source), "numpy"
+    if not (Path(source) / "config.yaml").is_file():
+        return None
+    from megalith.config import load_config
+
+    config, _ = load_config(Path(source) / "config.yaml")
+    if config.recommend is None:
+        return None
+    from megalith.loading import load
+
+    return load(source), "torch"
 
 
 def check_port_free(host: str, port: int) -> None:

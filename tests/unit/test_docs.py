@@ -59,7 +59,8 @@ def test_every_config_shown_is_valid(page: Path) -> None:
         if not isinstance(shown, dict):
             continue
         # a fragment (inputs only, a model section) is checked inside a minimal config
-        config = shown if "outputs" in shown and "data" in shown else {**_BASE, **shown}
+        whole = ("outputs" in shown or "recommend" in shown) and "data" in shown
+        config = shown if whole else {**_BASE, **shown}
         if config.get("model", {}).get("arch") in ("gpt",):
             config.setdefault("inputs", [])
         validate_config(config, origin=f"{page.name} yaml block")

@@ -1,0 +1,47 @@
+"""`megalith recommend RUN --users 1,2,3`: registered on the app in megalith.cli."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from megalith.cli_args import FILE_HINT, RunArg, fail
+from megalith.errors import cannot_write
+
+
+def recommend(
+    run: RunArg,
+    users: Annotated[
+        str, typer.Option("--users", help="User ids separated by commas, e.g. 1,2,3.")
+    ],
+    k: Annotated[int, typer.Option("--k", min=1, help="Items per user.")] = 10,
+    exclude_seen: Annotated[
+        bool,
+        typer.Option(
+            "--exclude-seen/--include-seen",
+            help="Leave out items the user already interacted with (the default).",
+        ),
+    ] = True,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write a CSV here instead of stdout.")
+    ] = None,
+) -> None:
+    """Top-k items per user from a recommender run (users absent from its data get the most
+    popular items, known_user false)."""
+    from megalith.loading import load
+    from megalith.recommend.run import RecommenderRun, user_list
+
+    loaded = load(run)
+    if not isinstance(loaded, RecommenderRun):
+        fail(f"{run} is not a recommender run (model.arch {loaded.config.model.arch})")
+    table = loaded.recommend(user_list(users), k, exclude_seen=exclude_seen)
+    if output is None:
+        typer.echo(table.to_csv(index=False), nl=False)
+        return
+    try:
+        table.to_csv(output, index=False)
+    except OSError as error:
+        raise cannot_write(output, error, FILE_HINT) from error
+    typer.echo(f"wrote {output}", err=True)

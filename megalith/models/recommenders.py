@@ -1,0 +1,242 @@
+"""Recommenders over user and item ids: matrix factorisation, NeuMF and a two-tower model.
+
+Each takes the inputs `user` and `item` (category ids, int64 (B,)) and returns one output: the
+score of the pair, a logit for implicit feedback or a standardised rating for explicit feedback
+(B,). Beyond `forward`, each scores batches of users against many items at once,
+`score_matrix(users (B,), items (M,)) -> (B, M)`, which training (in-batch softmax) and ranking
+evaluation use; dot-product families also expose `user_vectors` / `item_vectors` so that top-k
+is one matrix product (what export and the runtime use).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, PositiveInt
+from torch import nn
+
+from megalith.configbase import ConfigModel
+from megalith.data.specs import InputSpec, OutputSpec
+from megalith.errors import ConfigError
+from megalith.models.registry import register_model
+
+
+class MFConfig(ConfigModel):
+    """Matrix factorisation: score = user vector . item vector + item bias (Koren et al. 2009)."""
+
+    arch: Literal["mf"] = "mf"
+    dim: PositiveInt = 64
+    """Size of the user and item vectors."""
+
+
+class NCFConfig(ConfigModel):
+    """NeuMF (He et al. 2017): generalised MF and an MLP over the id embeddings, fused."""
+
+    arch: Literal["ncf"] = "ncf"
+    dim: PositiveInt = 32
+    """Size of the GMF embeddings and of each MLP embedding."""
+    hidden: list[PositiveInt] = [64, 32, 16]
+    """Widths of the MLP tower over the concatenated user and item embeddings."""
+    dropout: float = Field(0.0, ge=0, lt=1)
+    """Dropout after each MLP layer."""
+
+
+class TwoTowerConfig(ConfigModel):
+    """A user tower and an item tower, each an embedding and an MLP; score by dot or cosine."""
+
+    arch: Literal["two_tower"] = "two_tower"
+    dim: PositiveInt = 64
+    """Size of the id embeddings and of the towers' outputs."""
+    hidden: list[PositiveInt] = []
+    """Widths of the hidden layers of each tower (none: the embeddings themselves)."""
+    similarity: Literal["dot", "cosine"] = "dot"
+    """dot product, or cosine similarity divided by `temperature`."""
+    temperature: float = Field(0.1, gt=0)
+    """cosine only: scores are cosine / temperature, so a logit can leave [-1, 1]."""
+
+
+# -----------------------------------------------------------------------------
+# the families
+
+
+def _vocab(inputs: Sequence[InputSpec], name: str) -> int:
+    for spec in inputs:
+        if spec.name == name and spec.type == "category":
+            return spec.vocab_size
+    raise ConfigError(f"a recommender needs a category input named '{name}'")
+
+
+def _embedding(count: int, dim: int) -> nn.Embedding:
+    table = nn.Embedding(count, dim)
+    nn.init.normal_(table.weight, std=0.01)  # small: early scores near 0, as in the NCF paper
+    return table
+
+
+class Recommender(nn.Module):
+    """Shared interface: forward on (user, item) pairs; `score_matrix` on users x items."""
+
+    def __init__(self, output: str) -> None:
+        super().__init__()
+        self.output = output
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {self.output: self.score(inputs["user"], inputs["item"])}
+
+    def score(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """users (B,), items (B,) -> (B,)."""
+        return self.score_matrix_pairs(users, items[:, None])[:, 0]
+
+    def score_matrix(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """users (B,), items (M,) -> (B, M)."""
+        return self.score_matrix_pairs(users, items.expand(len(users), -1))
+
+    def score_matrix_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """users (B,), items (B, C) -> (B, C): each user against its own candidates."""
+        raise NotImplementedError
+
+
+class DotRecommender(Recommender):
+    """A score that is a dot product of a user vector and an item vector, plus an item bias."""
+
+    def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
+        """(B,) -> (B, D)."""
+        raise NotImplementedError
+
+    def item_vectors(self, items: torch.Tensor) -> torch.Tensor:
+        """(M,) -> (M, D)."""
+        raise NotImplementedError
+
+    def item_bias(self, items: torch.Tensor) -> torch.Tensor:
+        """(M,) -> (M,); zero unless the family has one."""
+        return torch.zeros(items.shape, device=items.device)
+
+    def score_matrix(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        # one matrix product instead of B x M pairs
+        return self.user_vectors(users) @ self.item_vectors(items).T + self.item_bias(items)
+
+    def score_matrix_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        u = self.user_vectors(users)  # (B, D)
+        v = self.item_vectors(items.flatten()).view(*items.shape, -1)  # (B, C, D)
+        return (v @ u[:, :, None])[..., 0] + self.item_bias(items)
+
+
+class MatrixFactorisation(DotRecommender):
+    def __init__(self, n_users: int, n_items: int, dim: int, output: str) -> None:
+        super().__init__(output)
+        self.user = _embedding(n_users, dim)
+        self.item = _embedding(n_items, dim)
+        self.bias = nn.Parameter(torch.zeros(n_items))
+        self.offset = nn.Parameter(torch.zeros(()))
+
+    def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
+        return self.user(users)
+
+    def item_vectors(self, items: torch.Tensor) -> torch.Tensor:
+        return self.item(items)
+
+    def item_bias(self, items: torch.Tensor) -> torch.Tensor:
+        return self.bias[items] + self.offset
+
+
+def _mlp(widths: Sequence[int], dropout: float = 0.0) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for width_in, width_out in itertools.pairwise(widths):
+        layers += [nn.Linear(width_in, width_out), nn.ReLU()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+class NeuMF(Recommender):
+    """GMF (element-wise product of embeddings) and an MLP tower, concatenated into one logit."""
+
+    def __init__(self, n_users: int, n_items: int, config: NCFConfig, output: str) -> None:
+        super().__init__(output)
+        dim = config.dim
+        self.gmf_user, self.gmf_item = _embedding(n_users, dim), _embedding(n_items, dim)
+        self.mlp_user, self.mlp_item = _embedding(n_users, dim), _embedding(n_items, dim)
+        self.tower = _mlp([2 * dim, *config.hidden], config.dropout)
+        self.head = nn.Linear(dim + (config.hidden[-1] if config.hidden else 2 * dim), 1)
+
+    def score_matrix_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        batch, candidates = items.shape
+        flat_users = users[:, None].expand(batch, candidates).reshape(-1)
+        flat_items = items.reshape(-1)
+        gmf = self.gmf_user(flat_users) * self.gmf_item(flat_items)  # (B*C, D)
+        pair = torch.cat([self.mlp_user(flat_users), self.mlp_item(flat_items)], dim=-1)
+        fused = torch.cat([gmf, self.tower(pair)], dim=-1)
+        return self.head(fused).view(batch, candidates)
+
+    def score_matrix(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        rows = max(1, (1 << 20) // max(len(items), 1))  # ~1M pairs at a time bounds the memory
+        parts = [
+            self.score_matrix_pairs(chunk, items.expand(len(chunk), -1))
+            for chunk in users.split(rows)
+        ]
+        return torch.cat(parts)
+
+
+class TwoTower(DotRecommender):
+    def __init__(self, n_users: int, n_items: int, config: TwoTowerConfig, output: str) -> None:
+        super().__init__(output)
+        self.config = config
+        widths = [config.dim, *config.hidden]
+        self.user = _embedding(n_users, config.dim)
+        self.item = _embedding(n_items, config.dim)
+        self.user_tower = _tower(widths)
+        self.item_tower = _tower(widths)
+
+    def _finish(self, vectors: torch.Tensor) -> torch.Tensor:
+        if self.config.similarity == "cosine":
+            return F.normalize(vectors, dim=-1) / self.config.temperature**0.5
+        return vectors
+
+    def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
+        return self._finish(self.user_tower(self.user(users)))
+
+    def item_vectors(self, items: torch.Tensor) -> torch.Tensor:
+        return self._finish(self.item_tower(self.item(items)))
+
+
+def _tower(widths: Sequence[int]) -> nn.Module:
+    """Hidden layers with ReLU, the last one linear (a vector may point anywhere)."""
+    if len(widths) == 1:
+        return nn.Identity()
+    layers = list(_mlp(widths))[:-1]  # no ReLU after the output layer
+    return nn.Sequential(*layers)
+
+
+def _output_name(outputs: Sequence[OutputSpec]) -> str:
+    if len(outputs) != 1 or outputs[0].type not in ("binary", "number"):
+        raise ConfigError("a recommender writes one score: a binary (implicit) or number output")
+    return outputs[0].name
+
+
+@register_model("mf")
+def build_mf(
+    config: MFConfig, inputs: Sequence[InputSpec], outputs: Sequence[OutputSpec]
+) -> MatrixFactorisation:
+    """Matrix factorisation over the `user` and `item` ids."""
+    return MatrixFactorisation(
+        _vocab(inputs, "user"), _vocab(inputs, "item"), config.dim, _output_name(outputs)
+    )
+
+
+@register_model("ncf")
+def build_ncf(
+    config: NCFConfig, inputs: Sequence[InputSpec], outputs: Sequence[OutputSpec]
+) -> NeuMF:
+    """NeuMF over the `user` and `item` ids."""
+    return NeuMF(_vocab(inputs, "user"), _vocab(inputs, "item"), config, _output_name(outputs))
+
+
+@register_model("two_tower")
+def build_two_tower(
+    config: TwoTowerConfig, inputs: Sequence[InputSpec], outputs: Sequence[OutputSpec]
+) -> TwoTower:
+    """A two-tower model over the `user` and `item` ids."""
+    return TwoTower(_vocab(inputs, "user"), _vocab(inputs, "item"), config, _output_name(outputs))

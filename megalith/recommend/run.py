@@ -1,0 +1,175 @@
+"""`RecommenderRun`: a trained recommender's run directory loaded back — top-k lists for
+users, and its evaluation again on the saved split and negatives."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from rich.console import Console
+
+from megalith.config import Config
+from megalith.data.preprocess import Preprocessor
+from megalith.errors import ConfigError, DataError, RunError
+from megalith.models.recommenders import Recommender
+from megalith.recommend.store import RecommendState, load_negatives
+from megalith.recommend.train import build_recommender, score_run, train_recommender
+from megalith.run import Run, load_weights
+from megalith.runs import RunDir
+
+
+class RecommenderRun(Run):
+    """A trained recommender: `recommend(users, k)`, `evaluate()` on its saved split."""
+
+    def __init__(
+        self, path: Path, config: Config, model: Recommender, state: RecommendState
+    ) -> None:
+        super().__init__(path, config, Preprocessor([], []), model)
+        self.recommender = model
+        self.state = state
+        self._user_index = {user: i for i, user in enumerate(state.user_ids)}
+
+    @property
+    def user_ids(self) -> list[str]:
+        return self.state.user_ids
+
+    @property
+    def item_ids(self) -> list[str]:
+        return self.state.item_ids
+
+    @classmethod
+    def from_dir(cls, run_dir: RunDir, config: Config) -> RecommenderRun:
+        """Load the ids, interactions and weights of a recommender run directory."""
+        state = RecommendState.load(run_dir.path)
+        model = build_recommender(config, state)
+        model.load_state_dict(load_weights(run_dir.weights, model))
+        return cls(run_dir.path, config, model, state)
+
+    def evaluate(self, data: pd.DataFrame | str | Path | None = None) -> dict[str, Any]:
+        """eval.json's `test` and `recommender_baselines` again, with the saved negatives
+        (`eval_negatives.safetensors`), so a re-evaluation gives the same numbers."""
+        if data is not None:
+            raise RunError(
+                f"{self.path} is a recommender: it is evaluated on the split and negatives saved "
+                "in its run directory; leave --data out"
+            )
+        negatives = load_negatives(self.path)
+        return score_run(self.recommender, self.state, negatives, self.config)
+
+    def write_report(self) -> Path:
+        """RUN/report.html again from eval.json: the model beside most-popular and random."""
+        from megalith.recommend.report import write_recommender_report
+
+        scores = self.metrics
+        if "test" not in scores or "recommender_baselines" not in scores:
+            raise RunError(f"{self.path}: eval.json has no scores; run `megalith evaluate` first")
+        write_recommender_report(RunDir(self.path), self.config, scores)
+        return self.path / "report.html"
+
+    def predict(self, data: Any, *, base_dir: Any = None) -> pd.DataFrame:
+        raise RunError(
+            f"{self.path} is a recommender: use `megalith recommend RUN --users ...` "
+            "(Run.recommend) for top-k items"
+        )
+
+    def export(
+        self,
+        output: str | Path | None = None,
+        *,
+        format: str = "onnx",
+        overwrite: bool = False,
+        exporter: str = "dynamo",
+    ) -> Path:
+        """User and item vectors as a bundle for `megalith.runtime.recommender` (top-k by an
+        exact matrix product without PyTorch); see `megalith.recommend.export`."""
+        from megalith.recommend.export import export_recommender
+
+        return export_recommender(
+            self.path, self.recommender, self.state, output, overwrite=overwrite
+        )
+
+    def recommend(
+        self, users: Sequence[str | int], k: int = 10, *, exclude_seen: bool = True
+    ) -> pd.DataFrame:
+        """The top `k` items for each user, best first.
+
+        Args:
+            users: user ids as written in the interactions table (numbers or text).
+            k: items per user (at most the catalogue).
+            exclude_seen: leave out items the user interacted with in the training data.
+
+        Returns:
+            One row per (user, rank): user, rank (1 = best), item, score, and known_user
+            (False: a user absent from the training data, who gets the most popular items).
+
+        Raises:
+            DataError: no users are given, or k is not positive.
+        """
+        if not users:
+            raise DataError("recommend: give at least one user id")
+        if k < 1:
+            raise DataError(f"recommend: k must be >= 1 (got {k})")
+        k = min(k, self.state.n_items)
+        names = [str(user) for user in users]
+        known = [self._user_index.get(name) for name in names]
+        scores = self.scores_for([index for index in known if index is not None]).numpy()
+        popular = self.state.popularity()
+        rows: list[dict[str, Any]] = []
+        warm = iter(range(len(scores)))
+        for name, index in zip(names, known, strict=True):
+            values = scores[next(warm)].copy() if index is not None else popular.copy()
+            if index is not None and exclude_seen:
+                values[self._seen_items(index)] = -np.inf
+            # ties (equal popularity) go to the lower item index, as in the exported runtime
+            order = np.argsort(-values, kind="stable")[: min(k, int(np.isfinite(values).sum()))]
+            for rank, item in enumerate(order):
+                rows.append(
+                    {
+                        "user": name,
+                        "rank": rank + 1,
+                        "item": self.state.item_ids[int(item)],
+                        "score": float(values[item]),
+                        "known_user": index is not None,
+                    }
+                )
+        return pd.DataFrame(rows, columns=["user", "rank", "item", "score", "known_user"])
+
+    def scores_for(self, users: Sequence[int]) -> torch.Tensor:
+        """float32 (len(users), n_items): the model's score of every item for user indices."""
+        if not users:
+            return torch.zeros(0, self.state.n_items)
+        with torch.no_grad():
+            return (
+                self.recommender.eval()
+                .score_matrix(
+                    torch.as_tensor(list(users), dtype=torch.long), torch.arange(self.state.n_items)
+                )
+                .float()
+            )
+
+    def _seen_items(self, user: int) -> np.ndarray:
+        return self.state.items[self.state.users == user]
+
+
+def train_recommender_run(
+    cfg: Config, run_dir: RunDir, resuming: bool, overwrite: bool, console: Console
+) -> RecommenderRun:
+    """`megalith train` for a config with `recommend:` (called by megalith.pipeline)."""
+    if resuming:
+        raise ConfigError(
+            "recommenders train in minutes and do not resume from checkpoints; train again"
+        )
+    model, state = train_recommender(cfg, run_dir, overwrite, console)
+    return RecommenderRun(run_dir.path, cfg, model, state)
+
+
+def user_list(text: str) -> list[str]:
+    """'1,2, 3' -> ['1', '2', '3'] (the CLI's --users)."""
+    users = [part.strip() for part in text.split(",") if part.strip()]
+    if not users:
+        raise DataError("--users: give user ids separated by commas, e.g. --users 1,2,3")
+    return users

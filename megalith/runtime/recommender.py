@@ -1,0 +1,150 @@
+"""Top-k from an exported recommender bundle, without PyTorch: an exact matrix product of user
+and item vectors (numpy), or an approximate FAISS index (`pip install faiss-cpu`).
+
+    from megalith.runtime.recommender import load_recommender_bundle
+    bundle = load_recommender_bundle("runs/movies/bundle")
+    bundle.recommend(["1", "2"], k=10)        # user, rank, item, score, known_user
+
+The bundle (written by `megalith export` of an mf or two_tower run) holds bundle.json, ids.json
+and embeddings.safetensors: user_vectors (U, D), item_vectors (I, D), item_bias (I,),
+popularity (I,) and the known interactions seen_users / seen_items (N,).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from megalith.errors import DataError, RunError
+
+EMBEDDINGS_FILE = "embeddings.safetensors"
+IDS_FILE = "ids.json"
+TASK = "recommend"
+
+
+class RecommenderBundle:
+    """Scores every item for a user as `user_vector . item_vectors + item_bias`."""
+
+    def __init__(self, path: Path, arrays: dict[str, np.ndarray], ids: dict[str, list[str]]):
+        self.path = path
+        self.user_vectors = arrays["user_vectors"].astype(np.float32)  # (U, D)
+        self.item_vectors = arrays["item_vectors"].astype(np.float32)  # (I, D)
+        self.item_bias = arrays["item_bias"].astype(np.float32)  # (I,)
+        self.popularity = arrays["popularity"].astype(np.float64)  # (I,)
+        self.user_ids, self.item_ids = ids["user_ids"], ids["item_ids"]
+        self._user_index = {user: i for i, user in enumerate(self.user_ids)}
+        order = np.argsort(arrays["seen_users"], kind="stable")
+        self._seen_items = arrays["seen_items"][order]
+        self._seen_starts = np.searchsorted(
+            arrays["seen_users"][order], np.arange(len(self.user_ids) + 1)
+        )
+        self._index: Any = None
+
+    def scores(self, users: np.ndarray) -> np.ndarray:
+        """float32 (B, I): every item's score for user indices (B,), one matrix product."""
+        return self.user_vectors[users] @ self.item_vectors.T + self.item_bias
+
+    def seen(self, user: int) -> np.ndarray:
+        """Item indices the user interacted with."""
+        return self._seen_items[self._seen_starts[user] : self._seen_starts[user + 1]]
+
+    def use_faiss(self, neighbours: int = 32) -> None:
+        """Answer from an HNSW index (inner product over [vector, bias] against [vector, 1])
+        instead of the exact product. Raises RunError when faiss is not installed."""
+        try:
+            import faiss
+        except ImportError:
+            raise RunError("the approximate index needs faiss: pip install faiss-cpu") from None
+        items = np.hstack([self.item_vectors, self.item_bias[:, None]]).astype(np.float32)
+        index = faiss.IndexHNSWFlat(items.shape[1], neighbours, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efSearch = 128
+        index.add(np.ascontiguousarray(items))
+        self._index = index
+
+    def use_exact(self) -> None:
+        """Back to the exact matrix product (the default)."""
+        self._index = None
+
+    def top_k(self, users: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, items), each (B, k), best first; exact unless `use_faiss` was called."""
+        if self._index is not None:
+            queries = np.hstack([self.user_vectors[users], np.ones((len(users), 1), np.float32)])
+            found_scores, found = self._index.search(np.ascontiguousarray(queries), k)
+            return found_scores, found
+        scores = self.scores(users)
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+        items = np.take_along_axis(part, order, axis=1)
+        return np.take_along_axis(scores, items, axis=1), items
+
+    def recommend(
+        self, users: Sequence[str | int], k: int = 10, *, exclude_seen: bool = True
+    ) -> pd.DataFrame:
+        """The same table as `RecommenderRun.recommend`: user, rank, item, score, known_user
+        (unknown users get the most popular items).
+
+        Raises:
+            DataError: no users, or k < 1.
+        """
+        if not users or k < 1:
+            raise DataError("recommend: give at least one user id and k >= 1")
+        k = min(k, len(self.item_ids))
+        rows: list[dict[str, Any]] = []
+        names = [str(user) for user in users]
+        known = [self._user_index.get(name) for name in names]
+        warm = np.array([i for i in known if i is not None], dtype=np.int64)
+        extra = max((len(self.seen(int(u))) for u in warm), default=0) if exclude_seen else 0
+        want = min(k + extra, len(self.item_ids))
+        found_scores, found = self.top_k(warm, want) if len(warm) else (None, None)
+        popular = np.argsort(-self.popularity, kind="stable")[:k]
+        row = 0
+        for name, index in zip(names, known, strict=True):
+            if index is None:
+                picks = [(int(i), float(self.popularity[i])) for i in popular]
+            else:
+                assert found is not None and found_scores is not None
+                hidden = set(self.seen(index).tolist()) if exclude_seen else set()
+                pairs = zip(found[row], found_scores[row], strict=True)
+                picks = [(int(i), float(s)) for i, s in pairs if i >= 0 and i not in hidden][:k]
+                row += 1
+            for rank, (item, score) in enumerate(picks):
+                rows.append(
+                    {
+                        "user": name,
+                        "rank": rank + 1,
+                        "item": self.item_ids[item],
+                        "score": score,
+                        "known_user": index is not None,
+                    }
+                )
+        return pd.DataFrame(rows, columns=["user", "rank", "item", "score", "known_user"])
+
+
+def is_recommender_bundle(path: str | Path) -> bool:
+    """A folder `megalith export` wrote from a recommender run."""
+    description = Path(path) / "bundle.json"
+    try:
+        return json.loads(description.read_text(encoding="utf-8")).get("task") == TASK
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def load_recommender_bundle(path: str | Path) -> RecommenderBundle:
+    """Raises RunError naming the file that is missing or damaged."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    folder = Path(path)
+    if not is_recommender_bundle(folder):
+        raise RunError(f"{folder} is not a recommender bundle (bundle.json with task recommend)")
+    try:
+        arrays = load_file(str(folder / EMBEDDINGS_FILE))
+        ids = json.loads((folder / IDS_FILE).read_text(encoding="utf-8"))
+        return RecommenderBundle(folder, arrays, ids)
+    except (OSError, ValueError, KeyError, SafetensorError) as error:
+        raise RunError(f"{folder}: the bundle is incomplete or damaged ({error})") from None

@@ -1,0 +1,111 @@
+"""The HTTP app of a recommender run: POST /recommend, /health, /metadata.
+
+The same safe defaults as the predict server (bearer token, body size limit, a limit on users
+per request, a time limit per request); a malformed request gets a 422 naming the field, an
+unknown user gets the most popular items with `known_user: false`, never a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import pandas as pd
+from fastapi import Depends, FastAPI, HTTPException
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, create_model
+from starlette.concurrency import run_in_threadpool
+
+from megalith.errors import DataError
+from megalith.serving.app import ServeSettings, _bearer, _BodyLimit, _validation_error
+
+
+class Recommends(Protocol):
+    """A recommender run (PyTorch) or an exported recommender bundle (numpy)."""
+
+    user_ids: list[str]
+    item_ids: list[str]
+
+    def recommend(
+        self, users: Sequence[str | int], k: int = 10, *, exclude_seen: bool = True
+    ) -> pd.DataFrame: ...
+
+
+MAX_K = 1000
+"""The most items one user's list may hold in one request."""
+UserId = str | int
+
+
+def recommend_request(max_users: int) -> type[BaseModel]:
+    """The body of POST /recommend: users (1..max_users ids), k, exclude_seen."""
+    return create_model(
+        "RecommendRequest",
+        __config__=ConfigDict(extra="forbid"),
+        users=(
+            list[UserId],
+            Field(min_length=1, max_length=max_users, description="user ids as in the data"),
+        ),
+        k=(int, Field(10, ge=1, le=MAX_K, description="items per user")),
+        exclude_seen=(bool, Field(True, description="leave out the user's known items")),
+    )
+
+
+def build_recommend_app(run: Recommends, settings: ServeSettings, backend: str) -> FastAPI:
+    """A FastAPI app answering top-k lists from `run` (a recommender run, `backend` torch, or
+    an exported bundle, numpy) with `settings`' limits."""
+    app = FastAPI(
+        title="Megalith recommender server", dependencies=[Depends(_bearer(settings.token))]
+    )
+    app.add_middleware(_BodyLimit, limit=settings.max_body_bytes)
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    request_model = recommend_request(settings.max_rows)
+    metadata = {
+        "task": "recommend",
+        "backend": backend,
+        "users": len(run.user_ids),
+        "items": len(run.item_ids),
+        "max_users": settings.max_rows,
+        "max_k": MAX_K,
+    }
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "backend": backend}
+
+    @app.get("/metadata")
+    async def describe() -> dict[str, Any]:
+        return metadata
+
+    async def recommend(body: request_model) -> JSONResponse:  # type: ignore[valid-type]
+        request: Any = body
+        users = [str(user) for user in request.users]
+        if any(len(user) > 256 for user in users):
+            raise HTTPException(422, "users: an id is longer than 256 characters")
+        try:
+            table = await asyncio.wait_for(
+                run_in_threadpool(
+                    run.recommend, users, request.k, exclude_seen=request.exclude_seen
+                ),
+                settings.timeout_s,
+            )
+        except TimeoutError:
+            raise HTTPException(
+                504, f"no answer within the time limit ({settings.timeout_s:g} s)"
+            ) from None
+        except DataError as error:
+            raise HTTPException(422, str(error)) from None
+        answers: dict[str, dict[str, Any]] = {}
+        rows: list[dict[Any, Any]] = table.to_dict("records")
+        for row in rows:
+            user = str(row["user"])
+            entry = answers.setdefault(
+                user, {"user": user, "known_user": bool(row["known_user"]), "items": []}
+            )
+            entry["items"].append({"item": row["item"], "score": float(row["score"])})
+        return JSONResponse({"recommendations": [answers[user] for user in dict.fromkeys(users)]})
+
+    recommend.__annotations__["body"] = request_model  # a model made at run time
+    app.post("/recommend", summary="Top-k items per user")(recommend)
+    return app

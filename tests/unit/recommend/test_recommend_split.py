@@ -1,0 +1,60 @@
+"""Split rules: leave-last-out (ties by file order), random per user, global time cut."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from megalith.errors import DataError
+from megalith.recommend.interactions import Interactions
+from megalith.recommend.settings import RecommendConfig
+from megalith.recommend.split import (
+    TEST,
+    TRAIN,
+    VAL,
+    leave_last_out,
+    random_per_user,
+    split_interactions,
+    time_cut,
+)
+
+
+def test_leave_last_out_holds_out_each_users_latest() -> None:
+    users = np.array([0, 1, 0, 0, 1, 2])
+    times = np.array([5.0, 1.0, 9.0, 7.0, 3.0, 4.0])
+    split = leave_last_out(users, times, val=True)
+    # user 0: 9 test, 7 val, 5 train; user 1: 3 test, 1 train (2 interactions: no val);
+    # user 2 has one interaction: nothing to hold out
+    assert split.tolist() == [TRAIN, TRAIN, TEST, VAL, TEST, TRAIN]
+
+
+def test_leave_last_out_breaks_timestamp_ties_by_file_order() -> None:
+    users = np.array([0, 0, 0, 0])
+    times = np.array([1.0, 8.0, 8.0, 2.0])
+    split = leave_last_out(users, times, val=True)
+    assert split.tolist() == [TRAIN, VAL, TEST, TRAIN]  # the later row of the tie is test
+
+
+def test_random_per_user_holds_out_a_share_of_each_user_and_is_seeded() -> None:
+    users = np.repeat(np.arange(4), 10)
+    split = random_per_user(users, holdout=0.2, val=True, seed=3)
+    for user in range(4):
+        mine = split[users == user]
+        assert (mine == TEST).sum() == 2 and (mine == VAL).sum() == 2
+    assert np.array_equal(split, random_per_user(users, 0.2, True, seed=3))
+    assert not np.array_equal(split, random_per_user(users, 0.2, True, seed=4))
+    assert (random_per_user(np.array([0, 1, 1]), 0.5, False, 0) == TEST).sum() == 1
+
+
+def test_time_cut_is_global() -> None:
+    times = np.arange(10, dtype=float)
+    split = time_cut(times, quantile=0.8, val=True)
+    assert split.tolist() == [TRAIN] * 6 + [VAL] * 2 + [TEST] * 2
+
+
+def test_nothing_to_hold_out_is_an_error() -> None:
+    data = Interactions(
+        np.array([0, 1]), np.array([0, 0]), None, np.array([0.0, 1.0]), ["a", "b"], ["x"]
+    )
+    with pytest.raises(DataError, match="no interaction is held out"):
+        split_interactions(data, RecommendConfig(), seed=0)

@@ -1,0 +1,110 @@
+"""The recommender's training path: explicit ratings, other splits and families, bad data
+refused before the run directory is touched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import megalith as mg
+from megalith.config import validate_config
+from megalith.errors import ConfigError, DataError
+from megalith.recommend.synthetic import planted_interactions
+from megalith.recommend.train import (
+    build_recommender,
+    fit,
+    held_out_negatives,
+    prepare_state,
+    score_run,
+)
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("train") / "t.csv"
+    frame = planted_interactions(n_users=120, n_items=80, per_user=15, strength=3.0, seed=4)
+    frame["step"] = frame.groupby("user").cumcount()  # every user active on every step
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _config(table: Path, epochs: int = 8, **recommend: object) -> dict[str, object]:
+    return {
+        "data": {"source": str(table)},
+        "model": {"arch": "mf", "dim": 8},
+        "recommend": {"timestamp": "timestamp", "eval_negatives": 20, **recommend},
+        "train": {"epochs": epochs, "batch_size": 128, "optimizer": {"lr": 0.02}},
+    }
+
+
+def test_explicit_ratings_are_regressed_better_than_the_mean(table: Path) -> None:
+    config = _config(table, 20, feedback="explicit", rating="rating", split="random")
+    config["model"] = {"arch": "mf", "dim": 4}
+    config["train"]["optimizer"]["weight_decay"] = 1.0  # type: ignore[index]  # ~1,400 ratings
+    cfg = validate_config(config)
+    state = prepare_state(cfg)
+    model = build_recommender(cfg, state)
+    fit(model, state, cfg)
+    scores = score_run(model, state, held_out_negatives(state, cfg.recommend, 0), cfg)
+    assert state.ratings is not None
+    test_ratings = state.ratings[state.split == 2]
+    spread = float(np.sqrt(((test_ratings - state.rating_mean) ** 2).mean()))
+    assert scores["test"]["rmse"] < 0.9 * spread
+    assert scores["test"]["mae"] > 0
+
+
+@pytest.mark.parametrize(
+    ("arch", "recommend"),
+    [
+        (
+            "ncf",
+            {
+                "split": "time",
+                "timestamp": "step",
+                "val": True,
+                "loss": "bpr",
+                "sampler": "popularity",
+            },
+        ),
+        ("two_tower", {"split": "random", "loss": "softmax"}),
+    ],
+)
+def test_other_families_splits_and_losses_train_and_log(
+    table: Path, tmp_path: Path, arch: str, recommend: dict[str, object]
+) -> None:
+    config = _config(table, **recommend)
+    config["model"] = {"arch": arch, "dim": 8}
+    run = mg.train(config, output_dir=tmp_path / "run")
+    scores = run.metrics
+    assert scores["test"]["users"] > 0
+    assert (
+        scores["test"]["sampled_hr@10"] > scores["recommender_baselines"]["random"]["sampled_hr@10"]
+    )
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 8
+    if recommend.get("val"):
+        assert "val/hr@10" in lines[-1]
+    assert "<table>" in (tmp_path / "run" / "report.html").read_text()
+
+
+def test_bad_data_is_refused_before_the_run_directory_exists(table: Path, tmp_path: Path) -> None:
+    config = _config(table)
+    config["recommend"] = {"user": "customer"}
+    with pytest.raises(DataError, match="no column 'customer'"):
+        mg.train(config, output_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_recommender_configs_take_no_inputs_and_resume_is_refused(
+    table: Path, tmp_path: Path
+) -> None:
+    config = _config(table)
+    with pytest.raises(ConfigError, match="leave inputs and outputs out"):
+        validate_config({**config, "inputs": [{"name": "user", "type": "category"}]})
+    with pytest.raises(ConfigError, match="recommend: is read by the recommenders"):
+        validate_config({**config, "model": {"arch": "mlp"}})
+    mg.train(config, output_dir=tmp_path / "run")
+    with pytest.raises(ConfigError, match="do not resume"):
+        mg.train(resume=tmp_path / "run")
