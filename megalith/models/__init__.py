@@ -18,9 +18,10 @@ from megalith.models.pretrained import LoRAConfig, PretrainedConfig
 from megalith.models.registry import build_model, known_archs
 from megalith.models.resnet import ResNetConfig
 from megalith.models.seq2seq import Seq2SeqConfig
+from megalith.models.vit import ViTConfig
 
 ModelConfig = Annotated[
-    MLPConfig | CNNConfig | ResNetConfig | GPTConfig | Seq2SeqConfig | PretrainedConfig,
+    MLPConfig | CNNConfig | ResNetConfig | ViTConfig | GPTConfig | Seq2SeqConfig | PretrainedConfig,
     Field(discriminator="arch"),
 ]
 """The `model:` section of a config; `arch` picks the family."""
@@ -34,6 +35,7 @@ __all__ = [
     "PretrainedConfig",
     "ResNetConfig",
     "Seq2SeqConfig",
+    "ViTConfig",
     "build_model",
     "known_archs",
 ]
