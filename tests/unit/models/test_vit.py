@@ -19,12 +19,12 @@ LABEL = [OutputSpec("label", "category", num_classes=10)]
 SMALL = ViTConfig(patch_size=4, dim=16, depth=2, heads=2, dropout=0.0)
 
 
-def test_vit_on_8x8_digits_passes_the_model_check() -> None:
-    x, y = random_batch(DIGITS, LABEL)
-    check_model(lambda: build_model(SMALL, DIGITS, LABEL), x, y, LABEL)
+def test_vit_on_8x8_digits_gives_one_logit_per_class() -> None:
+    x, _ = random_batch(DIGITS, LABEL, batch_size=4)
+    assert build_model(SMALL, DIGITS, LABEL).eval()(x)["label"].shape == (4, 10)
 
 
-def test_vit_on_odd_sized_rgb_with_a_table_column_and_a_regression_head() -> None:
+def test_vit_on_odd_sized_rgb_with_a_table_column_passes_the_model_check() -> None:
     photo = InputSpec("photo", "image", shape=(3, 10, 7), mean=(0.5,) * 3, std=(0.2,) * 3)
     inputs = [photo, InputSpec("iso", "number")]
     outputs = [OutputSpec("scene", "category", num_classes=3), OutputSpec("blur", "number")]
