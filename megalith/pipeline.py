@@ -41,6 +41,7 @@ from megalith.run import Run, split_data, transform_split
 from megalith.runs import RunDir, check_weights_fit, save_weights_atomically
 from megalith.teacher import attach_teacher, teacher_override
 from megalith.training import checkpoint as ckpt
+from megalith.training.augment import build_augmenter
 from megalith.training.callbacks import Callback, MetricsLog, ProgressBar, Throughput
 from megalith.training.distributed import Distributed
 from megalith.training.loop import TrainJob, train_loop
@@ -173,6 +174,7 @@ def _train(
         cfg = _with_batch_size(cfg, model, tensors["train"], ddp, console)
     if checkpoint is not None:  # refused here, before the run directory is touched
         check_weights_fit(checkpoint.model, model, checkpoint.path)
+    augment = build_augmenter(cfg.inputs, cfg.outputs, preprocessor.input_specs, cfg.seed, ddp.rank)
     if ddp.is_main:
         _start_run_dir(run_dir, cfg, preprocessor, resuming, overwrite, refit=checkpoint is None)
         if start_from is not None:
@@ -212,6 +214,7 @@ def _train(
         else [],
         distributed=ddp,
         record=cfg.model_dump(mode="json"),
+        augment=augment,
     )
     job = teacher.distill(job) if teacher is not None else job
     result = train_loop(job, resume=checkpoint)

@@ -17,6 +17,7 @@ import yaml
 
 from megalith.data.builtin import BUILTIN_DATASETS
 from megalith.data.csvfile import unsplit_header_hint
+from megalith.data.infer_image import apply_image_defaults
 from megalith.data.sources import IMAGE_SUFFIXES, Table
 from megalith.data.split import split_name
 from megalith.errors import DataError, did_you_mean
@@ -131,6 +132,8 @@ def infer_config(table: Table, target: str, *, source: str, name: str | None = N
             "early_stop": {"metric": "val/loss", "patience": 5},
         },
     }
+    if not source.startswith("builtin:") and any(f["type"] == "image" for f in inputs):
+        apply_image_defaults(config, frame, table.base_dir, notices)
     summary = f"{origin}: {len(frame)} rows, {frame.shape[1]} columns"
     return Inference(config, notices, summary)
 

@@ -1,6 +1,6 @@
 """Attention maps: per layer and head, how much each token (query) attended to each other token
-(key), from the model's own attention modules, for the text / sequence Transformer encoder and
-GPT.
+(key), from the model's own attention modules, for the text / sequence Transformer encoder,
+the Vision Transformer (tokens: the class token, then the image's patches row by row) and GPT.
 
 The model's attention runs through `F.scaled_dot_product_attention`, which returns no weights. So
 the weights are recomputed beside it, on the explain path only: a forward hook on each
@@ -25,8 +25,9 @@ from torch import nn
 
 from megalith.data.tokenizers import SPECIAL_TOKENS
 from megalith.models.attention import Attention
-from megalith.models.blocks import FeatureModel, SequenceValuesEncoder, TextEncoder
+from megalith.models.blocks import FeatureModel, ImageEncoder, SequenceValuesEncoder, TextEncoder
 from megalith.models.sequence import TransformerEncoder
+from megalith.models.vit import VisionTransformer
 
 if TYPE_CHECKING:
     from megalith.data.specs import InputSpec
@@ -117,6 +118,8 @@ def encoder_attention(model: FeatureModel) -> dict[int, list[Attention]]:
             encoder.sequence, TransformerEncoder
         ):
             layers[position] = attention_modules(encoder.sequence.blocks)
+        elif isinstance(encoder, ImageEncoder) and isinstance(encoder.backbone, VisionTransformer):
+            layers[position] = attention_modules(encoder.backbone.blocks)
     return layers
 
 
@@ -150,6 +153,13 @@ def feature_attention(
         index += count  # stacked: (B, layers, heads, T, T)
         array = encoded[spec.name]
         for i, label in enumerate(labels):
+            if spec.type == "image":  # a Vision Transformer: the class token, then patches
+                encoder = model.encoders[position]
+                assert isinstance(encoder, ImageEncoder)
+                assert isinstance(encoder.backbone, VisionTransformer)
+                tokens = encoder.backbone.token_labels()
+                maps.append(AttentionMap(label, spec.name, tokens, stacked[i].numpy()))
+                continue
             if spec.type == "text":
                 ids = [int(t) for t in array[i]]
                 real = [p for p, token in enumerate(ids) if token != 0 or p == 0]

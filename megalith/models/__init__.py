@@ -19,11 +19,13 @@ from megalith.models.recommenders import MFConfig, NCFConfig, TwoTowerConfig
 from megalith.models.registry import build_model, known_archs
 from megalith.models.resnet import ResNetConfig
 from megalith.models.seq2seq import Seq2SeqConfig
+from megalith.models.vit import ViTConfig
 
 ModelConfig = Annotated[
     MLPConfig
     | CNNConfig
     | ResNetConfig
+    | ViTConfig
     | GPTConfig
     | Seq2SeqConfig
     | PretrainedConfig
@@ -46,6 +48,7 @@ __all__ = [
     "ResNetConfig",
     "Seq2SeqConfig",
     "TwoTowerConfig",
+    "ViTConfig",
     "build_model",
     "known_archs",
 ]

@@ -30,6 +30,7 @@ from megalith.models.blocks import enable_activation_checkpointing
 from megalith.models.cnn import use_channels_last
 from megalith.runs import save_tensors_atomically
 from megalith.training import checkpoint as ckpt
+from megalith.training.augment import BatchAugmenter, augment_batch, mixed_loss
 from megalith.training.callbacks import Callback
 from megalith.training.distributed import Distributed, whole
 from megalith.training.early_stop import EarlyStopConfig, EarlyStopping
@@ -148,6 +149,8 @@ class TrainJob:
     loss: Callable[..., torch.Tensor] = total_loss
     """The batch loss, called like `total_loss`; a distilled run's also runs its teacher
     (megalith.training.distill.DistillationLoss)."""
+    augment: BatchAugmenter | None = None
+    """Train-time image augmentation of each batch (megalith.training.augment)."""
 
 
 @dataclass
@@ -239,9 +242,12 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
             for i, batch in enumerate(batches, start=at.batch):
                 if texts and (i % cfg.grad_accumulation == 0 or not shares):  # a step starts
                     shares = _token_shares(train_data, texts, order, i, cfg, batches_per_epoch, ddp)
+                inputs, mix = augment_batch(job.augment, batch.inputs, at.epoch, i)
                 with autocast(device, dtype):
-                    outputs = forward(batch.inputs)
-                    loss = job.loss(job.outputs, outputs, batch.targets, shares, class_weights)
+                    outputs = forward(inputs)
+                    loss = mixed_loss(
+                        mix, job.loss, job.outputs, outputs, batch.targets, shares, class_weights
+                    )
                 if not nan_guard.loss_ok(loss, at.step + 1, at.epoch, job.checkpoints):
                     optimizer.zero_grad(set_to_none=True)  # skip this batch (on_nan: skip)
                     continue

@@ -1,5 +1,5 @@
 """Every feature-model family exports, and the runtime predicts as the run: images (cnn,
-resnet), text through each encoder, number sequences. Tiny runs of a few steps."""
+resnet, vit), text through each encoder, number sequences. Tiny runs of a few steps."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def text_table(rows: int = 240) -> pd.DataFrame:
 
 def case(name: str, folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]], str]:
     """(data, inputs, the target's name) of one family."""
-    if name in ("cnn", "resnet"):
+    if name in ("cnn", "resnet", "vit"):
         digits = {"source": "builtin:digits", "split": {"val": 0.05, "test": 0.05}}
         return digits, [{"name": "image", "type": "image"}], "label"
     if name == "sequence":
@@ -50,8 +50,9 @@ def case(name: str, folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]],
 MODELS = {
     "cnn": {"arch": "cnn", "channels": [4, 8], "hidden": [16]},
     "resnet": {"arch": "resnet", "channels": [4, 8], "blocks": [1, 1]},
+    "vit": {"arch": "vit", "patch_size": 4, "dim": 16, "depth": 2, "heads": 2},
 }
-FAMILIES = ["cnn", "resnet", "sequence"] + [
+FAMILIES = ["cnn", "resnet", "vit", "sequence"] + [
     f"text-{kind}" for kind in ("bag", "cnn", "rnn", "lstm", "gru", "transformer")
 ]
 

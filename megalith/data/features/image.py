@@ -14,6 +14,7 @@ from pydantic import Field
 
 from megalith.configbase import ConfigModel
 from megalith.data.arrays import to_tensor
+from megalith.data.features.image_augment import AugmentPreset, ImageAugment
 from megalith.data.rows import describe_row, describe_value
 from megalith.data.specs import InputSpec
 from megalith.errors import DataError
@@ -29,11 +30,27 @@ class ImageInput(ConfigModel):
     """Column name in the table."""
     type: Literal["image"] = "image"
     size: tuple[int, int] | None = None
-    """(height, width) to resize to; by default the size of the first training image."""
+    """(height, width) every image is resized to, once, when the data is encoded; by default
+    the size of the first training image (shrunk to max_side)."""
+    max_side: int | None = Field(None, gt=0)
+    """Without size: shrink the first training image's size, keeping its aspect ratio, so that
+    its longer side is at most this many pixels (large photos are downsampled once)."""
     channels: Literal[1, 3] | None = None
     """1 for greyscale, 3 for RGB; by default taken from the first training image."""
     max_pixels: int = Field(50_000_000, gt=0)
     """Refuse images with more pixels than this (protects against decompression bombs)."""
+    augment: ImageAugment | AugmentPreset | None = None
+    """Train-time augmentation of whole batches (kornia): settings, or a preset (shapes,
+    photos, none); never applied when evaluating, predicting or serving."""
+
+
+def fitted_size(height: int, width: int, max_side: int | None) -> tuple[int, int]:
+    """(height, width) scaled down, aspect ratio kept, so the longer side is <= max_side."""
+    longest = max(height, width)
+    if max_side is None or longest <= max_side:
+        return height, width
+    scale = max_side / longest
+    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 _GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
@@ -69,7 +86,9 @@ class ImageInputEncoder:
         with first:
             grey = first.mode in _GREY_MODES
             self.channels = self.config.channels or (1 if grey else 3)
-            self.size = self.config.size or (first.height, first.width)
+            self.size = self.config.size or fitted_size(
+                first.height, first.width, self.config.max_side
+            )
         self.mean, self.std = self._channel_stats(values, where, base_dir)
 
     def _channel_stats(

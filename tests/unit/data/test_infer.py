@@ -66,7 +66,7 @@ def test_messy_table_types() -> None:
         "price": "number",
     }
     assert inference.config["outputs"] == [{"name": "label", "type": "category"}]
-    assert inference.config["model"] == {"arch": "cnn"}
+    assert inference.config["model"]["arch"] == "cnn"  # image defaults (test_infer_image.py)
 
 
 def test_messy_table_notices() -> None:
@@ -177,7 +177,8 @@ def test_image_folder_infers_image_and_category(tmp_path: Path) -> None:
     inference = infer_config(table, "label", source="pets")
     assert _types(inference) == {"image": "image"}
     assert inference.config["outputs"] == [{"name": "label", "type": "binary"}]
-    assert inference.config["model"] == {"arch": "cnn"}
+    assert inference.config["model"]["arch"] == "cnn"
+    assert inference.config["inputs"][0]["augment"]
 
 
 def test_rendered_yaml_validates_and_keeps_the_notices() -> None:
