@@ -58,7 +58,7 @@ class LogMel(nn.Module):
 
 
 def augment_waveform(wave: torch.Tensor, augment: Any, sample_rate: int) -> torch.Tensor:
-    """Random gain, time shift and white noise per clip; wave float (B, S) -> (B, S)."""
+    """Random gain, circular time shift and white noise per clip; wave float (B, S) -> (B, S)."""
     batch, samples = wave.shape
     if augment.gain_db > 0:
         decibels = (torch.rand(batch, 1, device=wave.device) * 2 - 1) * augment.gain_db
@@ -66,9 +66,9 @@ def augment_waveform(wave: torch.Tensor, augment: Any, sample_rate: int) -> torc
     most = min(round(augment.shift * sample_rate), samples - 1)
     if most > 0:
         shift = torch.randint(-most, most + 1, (batch, 1), device=wave.device)
-        source = torch.arange(samples, device=wave.device).unsqueeze(0) - shift  # (B, S)
-        inside = (source >= 0) & (source < samples)
-        wave = torch.gather(wave, 1, source.clamp(0, samples - 1)) * inside
+        # circular: the padding's silence wraps around instead of speech being cut off
+        source = torch.remainder(torch.arange(samples, device=wave.device) - shift, samples)
+        wave = torch.gather(wave, 1, source)  # (B, S)
     if augment.noise_snr_db is not None:
         rms = wave.square().mean(dim=1, keepdim=True).sqrt()  # (B, 1)
         scale = rms * 10.0 ** (-augment.noise_snr_db / 20)

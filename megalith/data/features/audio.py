@@ -45,8 +45,9 @@ class AudioAugment(ConfigModel):
 
     gain_db: float = Field(6.0, ge=0)
     """Each clip's loudness is scaled by a gain drawn uniformly in +/- this many decibels."""
-    shift: float = Field(0.1, ge=0)
-    """Each clip is shifted in time by up to this many seconds either way (zeros fill in)."""
+    shift: float = Field(0.0, ge=0)
+    """Each clip is rolled in time by up to this many seconds either way; what leaves one end
+    enters at the other (usually the padding's silence)."""
     noise_snr_db: float | None = None
     """White noise is added at this signal-to-noise ratio (dB, relative to each clip's RMS);
     null (the default) for none. It also fills the zero padding, which evaluation leaves silent."""
