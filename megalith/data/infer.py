@@ -138,7 +138,7 @@ def infer_config(table: Table, target: str, *, source: str, name: str | None = N
         },
     }
     if any(feature["type"] == "audio" for feature in inputs):
-        config = audio_config(config)
+        config = audio_config(config, len(frame))
     summary = f"{origin}: {len(frame)} rows, {frame.shape[1]} columns"
     return Inference(config, notices, summary)
 

@@ -22,13 +22,9 @@ from megalith.data.features.audio import AUDIO_SUFFIXES
 _HEADERS_READ = 500
 """Files whose headers are read for the rate and duration (evenly spaced over the table)."""
 AUDIO_MODEL: dict[str, Any] = {"arch": "cnn", "channels": [16, 32, 64], "hidden": [128]}
-AUDIO_TRAIN: dict[str, Any] = {
-    "epochs": 30,
-    "batch_size": 32,
-    "optimizer": {"name": "adamw", "lr": 0.003, "weight_decay": 0.01},
-    "schedule": {"name": "cosine", "warmup_steps": 50},
-    "early_stop": {"metric": "val/loss", "patience": 10},
-}
+_EPOCHS = 30
+_MAX_WARMUP = 50
+"""Warm-up steps: 5% of all steps, at most this many (a small table has few steps in all)."""
 
 
 def is_audio_path(text: str) -> bool:
@@ -69,6 +65,21 @@ def audio_input(values: pd.Series, base_dir: Path | None, notices: list[str]) ->
     return feature
 
 
-def audio_config(config: dict[str, Any]) -> dict[str, Any]:
-    """`config` with the model and training settings for audio inputs (a CNN over log-mels)."""
-    return {**config, "model": dict(AUDIO_MODEL), "train": {**config["train"], **AUDIO_TRAIN}}
+def audio_config(config: dict[str, Any], rows: int) -> dict[str, Any]:
+    """`config` with the model and training settings for audio inputs (a CNN over log-mels):
+    AdamW with a warm-up and cosine decay, label smoothing 0.1 on category outputs."""
+    batch_size = 16 if rows < 1000 else 32
+    steps = _EPOCHS * math.ceil(0.8 * rows / batch_size)
+    train = {
+        **config["train"],
+        "epochs": _EPOCHS,
+        "batch_size": batch_size,
+        "optimizer": {"name": "adamw", "lr": 0.003, "weight_decay": 0.01},
+        "schedule": {"name": "cosine", "warmup_steps": max(1, min(_MAX_WARMUP, steps // 20))},
+        "early_stop": {"metric": "val/loss", "patience": 10},
+    }
+    outputs = [
+        {**output, "label_smoothing": 0.1} if output["type"] == "category" else output
+        for output in config["outputs"]
+    ]
+    return {**config, "outputs": outputs, "model": dict(AUDIO_MODEL), "train": train}
