@@ -14,6 +14,7 @@ from megalith.data.features.audio import AudioInput, AudioInputEncoder
 from megalith.data.features.category import CategoryOutput
 from megalith.data.preprocess import Preprocessor
 from megalith.errors import DataError
+from megalith.evaluate.summary import describe_fitted
 
 WHERE = "data/train.csv"
 
@@ -93,6 +94,8 @@ def test_the_fitted_state_round_trips_through_the_preprocessor_json(tmp_path):
     assert again.input_specs == pre.input_specs
     spec = again.input_specs[0]
     assert spec.log_mel.mel_scale == "htk" and len(spec.mean) == 16 and spec.augment is not None
+    words = describe_fitted("audio", "input", config, pre.to_json()["inputs"][0]["state"])
+    assert words.startswith("8000 Hz mono, 0.30 s; log-mel: 16 htk bins, 256-sample frames")
     first = pre.encode_inputs(frame, base_dir=tmp_path, origin=WHERE)["clip"]
     np.testing.assert_array_equal(
         again.encode_inputs(frame, base_dir=tmp_path, origin=WHERE)["clip"], first
