@@ -19,6 +19,7 @@ CLIP = InputSpec(
 LABEL = [OutputSpec("label", "category", num_classes=4)]
 
 
+@pytest.mark.slow  # 30 training steps of a conv net per family
 @pytest.mark.parametrize(
     "config",
     [CNNConfig(channels=[8, 16], hidden=[16]), ResNetConfig(channels=[8, 16], blocks=[1, 1])],
@@ -29,6 +30,7 @@ def test_audio_backbones_pass_the_shared_model_check(config):
     check_model(lambda: build_model(config, [CLIP], LABEL), x, y, LABEL)
 
 
+@pytest.mark.slow  # 30 training steps over 8 spectrograms
 def test_audio_mixed_with_a_table_and_augmented_in_an_mlp():
     clip = InputSpec(**{**vars(CLIP), "augment": AudioAugment(noise_snr_db=30)})
     inputs = [clip, InputSpec("age", "number"), InputSpec("mic", "category", vocab_size=3)]
