@@ -4,7 +4,7 @@ The column is typed `audio` (by file ending, see AUDIO_SUFFIXES); the file heade
 sample_rate (the most common rate) and duration (the 95th percentile of clip lengths, so a few
 long clips do not pad every other one); the model is the CNN over the log-mel spectrogram with
 SpecAugment masks and random gain. On synthetic spoken digits with held-out voices this reached
-0.92 test accuracy where MFCC features and an RBF SVM reached 0.72 (benchmarks/audio_digits.py).
+0.89 test accuracy where MFCC features and an RBF SVM reached 0.72 (benchmarks/audio_digits.py).
 """
 
 from __future__ import annotations
