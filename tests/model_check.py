@@ -49,6 +49,8 @@ def random_batch(
         elif spec.type == "image":
             shape = (batch_size, *spec.shape)
             x[spec.name] = torch.randint(0, 256, shape, generator=gen, dtype=torch.uint8)
+        elif spec.type == "audio":
+            x[spec.name] = torch.randn(batch_size, *spec.shape, generator=gen) * 0.1  # waveform
         else:
             raise ValueError(f"random_batch: no generator for input type {spec.type}")
     y: Batch = {}

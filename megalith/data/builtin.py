@@ -239,6 +239,12 @@ def _python_stdlib() -> pd.DataFrame:
     return python_stdlib_corpus()
 
 
+def _spoken_digits() -> pd.DataFrame:
+    from megalith.data.spoken_digits import spoken_digits_table  # soundfile and soxr
+
+    return spoken_digits_table()
+
+
 def _numbers(names: list[str]) -> list[dict[str, Any]]:
     return [{"name": name, "type": "number"} for name in names]
 
@@ -353,6 +359,16 @@ _DATASETS = [
         _output("text", "text"),
         "gpt",
         _python_stdlib,
+    ),
+    BuiltinDataset(
+        "spoken_digits",
+        "600 spoken digits 'zero'-'nine' by 12 synthetic voices (espeak-ng, 8 kHz), generated "
+        "once into the cache; column split holds out 2 voices for test, 1 for val",
+        "digit",
+        [{"name": "audio", "type": "audio", "sample_rate": 8000, "duration": 1.1, "augment": {}}],
+        _output("digit", "category"),
+        "cnn",
+        _spoken_digits,
     ),
 ]
 BUILTIN_DATASETS: dict[str, BuiltinDataset] = {d.name: d for d in _DATASETS}

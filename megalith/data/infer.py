@@ -18,6 +18,7 @@ import yaml
 from megalith.data.builtin import BUILTIN_DATASETS
 from megalith.data.csvfile import unsplit_header_hint
 from megalith.data.infer_image import apply_image_defaults
+from megalith.data.infer_audio import audio_config, audio_input, is_audio_path
 from megalith.data.sources import IMAGE_SUFFIXES, Table
 from megalith.data.split import split_name
 from megalith.errors import DataError, did_you_mean
@@ -73,6 +74,7 @@ _FILLED = {
     "text": "read as empty text",
     "sequence": "read as empty sequences",
     "image": "an error when training: fill in the paths or drop those rows",
+    "audio": "an error when training: fill in the paths or drop those rows",
 }
 
 
@@ -108,7 +110,11 @@ def infer_config(table: Table, target: str, *, source: str, name: str | None = N
             split = _column_split(frame[split_column], classes, notices)
         others = [c for c in frame.columns if c not in (target, split_column)]
         inputs = _infer_inputs(frame, others, target, origin, notices)
-        arch = "cnn" if any(f["type"] == "image" for f in inputs) else "mlp"
+        inputs = [
+            audio_input(frame[f["name"]], table.base_dir, notices) if f["type"] == "audio" else f
+            for f in inputs
+        ]
+        arch = "cnn" if any(f["type"] in ("image", "audio") for f in inputs) else "mlp"
     model: dict[str, Any] = {"arch": arch}
     optimizer: dict[str, Any] = {"name": "adamw", "lr": 0.001}
     for feature in inputs:
@@ -134,6 +140,8 @@ def infer_config(table: Table, target: str, *, source: str, name: str | None = N
     }
     if not source.startswith("builtin:") and any(f["type"] == "image" for f in inputs):
         apply_image_defaults(config, frame, table.base_dir, notices)
+    if any(feature["type"] == "audio" for feature in inputs):
+        config = audio_config(config, len(frame))
     summary = f"{origin}: {len(frame)} rows, {frame.shape[1]} columns"
     return Inference(config, notices, summary)
 
@@ -340,6 +348,8 @@ def _string_type(strings: pd.Series, column: str, distinct: int) -> tuple[str | 
     sample = strings.sample(_SAMPLE, random_state=0) if len(strings) > _SAMPLE else strings
     if _share(sample, _is_image_path) >= _MOSTLY:
         return "image", ""
+    if _share(sample, is_audio_path) >= _MOSTLY:
+        return "audio", ""
     if _share(sample, _is_number_sequence) >= _MOSTLY:
         return "sequence", _sequence_notice(column)
     if distinct == 2:

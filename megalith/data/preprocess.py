@@ -25,6 +25,7 @@ from megalith.configbase import ConfigModel
 from megalith.data.arrays import to_tensor
 from megalith.data.csvfile import unsplit_header_hint
 from megalith.data.features import InputFeature, OutputFeature
+from megalith.data.features.audio import AudioInputEncoder
 from megalith.data.features.binary import BinaryInputEncoder, BinaryOutputEncoder
 from megalith.data.features.category import CategoryInputEncoder, CategoryOutputEncoder
 from megalith.data.features.image import ImageInputEncoder
@@ -83,6 +84,7 @@ _INPUT_ENCODERS: dict[str, Callable[[Any, dict[str, Any] | None], InputEncoder]]
     "image": ImageInputEncoder,
     "text": TextInputEncoder,
     "sequence": SequenceInputEncoder,
+    "audio": AudioInputEncoder,
 }
 _OUTPUT_ENCODERS: dict[str, Callable[[Any, dict[str, Any] | None], OutputEncoder]] = {
     "number": NumberOutputEncoder,

@@ -8,6 +8,10 @@ Tensor contract per input type (B = batch size):
   category  int64   (B,)          0 = unknown or missing, 1..vocab_size-1 = known values
   text      int64   (B, L)        0 = padding, 1 = unknown, 2 / 3 = begin / end, 4.. = vocabulary
   image     uint8   (B, C, H, W)  raw pixels; the model normalises with `mean` / `std` (0-1 scale)
+  audio     float32 (B, S)        mono waveform at `log_mel.sample_rate`, S = shape[0] samples,
+                                  zero-padded at the end; the model computes the log-mel
+                                  spectrogram (B, 1, n_mels, frames) and normalises each mel bin
+                                  with `mean` / `std`
   sequence  float32 (B, L, 2)     [..., 0] standardised value, [..., 1] 1.0 = real step, 0.0 =
                                   padding (value 0); right-padded, longer rows keep their last L
 
@@ -37,17 +41,21 @@ class InputSpec:
     vocab_size: int = 0
     """category / text: number of indices, reserved ones included."""
     shape: tuple[int, ...] = ()
-    """image: (C, H, W); text: (L,); sequence: (L, 2)."""
+    """image: (C, H, W); text: (L,); sequence: (L, 2); audio: (samples,)."""
     mean: tuple[float, ...] = ()
-    """image: per-channel mean on a 0-1 scale."""
+    """image: per-channel mean on a 0-1 scale; audio: per-mel-bin mean of the train log-mels."""
     std: tuple[float, ...] = ()
-    """image: per-channel standard deviation on a 0-1 scale."""
+    """image: per-channel standard deviation on a 0-1 scale; audio: per mel bin."""
     embedding_dim: int = 0
     """category / text: embedding size the feature asks for; sequence: width of each step."""
     token_weights: tuple[float, ...] = ()
     """text with idf: one weight per token id (the inverse document frequency on train)."""
     encoder: Any = None
     """text / sequence: the feature's SequenceEncoderConfig (how its steps become one vector)."""
+    log_mel: Any = None
+    """audio: the LogMelSettings of its front end (megalith.data.features.logmel)."""
+    augment: Any = None
+    """audio: the feature's AudioAugment config (train-time augmentation), or None."""
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 Numbers, binaries and number sequences enter as the preprocessed values (already normalised);
 a category as the one-hot of its encoded index; a text as TF-IDF of its token ids (scikit-learn's
 TfidfTransformer, fitted on the train rows); an image as its normalised pixels, average-pooled
-when it has more than `MAX_IMAGE_FEATURES` values. Category and text blocks stay sparse.
+when it has more than `MAX_IMAGE_FEATURES` values; an audio clip as the mean and standard
+deviation over time of each normalised log-mel bin. Category and text blocks stay sparse.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.feature_extraction.text import TfidfTransformer
 
+from megalith.data.features.logmel import log_mel
 from megalith.data.specs import InputSpec
 from megalith.data.tensors import TensorTable
 
@@ -89,6 +91,8 @@ class LinearFeatures:
             return _pixels(spec, values)
         if spec.type == "sequence":
             return values[..., 0].double().numpy().reshape(n, -1)
+        if spec.type == "audio":
+            return _log_mel_summary(spec, values)
         raise ValueError(f"input '{spec.name}': no linear features for type {spec.type}")
 
 
@@ -104,7 +108,19 @@ def _width(spec: InputSpec) -> int:
         return spec.shape[0] * height * width
     if spec.type == "sequence":
         return spec.shape[0]
+    if spec.type == "audio":
+        return 2 * spec.log_mel.n_mels
     return 1
+
+
+def _log_mel_summary(spec: InputSpec, waves: torch.Tensor) -> np.ndarray:
+    """(n, 2 * n_mels): each mel bin's normalised log energy, averaged over the frames, then its
+    standard deviation over them (the clip's average spectrum and how much it moves)."""
+    mels = log_mel(waves.numpy(), spec.log_mel)  # (n, M, T)
+    mean = np.asarray(spec.mean or 0.0).reshape(1, -1, 1)
+    std = np.asarray(spec.std or 1.0).reshape(1, -1, 1)
+    normalised = (mels - mean) / std
+    return np.concatenate([normalised.mean(axis=2), normalised.std(axis=2)], axis=1)
 
 
 def _token_counts(ids: torch.Tensor, vocab_size: int) -> sp.csr_matrix:

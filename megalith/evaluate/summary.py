@@ -99,6 +99,15 @@ def describe_fitted(kind: str, role: str, config: Any, state: Mapping[str, Any])
         std = ", ".join(f"{s:.3f}" for s in state["std"])
         shape = f"{height} x {width} px, {state['channels']} channel(s)"
         return f"{shape}; pixel mean {mean}, std {std}"
+    if kind == "audio":
+        mel = state["log_mel"]
+        seconds = state["samples"] / mel["sample_rate"]
+        augment = "augmented at training" if config.augment else "no augmentation"
+        return (
+            f"{mel['sample_rate']} Hz mono, {seconds:.2f} s; log-mel: {mel['n_mels']} "
+            f"{mel['mel_scale']} bins, {mel['n_fft']}-sample frames every {mel['hop_length']}, "
+            f"normalised per bin; {augment}"
+        )
     return ", ".join(f"{key} {value}" for key, value in state.items())
 
 

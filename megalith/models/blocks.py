@@ -2,15 +2,18 @@
 
     inputs ─► encoder per input ─► concat ─► combiner MLP ─► head per output ─► outputs
            (B,) / (B, L) / (B, C, H, W)     (B, F)        (B, H)          (B, K) or (B,)
+           / (B, S) waveforms
 
 The tensor contract (dtypes, shapes, reserved indices) is the one in `megalith.data.specs`.
-Families differ only in the image backbone they supply (flatten, conv stages, residual stages).
+Families differ only in the image backbone they supply (flatten, conv stages, residual stages);
+an audio input's log-mel spectrogram goes through that backbone as a one-channel image.
 Everything is plain PyTorch without data-dependent Python control flow, so `torch.compile`
 traces a whole model as one graph, and images may arrive in channels_last memory format.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 
 import torch
@@ -19,6 +22,7 @@ from torch.utils.checkpoint import checkpoint
 
 from megalith.data.specs import InputSpec, OutputSpec
 from megalith.errors import ConfigError
+from megalith.models.logmel import AudioFrontEnd
 from megalith.models.sequence import SequenceEncoderConfig, build_sequence_encoder
 
 ImageBackboneFactory = Callable[[InputSpec], tuple[nn.Module, int]]
@@ -213,6 +217,27 @@ class ImageEncoder(InputEncoder):
         return self.backbone(x)  # (B, F)
 
 
+class AudioEncoder(InputEncoder):
+    """audio: float32 waveform (B, S) -> normalised log-mel (B, 1, n_mels, frames), augmented in
+    training -> the family's image backbone -> (B, F)."""
+
+    def __init__(self, spec: InputSpec, backbone_factory: ImageBackboneFactory) -> None:
+        super().__init__()
+        settings = spec.log_mel
+        if settings is None or len(spec.shape) != 1:
+            raise ConfigError(f"inputs.{spec.name}: audio needs log_mel settings and (samples,)")
+        if len(spec.mean) not in (0, settings.n_mels) or len(spec.std) != len(spec.mean):
+            raise ConfigError(f"inputs.{spec.name}: mean / std need one value per mel bin")
+        self.front_end = AudioFrontEnd(settings, spec.mean, spec.std, spec.augment)
+        image = dataclasses.replace(
+            spec, type="image", shape=(1, settings.n_mels, settings.frames(spec.shape[0]))
+        )
+        self.backbone, self.out_features = backbone_factory(image)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return self.backbone(self.front_end(wave))  # (B, 1, M, T) -> (B, F)
+
+
 def _checked_vocab_size(spec: InputSpec) -> int:
     if spec.vocab_size < 1:
         raise ConfigError(f"inputs.{spec.name}: {spec.type} input needs vocab_size >= 1")
@@ -231,9 +256,11 @@ def make_encoder(spec: InputSpec, backbone_factory: ImageBackboneFactory) -> Inp
         return ImageEncoder(spec, backbone_factory)
     if spec.type == "sequence":
         return SequenceValuesEncoder(spec)
+    if spec.type == "audio":
+        return AudioEncoder(spec, backbone_factory)
     raise ConfigError(
         f"inputs.{spec.name}: type '{spec.type}' is not supported by this model.arch; "
-        "supported: number, binary, category, text, image, sequence"
+        "supported: number, binary, category, text, image, sequence, audio"
     )
 
 

@@ -83,9 +83,11 @@ def use_channels_last(model: nn.Module, device: torch.device) -> None:
 
 
 def require_image_input(arch: str, inputs: Sequence[InputSpec]) -> None:
-    """Raise a ConfigError when an image-only family is given no image input."""
-    if not any(spec.type == "image" for spec in inputs):
-        raise ConfigError(f"model.arch '{arch}' needs an image input; use arch: mlp for tables")
+    """Raise a ConfigError when an image-only family is given no image (or audio) input."""
+    if not any(spec.type in ("image", "audio") for spec in inputs):
+        raise ConfigError(
+            f"model.arch '{arch}' needs an image or audio input; use arch: mlp for tables"
+        )
 
 
 @register_model("cnn")

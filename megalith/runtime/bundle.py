@@ -40,6 +40,7 @@ INPUT_DTYPES = {
     "text": "int64",
     "image": "uint8",
     "sequence": "float32",
+    "audio": "float32",
 }
 """The dtype of each encoded input type (megalith.data.specs)."""
 

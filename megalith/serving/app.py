@@ -21,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from megalith.errors import DataError
+from megalith.errors import DataError, RunError
 from megalith.serving.answers import json_rows
 from megalith.serving.backend import Backend
 from megalith.serving.batcher import DynamicBatcher, QueueFull
@@ -55,7 +55,17 @@ class ServeSettings:
 
 
 def build_app(backend: Backend, settings: ServeSettings) -> FastAPI:
-    """A FastAPI app serving `backend` with `settings`."""
+    """A FastAPI app serving `backend` with `settings`.
+
+    Raises:
+        RunError: the model takes audio, which requests cannot carry yet.
+    """
+    audio = [name for name, kind in backend.input_columns() if kind == "audio"]
+    if audio:  # a path in a request would read any file on the server: refuse, do not guess
+        raise RunError(
+            f"serve does not take audio inputs yet ({', '.join(audio)}); predict sound files "
+            "with `megalith predict` or the exported bundle's runtime"
+        )
     images = ImageDecoder(backend.predictor.preprocessor, settings.allow_paths)
     forward = BatchForward(backend, settings.allow_paths)
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import Field
 
+from megalith.data.features.audio import AudioInput
 from megalith.data.features.binary import BinaryInput, BinaryOutput
 from megalith.data.features.category import CategoryInput, CategoryOutput
 from megalith.data.features.image import ImageInput
@@ -14,19 +15,20 @@ from megalith.data.features.sequence import SequenceInput
 from megalith.data.features.text import TextInput, TextOutput
 
 InputFeature = Annotated[
-    NumberInput | BinaryInput | CategoryInput | ImageInput | TextInput | SequenceInput,
+    NumberInput | BinaryInput | CategoryInput | ImageInput | TextInput | SequenceInput | AudioInput,
     Field(discriminator="type"),
 ]
 OutputFeature = Annotated[
     NumberOutput | BinaryOutput | CategoryOutput | TextOutput, Field(discriminator="type")
 ]
 
-INPUT_TYPES = ("number", "binary", "category", "image", "text", "sequence")
+INPUT_TYPES = ("number", "binary", "category", "image", "text", "sequence", "audio")
 OUTPUT_TYPES = ("number", "binary", "category", "text")
 
 __all__ = [
     "INPUT_TYPES",
     "OUTPUT_TYPES",
+    "AudioInput",
     "BinaryInput",
     "BinaryOutput",
     "CategoryInput",

@@ -45,7 +45,7 @@ def test_even_kernels_keep_their_size_bookkeeping() -> None:
 
 
 def test_cnn_without_an_image_input_points_to_mlp() -> None:
-    with pytest.raises(ConfigError, match=r"model\.arch 'cnn' needs an image input; use arch: mlp"):
+    with pytest.raises(ConfigError, match=r"'cnn' needs an image or audio input; use arch: mlp"):
         build_model(CNNConfig(), [InputSpec("x", "number")], LABEL)
 
 

@@ -78,7 +78,7 @@ def test_small_images_get_a_3x3_stem() -> None:
 
 
 def test_resnet_without_an_image_input_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match=r"model\.arch 'resnet' needs an image input"):
+    with pytest.raises(ConfigError, match=r"model\.arch 'resnet' needs an image or audio input"):
         build_model(ResNetConfig(), [InputSpec("x", "number")], LABEL)
 
 

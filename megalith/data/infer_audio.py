@@ -1,0 +1,85 @@
+"""What `megalith init` writes for a table with a column of sound file paths.
+
+The column is typed `audio` (by file ending, see AUDIO_SUFFIXES); the file headers fix its
+sample_rate (the most common rate) and duration (the 95th percentile of clip lengths, so a few
+long clips do not pad every other one); the model is the CNN over the log-mel spectrogram with
+SpecAugment masks and random gain. On synthetic spoken digits with held-out voices this reached
+0.89 test accuracy where MFCC features and an RBF SVM reached 0.72 (benchmarks/audio_digits.py).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from megalith.data.features.audio import AUDIO_SUFFIXES
+
+_HEADERS_READ = 500
+"""Files whose headers are read for the rate and duration (evenly spaced over the table)."""
+AUDIO_MODEL: dict[str, Any] = {"arch": "cnn", "channels": [16, 32, 64], "hidden": [128]}
+_EPOCHS = 30
+_MAX_WARMUP = 50
+"""Warm-up steps: 5% of all steps, at most this many (a small table has few steps in all)."""
+
+
+def is_audio_path(text: str) -> bool:
+    """A cell that names a sound file by its ending (.wav, .flac, .ogg, ...)."""
+    return Path(text.strip()).suffix.lower() in AUDIO_SUFFIXES
+
+
+def audio_input(values: pd.Series, base_dir: Path | None, notices: list[str]) -> dict[str, Any]:
+    """The config of one audio input: sample_rate and duration from the files' headers."""
+    import soundfile
+
+    name = str(values.name)
+    paths = values.dropna().astype(str)
+    positions = np.unique(np.linspace(0, len(paths) - 1, min(len(paths), _HEADERS_READ)).round())
+    rates: Counter[int] = Counter()
+    seconds = []
+    for cell in paths.iloc[positions.astype(np.int64)]:
+        path = Path(cell.strip())
+        path = base_dir / path if base_dir is not None and not path.is_absolute() else path
+        try:
+            info = soundfile.info(str(path))
+        except (RuntimeError, OSError):
+            continue  # training names every bad file; init only needs a typical one
+        rates[int(info.samplerate)] += 1
+        seconds.append(info.frames / info.samplerate)
+    feature: dict[str, Any] = {"name": name, "type": "audio"}
+    if seconds:
+        feature["sample_rate"] = rates.most_common(1)[0][0]
+        fits = float(np.quantile(seconds, 0.95, method="inverted_cdf"))  # 95% are this short
+        feature["duration"] = max(math.ceil(round(fits * 10, 6)) / 10, 0.1)
+        notices.append(
+            f"column '{name}' holds sound files: typed as audio at {feature['sample_rate']} Hz, "
+            f"{feature['duration']} s per clip (95% of the clips fit; longer ones are cut)"
+        )
+    else:
+        notices.append(f"column '{name}' names sound files, none of which could be read yet")
+    feature["augment"] = {}
+    return feature
+
+
+def audio_config(config: dict[str, Any], rows: int) -> dict[str, Any]:
+    """`config` with the model and training settings for audio inputs (a CNN over log-mels):
+    AdamW with a warm-up and cosine decay, label smoothing 0.1 on category outputs."""
+    batch_size = 16 if rows < 1000 else 32
+    steps = _EPOCHS * math.ceil(0.8 * rows / batch_size)
+    train = {
+        **config["train"],
+        "epochs": _EPOCHS,
+        "batch_size": batch_size,
+        "optimizer": {"name": "adamw", "lr": 0.003, "weight_decay": 0.01},
+        "schedule": {"name": "cosine", "warmup_steps": max(1, min(_MAX_WARMUP, steps // 20))},
+        "early_stop": {"metric": "val/loss", "patience": 10},
+    }
+    outputs = [
+        {**output, "label_smoothing": 0.1} if output["type"] == "category" else output
+        for output in config["outputs"]
+    ]
+    return {**config, "outputs": outputs, "model": dict(AUDIO_MODEL), "train": train}
