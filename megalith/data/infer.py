@@ -17,8 +17,8 @@ import yaml
 
 from megalith.data.builtin import BUILTIN_DATASETS
 from megalith.data.csvfile import unsplit_header_hint
-from megalith.data.infer_image import apply_image_defaults
 from megalith.data.infer_audio import audio_config, audio_input, is_audio_path
+from megalith.data.infer_image import apply_image_defaults
 from megalith.data.sources import IMAGE_SUFFIXES, Table
 from megalith.data.split import split_name
 from megalith.errors import DataError, did_you_mean
