@@ -73,5 +73,5 @@ def test_make_encoder_builds_the_sequence_encoder() -> None:
 
 
 def test_unknown_input_type_lists_sequence_as_supported() -> None:
-    with pytest.raises(ConfigError, match="image, sequence"):
-        make_encoder(InputSpec("x", "audio"), lambda spec: (None, 0))
+    with pytest.raises(ConfigError, match="sequence"):
+        make_encoder(InputSpec("x", "video"), lambda spec: (None, 0))
