@@ -44,6 +44,7 @@ from megalith.training import checkpoint as ckpt
 from megalith.training.callbacks import Callback, MetricsLog, ProgressBar, Throughput
 from megalith.training.distributed import Distributed
 from megalith.training.loop import TrainJob, train_loop
+from megalith.training.private_run import prepare_privacy, private_model, private_summary
 from megalith.training.resume import check_resume_changes, check_resume_fits
 from megalith.training.start_from import (
     save_architecture_record,
@@ -167,6 +168,8 @@ def _train(
     trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if cfg.train.batch_size == "auto":
         cfg = _with_batch_size(cfg, model, tensors["train"], ddp, console)
+    private = prepare_privacy(cfg, len(tensors["train"]), ddp.world_size, teacher is not None)
+    model = private_model(cfg, model, console)
     if checkpoint is not None:  # refused here, before the run directory is touched
         check_weights_fit(checkpoint.model, model, checkpoint.path)
     if ddp.is_main:
@@ -208,6 +211,7 @@ def _train(
         else [],
         distributed=ddp,
         record=cfg.model_dump(mode="json"),
+        privacy=private,
     )
     job = teacher.distill(job) if teacher is not None else job
     result = train_loop(job, resume=checkpoint)
@@ -241,6 +245,8 @@ def _train(
         ),
         **describe_environment(ddp.device(resolve_device(cfg.train.device))),
     }
+    if private is not None:
+        scores["privacy"] = private_summary(private, preprocessor, console)
     _judge_results(run, tensors, scores, result.train_seconds)
     run_dir.write_json(run_dir.eval, scores)
     if teacher is not None:
