@@ -9,6 +9,7 @@ loaded, so its weights fit.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 from torch import nn
@@ -33,7 +34,7 @@ def make_private_safe(model: nn.Module, notice: Callable[[str], None] | None = N
 
     before = _layer_types(model)
     if ModuleValidator.validate(model, strict=False):
-        model = ModuleValidator.fix(model)
+        model = ModuleValidator.fix(_feature_norms_to_group_norm(copy.deepcopy(model)))
     after = _layer_types(model)
     if notice is not None:
         for name, kind in sorted(before.items()):
@@ -52,6 +53,18 @@ def make_private_safe(model: nn.Module, notice: Callable[[str], None] | None = N
             + "; ".join(errors)
             + "; choose another model.arch or encoder, or turn train.privacy off"
         )
+    return model
+
+
+def _feature_norms_to_group_norm(model: nn.Module) -> nn.Module:
+    """BatchNorm1d -> GroupNorm(1, C), in place. Opacus's fixer makes min(32, C) groups, which on
+    (B, C) features (no length) normalises every value alone to zero: an MLP would learn nothing.
+    One group normalises each row over its features, like LayerNorm, with per-feature affine."""
+    for name, module in list(model.named_modules()):
+        if isinstance(module, nn.BatchNorm1d):
+            parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
+            norm = nn.GroupNorm(1, module.num_features, eps=module.eps, affine=module.affine)
+            setattr(parent, name.rpartition(".")[2], norm)
     return model
 
 
