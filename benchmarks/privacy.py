@@ -1,0 +1,192 @@
+"""Private training (DP-SGD through Opacus): accuracy against epsilon, epoch time, leakage.
+
+Two tasks of at least 10,000 rows, both built offline:
+- `table`: a synthetic 4-class table (scikit-learn make_classification, 20 numeric features,
+  12,000 rows, seed 0) with an MLP;
+- `docstrings`: installed packages' docstrings labelled by package (16 classes, ~20,000 rows,
+  as benchmarks/text_baseline.py builds them) with the text bag model.
+Each is trained with the same config at epsilon 1, 3, 8 and without privacy (inf); the script
+prints one JSON line per run (test accuracy, its ratio to the non-private run, seconds per
+epoch and their ratio to the non-private run's, measured in the same process), then the
+membership-inference audit (megalith audit-privacy) of an overfit pair: the table's first
+`--overfit-rows` rows trained long without privacy and at epsilon 3.
+
+    python benchmarks/privacy.py                 # both tasks (minutes on a laptop CPU)
+    python benchmarks/privacy.py --quick         # tiny: the table task, eps 3 and inf
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sysconfig
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from rich.console import Console
+from sklearn.datasets import make_classification
+
+import megalith as mg
+from megalith.data.docstrings import docstrings_table
+from megalith.privacy import audit_privacy
+
+EPSILONS = (1.0, 3.0, 8.0, math.inf)
+
+
+def table_task(rows: int) -> pd.DataFrame:
+    """A synthetic classification table: 20 numeric features, 4 classes, 10% label noise."""
+    x, y = make_classification(
+        n_samples=rows,
+        n_features=20,
+        n_informative=10,
+        n_classes=4,
+        flip_y=0.1,
+        random_state=0,
+    )
+    frame = pd.DataFrame(x.round(4), columns=[f"f{i}" for i in range(20)])
+    frame["label"] = [f"c{v}" for v in y]
+    return frame
+
+
+def docstrings_task(per_class: int) -> pd.DataFrame:
+    """Installed packages' docstrings, at most `per_class` rows for each of 16 packages."""
+    frame = docstrings_table(Path(sysconfig.get_paths()["purelib"]))
+    return frame[frame.groupby("module").cumcount() < per_class].reset_index(drop=True)
+
+
+def config_for(task: str, csv: Path, epochs: int, epsilon: float) -> dict[str, Any]:
+    """The same model and optimizer for every epsilon; privacy only when epsilon is finite."""
+    if task == "table":
+        inputs = [{"name": f"f{i}", "type": "number"} for i in range(20)]
+        outputs, model = [{"name": "label", "type": "category"}], {"arch": "mlp", "hidden": [64]}
+    else:
+        inputs = [
+            {
+                "name": "text",
+                "type": "text",
+                "tokenizer": "word",
+                "vocab_size": 4000,
+                "embedding_dim": 32,
+                "encoder": "bag",
+            }
+        ]
+        outputs, model = [{"name": "module", "type": "category"}], {"arch": "mlp", "hidden": []}
+    train: dict[str, Any] = {
+        "epochs": epochs,
+        "batch_size": 256,
+        "optimizer": {"name": "adam", "lr": 0.01},
+        "baselines": False,
+        "eval_batch_size": 2048,
+    }
+    if math.isfinite(epsilon):
+        train["privacy"] = {"epsilon": epsilon, "max_grad_norm": 1.0, "accountant": "rdp"}
+    return {
+        "name": f"{task}-eps{epsilon}",
+        "seed": 0,
+        "data": {"source": str(csv), "split": {"val": 0.1, "test": 0.1}},
+        "inputs": inputs,
+        "outputs": outputs,
+        "model": model,
+        "train": train,
+    }
+
+
+def epoch_seconds(run: mg.Run) -> float:
+    """Median seconds of the run's epochs (metrics.jsonl `time`: training plus validation)."""
+    lines = (run.path / "metrics.jsonl").read_text().splitlines()
+    times = [json.loads(line)["time"] for line in lines if '"time"' in line]
+    return float(np.median(times))
+
+
+def accuracy_against_epsilon(
+    task: str, frame: pd.DataFrame, folder: Path, epochs: int, epsilons: tuple[float, ...]
+) -> list[dict[str, Any]]:
+    csv = folder / f"{task}.csv"
+    frame.to_csv(csv, index=False)
+    runs = {}
+    for epsilon in epsilons:
+        config = config_for(task, csv, epochs, epsilon)
+        quiet = Console(stderr=True, quiet=True)
+        runs[epsilon] = mg.train(config, output_dir=folder / config["name"], console=quiet)
+    public = runs[math.inf]
+    rows = []
+    for epsilon, run in runs.items():
+        accuracy = run.metrics["test"]["accuracy"]
+        rows.append(
+            {
+                "task": task,
+                "rows": len(frame),
+                "epsilon": epsilon if math.isfinite(epsilon) else "inf",
+                "epsilon_spent": run.metrics.get("privacy", {}).get("epsilon"),
+                "test_accuracy": round(accuracy, 4),
+                "accuracy_vs_non_private": round(accuracy / public.metrics["test"]["accuracy"], 3),
+                "epoch_seconds": round(epoch_seconds(run), 3),
+                "epoch_time_vs_non_private": round(epoch_seconds(run) / epoch_seconds(public), 2),
+            }
+        )
+    return rows
+
+
+def overfit_audit(frame: pd.DataFrame, folder: Path, rows: int, epochs: int) -> dict[str, Any]:
+    """Audit AUCs of a small table trained long, without privacy and at epsilon 3."""
+    csv = folder / "overfit.csv"
+    frame.head(rows).to_csv(csv, index=False)
+    found: dict[str, Any] = {"task": "audit", "rows": rows, "epochs": epochs}
+    for epsilon in (3.0, math.inf):
+        config = config_for("table", csv, epochs, epsilon)
+        config["train"].update(batch_size=32, optimizer={"name": "adam", "lr": 0.003})
+        config["model"]["hidden"] = [256, 256]
+        config["data"]["split"] = {"val": 0.0, "test": 0.5}
+        quiet = Console(stderr=True, quiet=True)
+        run = mg.train(config, output_dir=folder / f"overfit-{epsilon}", console=quiet)
+        name = "private_eps3" if math.isfinite(epsilon) else "non_private"
+        for result in audit_privacy(run, write=False):
+            found[f"{name}_{result.attack}_auc"] = round(result.auc, 3)
+            found[f"{name}_{result.attack}_tpr_at_1pct_fpr"] = round(result.tpr_at_1pct_fpr, 3)
+        found[f"{name}_train_minus_test_accuracy"] = round(
+            run.evaluate_tensors(_train_tensors(run))["accuracy"] - run.metrics["test"]["accuracy"],
+            3,
+        )
+    return found
+
+
+def _train_tensors(run: mg.Run) -> Any:
+    table, splits = run.data_splits()
+    return run.preprocessor.transform(splits["train"], base_dir=table.base_dir, origin="train")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="Tiny: table task, eps 3 and inf.")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--only", nargs="*", choices=["table", "docstrings", "audit"])
+    parser.add_argument("--overfit-rows", type=int, default=1000)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    only = set(args.only or (["table", "audit"] if args.quick else ["table", "docstrings", "audit"]))
+    epsilons = (3.0, math.inf) if args.quick else EPSILONS
+    epochs = 1 if args.quick else args.epochs
+    machine = {"machine": platform.machine(), "threads": torch.get_num_threads()}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        table = table_task(400 if args.quick else 12_000)
+        if "table" in only:
+            for row in accuracy_against_epsilon("table", table, folder, epochs, epsilons):
+                print(json.dumps({**row, **machine}), flush=True)
+        if "docstrings" in only:
+            frame = docstrings_task(1250)
+            for row in accuracy_against_epsilon("docstrings", frame, folder, epochs, epsilons):
+                print(json.dumps({**row, **machine}), flush=True)
+        if "audit" in only:
+            rows, audit_epochs = (200, 3) if args.quick else (args.overfit_rows, 60)
+            print(json.dumps({**overfit_audit(table, folder, rows, audit_epochs), **machine}))
+
+
+if __name__ == "__main__":
+    main()
