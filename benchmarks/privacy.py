@@ -169,7 +169,8 @@ def main() -> None:
     parser.add_argument("--overfit-rows", type=int, default=1000)
     args = parser.parse_args()
     torch.manual_seed(0)
-    only = set(args.only or (["table", "audit"] if args.quick else ["table", "docstrings", "audit"]))
+    default = ["table", "audit"] if args.quick else ["table", "docstrings", "audit"]
+    only = set(args.only or default)
     epsilons = (3.0, math.inf) if args.quick else EPSILONS
     epochs = 1 if args.quick else args.epochs
     machine = {"machine": platform.machine(), "threads": torch.get_num_threads()}
