@@ -19,6 +19,7 @@ from megalith.errors import ConfigError, DataError, MegalithError, RunError
 if TYPE_CHECKING:
     from megalith.config import Config
     from megalith.pipeline import train
+    from megalith.privacy.audit import audit_privacy
     from megalith.run import Run, load
     from megalith.serving import serve
     from megalith.tuning.study import tune
@@ -30,6 +31,7 @@ __all__ = [
     "MegalithError",
     "Run",
     "RunError",
+    "audit_privacy",
     "compress",
     "load",
     "serve",
@@ -40,6 +42,7 @@ __all__ = [
 _LAZY = {
     "Config": "megalith.config",
     "Run": "megalith.run",
+    "audit_privacy": "megalith.privacy.audit",
     "load": "megalith.run",
     "serve": "megalith.serving",
     "train": "megalith.pipeline",

@@ -44,7 +44,12 @@ from megalith.training import checkpoint as ckpt
 from megalith.training.callbacks import Callback, MetricsLog, ProgressBar, Throughput
 from megalith.training.distributed import Distributed
 from megalith.training.loop import TrainJob, train_loop
-from megalith.training.private_run import prepare_privacy, private_model, private_summary
+from megalith.training.private_run import (
+    prepare_privacy,
+    private_model,
+    private_summary,
+    public_table,
+)
 from megalith.training.resume import check_resume_changes, check_resume_fits
 from megalith.training.start_from import (
     save_architecture_record,
@@ -152,8 +157,10 @@ def _train(
     elif checkpoint is not None and run_dir.preprocessor.is_file():
         preprocessor = Preprocessor.load(run_dir.preprocessor)
     else:
+        fit_on = public_table(cfg.train.privacy, base_dir) or table  # privacy.public_data
+        rows = splits["train"] if fit_on is table else fit_on.frame
         preprocessor = Preprocessor.fit(
-            cfg.inputs, cfg.outputs, splits["train"], base_dir=table.base_dir, origin=table.origin
+            cfg.inputs, cfg.outputs, rows, base_dir=fit_on.base_dir, origin=fit_on.origin
         )
     tensors = {
         name: transform_split(cfg, preprocessor, frame, table, name, console)

@@ -43,6 +43,9 @@ class PrivacyConfig(ConfigModel):
     """Every row's gradient is clipped to this L2 norm before the noise is added."""
     accountant: Literal["prv", "rdp", "gdp"] = "prv"
     """Opacus's privacy accountant: prv (tightest), rdp (Renyi DP) or gdp (Gaussian DP)."""
+    public_data: str | None = None
+    """A public table with the same columns: the preprocessing (normalisation statistics,
+    category lists, vocabularies) is fitted on it instead of on the private train rows."""
 
 
 def default_delta(rows: int) -> float:

@@ -3,13 +3,15 @@ and what eval.json says about the guarantee and what it does not cover."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from torch import nn
 
+from megalith.data.sources import Table, load_table
 from megalith.models.private_layers import make_private_safe
-from megalith.training.privacy import PrivateTraining, check_private_training
+from megalith.training.privacy import PrivacyConfig, PrivateTraining, check_private_training
 
 if TYPE_CHECKING:
     from megalith.config import Config
@@ -62,6 +64,17 @@ def private_model(cfg: Config, model: nn.Module, console: Console | None = None)
     return make_private_safe(model, notice)
 
 
+def public_table(privacy: PrivacyConfig | None, base_dir: Path) -> Table | None:
+    """train.privacy.public_data read as a table (relative to the config's folder), or None.
+
+    Raises:
+        DataError: the file cannot be read, naming it.
+    """
+    if privacy is None or privacy.public_data is None:
+        return None
+    return load_table(privacy.public_data, relative_to=base_dir)
+
+
 def fitted_from_private_rows(preprocessor: Preprocessor) -> list[str]:
     """One line per feature whose fitted preprocessing (statistics, vocabulary, categories)
     was computed on the private train rows: the DP guarantee does not cover these."""
@@ -79,9 +92,11 @@ def private_summary(
     private: PrivateTraining, preprocessor: Preprocessor, console: Console
 ) -> dict[str, Any]:
     """eval.json's `privacy`: the epsilon spent and what the guarantee leaves out (printed)."""
-    fitted = fitted_from_private_rows(preprocessor)
+    public = private.config.public_data
+    fitted = [] if public else fitted_from_private_rows(preprocessor)
     summary = private.summary()
-    summary["not_covered"] = NOT_COVERED
+    summary["preprocessing_fitted_on"] = public or "the private train rows"
+    summary["not_covered"] = None if public else NOT_COVERED
     summary["fitted_from_private_rows"] = fitted
     console.print(
         f"privacy: epsilon {summary['epsilon']:.3g} spent (target {summary['target_epsilon']}) "

@@ -108,3 +108,17 @@ def test_cli_prints_the_batch_norm_notice_and_epsilon(tmp_path: Path, table: Pat
     assert "(BatchNorm1d) replaced by GroupNorm" in outcome.stderr
     assert "prv accountant" in outcome.stderr
     assert "privacy: epsilon" in outcome.stderr and "not the preprocessing" in outcome.stderr
+
+
+def test_public_data_fits_the_preprocessing_instead(tmp_path: Path, table: Path) -> None:
+    public = make_table(rows=200, seed=5)
+    public["size"] = public["size"] + 100.0  # statistics no private row could give
+    public.to_csv(tmp_path / "public.csv", index=False)
+    config = _config(table, epochs=1)
+    config["train"]["privacy"]["public_data"] = str(tmp_path / "public.csv")
+    run = mg.train(config, output_dir=tmp_path / "run")
+    privacy = run.metrics["privacy"]
+    assert privacy["fitted_from_private_rows"] == [] and privacy["not_covered"] is None
+    assert privacy["preprocessing_fitted_on"].endswith("public.csv")
+    stats = json.loads((tmp_path / "run" / "preprocessor.json").read_text())["inputs"][0]
+    assert stats["state"]["mean"] == pytest.approx(public["size"].mean(), rel=1e-3)
