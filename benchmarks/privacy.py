@@ -118,7 +118,9 @@ def epoch_time_ratio(task: str, csv: Path, folder: Path, repeats: int) -> dict[s
         for kind, epsilon in (("non_private", math.inf), ("private", 8.0)):
             config = config_for(task, csv, 2, epsilon, same_batch=True)
             quiet = Console(stderr=True, quiet=True)
-            run = mg.train(config, output_dir=folder / f"time-{kind}-{repeat}", console=quiet)
+            run = mg.train(
+                config, output_dir=folder / f"time-{task}-{kind}-{repeat}", console=quiet
+            )
             fastest[kind] = min(fastest[kind], *epoch_seconds(run))
     return {
         "task": task,
@@ -190,6 +192,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=["table", "docstrings", "audit"])
     parser.add_argument("--overfit-rows", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=2, help="Interleaved timing runs.")
+    parser.add_argument("--timing-only", action="store_true", help="Skip accuracy against eps.")
     args = parser.parse_args()
     torch.manual_seed(0)
     default = ["table", "audit"] if args.quick else ["table", "docstrings", "audit"]
@@ -205,8 +208,9 @@ def main() -> None:
                 continue
             csv = folder / f"{task}.csv"
             (table if task == "table" else docstrings_task(700)).to_csv(csv, index=False)
-            for row in accuracy_against_epsilon(task, csv, folder, epochs, epsilons):
-                print(json.dumps({**row, **machine}), flush=True)
+            if not args.timing_only:
+                for row in accuracy_against_epsilon(task, csv, folder, epochs, epsilons):
+                    print(json.dumps({**row, **machine}), flush=True)
             timing = epoch_time_ratio(task, csv, folder, 1 if args.quick else args.repeats)
             print(json.dumps({**timing, **machine}), flush=True)
         if "audit" in only:

@@ -14,6 +14,7 @@ function of (seed, epoch, step) only, so a resumed run draws the same ones.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -122,6 +123,9 @@ class PrivateTraining:
             steps=max(total_steps, 1),
             accountant=self.config.accountant,
         )
+        # Opacus's hooks on the first layer fire on inputs that need no gradient (data): that is
+        # expected, and PyTorch's warning about it would repeat on every run
+        warnings.filterwarnings("ignore", message="Full backward hook is firing when gradients")
         try:
             self.grad_sampler = GradSampleModule(model, loss_reduction="mean")
         except NotImplementedError as error:
