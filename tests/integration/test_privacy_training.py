@@ -99,6 +99,7 @@ def test_unsupported_settings_are_refused_before_the_run_directory(
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_cli_prints_the_batch_norm_notice_and_epsilon(tmp_path: Path, table: Path) -> None:
     config = _config(table, epochs=1)
     config["train"]["privacy"]["accountant"] = "prv"
@@ -110,6 +111,7 @@ def test_cli_prints_the_batch_norm_notice_and_epsilon(tmp_path: Path, table: Pat
     assert "privacy: epsilon" in outcome.stderr and "not the preprocessing" in outcome.stderr
 
 
+@pytest.mark.slow
 def test_public_data_fits_the_preprocessing_instead(tmp_path: Path, table: Path) -> None:
     public = make_table(rows=200, seed=5)
     public["size"] = public["size"] + 100.0  # statistics no private row could give

@@ -29,7 +29,7 @@ def _model() -> nn.Module:
     return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
 
 
-@pytest.mark.parametrize("accountant", ["prv", "rdp"])
+@pytest.mark.parametrize("accountant", [pytest.param("prv", marks=pytest.mark.slow), "rdp"])
 def test_epsilon_spent_matches_opacus_for_the_steps_and_sample_rate(accountant: str) -> None:
     private = _private(accountant=accountant)
     model = _model()
