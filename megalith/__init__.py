@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from megalith.config import Config
     from megalith.loading import load
     from megalith.pipeline import train
+    from megalith.privacy.audit import audit_privacy
     from megalith.run import Run
     from megalith.serving import serve
     from megalith.tuning.study import tune
@@ -31,6 +32,7 @@ __all__ = [
     "MegalithError",
     "Run",
     "RunError",
+    "audit_privacy",
     "compress",
     "load",
     "serve",
@@ -41,6 +43,7 @@ __all__ = [
 _LAZY = {
     "Config": "megalith.config",
     "Run": "megalith.run",
+    "audit_privacy": "megalith.privacy.audit",
     "load": "megalith.loading",
     "serve": "megalith.serving",
     "train": "megalith.pipeline",

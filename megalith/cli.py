@@ -11,6 +11,7 @@ import typer
 from megalith.cli_args import FILE_HINT, RunArg, RunOrBundleArg, fail
 from megalith.cli_compress import compress
 from megalith.cli_init import init
+from megalith.cli_privacy import audit_privacy
 from megalith.cli_recommend import recommend
 from megalith.cli_stages import explain, export, serve
 from megalith.cli_tune import tune
@@ -251,6 +252,7 @@ app.command()(compress)
 app.command()(serve)
 app.command()(tune)
 app.command()(recommend)
+app.command("audit-privacy")(audit_privacy)
 
 
 @app.command()

@@ -54,6 +54,7 @@ EXTRAS = {
     "explain": ("captum",),
     "compress": ("torch_pruning",),
     "tune": ("optuna",),
+    "privacy": ("opacus",),
 }
 """The pip extra that installs each module a command may need (pyproject.toml)."""
 

@@ -45,6 +45,12 @@ from megalith.training.augment import build_augmenter
 from megalith.training.callbacks import Callback, MetricsLog, ProgressBar, Throughput
 from megalith.training.distributed import Distributed
 from megalith.training.loop import TrainJob, train_loop
+from megalith.training.private_run import (
+    prepare_privacy,
+    private_model,
+    private_summary,
+    public_table,
+)
 from megalith.training.resume import check_resume_changes, check_resume_fits
 from megalith.training.start_from import (
     save_architecture_record,
@@ -156,8 +162,10 @@ def _train(
     elif checkpoint is not None and run_dir.preprocessor.is_file():
         preprocessor = Preprocessor.load(run_dir.preprocessor)
     else:
+        fit_on = public_table(cfg.train.privacy, base_dir) or table  # privacy.public_data
+        rows = splits["train"] if fit_on is table else fit_on.frame
         preprocessor = Preprocessor.fit(
-            cfg.inputs, cfg.outputs, splits["train"], base_dir=table.base_dir, origin=table.origin
+            cfg.inputs, cfg.outputs, rows, base_dir=fit_on.base_dir, origin=fit_on.origin
         )
     tensors = {
         name: transform_split(cfg, preprocessor, frame, table, name, console)
@@ -172,6 +180,8 @@ def _train(
     trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if cfg.train.batch_size == "auto":
         cfg = _with_batch_size(cfg, model, tensors["train"], ddp, console)
+    private = prepare_privacy(cfg, len(tensors["train"]), ddp.world_size, teacher is not None)
+    model = private_model(cfg, model, console)
     if checkpoint is not None:  # refused here, before the run directory is touched
         check_weights_fit(checkpoint.model, model, checkpoint.path)
     augment = build_augmenter(cfg.inputs, cfg.outputs, preprocessor.input_specs, cfg.seed, ddp.rank)
@@ -215,6 +225,7 @@ def _train(
         distributed=ddp,
         record=cfg.model_dump(mode="json"),
         augment=augment,
+        privacy=private,
     )
     job = teacher.distill(job) if teacher is not None else job
     result = train_loop(job, resume=checkpoint)
@@ -248,6 +259,8 @@ def _train(
         ),
         **describe_environment(ddp.device(resolve_device(cfg.train.device))),
     }
+    if private is not None:
+        scores["privacy"] = private_summary(private, preprocessor, console)
     _judge_results(run, tensors, scores, result.train_seconds)
     run_dir.write_json(run_dir.eval, scores)
     if teacher is not None:

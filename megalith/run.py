@@ -39,6 +39,7 @@ from megalith.models.pretrained import (
     language_model_context,
     quiet_transformers,
 )
+from megalith.models.private_layers import make_private_safe
 from megalith.models.remote_code import strip_custom_code
 from megalith.models.seq2seq import Seq2Seq, decode_in_batches, teacher_forcing
 from megalith.models.widths import apply_widths
@@ -79,6 +80,8 @@ class Run:
             model = build_model(config.model, preprocessor.input_specs, preprocessor.output_specs)
         if run_dir.architecture.is_file():  # a pruned run: some layers are narrower
             apply_widths(model, run_dir.architecture)
+        if config.train.privacy is not None:  # trained with BatchNorm -> GroupNorm, ...
+            model = make_private_safe(model)
         model.load_state_dict(load_weights(run_dir.weights, model))
         return cls(run_dir.path, config, preprocessor, model)
 

@@ -22,6 +22,7 @@ from megalith.errors import MegalithError, RunError
 from megalith.evaluate import plots
 from megalith.evaluate.checks import warning_lines
 from megalith.evaluate.html import Plot, format_number, render_page, write_atomically
+from megalith.evaluate.privacy_section import privacy_card, privacy_section
 from megalith.models.seq2seq import Seq2SeqConfig
 from megalith.runs import RunDir
 from megalith.structured import parse_json
@@ -148,6 +149,7 @@ def gather_report(run: Run) -> dict[str, Any]:
         "warnings": warning_lines(scores.get("warnings", [])),
         "baselines": _baseline_notes(scores),
         "teacher": _teacher_comparison(run, scores),
+        "privacy": privacy_section(scores, run.path),
         "config_yaml": RunDir(run.path).config.read_text(encoding="utf-8"),
         "curves": learning_curve_plots(read_metrics_log(RunDir(run.path).metrics)),
         "data": None,
@@ -258,7 +260,8 @@ def _output_sections(run: Run, test: TensorTable, frame: pd.DataFrame) -> list[O
 def _cards(scores: dict[str, Any], training: dict[str, Any], run: Run) -> list[tuple[str, str]]:
     """The headline numbers at the top of the page."""
     test = scores.get("test", {})
-    cards = [(f"test {name}", format_number(value)) for name, value in test.items()]
+    cards = privacy_card(scores)  # a private run's budget comes first
+    cards += [(f"test {name}", format_number(value)) for name, value in test.items()]
     if "seconds" in training:
         cards.append(("training time", _duration(training["seconds"])))
     cards.append(("parameters", format_number(_parameters(training, run))))

@@ -41,6 +41,7 @@ from megalith.training.optim import (
     build_optimizer,
     build_scheduler,
 )
+from megalith.training.privacy import PrivacyConfig, PrivateTraining, private_loss
 from megalith.training.safety import (
     CheckpointTimer,
     NanGuard,
@@ -94,6 +95,8 @@ class TrainConfig(ConfigModel):
     """With on_nan: skip, stop anyway after this many skipped steps."""
     log: list[Literal["tensorboard"]] = []
     """Extra loggers: tensorboard writes scalars to RUN/tensorboard/ (needs that package)."""
+    privacy: PrivacyConfig | None = None
+    """Differentially private training (DP-SGD through Opacus): docs/privacy.md."""
     baselines: bool = True
     """After training, fit a majority and a linear model on the same split and inputs and report
     their test metrics beside the network's (eval.json `baselines`, the summary, report.html)."""
@@ -151,6 +154,8 @@ class TrainJob:
     (megalith.training.distill.DistillationLoss)."""
     augment: BatchAugmenter | None = None
     """Train-time image augmentation of each batch (megalith.training.augment)."""
+    privacy: PrivateTraining | None = None
+    """Set when train.privacy is: Poisson batches, clipped noisy steps and the accountant."""
 
 
 @dataclass
@@ -197,16 +202,26 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
     forward: Callable[..., Any] = (
         torch.compile(wrapped) if resolve_compile(cfg.compile, device) else wrapped
     )
-    batches_per_epoch = _batches_per_epoch(len(job.train), cfg.rows_per_batch)
+    private, loss_fn = job.privacy, job.loss
+    batches_per_epoch = (
+        private.batches_per_epoch
+        if private is not None
+        else _batches_per_epoch(len(job.train), cfg.rows_per_batch)
+    )
     steps_per_epoch = math.ceil(batches_per_epoch / cfg.grad_accumulation)
     total_steps = min(steps_per_epoch * cfg.epochs, cfg.max_steps or math.inf)
     optimizer = build_optimizer(model, cfg.optimizer, fused=device.type in ("cuda", "cpu"))
+    if private is not None:  # per-sample gradients, clipping, noise and accounting (Opacus)
+        forward, optimizer = private.attach(model, optimizer, int(total_steps))
+        loss_fn = private_loss(job.loss)
     scheduler = build_scheduler(optimizer, cfg.schedule, steps_per_epoch, int(total_steps))
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     stopper = EarlyStopping(cfg.early_stop) if cfg.early_stop and job.val is not None else None
     at = Position()
     if resume is not None:
         at = _restore(resume, model, optimizer, scheduler, scaler, stopper, job.callbacks, ddp)
+        if private is not None:
+            private.load_state_dict(resume.state["loop"]["privacy"])
     train_data = (job.train.to(device) if device.type != "cpu" else job.train).pack()
     nan_guard = NanGuard(cfg.on_nan, cfg.max_skipped_steps, cfg.log_every, device, job.input_names)
     texts = [feature.name for feature in job.outputs if feature.type == "text"]
@@ -222,6 +237,8 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
             return
         state = _loop_state(position, scheduler, scaler, stopper, job.callbacks)
         state.update(config=job.record, seconds=earlier + time.perf_counter() - started)
+        if private is not None:
+            state["privacy"] = private.state_dict()
         ckpt.save_checkpoint(job.checkpoints, position.step, weights, optimizer_state, state)
 
     for cb in job.callbacks:
@@ -235,8 +252,12 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
             model.train()
             loss_sum = torch.tensor(at.loss_sum, device=device)  # stays on the device: no sync
             order = epoch_order(len(job.train), job.seed, at.epoch)
-            batches = shuffled_batches(
-                train_data, cfg.rows_per_batch, order, device, at.batch, ddp.local_part
+            batches = (
+                private.batches(train_data, at.epoch, at.batch, device)
+                if private is not None
+                else shuffled_batches(
+                    train_data, cfg.rows_per_batch, order, device, at.batch, ddp.local_part
+                )
             )
             shares: dict[str, torch.Tensor] = {}
             for i, batch in enumerate(batches, start=at.batch):
@@ -246,12 +267,14 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
                 with autocast(device, dtype):
                     outputs = forward(inputs)
                     loss = mixed_loss(
-                        mix, job.loss, job.outputs, outputs, batch.targets, shares, class_weights
+                        mix, loss_fn, job.outputs, outputs, batch.targets, shares, class_weights
                     )
                 if not nan_guard.loss_ok(loss, at.step + 1, at.epoch, job.checkpoints):
                     optimizer.zero_grad(set_to_none=True)  # skip this batch (on_nan: skip)
                     continue
-                scaled = loss / cfg.grad_accumulation if cfg.grad_accumulation > 1 else loss
+                # DP-SGD sums clipped per-row gradients over the virtual steps itself
+                accumulate = cfg.grad_accumulation > 1 and private is None
+                scaled = loss / cfg.grad_accumulation if accumulate else loss
                 scaler.scale(scaled).backward()  # scale() is a no-op unless fp16
                 loss_sum += loss.detach() * len(batch)
                 at.rows += len(batch)
@@ -265,6 +288,8 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
                     else:
                         optimizer.step()
                     scheduler.step()
+                    if private is not None:
+                        private.account_step()
                 optimizer.zero_grad(set_to_none=True)
                 at.step, at.batch = at.step + 1, i + 1
                 logged = float(loss.detach()) if at.step % cfg.log_every == 0 else None  # sync
@@ -284,6 +309,8 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
                 "train/loss": float(loss_sum) / max(rows, 1),
                 "lr": float(scheduler.get_last_lr()[0]),
             }
+            if private is not None:  # the budget spent so far, at the run's delta
+                metrics["privacy/epsilon"] = private.epsilon()
             if job.val is not None:
                 scores = evaluate_table(
                     model, job.val, job.outputs, job.specs, cfg.eval_batch_size, device, dtype
@@ -304,6 +331,8 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
 
     for cb in job.callbacks:
         cb.on_train_end(stopped)
+    if private is not None:
+        private.detach()
     best_epoch = None
     ddp.barrier()  # rank 0 has written the best weights
     if stopper is not None and stopper.best_epoch >= 0 and stopper.config.restore_best:

@@ -1,0 +1,222 @@
+"""Private training (DP-SGD through Opacus): accuracy against epsilon, epoch time, leakage.
+
+Two tasks of at least 10,000 rows, both built offline:
+- `table`: a synthetic 4-class table (scikit-learn make_classification, 20 numeric features,
+  12,000 rows, seed 0) with an MLP;
+- `docstrings`: installed packages' docstrings labelled by package (16 classes, 700 rows
+  each: 11,200 rows, as benchmarks/text_baseline.py builds them) with the text bag model.
+Each is trained with the same config at epsilon 1, 3, 8 and without privacy (inf); the script
+prints one JSON line per run (test accuracy, its ratio to the non-private run, seconds per
+epoch and their ratio to the non-private run's, measured in the same process), then the
+membership-inference audit (megalith audit-privacy) of an overfit pair: the table's first
+`--overfit-rows` rows trained long without privacy and at epsilon 3.
+
+    python benchmarks/privacy.py                 # both tasks (minutes on a laptop CPU)
+    python benchmarks/privacy.py --quick         # tiny: the table task, eps 3 and inf
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sysconfig
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from rich.console import Console
+from sklearn.datasets import make_classification
+
+import megalith as mg
+from megalith.data.docstrings import docstrings_table
+from megalith.privacy import audit_privacy
+
+EPSILONS = (1.0, 3.0, 8.0, math.inf)
+
+
+def table_task(rows: int) -> pd.DataFrame:
+    """A synthetic classification table: 20 numeric features, 4 classes, 10% label noise."""
+    x, y = make_classification(
+        n_samples=rows,
+        n_features=20,
+        n_informative=10,
+        n_classes=4,
+        flip_y=0.1,
+        random_state=0,
+    )
+    frame = pd.DataFrame(x.round(4), columns=[f"f{i}" for i in range(20)])
+    frame["label"] = [f"c{v}" for v in y]
+    return frame
+
+
+def docstrings_task(per_class: int) -> pd.DataFrame:
+    """Installed packages' docstrings, at most `per_class` rows for each of 16 packages."""
+    frame = docstrings_table(Path(sysconfig.get_paths()["purelib"]))
+    return frame[frame.groupby("module").cumcount() < per_class].reset_index(drop=True)
+
+
+def config_for(
+    task: str, csv: Path, epochs: int, epsilon: float, same_batch: bool = False
+) -> dict[str, Any]:
+    """The same model and optimizer for every epsilon. Private runs take the usual DP-SGD
+    settings: batches of 1,024 rows (the noise is added once per batch, so it weighs less in a
+    larger one) and a clip of 5 (about the median per-row gradient norm here); non-private runs
+    batches of 256 unless `same_batch` (for timing, where both run the same batches)."""
+    if task == "table":
+        inputs = [{"name": f"f{i}", "type": "number"} for i in range(20)]
+        outputs, model = [{"name": "label", "type": "category"}], {"arch": "mlp", "hidden": [64]}
+    else:
+        inputs = [
+            {
+                "name": "text",
+                "type": "text",
+                "tokenizer": "word",
+                "vocab_size": 2000,
+                "embedding_dim": 32,
+                "encoder": "bag",
+            }
+        ]
+        outputs, model = [{"name": "module", "type": "category"}], {"arch": "mlp", "hidden": []}
+    private = math.isfinite(epsilon)
+    train: dict[str, Any] = {
+        "epochs": epochs,
+        "batch_size": 1024 if private or same_batch else 256,
+        "optimizer": {"name": "adam", "lr": 0.01},
+        "baselines": False,
+        "eval_batch_size": 2048,
+    }
+    if private:
+        train["privacy"] = {"epsilon": epsilon, "max_grad_norm": 5.0, "accountant": "rdp"}
+    return {
+        "name": f"{task}-eps{epsilon}",
+        "seed": 0,
+        "data": {"source": str(csv), "split": {"val": 0.1, "test": 0.1}},
+        "inputs": inputs,
+        "outputs": outputs,
+        "model": model,
+        "train": train,
+    }
+
+
+def epoch_seconds(run: mg.Run) -> list[float]:
+    """Seconds of each of the run's epochs (metrics.jsonl `time`: training, the accountant's
+    epsilon and validation)."""
+    lines = (run.path / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(line)["time"] for line in lines if '"time"' in line]
+
+
+def epoch_time_ratio(task: str, csv: Path, folder: Path, repeats: int) -> dict[str, Any]:
+    """Private (epsilon 8) over non-private epoch time: short runs of each, interleaved, the
+    fastest epoch of each kind (the least disturbed by other work on the machine)."""
+    fastest = {"private": math.inf, "non_private": math.inf}
+    for repeat in range(repeats):
+        for kind, epsilon in (("non_private", math.inf), ("private", 8.0)):
+            config = config_for(task, csv, 2, epsilon, same_batch=True)
+            quiet = Console(stderr=True, quiet=True)
+            run = mg.train(
+                config, output_dir=folder / f"time-{task}-{kind}-{repeat}", console=quiet
+            )
+            fastest[kind] = min(fastest[kind], *epoch_seconds(run))
+    return {
+        "task": task,
+        "measure": "epoch time at batch 1024, fastest of interleaved runs",
+        "private_epoch_seconds": round(fastest["private"], 3),
+        "non_private_epoch_seconds": round(fastest["non_private"], 3),
+        "epoch_time_vs_non_private": round(fastest["private"] / fastest["non_private"], 2),
+    }
+
+
+def accuracy_against_epsilon(
+    task: str, csv: Path, folder: Path, epochs: int, epsilons: tuple[float, ...]
+) -> list[dict[str, Any]]:
+    runs = {}
+    for epsilon in epsilons:
+        config = config_for(task, csv, epochs, epsilon)
+        quiet = Console(stderr=True, quiet=True)
+        runs[epsilon] = mg.train(config, output_dir=folder / config["name"], console=quiet)
+    public = runs[math.inf]
+    rows = []
+    for epsilon, run in runs.items():
+        accuracy = run.metrics["test"]["accuracy"]
+        rows.append(
+            {
+                "task": task,
+                "rows": len(pd.read_csv(csv)),
+                "epsilon": epsilon if math.isfinite(epsilon) else "inf",
+                "epsilon_spent": run.metrics.get("privacy", {}).get("epsilon"),
+                "test_accuracy": round(accuracy, 4),
+                "accuracy_vs_non_private": round(accuracy / public.metrics["test"]["accuracy"], 3),
+                "epoch_seconds": round(float(np.median(epoch_seconds(run))), 3),
+            }
+        )
+    return rows
+
+
+def overfit_audit(frame: pd.DataFrame, folder: Path, rows: int, epochs: int) -> dict[str, Any]:
+    """Audit AUCs of a small table trained long, without privacy and at epsilon 3."""
+    csv = folder / "overfit.csv"
+    frame.head(rows).to_csv(csv, index=False)
+    found: dict[str, Any] = {"task": "audit", "rows": rows, "epochs": epochs}
+    for epsilon in (3.0, math.inf):
+        config = config_for("table", csv, epochs, epsilon)
+        config["train"].update(batch_size=64, optimizer={"name": "adam", "lr": 0.003})
+        config["model"]["hidden"] = [256, 256]
+        config["data"]["split"] = {"val": 0.0, "test": 0.5}
+        quiet = Console(stderr=True, quiet=True)
+        run = mg.train(config, output_dir=folder / f"overfit-{epsilon}", console=quiet)
+        name = "private_eps3" if math.isfinite(epsilon) else "non_private"
+        for result in audit_privacy(run, write=False):
+            found[f"{name}_{result.attack}_auc"] = round(result.auc, 3)
+            found[f"{name}_{result.attack}_tpr_at_1pct_fpr"] = round(result.tpr_at_1pct_fpr, 3)
+        found[f"{name}_train_minus_test_accuracy"] = round(
+            run.evaluate_tensors(_train_tensors(run))["accuracy"] - run.metrics["test"]["accuracy"],
+            3,
+        )
+    return found
+
+
+def _train_tensors(run: mg.Run) -> Any:
+    table, splits = run.data_splits()
+    return run.preprocessor.transform(splits["train"], base_dir=table.base_dir, origin="train")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="Tiny: table task, eps 3 and inf.")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--only", nargs="*", choices=["table", "docstrings", "audit"])
+    parser.add_argument("--overfit-rows", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=2, help="Interleaved timing runs.")
+    parser.add_argument("--timing-only", action="store_true", help="Skip accuracy against eps.")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    default = ["table", "audit"] if args.quick else ["table", "docstrings", "audit"]
+    only = set(args.only or default)
+    epsilons = (3.0, math.inf) if args.quick else EPSILONS
+    epochs = 1 if args.quick else args.epochs
+    machine = {"machine": platform.machine(), "threads": torch.get_num_threads()}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        table = table_task(400 if args.quick else 12_000)
+        for task in ("table", "docstrings"):
+            if task not in only:
+                continue
+            csv = folder / f"{task}.csv"
+            (table if task == "table" else docstrings_task(700)).to_csv(csv, index=False)
+            if not args.timing_only:
+                for row in accuracy_against_epsilon(task, csv, folder, epochs, epsilons):
+                    print(json.dumps({**row, **machine}), flush=True)
+            timing = epoch_time_ratio(task, csv, folder, 1 if args.quick else args.repeats)
+            print(json.dumps({**timing, **machine}), flush=True)
+        if "audit" in only:
+            rows, audit_epochs = (200, 3) if args.quick else (args.overfit_rows, 60)
+            print(json.dumps({**overfit_audit(table, folder, rows, audit_epochs), **machine}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,258 @@
+"""Differentially private training (DP-SGD) through Opacus: config, Poisson batches, accounting.
+
+DP-SGD (Abadi et al., "Deep Learning with Differential Privacy", CCS 2016): each optimizer
+step samples every train row independently with probability q (Poisson sampling), clips each
+row's gradient to an L2 norm of `max_grad_norm`, sums them and adds Gaussian noise of standard
+deviation `noise_multiplier * max_grad_norm`. Opacus computes the per-sample gradients
+(GradSampleModule), clips and noises them (DPOptimizer), chooses the noise multiplier for a
+target (epsilon, delta) over the planned steps and accounts for what was spent (its PRV, RDP or
+GDP accountant). Megalith builds the Poisson batches itself from the in-memory table (as
+`megalith.batching` builds shuffled ones): the loop keeps its own batches, and a batch is a
+function of (seed, epoch, step) only, so a resumed run draws the same ones.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from megalith.configbase import ConfigModel
+from megalith.data.tensors import TensorTable
+from megalith.errors import ConfigError
+
+if TYPE_CHECKING:
+    from opacus.accountants import IAccountant
+    from opacus.optimizers import DPOptimizer
+
+
+class PrivacyConfig(ConfigModel):
+    """Differentially private training (DP-SGD through Opacus)."""
+
+    epsilon: float = Field(3.0, gt=0)
+    """The privacy budget epsilon to spend over the whole run (smaller: more private, more
+    noise); the noise multiplier is chosen to reach it at the planned number of steps."""
+    delta: float | None = Field(None, gt=0, lt=1)
+    """The delta of (epsilon, delta)-DP; default 1 / (10 * train rows), ten times below 1/N."""
+    max_grad_norm: float = Field(1.0, gt=0)
+    """Every row's gradient is clipped to this L2 norm before the noise is added."""
+    accountant: Literal["prv", "rdp", "gdp"] = "prv"
+    """Opacus's privacy accountant: prv (tightest), rdp (Renyi DP) or gdp (Gaussian DP)."""
+    public_data: str | None = None
+    """A public table with the same columns: the preprocessing (normalisation statistics,
+    category lists, vocabularies) is fitted on it instead of on the private train rows."""
+
+
+def default_delta(rows: int) -> float:
+    """delta = 1 / (10 N): a run may leak a row with probability well below one in N."""
+    return 1.0 / (10 * max(rows, 1))
+
+
+@dataclass
+class PrivateTraining:
+    """The state of one private run: sampling rate, noise multiplier and the accountant.
+
+    Args:
+        config: train.privacy.
+        rows: train rows N.
+        batch_size: expected rows per batch (train.batch_size); one optimizer step samples
+            each row with probability q = batch_size * accumulation / N and splits the rows
+            drawn into `accumulation` physical batches (Opacus's virtual steps).
+        accumulation: train.grad_accumulation.
+        seed: the run's seed; batch k of epoch e is a function of (seed, e, k).
+    """
+
+    config: PrivacyConfig
+    rows: int
+    batch_size: int
+    accumulation: int
+    seed: int
+    noise_multiplier: float | None = None
+    planned_steps: int = 0
+    accountant: IAccountant | None = field(default=None, repr=False)
+    optimizer: DPOptimizer | None = field(default=None, repr=False)
+    grad_sampler: nn.Module | None = field(default=None, repr=False)
+
+    @property
+    def delta(self) -> float:
+        return self.config.delta if self.config.delta is not None else default_delta(self.rows)
+
+    @property
+    def sample_rate(self) -> float:
+        """q: the probability that a given row is in a given optimizer step's batch."""
+        return min(1.0, self.batch_size * self.accumulation / self.rows)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps per epoch: one epoch draws N rows in expectation."""
+        return math.ceil(1.0 / self.sample_rate)
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return self.steps_per_epoch * self.accumulation
+
+    def attach(
+        self, model: nn.Module, optimizer: torch.optim.Optimizer, total_steps: int
+    ) -> tuple[nn.Module, DPOptimizer]:
+        """Per-sample gradients on `model` and a clipping, noising `optimizer` (Opacus).
+
+        The noise multiplier is the smallest that keeps epsilon at the target after
+        `total_steps` steps at this sample rate (opacus.accountants.utils.get_noise_multiplier).
+
+        Returns:
+            the module to call forward on (same weights as `model`) and the DPOptimizer.
+        Raises:
+            ConfigError: a layer of `model` has no per-sample gradient in Opacus.
+        """
+        from opacus import GradSampleModule
+        from opacus.accountants import create_accountant
+        from opacus.accountants.utils import get_noise_multiplier
+        from opacus.optimizers import DPOptimizer
+
+        self.planned_steps = total_steps
+        self.noise_multiplier = get_noise_multiplier(
+            target_epsilon=self.config.epsilon,
+            target_delta=self.delta,
+            sample_rate=self.sample_rate,
+            steps=max(total_steps, 1),
+            accountant=self.config.accountant,
+        )
+        # Opacus's hooks on the first layer fire on inputs that need no gradient (data): that is
+        # expected, and PyTorch's warning about it would repeat on every run
+        warnings.filterwarnings("ignore", message="Full backward hook is firing when gradients")
+        try:
+            self.grad_sampler = GradSampleModule(model, loss_reduction="mean")
+        except NotImplementedError as error:
+            raise ConfigError(f"train.privacy: {error}; use a model without that layer") from error
+        self.optimizer = DPOptimizer(
+            optimizer,
+            noise_multiplier=self.noise_multiplier,
+            max_grad_norm=self.config.max_grad_norm,
+            expected_batch_size=self.batch_size,  # Opacus divides by it times virtual steps
+            loss_reduction="mean",
+        )
+        self.accountant = create_accountant(mechanism=self.config.accountant)
+        return self.grad_sampler, self.optimizer
+
+    def batches(
+        self, table: TensorTable, epoch: int, start_batch: int, device: torch.device
+    ) -> Iterator[TensorTable]:
+        """The epoch's Poisson batches from batch `start_batch` on (to resume mid-epoch).
+
+        Each optimizer step draws every row with probability q; its rows are split into
+        `accumulation` physical batches (some may be empty, rarely: Opacus handles those).
+        """
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch + 7_919)
+        for step in range(self.steps_per_epoch):
+            drawn = torch.rand(self.rows, generator=generator) < self.sample_rate
+            if (step + 1) * self.accumulation <= start_batch:
+                continue
+            index = drawn.nonzero().squeeze(1)
+            for part in index.tensor_split(self.accumulation):
+                batch = table.select(part)
+                yield batch if batch.device == device else batch.to(device, non_blocking=True)
+
+    def account_step(self) -> None:
+        """One noisy step taken: the accountant adds it to the privacy spent."""
+        assert self.accountant is not None and self.noise_multiplier is not None
+        self.accountant.step(noise_multiplier=self.noise_multiplier, sample_rate=self.sample_rate)
+
+    def epsilon(self) -> float:
+        """The epsilon spent so far at this run's delta (0.0 before the first step)."""
+        if self.accountant is None or not self.accountant.history:
+            return 0.0
+        return float(self.accountant.get_epsilon(delta=self.delta))
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON for the checkpoint: the noise multiplier and the accountant's history."""
+        history = self.accountant.history if self.accountant is not None else []
+        return {
+            "noise_multiplier": self.noise_multiplier,
+            "history": [list(entry) for entry in history],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue a run with its own noise and its spent budget (call after `attach`)."""
+        assert self.accountant is not None and self.optimizer is not None
+        self.noise_multiplier = float(state["noise_multiplier"])
+        self.optimizer.noise_multiplier = self.noise_multiplier
+        self.accountant.history = [tuple(entry) for entry in state["history"]]
+
+    def detach(self) -> None:
+        """Remove Opacus's hooks: the model is an ordinary module again."""
+        if self.grad_sampler is not None:
+            self.grad_sampler._close()  # type: ignore[operator]
+
+    def summary(self) -> dict[str, Any]:
+        """What eval.json and the report state about the guarantee."""
+        return {
+            "epsilon": round(self.epsilon(), 4),
+            "target_epsilon": self.config.epsilon,
+            "delta": self.delta,
+            "accountant": self.config.accountant,
+            "noise_multiplier": round(self.noise_multiplier or 0.0, 4),
+            "max_grad_norm": self.config.max_grad_norm,
+            "sample_rate": round(self.sample_rate, 6),
+            "steps": sum(int(steps) for _, _, steps in self.state_dict()["history"]),
+            "planned_steps": self.planned_steps,
+        }
+
+
+def private_loss(loss: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """`loss`, except that an empty Poisson batch gives a zero that still reaches every
+    output (a mean over no rows would be NaN)."""
+
+    def guarded(
+        features: Sequence[Any],
+        outputs: dict[str, torch.Tensor],
+        targets: dict[str, torch.Tensor],
+        *args: Any,
+    ) -> torch.Tensor:
+        if next(iter(targets.values())).shape[0] == 0:
+            return sum((value.sum() * 0.0 for value in outputs.values()), torch.tensor(0.0))
+        return loss(features, outputs, targets, *args)
+
+    return guarded
+
+
+def check_private_training(
+    privacy: PrivacyConfig | None,
+    clip_grad_norm: float | None,
+    precision: str,
+    compile_model: bool | str,
+    output_types: Sequence[str],
+    processes: int,
+    distilled: bool,
+) -> None:
+    """Refuse, before step 0, what DP-SGD here does not cover.
+
+    Raises:
+        ConfigError: naming the key to change.
+    """
+    if privacy is None:
+        return
+    refusals = {
+        "train.clip_grad_norm: with train.privacy, every row's gradient is clipped to "
+        "train.privacy.max_grad_norm; remove clip_grad_norm": clip_grad_norm is not None,
+        "train.precision: fp16 loss scaling and DP-SGD do not go together; use fp32 or bf16": (
+            precision == "fp16"
+        ),
+        "train.compile: Opacus's per-sample gradient hooks do not compile; set it to false": (
+            compile_model is True
+        ),
+        "outputs: text outputs (token losses) are not trained privately yet; use a category, "
+        "binary or number output, or turn train.privacy off": "text" in output_types,
+        "--devices: private training runs in one process for now (DDP with DP-SGD is not "
+        "supported yet); train with --devices 1": processes > 1,
+        "teacher: distillation with train.privacy would train on a teacher fitted to the same "
+        "private rows; drop the teacher or train.privacy": distilled,
+    }
+    for message, refused in refusals.items():
+        if refused:
+            raise ConfigError(message)

@@ -1,0 +1,135 @@
+"""A private run's preparation and record: the checks before step 0, the private-safe model,
+and what eval.json says about the guarantee and what it does not cover."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from torch import nn
+
+from megalith.data.sources import Table, load_table
+from megalith.errors import ConfigError
+from megalith.models.private_layers import make_private_safe
+from megalith.training.privacy import PrivacyConfig, PrivateTraining, check_private_training
+
+if TYPE_CHECKING:
+    from megalith.config import Config
+    from megalith.data.preprocess import Preprocessor
+
+NOT_COVERED = (
+    "the guarantee covers the model's weights, not the preprocessing fitted on the same train rows"
+)
+
+
+def prepare_privacy(
+    cfg: Config, train_rows: int, processes: int, distilled: bool
+) -> PrivateTraining | None:
+    """The run's PrivateTraining when train.privacy is set (None otherwise).
+
+    Raises:
+        ConfigError: a setting DP-SGD here does not cover (see check_private_training).
+    """
+    privacy = cfg.train.privacy
+    if privacy is not None:
+        _refuse_mixup(cfg)
+    check_private_training(
+        privacy,
+        cfg.train.clip_grad_norm,
+        cfg.train.precision,
+        cfg.train.compile,
+        [feature.type for feature in cfg.outputs],
+        processes,
+        distilled,
+    )
+    if privacy is None:
+        return None
+    return PrivateTraining(
+        config=privacy,
+        rows=train_rows,
+        batch_size=cfg.train.rows_per_batch,
+        accumulation=cfg.train.grad_accumulation,
+        seed=cfg.seed,
+    )
+
+
+def _refuse_mixup(cfg: Config) -> None:
+    """Mixup blends each row with another, so one row's gradient carries two rows: the
+    per-row clipping DP-SGD's guarantee rests on would bound pairs, not rows.
+
+    Raises:
+        ConfigError: an image input's augmentation mixes rows.
+    """
+    from megalith.data.features.image_augment import resolve_augment
+
+    for feature in cfg.inputs:
+        augment = getattr(feature, "augment", None)
+        if feature.type == "image" and augment is not None and resolve_augment(augment).mixup:
+            raise ConfigError(
+                f"inputs.{feature.name}.augment: mixup blends rows, which DP-SGD's per-row "
+                "clipping does not cover; set mixup: 0 (or a preset without it) or turn "
+                "train.privacy off"
+            )
+
+
+def private_model(cfg: Config, model: nn.Module, console: Console | None = None) -> nn.Module:
+    """`model` made private-safe when train.privacy is set (BatchNorm -> GroupNorm, ...), with
+    a printed notice per replaced layer; `model` unchanged otherwise.
+
+    Raises:
+        ConfigError: a layer that no private-safe equivalent replaces, by name.
+    """
+    if cfg.train.privacy is None:
+        return model
+    notice = (lambda line: console.print(f"[yellow]note[/]: {line}")) if console else None
+    return make_private_safe(model, notice)
+
+
+def public_table(privacy: PrivacyConfig | None, base_dir: Path) -> Table | None:
+    """train.privacy.public_data read as a table (relative to the config's folder), or None.
+
+    Raises:
+        DataError: the file cannot be read, naming it.
+    """
+    if privacy is None or privacy.public_data is None:
+        return None
+    return load_table(privacy.public_data, relative_to=base_dir)
+
+
+def fitted_from_private_rows(preprocessor: Preprocessor) -> list[str]:
+    """One line per feature whose fitted preprocessing (statistics, vocabulary, categories)
+    was computed on the private train rows: the DP guarantee does not cover these."""
+    lines = []
+    encoders: list[Any] = [*preprocessor.inputs, *preprocessor.outputs]
+    for encoder in encoders:
+        fitted = sorted(key for key, value in encoder.state().items() if value not in (None, {}))
+        if fitted:
+            name = getattr(encoder.config, "name", "?")
+            lines.append(f"{name}: {', '.join(fitted)}")
+    return lines
+
+
+def private_summary(
+    private: PrivateTraining, preprocessor: Preprocessor, console: Console
+) -> dict[str, Any]:
+    """eval.json's `privacy`: the epsilon spent and what the guarantee leaves out (printed)."""
+    public = private.config.public_data
+    fitted = [] if public else fitted_from_private_rows(preprocessor)
+    summary = private.summary()
+    summary["preprocessing_fitted_on"] = public or "the private train rows"
+    summary["not_covered"] = None if public else NOT_COVERED
+    summary["fitted_from_private_rows"] = fitted
+    console.print(
+        f"privacy: epsilon {summary['epsilon']:.3g} spent (target {summary['target_epsilon']}) "
+        f"at delta {summary['delta']:.3g}, {summary['accountant']} accountant, "
+        f"noise multiplier {summary['noise_multiplier']:.3g}"
+    )
+    if fitted:
+        names = [line.split(":")[0] for line in fitted]
+        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        console.print(
+            f"[yellow]warning[/]: {NOT_COVERED}: {shown} (eval.json privacy."
+            "fitted_from_private_rows lists what)"
+        )
+    return summary

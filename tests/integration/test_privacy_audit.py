@@ -1,0 +1,76 @@
+"""`megalith audit-privacy`: a model built to memorise leaks, a random one does not."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_table, run_cli
+
+import megalith as mg
+from megalith.models import build_model
+from megalith.privacy import audit_privacy
+from megalith.run import Run
+
+
+def _train(folder: Path, inputs: list[str], epochs: int) -> mg.Run:
+    frame = make_table(rows=400)
+    frame["label"] = np.random.default_rng(0).choice(["a", "b"], len(frame))
+    frame.to_csv(folder / "table.csv", index=False)
+    config = {
+        "name": "memorise",
+        "data": {"source": str(folder / "table.csv"), "split": {"val": 0.0, "test": 0.5}},
+        "inputs": [{"name": name, "type": "category"} for name in inputs],
+        "outputs": [{"name": "label", "type": "category"}],
+        "model": {"arch": "mlp", "hidden": [64], "dropout": 0.0},
+        "train": {
+            "epochs": epochs,
+            "batch_size": 20,
+            "optimizer": {"name": "adam", "lr": 0.02},
+            "baselines": False,
+        },
+    }
+    return mg.train(config, output_dir=folder / "run")
+
+
+@pytest.fixture(scope="module")
+def memorised(tmp_path_factory: pytest.TempPathFactory) -> mg.Run:
+    """Random labels, half the rows held out, each row's id as a category (an embedding per
+    train row): all the model can do is memorise."""
+    return _train(tmp_path_factory.mktemp("audit"), ["id", "color"], epochs=10)
+
+
+@pytest.mark.slow
+def test_memorising_model_leaks(memorised: mg.Run) -> None:
+    leaked = {r.attack: r for r in audit_privacy(memorised, write=False)}
+    assert leaked["loss_threshold"].auc > 0.75
+    assert leaked["likelihood_ratio"].auc > 0.7
+    assert leaked["loss_threshold"].members == leaked["loss_threshold"].non_members == 200
+
+
+@pytest.mark.slow
+def test_random_model_does_not_leak(tmp_path: Path) -> None:
+    trained = _train(tmp_path, ["color", "member"], epochs=1)  # inputs shared by many rows
+    spec = trained.preprocessor
+    fresh = build_model(trained.config.model, spec.input_specs, spec.output_specs)
+    untrained = Run(trained.path, trained.config, trained.preprocessor, fresh)
+    for result in audit_privacy(untrained, write=False):
+        assert abs(result.auc - 0.5) < 0.08, result
+
+
+@pytest.mark.slow
+def test_cli_audits_compares_and_adds_a_report_section(memorised: mg.Run, tmp_path: Path) -> None:
+    outcome = run_cli("audit-privacy", memorised.path, "--compare", memorised.path)
+    assert outcome.code == 0, outcome.stderr
+    assert "loss_threshold" in outcome.stdout and "likelihood_ratio" in outcome.stdout
+    record = json.loads((memorised.path / "privacy-audit.json").read_text())
+    assert len(record["rows"]) == 4 and record["rows"][0]["auc"] == record["rows"][2]["auc"]
+    report = (memorised.path / "report.html").read_text()
+    assert "Membership-inference audit" in report
+
+
+def test_cli_refuses_a_missing_run(tmp_path: Path) -> None:
+    outcome = run_cli("audit-privacy", tmp_path / "nowhere")
+    assert outcome.code != 0 and "Traceback" not in outcome.stderr
