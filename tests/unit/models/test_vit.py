@@ -45,7 +45,7 @@ def test_patches_cover_the_padded_image_row_by_row() -> None:
 def test_heads_must_divide_the_width_and_an_image_is_needed() -> None:
     with pytest.raises(ConfigError, match="multiple of heads"):
         build_model(ViTConfig(dim=10, heads=4), DIGITS, LABEL)
-    with pytest.raises(ConfigError, match="needs an image input"):
+    with pytest.raises(ConfigError, match="needs an image or audio input"):
         build_model(SMALL, [InputSpec("size", "number")], LABEL)
 
 
