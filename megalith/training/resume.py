@@ -29,6 +29,7 @@ RESUMABLE_KEYS = (
     "train.max_skipped_steps",
     "train.activation_checkpointing",
     "train.baselines",
+    "train.collective_timeout",
 )
 """Dotted config keys (and everything under them) that a resume may change."""
 
