@@ -88,6 +88,9 @@ class TrainConfig(ConfigModel):
     activation_checkpointing: bool = False
     """Recompute block activations in the backward pass to save memory (ResNet and Transformer
     blocks)."""
+    checkpoint_async: bool | Literal["auto"] = "auto"
+    """Write checkpoints on a background thread from a copy, while training goes on (auto: on
+    a GPU)."""
     checkpoint_every: int | str | None = None
     """Also checkpoint inside epochs: every N steps (500) or every N minutes ('10m')."""
     on_nan: Literal["stop", "skip"] = "stop"
@@ -229,7 +232,10 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
         state = _loop_state(whole_epoch, scheduler, scaler, stopper, job.callbacks)
         state.update(config=job.record, seconds=earlier + time.perf_counter() - started)
         state.update(processes=ddp.world_size)
-        ckpt.save_checkpoint(job.checkpoints, position.step, weights, optimizer_state, state)
+        background = ckpt.resolve_checkpoint_async(cfg.checkpoint_async, device)
+        ckpt.save_checkpoint(
+            job.checkpoints, position.step, weights, optimizer_state, state, background
+        )
 
     for cb in job.callbacks:
         cb.on_train_start(int(total_steps), cfg.epochs, at.epoch)

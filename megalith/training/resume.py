@@ -25,6 +25,7 @@ RESUMABLE_KEYS = (
     "train.log_every",
     "train.log",
     "train.checkpoint_every",
+    "train.checkpoint_async",
     "train.on_nan",
     "train.max_skipped_steps",
     "train.activation_checkpointing",
