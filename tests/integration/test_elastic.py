@@ -106,12 +106,29 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(run / "model.safetensors")
 
 
+def _reference(folder: Path, *devices: str) -> Path:
+    _write_config(folder)
+    result = _megalith(folder, "cfg.yaml", "-o", "reference", *devices)
+    assert result.returncode == 0, result.stderr
+    return folder / "reference"
+
+
+@pytest.fixture(scope="module")
+def one_process_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """CONFIG trained in one go by one process (a strategy changes nothing there)."""
+    return _reference(tmp_path_factory.mktemp("one"))
+
+
+@pytest.fixture(scope="module")
+def two_process_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """CONFIG trained in one go by two processes under one torchrun agent."""
+    return _reference(tmp_path_factory.mktemp("two"), "--devices", "2")
+
+
 def test_a_killed_process_is_restarted_and_the_run_ends_as_if_uninterrupted(
-    tmp_path: Path,
+    tmp_path: Path, two_process_run: Path
 ) -> None:
     _write_config(tmp_path)
-    reference = _megalith(tmp_path, "cfg.yaml", "-o", "reference", "--devices", "2")
-    assert reference.returncode == 0, reference.stderr
 
     command = ("cfg.yaml", "-o", "run", "--devices", "2", "--max-restarts", "1")
     process = _start(tmp_path, *command)
@@ -125,10 +142,12 @@ def test_a_killed_process_is_restarted_and_the_run_ends_as_if_uninterrupted(
     log = " ".join(stderr.split())  # the console wraps long lines
     assert "restarted by torchrun (restart 1): continuing from the last complete checkpoint" in log
     assert re.search(r"resuming from step-0+(\d+) \(step \1, epoch 1\)", log), stderr
-    a, b = _weights(tmp_path / "reference"), _weights(tmp_path / "run")
+    a, b = _weights(two_process_run), _weights(tmp_path / "run")
     assert a.keys() == b.keys()
     assert all(torch.equal(a[key], b[key]) for key in a), "weights differ"
-    scores = [json.loads((tmp_path / n / "eval.json").read_text()) for n in ("reference", "run")]
+    scores = [
+        json.loads((run / "eval.json").read_text()) for run in (two_process_run, tmp_path / "run")
+    ]
     assert scores[0]["test"] == scores[1]["test"]
 
 
@@ -139,11 +158,9 @@ def _epochs(run: Path) -> list[dict[str, float]]:
 
 @pytest.mark.parametrize(("strategy", "before", "after"), [("ddp", 2, 1), ("fsdp", 1, 2)])
 def test_a_run_resumes_on_another_number_of_processes(
-    tmp_path: Path, strategy: str, before: int, after: int
+    tmp_path: Path, one_process_run: Path, strategy: str, before: int, after: int
 ) -> None:
     _write_config(tmp_path, strategy=strategy)
-    reference = _megalith(tmp_path, "cfg.yaml", "-o", "reference")  # one process, in one go
-    assert reference.returncode == 0, reference.stderr
 
     devices = ["--devices", str(before)] if before > 1 else []
     process = _start(tmp_path, "cfg.yaml", "-o", "run", *devices)
@@ -160,10 +177,10 @@ def test_a_run_resumes_on_another_number_of_processes(
     assert f"resuming on {after} process(es); the checkpoint was written by {before}" in log
     assert "the global batch stays 64 rows per step" in log
 
-    a, b = _weights(tmp_path / "reference"), _weights(tmp_path / "run")
+    a, b = _weights(one_process_run), _weights(tmp_path / "run")
     for key in a:  # the same global batches in the same order; only the reduction order differs
         torch.testing.assert_close(a[key], b[key], atol=2e-3, rtol=0)
-    ours, theirs = _epochs(tmp_path / "run"), _epochs(tmp_path / "reference")
+    ours, theirs = _epochs(tmp_path / "run"), _epochs(one_process_run)
     assert [e["epoch"] for e in ours] == [1, 2, 3]
     for mine, reference_epoch in zip(ours, theirs, strict=True):
         assert abs(mine["val/loss"] - reference_epoch["val/loss"]) < 1e-2
@@ -197,12 +214,12 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_two_torchrun_agents_on_one_rendezvous_train_as_two_nodes(tmp_path: Path) -> None:
+def test_two_torchrun_agents_on_one_rendezvous_train_as_two_nodes(
+    tmp_path: Path, two_process_run: Path
+) -> None:
     """Two "machines" (two torchrun agents on loopback, one process each) join one c10d
     rendezvous: the same run as `--devices 2` on one agent."""
-    _write_config(tmp_path, epochs=2)
-    reference = _megalith(tmp_path, "cfg.yaml", "-o", "reference", "--devices", "2")
-    assert reference.returncode == 0, reference.stderr
+    _write_config(tmp_path)
     agent = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1"]
     agent += ["--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{_free_port()}"]
     agent += ["--rdzv-id=two-nodes", "-m", "megalith", "train", "cfg.yaml", "-o", "nodes"]
@@ -217,9 +234,10 @@ def test_two_torchrun_agents_on_one_rendezvous_train_as_two_nodes(tmp_path: Path
         for node in nodes:
             node.kill()
     assert [node.returncode for node in nodes] == [0, 0], errors
-    a, b = _weights(tmp_path / "reference"), _weights(tmp_path / "nodes")
+    a, b = _weights(two_process_run), _weights(tmp_path / "nodes")
     for key in a:  # the same global batches; which agent's process is rank 0 may differ
         torch.testing.assert_close(a[key], b[key], atol=2e-3, rtol=0)
-    scores = [json.loads((tmp_path / n / "eval.json").read_text()) for n in ("reference", "nodes")]
+    runs = (two_process_run, tmp_path / "nodes")
+    scores = [json.loads((run / "eval.json").read_text()) for run in runs]
     assert scores[1]["training"]["processes"] == 2
     assert abs(scores[0]["test"]["loss"] - scores[1]["test"]["loss"]) < 1e-2
