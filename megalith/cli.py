@@ -78,13 +78,21 @@ def train(
         Path | None,
         typer.Option("--teacher", help="Distil from this trained run (as teacher: in the config)."),
     ] = None,
+    max_restarts: Annotated[
+        int,
+        typer.Option(
+            "--max-restarts",
+            help="Restart the processes up to R times when one dies (torchrun); the run "
+            "continues from its last checkpoint.",
+        ),
+    ] = 0,
 ) -> None:
     """Train a model from a config and write its run directory."""
     import os
 
     if config is None and resume is None:
         fail("give a CONFIG to train, or --resume RUN_DIR to continue a run")
-    if devices != 1 and "WORLD_SIZE" not in os.environ:
+    if (devices != 1 or max_restarts) and "WORLD_SIZE" not in os.environ:
         from megalith.training.distributed import launch
 
         argv = ["--debug"] if _state["debug"] else []
@@ -94,7 +102,7 @@ def train(
         argv += ["--resume", str(resume)] if resume else []
         argv += ["--overwrite"] if overwrite else []
         argv += ["--teacher", str(teacher)] if teacher else []
-        raise typer.Exit(launch(devices, argv))
+        raise typer.Exit(launch(devices, argv, max_restarts))
 
     from megalith.pipeline import train as run_training
 

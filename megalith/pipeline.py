@@ -44,6 +44,13 @@ from megalith.training import checkpoint as ckpt
 from megalith.training.augment import build_augmenter
 from megalith.training.callbacks import Callback, MetricsLog, ProgressBar, Throughput
 from megalith.training.distributed import Distributed
+from megalith.training.elastic import (
+    Attempt,
+    describe_world_change,
+    restart_note,
+    run_dir_on_this_try,
+)
+from megalith.training.heartbeat import Heartbeat, collective_failure
 from megalith.training.loop import TrainJob, train_loop
 from megalith.training.private_run import (
     prepare_privacy,
@@ -108,12 +115,24 @@ def train(
         raise ConfigError("give a config to train, or resume= a run directory to continue")
     else:
         cfg, base_dir = load_config(config, overrides)
-        run_dir = RunDir(Path(output_dir)) if output_dir else RunDir.default_for(cfg.name)
+        run_dir, again, overwrite_own = run_dir_on_this_try(cfg.name, output_dir)
+        if again:  # torchrun restarted a group that died: continue its own run
+            return train(
+                resume=run_dir.path,
+                overrides=overrides,
+                console=console,
+                callbacks=callbacks,
+                start_from=start_from,
+            )
+        overwrite = overwrite or overwrite_own
     ddp = Distributed.from_env()
-    ddp.start(resolve_device(cfg.train.device))
+    store = ddp.start(resolve_device(cfg.train.device), cfg.train.collective_timeout)
+    heartbeat = Heartbeat(store, ddp.rank, ddp.world_size) if store is not None else None
     try:
         run_dir = RunDir(Path(ddp.broadcast(str(run_dir.path))))  # one name for every rank
         console = console or Console(stderr=True, quiet=not ddp.is_main)
+        if Attempt.from_env().restarted:
+            console.print(restart_note(resume is not None))
         return _train(
             cfg,
             base_dir,
@@ -121,10 +140,15 @@ def train(
             resume is not None,
             overwrite,
             console,
-            callbacks,
+            [*callbacks, *([heartbeat] if heartbeat else [])],
             ddp,
             start_from,
         )
+    except RuntimeError as error:  # a process stopped answering: name it, no traceback
+        failure = collective_failure(error, heartbeat, cfg.train.collective_timeout)
+        if failure is None:
+            raise
+        raise failure from error
     finally:
         ddp.stop()
 
@@ -199,8 +223,15 @@ def _train(
         + f" -> {run_dir.path}"
     )
     if resuming:
-        where = checkpoint.path.name if checkpoint is not None else "the start: no checkpoint"
+        where = "the start: no checkpoint"
+        if checkpoint is not None:
+            at = checkpoint.state["loop"]["position"]
+            where = f"{checkpoint.path.name} (step {at['step']}, epoch {at['epoch'] + 1})"
         console.print(f"resuming from {where}")
+        written_by = checkpoint.state["loop"].get("processes") if checkpoint is not None else None
+        change = describe_world_change(written_by, ddp.world_size, cfg.train.rows_per_batch)
+        if change:
+            console.print(change)
     ddp = dataclasses.replace(ddp, sharded=ddp.enabled and cfg.train.strategy == "fsdp")
     watch = cfg.train.early_stop.metric if cfg.train.early_stop else _default_watch(preprocessor)
     job = TrainJob(
@@ -221,7 +252,7 @@ def _train(
             *callbacks,
         ]
         if ddp.is_main
-        else [],
+        else [cb for cb in callbacks if isinstance(cb, Heartbeat)],  # every rank beats
         distributed=ddp,
         record=cfg.model_dump(mode="json"),
         augment=augment,
@@ -290,6 +321,7 @@ def _start_run_dir(
         run_dir.create(overwrite=overwrite)
         shutil.rmtree(run_dir.checkpoints, ignore_errors=True)  # stale state of an overwritten run
         run_dir.architecture.unlink(missing_ok=True)  # and a pruned model's widths
+        Attempt.from_env().claim(run_dir)  # a torchrun restart resumes only its own run
     text = config_to_yaml(cfg)
     if not run_dir.config.is_file() or run_dir.config.read_text(encoding="utf-8") != text:
         run_dir.write_text(run_dir.config, text)

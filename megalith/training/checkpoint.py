@@ -49,6 +49,7 @@ def save_checkpoint(
     model_state: dict[str, torch.Tensor],
     optimizer_state: dict[str, Any],
     state: dict[str, Any],
+    background: bool = False,
 ) -> Path:
     """Write `root/step-NNNNNNNNN` atomically with RNG states included; keep the last two.
 
@@ -57,14 +58,54 @@ def save_checkpoint(
     in the background while training goes on; the next save waits for it first, so the
     checkpoint before the newest, the one kept as a fallback, is always on the disk.
 
+    With `background` (`train.checkpoint_async`), only a copy of the tensors is taken here (on
+    the CPU); writing, hashing, renaming and flushing run on a background thread while training
+    goes on, and the next save (or the end of training) waits for them. A process killed
+    meanwhile leaves the folder under its temporary name: the previous checkpoint stays the
+    newest complete one.
+
     Raises:
         RunError: the folder cannot be written (disk full, read-only), or `root` is a symlink
-            leading out of the run directory holding it; nothing half-written stays.
+            leading out of the run directory holding it; nothing half-written stays. In the
+            background, raised by the next save or `wait_until_durable`.
     """
-    from megalith.errors import RunError
-
     wait_until_durable()
     check_inside(root.parent, root)  # never write, nor prune, through a link out of the run
+    tensors, optimizer_json = _split_optimizer_state(optimizer_state)
+    tensors.update(_rng_tensors())
+    model = _contiguous(model_state)
+    manifest = {"step": step, "optimizer": optimizer_json, "rng": _rng_json(), "loop": state}
+    if not background:
+        final = _write_checkpoint(root, step, model, tensors, manifest)
+        _flushing.append(_flusher.submit(_make_durable, final))
+        return final
+    # a snapshot: training changes the weights, the moments and the loop state in place
+    model = {name: t.clone() for name, t in model.items()}
+    tensors = {name: t.clone() for name, t in tensors.items()}
+    manifest = json.loads(json.dumps(manifest))
+    _flushing.append(_flusher.submit(_write_and_flush, root, step, model, tensors, manifest))
+    return root / f"step-{step:09d}"
+
+
+def _write_and_flush(
+    root: Path,
+    step: int,
+    model: dict[str, torch.Tensor],
+    tensors: dict[str, torch.Tensor],
+    manifest: dict[str, Any],
+) -> None:
+    _make_durable(_write_checkpoint(root, step, model, tensors, manifest))
+
+
+def _write_checkpoint(
+    root: Path,
+    step: int,
+    model: dict[str, torch.Tensor],
+    tensors: dict[str, torch.Tensor],
+    manifest: dict[str, Any],
+) -> Path:
+    """The files under a temporary name, state.json (with their hashes) last, then the rename;
+    older checkpoints pruned to KEEP_LAST."""
     final = root / f"step-{step:09d}"
     tmp = root / f".tmp-step-{step:09d}-{os.getpid()}"
     try:
@@ -72,21 +113,11 @@ def save_checkpoint(
         for stale in root.glob(".tmp-*"):  # left by a process killed mid-write; one writer per run
             remove_path(stale)
         tmp.mkdir()
-        tensors, optimizer_json = _split_optimizer_state(optimizer_state)
-        tensors.update(_rng_tensors())
-        save_file(_contiguous(model_state), tmp / "model.safetensors")
+        save_file(model, tmp / "model.safetensors")
         save_file(tensors, tmp / "optimizer.safetensors")
-        manifest = {
-            "step": step,
-            "files": {
-                name: file_sha256(tmp / name)
-                for name in ("model.safetensors", "optimizer.safetensors")
-            },
-            "optimizer": optimizer_json,
-            "rng": _rng_json(),
-            "loop": state,
-        }
-        (tmp / STATE_FILE).write_text(json.dumps(manifest))
+        names = ("model.safetensors", "optimizer.safetensors")
+        files = {name: file_sha256(tmp / name) for name in names}
+        (tmp / STATE_FILE).write_text(json.dumps({**manifest, "files": files}))
         remove_path(final)
         os.replace(tmp, final)
     except OSError as error:
@@ -98,8 +129,13 @@ def save_checkpoint(
         ) from error
     for old in _checkpoint_dirs(root)[:-KEEP_LAST]:  # the one kept before `final` is durable
         shutil.rmtree(old, ignore_errors=True)
-    _flushing.append(_flusher.submit(_make_durable, final))
     return final
+
+
+def resolve_checkpoint_async(value: bool | str, device: torch.device) -> bool:
+    """`train.checkpoint_async`: auto writes in the background on a GPU (where the copy to the
+    CPU is the cost a step pays), in the foreground on a CPU."""
+    return device.type == "cuda" if value == "auto" else bool(value)
 
 
 _flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="megalith-fsync")

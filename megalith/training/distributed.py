@@ -63,14 +63,32 @@ class Distributed:
             return torch.device("cuda", self.local_rank)
         return device
 
-    def start(self, device: torch.device) -> None:
-        """Join the process group (NCCL on GPUs, Gloo on CPUs)."""
+    def start(self, device: torch.device, timeout: float = 1800.0) -> dist.Store | None:
+        """Join the process group (NCCL on GPUs, Gloo on CPUs); returns its key-value store.
+
+        Args:
+            timeout: seconds a collective waits for the other processes before it fails
+                (`train.collective_timeout`); joining the group may take longer.
+        """
         if not self.enabled or dist.is_initialized():
-            return
+            return None
         if device.type == "cuda":
             torch.cuda.set_device(device)
         backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend, timeout=timedelta(minutes=30))
+        joining = timedelta(seconds=max(timeout, 600.0))
+        store, rank, world_size = next(dist.rendezvous("env://", timeout=joining))
+        # a group restarted by torchrun shares its store with the dead one: a fresh prefix keeps
+        # its processes from reading the dead ones' addresses and waiting on them
+        restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
+        store = dist.PrefixStore(f"megalith/restart-{restart}", store)
+        dist.init_process_group(
+            backend=backend,
+            store=store,
+            rank=rank,
+            world_size=world_size,
+            timeout=timedelta(seconds=timeout),
+        )
+        return store
 
     def stop(self) -> None:
         if self.enabled and dist.is_initialized():
@@ -186,10 +204,15 @@ def whole(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.detach()
 
 
-def launch(devices: int, argv: Sequence[str]) -> int:
-    """Run `megalith ARGV` as `devices` processes under torchrun; returns its exit code."""
+def launch(devices: int, argv: Sequence[str], max_restarts: int = 0) -> int:
+    """Run `megalith ARGV` as `devices` processes under torchrun; returns its exit code.
+
+    With `max_restarts`, torchrun's elastic agent restarts every process up to that many times
+    when one fails (megalith.training.elastic: the run continues from its last checkpoint)."""
     if devices < 1:
         raise ConfigError(f"--devices must be at least 1 (got {devices})")
+    if max_restarts < 0:
+        raise ConfigError(f"--max-restarts must be 0 or more (got {max_restarts})")
     if devices > 1 and torch.cuda.is_available() and devices > torch.cuda.device_count():
         raise ConfigError(
             f"--devices {devices}: only {torch.cuda.device_count()} CUDA device(s) are visible"
@@ -200,6 +223,7 @@ def launch(devices: int, argv: Sequence[str]) -> int:
         "torch.distributed.run",
         "--standalone",
         f"--nproc_per_node={devices}",
+        f"--max-restarts={max_restarts}",
         "-m",
         "megalith",
         *argv,

@@ -78,6 +78,9 @@ class TrainConfig(ConfigModel):
     """torch.compile the model: auto compiles on GPU only."""
     device: str = "auto"
     """auto, cpu, cuda, cuda:N or mps."""
+    collective_timeout: float = Field(1800.0, gt=0)
+    """Seconds a process waits in a collective (gradient all-reduce, FSDP gather) for the others
+    before the run ends with an error naming the stalled process (several processes only)."""
     log_every: int = Field(50, gt=0)
     """Steps between two train-loss records in metrics.jsonl."""
     strategy: Literal["ddp", "fsdp"] = "ddp"
@@ -87,6 +90,9 @@ class TrainConfig(ConfigModel):
     activation_checkpointing: bool = False
     """Recompute block activations in the backward pass to save memory (ResNet and Transformer
     blocks)."""
+    checkpoint_async: bool | Literal["auto"] = "auto"
+    """Write checkpoints on a background thread from a copy, while training goes on (auto: on
+    a GPU)."""
     checkpoint_every: int | str | None = None
     """Also checkpoint inside epochs: every N steps (500) or every N minutes ('10m')."""
     on_nan: Literal["stop", "skip"] = "stop"
@@ -235,11 +241,21 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
         optimizer_state = ddp.full_optimizer_state(optimizer)
         if not ddp.is_main:
             return
-        state = _loop_state(position, scheduler, scaler, stopper, job.callbacks)
+        # the epoch's running loss, as rank 0 saw it, stands for every process's share
+        whole_epoch = dataclasses.replace(
+            position,
+            loss_sum=position.loss_sum * ddp.world_size,
+            rows=position.rows * ddp.world_size,
+        )
+        state = _loop_state(whole_epoch, scheduler, scaler, stopper, job.callbacks)
         state.update(config=job.record, seconds=earlier + time.perf_counter() - started)
         if private is not None:
             state["privacy"] = private.state_dict()
-        ckpt.save_checkpoint(job.checkpoints, position.step, weights, optimizer_state, state)
+        state.update(processes=ddp.world_size)
+        background = ckpt.resolve_checkpoint_async(cfg.checkpoint_async, device)
+        ckpt.save_checkpoint(
+            job.checkpoints, position.step, weights, optimizer_state, state, background
+        )
 
     for cb in job.callbacks:
         cb.on_train_start(int(total_steps), cfg.epochs, at.epoch)
@@ -434,7 +450,8 @@ def _restore(
     for cb in callbacks:
         cb.load_state_dict(loop["callbacks"].get(type(cb).__name__, {}))
     ckpt.restore_rng(checkpoint)
-    return Position(**loop["position"])
+    at = Position(**loop["position"])  # rank 0 carries the epoch's loss so far, summed later
+    return at if ddp.is_main else dataclasses.replace(at, loss_sum=0.0, rows=0)
 
 
 def _state_in_param_layout(optimizer: torch.optim.Optimizer) -> None:

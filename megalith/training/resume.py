@@ -25,10 +25,12 @@ RESUMABLE_KEYS = (
     "train.log_every",
     "train.log",
     "train.checkpoint_every",
+    "train.checkpoint_async",
     "train.on_nan",
     "train.max_skipped_steps",
     "train.activation_checkpointing",
     "train.baselines",
+    "train.collective_timeout",
 )
 """Dotted config keys (and everything under them) that a resume may change."""
 
