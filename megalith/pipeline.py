@@ -25,20 +25,17 @@ from megalith.data.sources import load_data
 from megalith.data.split import split_notes
 from megalith.data.tensors import TensorTable
 from megalith.device import resolve_device, resolve_precision
-from megalith.errors import ConfigError, RunError, cannot_write, did_you_mean
+from megalith.errors import ConfigError, RunError, did_you_mean
 from megalith.evaluate.environment import describe_environment
 from megalith.evaluate.metrics import available_metrics
+from megalith.finish import publish_results, save_and_evaluate
 from megalith.models import PretrainedConfig
 from megalith.models.pretrained import (
-    ARCHITECTURE_DIR,
-    PretrainedModel,
     check_model_dir,
-    save_adapter,
-    save_architecture,
 )
 from megalith.paths import check_confined, resolved
 from megalith.run import Run, split_data, transform_split
-from megalith.runs import RunDir, check_weights_fit, save_weights_atomically
+from megalith.runs import RunDir, check_weights_fit
 from megalith.teacher import attach_teacher, teacher_override
 from megalith.training import checkpoint as ckpt
 from megalith.training.augment import build_augmenter
@@ -267,16 +264,7 @@ def _train(
     run = Run(run_dir.path, cfg, preprocessor, model)
     if not ddp.is_main:
         return run
-    save_weights_atomically(model, run_dir.weights)
-    if isinstance(model, PretrainedModel) and isinstance(cfg.model, PretrainedConfig):
-        _save_pretrained_files(model, preprocessor, run_dir.path, cfg.model.path, console)
-    if _choose_thresholds(run, tensors["val"] if len(tensors["val"]) else tensors["train"]):
-        preprocessor.save(run_dir.preprocessor)
-
-    scores: dict[str, Any] = {
-        name: run.evaluate_tensors(tensors[name]) for name in ("val", "test") if len(tensors[name])
-    }
-    scores["training"] = {
+    training = {
         "epochs": result.epochs_run,
         "steps": result.steps,
         "best_epoch": result.best_epoch,
@@ -290,16 +278,11 @@ def _train(
         ),
         **describe_environment(ddp.device(resolve_device(cfg.train.device))),
     }
-    if private is not None:
-        scores["privacy"] = private_summary(private, preprocessor, console)
-    _judge_results(run, tensors, scores, result.train_seconds)
-    run_dir.write_json(run_dir.eval, scores)
+    extra = {"privacy": private_summary(private, preprocessor, console)} if private else {}
+    scores = save_and_evaluate(run, run_dir, tensors, training, extra, console)
     if teacher is not None:
         teacher.record(run_dir, model)
-    _print_summary(console, scores, run_dir)
-    from megalith.evaluate.report import write_report_safely  # matplotlib loads only here
-
-    write_report_safely(run, console)
+    publish_results(run, run_dir, scores, console)
     return run
 
 
@@ -327,34 +310,6 @@ def _start_run_dir(
         run_dir.write_text(run_dir.config, text)
     if refit or not run_dir.preprocessor.is_file():
         preprocessor.save(run_dir.preprocessor)
-
-
-def _choose_thresholds(run: Run, rows: TensorTable) -> bool:
-    """Binary outputs with `threshold: auto` get the threshold with the best F1 on `rows`
-    (the val split, or train when there is none); True when one was chosen."""
-    from megalith.batching import forward_in_batches
-    from megalith.data.features.binary import BinaryOutputEncoder
-    from megalith.evaluate.thresholds import best_f1_threshold
-
-    auto = [
-        encoder
-        for encoder in run.preprocessor.outputs
-        if isinstance(encoder, BinaryOutputEncoder) and encoder.config.threshold == "auto"
-    ]
-    if not auto:
-        return False
-    device = resolve_device(run.config.train.device)
-    dtype = resolve_precision(run.config.train.precision, device)
-    batch_size = run.config.train.eval_batch_size
-    try:
-        outputs = forward_in_batches(run.model.to(device), rows, batch_size, device, dtype)
-    finally:
-        run.model.cpu()
-    for encoder in auto:
-        name = encoder.config.name
-        probabilities = torch.sigmoid(outputs[name].float()).numpy()
-        encoder.chosen_threshold = best_f1_threshold(probabilities, rows.targets[name].numpy())
-    return True
 
 
 def seed_everything(seed: int) -> None:
@@ -424,83 +379,3 @@ def _with_absolute_paths(cfg: Config, base_dir: Path) -> Config:
         if feature.get("tokenizer_path"):
             feature["tokenizer_path"] = absolute(feature["tokenizer_path"])
     return Config.model_validate(data)
-
-
-def _tokenizer_source(preprocessor: Preprocessor, default: str) -> str:
-    """Where the run's pretrained tokenizer was read from."""
-    from megalith.data.tokenizers import PretrainedTokenizer
-
-    encoders: list[Any] = [*preprocessor.inputs, *preprocessor.outputs]
-    for encoder in encoders:
-        tokenizer = getattr(encoder, "tokenizer", None)
-        if isinstance(tokenizer, PretrainedTokenizer) and tokenizer.source:
-            return tokenizer.source
-    return default
-
-
-def _save_pretrained_files(
-    model: PretrainedModel,
-    preprocessor: Preprocessor,
-    run: Path,
-    model_path: str,
-    console: Console,
-) -> None:
-    """RUN/pretrained (config and tokenizer, so a full fine-tune needs nothing else, without
-    references to custom code) and, for LoRA, RUN/adapter in peft's format."""
-    folder = run / ARCHITECTURE_DIR
-    try:
-        notices = save_architecture(model, _tokenizer_source(preprocessor, model_path), folder)
-        for notice in notices:
-            console.print(f"[yellow]note[/]: {notice}")
-        if model.lora:
-            save_adapter(model, run / "adapter")
-    except OSError as error:
-        raise cannot_write(folder, error) from error
-
-
-def _judge_results(
-    run: Run, tensors: dict[str, TensorTable], scores: dict[str, Any], train_seconds: float
-) -> None:
-    """Add eval.json's `baselines` (unless train.baselines is off) and `warnings`."""
-    from megalith.evaluate.checks import check_run
-
-    if run.config.train.baselines and len(tensors["test"]):
-        from megalith.evaluate.baselines import budget_for, fit_baselines
-
-        scores["baselines"] = fit_baselines(
-            run.preprocessor.input_specs,
-            run.preprocessor.output_specs,
-            tensors["train"],
-            tensors["test"],
-            budget=budget_for(train_seconds),
-            seed=run.config.seed,
-        )
-    scores["warnings"] = check_run(run, tensors["test"], scores)
-
-
-def _print_summary(console: Console, scores: dict[str, Any], run_dir: RunDir) -> None:
-    from rich.table import Table as RichTable
-
-    from megalith.evaluate.baselines import baseline_columns
-    from megalith.evaluate.checks import warning_lines
-
-    splits = [s for s in ("val", "test") if s in scores]
-    references = baseline_columns(scores)
-    table = RichTable(title="results")
-    table.add_column("metric")
-    for split in splits:
-        table.add_column(split, justify="right")
-    for kind in references:
-        table.add_column(f"{kind} (test)", justify="right")
-    for metric in scores[splits[-1]] if splits else []:
-        values = [f"{scores[s].get(metric, float('nan')):.4f}" for s in splits]
-        for column in references.values():
-            values.append(f"{column[metric]:.4f}" if metric in column else "-")
-        table.add_row(metric, *values)
-    console.print(table)
-    for output, entry in (scores.get("baselines") or {}).items():
-        if entry.get("note"):
-            console.print(f"[yellow]note[/]: baselines of {output}: {entry['note']}")
-    for line in warning_lines(scores.get("warnings", [])):
-        console.print(f"[bold red]WARNING[/]: {line}")
-    console.print(f"run written to [bold]{run_dir.path}[/]")
