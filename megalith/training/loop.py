@@ -34,6 +34,7 @@ from megalith.training.augment import BatchAugmenter, augment_batch, mixed_loss
 from megalith.training.callbacks import Callback
 from megalith.training.distributed import Distributed, whole
 from megalith.training.early_stop import EarlyStopConfig, EarlyStopping
+from megalith.training.loop_state import Position, loop_state, restore_loop
 from megalith.training.losses import class_weight_tensors, step_token_shares, total_loss
 from megalith.training.optim import (
     OptimizerConfig,
@@ -165,22 +166,6 @@ class TrainJob:
 
 
 @dataclass
-class Position:
-    """Where training is: what a checkpoint needs to continue exactly, mid-epoch included."""
-
-    epoch: int = 0
-    """Epochs completed."""
-    batch: int = 0
-    """Batches of the current epoch already consumed."""
-    step: int = 0
-    """Optimizer steps taken."""
-    loss_sum: float = 0.0
-    """Sum of (batch loss * rows) so far this epoch, for the epoch's mean train loss."""
-    rows: int = 0
-    """Rows trained on so far this epoch."""
-
-
-@dataclass
 class LoopResult:
     """What happened, for the summary and the report."""
 
@@ -225,7 +210,7 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
     stopper = EarlyStopping(cfg.early_stop) if cfg.early_stop and job.val is not None else None
     at = Position()
     if resume is not None:
-        at = _restore(resume, model, optimizer, scheduler, scaler, stopper, job.callbacks, ddp)
+        at = restore_loop(resume, model, optimizer, scheduler, scaler, stopper, job.callbacks, ddp)
         if private is not None:
             private.load_state_dict(resume.state["loop"]["privacy"])
     train_data = (job.train.to(device) if device.type != "cpu" else job.train).pack()
@@ -247,7 +232,7 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
             loss_sum=position.loss_sum * ddp.world_size,
             rows=position.rows * ddp.world_size,
         )
-        state = _loop_state(whole_epoch, scheduler, scaler, stopper, job.callbacks)
+        state = loop_state(whole_epoch, scheduler, scaler, stopper, job.callbacks)
         state.update(config=job.record, seconds=earlier + time.perf_counter() - started)
         if private is not None:
             state["privacy"] = private.state_dict()
@@ -408,59 +393,3 @@ def _save_best(root: Path, weights: dict[str, torch.Tensor]) -> None:
     """The best epoch's weights, replaced atomically."""
     root.mkdir(parents=True, exist_ok=True)
     save_tensors_atomically(weights, root / "best.safetensors")
-
-
-def _loop_state(
-    at: Position,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    scaler: torch.amp.GradScaler,
-    stopper: EarlyStopping | None,
-    callbacks: Sequence[Callback],
-) -> dict[str, Any]:
-    return {
-        "position": dataclasses.asdict(at),
-        "scheduler": {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"},
-        "scaler": scaler.state_dict(),
-        "early_stop": stopper.state() if stopper is not None else None,
-        "callbacks": {type(cb).__name__: cb.state_dict() for cb in callbacks},
-    }
-
-
-def _restore(
-    checkpoint: ckpt.Checkpoint,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    scaler: torch.amp.GradScaler,
-    stopper: EarlyStopping | None,
-    callbacks: Sequence[Callback],
-    ddp: Distributed,
-) -> Position:
-    """Load every piece of state; returns where training stopped."""
-    loop = checkpoint.state["loop"]
-    ddp.load_full_weights(model, checkpoint.model)
-    ddp.load_optimizer_state(optimizer, ckpt.optimizer_state_dict(checkpoint))
-    _state_in_param_layout(optimizer)
-    lambdas = [None] * len(optimizer.param_groups)
-    scheduler.load_state_dict({**loop["scheduler"], "lr_lambdas": lambdas})
-    if loop["scaler"]:
-        scaler.load_state_dict(loop["scaler"])
-    if stopper is not None and loop["early_stop"] is not None:
-        stopper.load_state(loop["early_stop"])
-    for cb in callbacks:
-        cb.load_state_dict(loop["callbacks"].get(type(cb).__name__, {}))
-    ckpt.restore_rng(checkpoint)
-    at = Position(**loop["position"])  # rank 0 carries the epoch's loss so far, summed later
-    return at if ddp.is_main else dataclasses.replace(at, loss_sum=0.0, rows=0)
-
-
-def _state_in_param_layout(optimizer: torch.optim.Optimizer) -> None:
-    """Loaded moments in their parameter's memory layout (checkpoints hold them contiguous):
-    fused AdamW walks a channels-last weight and its moments as flat memory, in step."""
-    for group in optimizer.param_groups:
-        for param in group["params"]:
-            state = optimizer.state.get(param, {})
-            for name, value in list(state.items()):
-                same_shape = torch.is_tensor(value) and value.shape == param.shape
-                if same_shape and value.stride() != param.stride():
-                    state[name] = torch.empty_like(param, dtype=value.dtype).copy_(value)
