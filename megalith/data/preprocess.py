@@ -28,6 +28,7 @@ from megalith.data.features import InputFeature, OutputFeature
 from megalith.data.features.binary import BinaryInputEncoder, BinaryOutputEncoder
 from megalith.data.features.category import CategoryInputEncoder, CategoryOutputEncoder
 from megalith.data.features.image import ImageInputEncoder
+from megalith.data.features.names import SetInputEncoder
 from megalith.data.features.number import NumberInputEncoder, NumberOutputEncoder
 from megalith.data.features.sequence import SequenceInputEncoder
 from megalith.data.features.text import TextInputEncoder, TextOutputEncoder, text_cells
@@ -83,6 +84,7 @@ _INPUT_ENCODERS: dict[str, Callable[[Any, dict[str, Any] | None], InputEncoder]]
     "image": ImageInputEncoder,
     "text": TextInputEncoder,
     "sequence": SequenceInputEncoder,
+    "set": SetInputEncoder,
 }
 _OUTPUT_ENCODERS: dict[str, Callable[[Any, dict[str, Any] | None], OutputEncoder]] = {
     "number": NumberOutputEncoder,
