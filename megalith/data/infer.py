@@ -17,6 +17,7 @@ import yaml
 
 from megalith.data.builtin import BUILTIN_DATASETS
 from megalith.data.csvfile import unsplit_header_hint
+from megalith.data.infer_tables import refine_inputs
 from megalith.data.sources import IMAGE_SUFFIXES, Table
 from megalith.data.split import split_name
 from megalith.errors import DataError, did_you_mean
@@ -71,6 +72,7 @@ _FILLED = {
     "category": "read as an 'unknown' category",
     "text": "read as empty text",
     "sequence": "read as empty sequences",
+    "set": "read as an empty set",
     "image": "an error when training: fill in the paths or drop those rows",
 }
 
@@ -107,6 +109,7 @@ def infer_config(table: Table, target: str, *, source: str, name: str | None = N
             split = _column_split(frame[split_column], classes, notices)
         others = [c for c in frame.columns if c not in (target, split_column)]
         inputs = _infer_inputs(frame, others, target, origin, notices)
+        refine_inputs(frame, inputs, notices)  # name lists as sets, heavy tails log-scaled
         arch = "cnn" if any(f["type"] == "image" for f in inputs) else "mlp"
     model: dict[str, Any] = {"arch": arch}
     optimizer: dict[str, Any] = {"name": "adamw", "lr": 0.001}

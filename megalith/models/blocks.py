@@ -321,6 +321,7 @@ class FeatureModel(nn.Module):
         self.encoders = nn.ModuleList(encoders)
         widths = [encoder.out_features for encoder in encoders]
         self.fusion = make_fusion(widths, fusion)
+        self.embedding_dropout = nn.Dropout(fusion.embedding_dropout)
         combined = self.fusion.out_features
         self.combiner = make_combiner(combined, hidden, activation, dropout, batch_norm)
         width = hidden[-1] if hidden else combined
@@ -336,5 +337,5 @@ class FeatureModel(nn.Module):
 
     def decode_features(self, encoded: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
         """The outputs by name from each input's encoded features (B, F_i), in input order."""
-        x = self.combiner(self.fusion(encoded))  # (B, H)
+        x = self.combiner(self.embedding_dropout(self.fusion(encoded)))  # (B, H)
         return {name: head(x) for name, head in zip(self.output_names, self.heads, strict=True)}

@@ -51,6 +51,9 @@ class FusionSettings:
     """transformer: attention heads (token_dim must be a multiple)."""
     dropout: float = 0.1
     """transformer: dropout inside the blocks."""
+    embedding_dropout: float = 0.0
+    """Dropout on the fused encodings (the inputs' embeddings side by side, or the [CLS] token)
+    before the hidden layers: against memorising wide sparse inputs."""
     frequencies: int = 16
     """periodic: learned frequencies per number."""
     sigma: float = 1.0

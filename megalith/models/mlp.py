@@ -30,6 +30,8 @@ class MLPConfig(ConfigModel):
     combiner: Literal["concat", "transformer"] = "concat"
     """How the inputs' encodings meet: concat (side by side), or transformer (each input a token
     plus [CLS], self-attention between them: FT-Transformer, Gorishniy et al. 2021)."""
+    embedding_dropout: float = Field(default=0.0, ge=0, lt=1)
+    """Dropout on the inputs' encodings (embeddings, bags) before the hidden layers."""
     modality_dropout: float = Field(default=0.0, ge=0, lt=1)
     """Training only: probability of blanking an input in a row (as if its cell were missing),
     so a column missing at prediction time degrades the prediction gracefully."""
@@ -75,5 +77,6 @@ def build_mlp(
             layers=config.combiner_layers,
             heads=config.combiner_heads,
             dropout=config.dropout,
+            embedding_dropout=config.embedding_dropout,
         ),
     )
