@@ -17,7 +17,7 @@ import yaml
 
 from megalith.data.builtin import BUILTIN_DATASETS
 from megalith.data.csvfile import unsplit_header_hint
-from megalith.data.infer_tables import refine_inputs
+from megalith.data.infer_tables import mixed_table_settings, refine_inputs
 from megalith.data.sources import IMAGE_SUFFIXES, Table
 from megalith.data.split import split_name
 from megalith.errors import DataError, did_you_mean
@@ -120,6 +120,9 @@ def infer_config(table: Table, target: str, *, source: str, name: str | None = N
     if arch == "mlp" and all(feature["type"] == "text" for feature in inputs):
         model, optimizer = {"arch": "mlp", "hidden": []}, dict(_TEXT_OPTIMIZER)
         batch_size = 128 if len(frame) >= 10_000 else batch_size  # halves the time, same accuracy
+    mixed = mixed_table_settings(inputs, notices) if arch == "mlp" else None
+    if mixed is not None:  # text or name lists beside numbers / categories
+        model, optimizer = mixed
     config = {
         "name": name or default_name(source),
         "seed": 0,

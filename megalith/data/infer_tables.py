@@ -77,3 +77,30 @@ def refine_inputs(frame: pd.DataFrame, inputs: list[dict[str, Any]], notices: li
                 f"column '{name}' is heavy-tailed (99th percentile >= {_SPAN:.0f}x the median): "
                 "log-scaled before standardising (transform: log)"
             )
+
+
+_MIXED_MODEL: dict[str, Any] = {"arch": "mlp", "hidden": [], "modality_dropout": 0.1}
+_MIXED_OPTIMIZER: dict[str, Any] = {"name": "adamw", "lr": 0.01, "weight_decay": 0.1}
+_MIXED_WHY = (
+    "a mixed table (text or name lists beside numbers and categories): every input's encoding "
+    "straight into the output head (model.hidden: []), AdamW lr 0.01 with weight_decay 0.1, "
+    "modality_dropout 0.1, stopped early on val/loss; on the installed-modules table of "
+    "benchmarks/mixed_tables.py the generic MLP (hidden [256, 128], lr 0.001) overfit by epoch 5 "
+    "and reached MEASURED_DEFAULT test accuracy, this MEASURED_WINNER (see docs/tables.md)"
+)
+
+
+def is_mixed(inputs: list[dict[str, Any]]) -> bool:
+    """Text or name lists alongside numbers or categories."""
+    kinds = {feature["type"] for feature in inputs}
+    return bool(kinds & {"text", "set"}) and bool(kinds - {"text", "set"})
+
+
+def mixed_table_settings(
+    inputs: list[dict[str, Any]], notices: list[str]
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(model, optimizer) for a mixed table, with the reason in `notices`; None otherwise."""
+    if not is_mixed(inputs):
+        return None
+    notices.append(_MIXED_WHY)
+    return dict(_MIXED_MODEL), dict(_MIXED_OPTIMIZER)

@@ -34,14 +34,16 @@ def xor_table(rows: int, seed: int) -> pd.DataFrame:
     )
 
 
-def _config(source: Path, inputs: list[dict[str, Any]], **model: Any) -> dict[str, Any]:
+def _config(
+    source: Path, inputs: list[dict[str, Any]], lr: float = 0.01, **model: Any
+) -> dict[str, Any]:
     return {
         "name": "xor",
         "data": {"source": str(source), "split": {"val": 0.15, "test": 0.15}},
         "inputs": inputs,
         "outputs": [{"name": "label", "type": "binary"}],
         "model": {"arch": "mlp", "hidden": [32], "dropout": 0.0, **model},
-        "train": {"epochs": 25, "batch_size": 32, "optimizer": {"name": "adamw", "lr": 0.01}},
+        "train": {"epochs": 12, "batch_size": 32, "optimizer": {"name": "adamw", "lr": lr}},
     }
 
 
@@ -65,7 +67,7 @@ def test_transformer_fusion_predicts_alike_through_the_bundle(tmp_path: Path) ->
     xor_table(800, seed=1).to_csv(tmp_path / "xor.csv", index=False)
     inputs = [NOTE, SHOP, {"name": "size", "type": "number", "transform": "quantile"}]
     model = {"combiner": "transformer", "token_dim": 16, "combiner_heads": 2}
-    config = _config(tmp_path / "xor.csv", inputs, modality_dropout=0.1, **model)
+    config = _config(tmp_path / "xor.csv", inputs, lr=0.003, modality_dropout=0.1, **model)
     run = mg.train(config, output_dir=tmp_path / "run")
     assert run.metrics["test"]["accuracy"] >= 0.9
     rows = xor_table(200, seed=2)

@@ -59,3 +59,14 @@ def test_init_writes_the_mixed_table_config_with_its_reasons() -> None:
     notes = " ".join(inference.notices)
     assert "'requires' holds lists of names" in notes and "'size_kb' is heavy-tailed" in notes
     validate_config(inference.config)  # what init writes is a valid config
+
+
+def test_init_writes_the_mixed_table_model_and_says_why() -> None:
+    inference = infer_config(Table(_mixed(), Path("data"), "t.csv"), "topic", source="t.csv")
+    model = inference.config["model"]
+    assert model["modality_dropout"] > 0 and model["hidden"] == []
+    assert inference.config["train"]["optimizer"]["weight_decay"] >= 0.1
+    assert any("mixed table" in notice for notice in inference.notices)
+    numbers_only = _mixed()[["size_kb", "files", "topic"]]
+    plain = infer_config(Table(numbers_only, Path("data"), "t.csv"), "topic", source="t.csv")
+    assert "modality_dropout" not in plain.config["model"]  # not a mixed table: as before
