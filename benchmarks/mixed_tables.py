@@ -260,7 +260,10 @@ def run_table(name: str, args: argparse.Namespace, folder: Path) -> dict[str, An
                 if (f["type"] in kinds if kinds else f["type"] not in ("text", "set"))
             ]
             if kept and len(kept) < len(inputs):
-                alone = {**config, "name": f"{name}-{group}", "inputs": kept}
+                model = dict(config["model"])
+                if len(kept) == 1:  # nothing to drop in favour of another input
+                    model.pop("modality_dropout", None)
+                alone = {**config, "name": f"{name}-{group}", "inputs": kept, "model": model}
                 result["groups"][group] = train_megalith(alone, folder, args.set)
     if "linear" in result and "test_accuracy" in result["megalith"]:
         ratio = result["megalith"]["test_accuracy"] / result["linear"]["test_accuracy"]
