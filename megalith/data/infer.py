@@ -19,6 +19,7 @@ from megalith.data.builtin import BUILTIN_DATASETS
 from megalith.data.csvfile import unsplit_header_hint
 from megalith.data.infer_audio import audio_config, audio_input, is_audio_path
 from megalith.data.infer_image import apply_image_defaults
+from megalith.data.infer_tables import mixed_table_settings, refine_inputs
 from megalith.data.sources import IMAGE_SUFFIXES, Table
 from megalith.data.split import split_name
 from megalith.errors import DataError, did_you_mean
@@ -73,6 +74,7 @@ _FILLED = {
     "category": "read as an 'unknown' category",
     "text": "read as empty text",
     "sequence": "read as empty sequences",
+    "set": "read as an empty set",
     "image": "an error when training: fill in the paths or drop those rows",
     "audio": "an error when training: fill in the paths or drop those rows",
 }
@@ -114,6 +116,7 @@ def infer_config(table: Table, target: str, *, source: str, name: str | None = N
             audio_input(frame[f["name"]], table.base_dir, notices) if f["type"] == "audio" else f
             for f in inputs
         ]
+        refine_inputs(frame, inputs, notices)  # name lists as sets, heavy tails log-scaled
         arch = "cnn" if any(f["type"] in ("image", "audio") for f in inputs) else "mlp"
     model: dict[str, Any] = {"arch": arch}
     optimizer: dict[str, Any] = {"name": "adamw", "lr": 0.001}
@@ -124,6 +127,9 @@ def infer_config(table: Table, target: str, *, source: str, name: str | None = N
     if arch == "mlp" and all(feature["type"] == "text" for feature in inputs):
         model, optimizer = {"arch": "mlp", "hidden": []}, dict(_TEXT_OPTIMIZER)
         batch_size = 128 if len(frame) >= 10_000 else batch_size  # halves the time, same accuracy
+    mixed = mixed_table_settings(inputs, notices) if arch == "mlp" else None
+    if mixed is not None:  # text or name lists beside numbers / categories
+        model, optimizer = mixed
     config = {
         "name": name or default_name(source),
         "seed": 0,

@@ -29,6 +29,7 @@ from megalith.data.features.audio import AudioInputEncoder
 from megalith.data.features.binary import BinaryInputEncoder, BinaryOutputEncoder
 from megalith.data.features.category import CategoryInputEncoder, CategoryOutputEncoder
 from megalith.data.features.image import ImageInputEncoder
+from megalith.data.features.names import SetInputEncoder
 from megalith.data.features.number import NumberInputEncoder, NumberOutputEncoder
 from megalith.data.features.sequence import SequenceInputEncoder
 from megalith.data.features.text import TextInputEncoder, TextOutputEncoder, text_cells
@@ -85,6 +86,7 @@ _INPUT_ENCODERS: dict[str, Callable[[Any, dict[str, Any] | None], InputEncoder]]
     "text": TextInputEncoder,
     "sequence": SequenceInputEncoder,
     "audio": AudioInputEncoder,
+    "set": SetInputEncoder,
 }
 _OUTPUT_ENCODERS: dict[str, Callable[[Any, dict[str, Any] | None], OutputEncoder]] = {
     "number": NumberOutputEncoder,

@@ -22,6 +22,7 @@ from torch.utils.checkpoint import checkpoint
 
 from megalith.data.specs import InputSpec, OutputSpec
 from megalith.errors import ConfigError
+from megalith.models.fusion import FusionSettings, ModalityDropout, PeriodicEncoder, make_fusion
 from megalith.models.logmel import AudioFrontEnd
 from megalith.models.sequence import SequenceEncoderConfig, build_sequence_encoder
 
@@ -313,7 +314,8 @@ class OutputHead(nn.Module):
 
 
 class FeatureModel(nn.Module):
-    """Encoders by input type -> concat -> combiner MLP -> one head per output.
+    """Encoders by input type -> concat or transformer fusion (megalith.models.fusion) ->
+    combiner MLP -> one head per output.
 
     Submodules live in lists, not dicts keyed by name, because column names may hold '.'.
     """
@@ -327,21 +329,33 @@ class FeatureModel(nn.Module):
         activation: str = "relu",
         dropout: float = 0.0,
         batch_norm: bool = False,
+        fusion: FusionSettings | None = None,
     ) -> None:
         super().__init__()
         if not inputs or not outputs:
             raise ConfigError("a model needs at least one input and one output")
+        fusion = fusion or FusionSettings()
         self.input_names = [spec.name for spec in inputs]
         self.output_names = [spec.name for spec in outputs]
+        self.modality_dropout = ModalityDropout(inputs, fusion.modality_dropout)
         # each image input gets its own backbone: the factory is called once per input
-        encoders = [make_encoder(spec, image_backbone) for spec in inputs]
+        encoders: list[InputEncoder | PeriodicEncoder] = [
+            PeriodicEncoder(fusion.frequencies, fusion.sigma, fusion.token_dim)
+            if spec.type == "number" and fusion.number_embedding == "periodic"
+            else make_encoder(spec, image_backbone)
+            for spec in inputs
+        ]
         self.encoders = nn.ModuleList(encoders)
-        combined = sum(encoder.out_features for encoder in encoders)
+        widths = [encoder.out_features for encoder in encoders]
+        self.fusion = make_fusion(widths, fusion)
+        self.embedding_dropout = nn.Dropout(fusion.embedding_dropout)
+        combined = self.fusion.out_features
         self.combiner = make_combiner(combined, hidden, activation, dropout, batch_norm)
         width = hidden[-1] if hidden else combined
         self.heads = nn.ModuleList(OutputHead(spec, width) for spec in outputs)
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        inputs = self.modality_dropout(inputs)  # identity in eval mode
         encoded = [
             encoder(inputs[name])
             for name, encoder in zip(self.input_names, self.encoders, strict=True)
@@ -350,5 +364,5 @@ class FeatureModel(nn.Module):
 
     def decode_features(self, encoded: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
         """The outputs by name from each input's encoded features (B, F_i), in input order."""
-        x = self.combiner(torch.cat(list(encoded), dim=-1))  # (B, H)
+        x = self.combiner(self.embedding_dropout(self.fusion(encoded)))  # (B, H)
         return {name: head(x) for name, head in zip(self.output_names, self.heads, strict=True)}

@@ -11,6 +11,7 @@ from torch import nn
 from megalith.configbase import ConfigModel
 from megalith.data.specs import InputSpec, OutputSpec
 from megalith.models.blocks import FeatureModel, image_shape
+from megalith.models.fusion import FusionSettings
 from megalith.models.registry import register_model
 
 
@@ -26,6 +27,23 @@ class MLPConfig(ConfigModel):
     """Dropout after each hidden layer."""
     batch_norm: bool = False
     """Batch normalisation before each activation."""
+    combiner: Literal["concat", "transformer"] = "concat"
+    """How the inputs' encodings meet: concat (side by side), or transformer (each input a token
+    plus [CLS], self-attention between them: FT-Transformer, Gorishniy et al. 2021)."""
+    embedding_dropout: float = Field(default=0.0, ge=0, lt=1)
+    """Dropout on the inputs' encodings (embeddings, bags) before the hidden layers."""
+    modality_dropout: float = Field(default=0.0, ge=0, lt=1)
+    """Training only: probability of blanking an input in a row (as if its cell were missing),
+    so a column missing at prediction time degrades the prediction gracefully."""
+    number_embedding: Literal["none", "periodic"] = "none"
+    """none (the scaled value itself) or periodic (learned sin / cos frequencies -> linear -> ReLU,
+    "PLR" of Gorishniy et al. 2022)."""
+    token_dim: PositiveInt = 64
+    """transformer combiner: width of each input's token; periodic: width of a number's encoding."""
+    combiner_layers: PositiveInt = 2
+    """transformer combiner: attention blocks."""
+    combiner_heads: PositiveInt = 4
+    """transformer combiner: attention heads (token_dim must be a multiple)."""
 
 
 # -----------------------------------------------------------------------------
@@ -51,4 +69,14 @@ def build_mlp(
         activation=config.activation,
         dropout=config.dropout,
         batch_norm=config.batch_norm,
+        fusion=FusionSettings(
+            combiner=config.combiner,
+            modality_dropout=config.modality_dropout,
+            number_embedding=config.number_embedding,
+            token_dim=config.token_dim,
+            layers=config.combiner_layers,
+            heads=config.combiner_heads,
+            dropout=config.dropout,
+            embedding_dropout=config.embedding_dropout,
+        ),
     )

@@ -10,19 +10,27 @@ from megalith.data.features.audio import AudioInput
 from megalith.data.features.binary import BinaryInput, BinaryOutput
 from megalith.data.features.category import CategoryInput, CategoryOutput
 from megalith.data.features.image import ImageInput
+from megalith.data.features.names import SetInput
 from megalith.data.features.number import NumberInput, NumberOutput
 from megalith.data.features.sequence import SequenceInput
 from megalith.data.features.text import TextInput, TextOutput
 
 InputFeature = Annotated[
-    NumberInput | BinaryInput | CategoryInput | ImageInput | TextInput | SequenceInput | AudioInput,
+    NumberInput
+    | BinaryInput
+    | CategoryInput
+    | ImageInput
+    | TextInput
+    | SequenceInput
+    | AudioInput
+    | SetInput,
     Field(discriminator="type"),
 ]
 OutputFeature = Annotated[
     NumberOutput | BinaryOutput | CategoryOutput | TextOutput, Field(discriminator="type")
 ]
 
-INPUT_TYPES = ("number", "binary", "category", "image", "text", "sequence", "audio")
+INPUT_TYPES = ("number", "binary", "category", "image", "text", "sequence", "audio", "set")
 OUTPUT_TYPES = ("number", "binary", "category", "text")
 
 __all__ = [
@@ -39,6 +47,7 @@ __all__ = [
     "NumberOutput",
     "OutputFeature",
     "SequenceInput",
+    "SetInput",
     "TextInput",
     "TextOutput",
 ]

@@ -88,11 +88,12 @@ def test_config_shape_and_order() -> None:
     assert config["name"] == "shop"
     assert config["data"] == {"source": "data/shop.csv", "split": {"val": 0.1, "test": 0.1}}
     assert config["outputs"] == [{"name": "price", "type": "number"}]
-    assert config["model"] == {"arch": "mlp"}
+    # review (text) beside numbers and categories: the mixed-table settings (infer_tables.py)
+    assert config["model"] == {"arch": "mlp", "hidden": [], "modality_dropout": 0.1}
     assert config["train"] == {
         "epochs": 30,
         "batch_size": 32,
-        "optimizer": {"name": "adamw", "lr": 0.001},
+        "optimizer": {"name": "adamw", "lr": 0.01, "weight_decay": 0.1},
         "early_stop": {"metric": "val/loss", "patience": 5},
     }
 
@@ -216,7 +217,7 @@ def test_a_text_table_gets_the_measured_text_defaults() -> None:
     validate_config(config, origin="test")
 
 
-def test_a_mixed_table_keeps_the_hidden_layers() -> None:
+def test_a_mixed_table_gets_the_mixed_table_settings() -> None:
     frame = pd.DataFrame(
         {
             "notes": _sentences(120),
@@ -225,7 +226,7 @@ def test_a_mixed_table_keeps_the_hidden_layers() -> None:
         }
     )
     config = _infer(frame, "topic").config
-    assert config["model"] == {"arch": "mlp"}
+    assert config["model"] == {"arch": "mlp", "hidden": [], "modality_dropout": 0.1}
     assert config["inputs"][0]["ngrams"] == 2
 
 
