@@ -18,7 +18,7 @@ from rich.console import Console
 from megalith.config import Config, config_to_yaml
 from megalith.data.preprocess import Preprocessor
 from megalith.data.specs import InputSpec, OutputSpec
-from megalith.errors import cannot_write
+from megalith.errors import DataError, cannot_write
 from megalith.models import build_model
 from megalith.models.recommenders import Recommender
 from megalith.recommend.evaluate import evaluate_recommender, model_scorers
@@ -162,8 +162,22 @@ def held_out_negatives(
     state: RecommendState, config: RecommendConfig, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The sampled protocol's candidates for test: each held-out item and `eval_negatives`
-    items its user never interacted with, drawn once with `seed`."""
+    items its user never interacted with, drawn once with `seed`. A user who interacted with
+    every item has nothing to rank against and is left out of this protocol.
+
+    Raises:
+        DataError: every user with a held-out item interacted with every item.
+    """
     users, positives = state.held_out(TEST)
+    pairs = np.unique(state.users * state.n_items + state.items)
+    distinct = np.bincount(pairs // state.n_items, minlength=len(state.user_ids))
+    room = distinct[users] < state.n_items
+    if len(users) and not room.any():
+        raise DataError(
+            f"every user with a test item interacted with all {state.n_items} items: the "
+            "sampled protocol has no negatives to rank against; add items or users"
+        )
+    users, positives = users[room], positives[room]
     negatives = sample_eval_negatives(
         users, (state.users, state.items), state.n_items, config.eval_negatives, seed
     )

@@ -108,3 +108,19 @@ def test_recommender_configs_take_no_inputs_and_resume_is_refused(
     mg.train(config, output_dir=tmp_path / "run")
     with pytest.raises(ConfigError, match="do not resume"):
         mg.train(resume=tmp_path / "run")
+
+
+def test_a_user_who_met_every_item_is_left_out_of_the_sampled_protocol(tmp_path: Path) -> None:
+    path = tmp_path / "small.csv"
+    path.write_text("user,item\n1,a\n1,b\n1,c\n2,a\n2,b\n", encoding="utf-8")
+    config = validate_config(
+        {"data": {"source": str(path)}, "model": {"arch": "mf", "dim": 4}, "recommend": {}}
+    )
+    users, positives, negatives = held_out_negatives(
+        prepare_state(config), config.recommend, config.seed
+    )
+    assert len(users) == len(positives) == len(negatives) == 1  # user 2 only: item c
+    assert set(negatives[0].tolist()) == {2}
+    path.write_text("user,item\n1,a\n1,b\n2,a\n2,b\n", encoding="utf-8")
+    with pytest.raises(DataError, match="interacted with all 2 items"):
+        held_out_negatives(prepare_state(config), config.recommend, config.seed)
