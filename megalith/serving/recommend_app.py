@@ -15,7 +15,7 @@ import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, create_model
 from starlette.concurrency import run_in_threadpool
 
 from megalith.errors import DataError
@@ -35,7 +35,8 @@ class Recommends(Protocol):
 
 MAX_K = 1000
 """The most items one user's list may hold in one request."""
-UserId = str | int
+UserId = StrictStr | StrictInt
+"""A user id as text or a whole number; `true` or `1.0` is refused, not read as user "1"."""
 
 
 def recommend_request(max_users: int) -> type[BaseModel]:
@@ -47,8 +48,8 @@ def recommend_request(max_users: int) -> type[BaseModel]:
             list[UserId],
             Field(min_length=1, max_length=max_users, description="user ids as in the data"),
         ),
-        k=(int, Field(10, ge=1, le=MAX_K, description="items per user")),
-        exclude_seen=(bool, Field(True, description="leave out the user's known items")),
+        k=(StrictInt, Field(10, ge=1, le=MAX_K, description="items per user")),
+        exclude_seen=(StrictBool, Field(True, description="leave out the user's known items")),
     )
 
 

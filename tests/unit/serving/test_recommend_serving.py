@@ -56,6 +56,9 @@ def test_recommend_answers_top_k_and_flags_unknown_users(client: TestClient) -> 
         ({"users": [[1]]}, "users.0"),
         ({"users": [1], "colour": "red"}, "colour"),
         ({"users": ["x" * 300]}, "users"),
+        ({"users": [True]}, "users.0"),  # not user "1"
+        ({"users": [1], "k": True}, "k"),
+        ({"users": [1], "exclude_seen": "yes"}, "exclude_seen"),
     ],
 )
 def test_bad_requests_get_a_422_naming_the_field(
