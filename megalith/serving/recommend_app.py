@@ -29,7 +29,7 @@ class Recommends(Protocol):
     item_ids: list[str]
 
     def recommend(
-        self, users: Sequence[str | int], k: int = 10, *, exclude_seen: bool = True
+        self, users: Sequence[str | int] | str | int, k: int = 10, *, exclude_seen: bool = True
     ) -> pd.DataFrame: ...
 
 
