@@ -166,13 +166,20 @@ def held_out_negatives(
     every item has nothing to rank against and is left out of this protocol.
 
     Raises:
-        DataError: every user with a held-out item interacted with every item.
+        DataError: no user with a test item has train interactions (all are cold), or every
+            such user interacted with every item.
     """
     users, positives = state.held_out(TEST)
+    if not len(users):
+        raise DataError(
+            f"split {config.split}: no user with a test interaction has one in train (cold "
+            "users are left out), so nothing can be evaluated; with split: time, users must "
+            "be active before and after the time_cut"
+        )
     pairs = np.unique(state.users * state.n_items + state.items)
     distinct = np.bincount(pairs // state.n_items, minlength=len(state.user_ids))
     room = distinct[users] < state.n_items
-    if len(users) and not room.any():
+    if not room.any():
         raise DataError(
             f"every user with a test item interacted with all {state.n_items} items: the "
             "sampled protocol has no negatives to rank against; add items or users"

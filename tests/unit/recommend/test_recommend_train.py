@@ -124,3 +124,19 @@ def test_a_user_who_met_every_item_is_left_out_of_the_sampled_protocol(tmp_path:
     path.write_text("user,item\n1,a\n1,b\n2,a\n2,b\n", encoding="utf-8")
     with pytest.raises(DataError, match="interacted with all 2 items"):
         held_out_negatives(prepare_state(config), config.recommend, config.seed)
+
+
+def test_a_time_cut_leaving_only_cold_test_users_is_refused_before_training(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "late.csv"  # users 3 and 4 arrive after the cut: no train interactions
+    rows = ["1,a,1", "1,b,2", "2,a,3", "2,c,4", "3,a,5", "3,b,6", "4,c,7", "4,a,8"]
+    path.write_text("user,item,timestamp\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    config = {
+        "data": {"source": str(path)},
+        "model": {"arch": "two_tower", "dim": 4},
+        "recommend": {"timestamp": "timestamp", "split": "time", "time_cut": 0.5},
+    }
+    with pytest.raises(DataError, match="no user with a test interaction has one in train"):
+        mg.train(config, output_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
