@@ -81,7 +81,7 @@ def build_recommend_app(run: Recommends, settings: ServeSettings, backend: str) 
 
     async def recommend(body: request_model) -> JSONResponse:  # type: ignore[valid-type]
         request: Any = body
-        users = [str(user) for user in request.users]
+        users = list(dict.fromkeys(str(user) for user in request.users))  # 1 and "1": one
         if any(len(user) > 256 for user in users):
             raise HTTPException(422, "users: an id is longer than 256 characters")
         try:
@@ -105,7 +105,7 @@ def build_recommend_app(run: Recommends, settings: ServeSettings, backend: str) 
                 user, {"user": user, "known_user": bool(row["known_user"]), "items": []}
             )
             entry["items"].append({"item": row["item"], "score": float(row["score"])})
-        return JSONResponse({"recommendations": [answers[user] for user in dict.fromkeys(users)]})
+        return JSONResponse({"recommendations": [answers[user] for user in users]})
 
     recommend.__annotations__["body"] = request_model  # a model made at run time
     app.post("/recommend", summary="Top-k items per user")(recommend)
