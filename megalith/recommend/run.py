@@ -168,8 +168,8 @@ def train_recommender_run(
 
 
 def user_list(text: str) -> list[str]:
-    """'1,2, 3' -> ['1', '2', '3'] (the CLI's --users)."""
-    users = [part.strip() for part in text.split(",") if part.strip()]
+    """'1,2, 3' -> ['1', '2', '3'] (the CLI's --users); an id given twice is kept once."""
+    users = list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
     if not users:
         raise DataError("--users: give user ids separated by commas, e.g. --users 1,2,3")
     return users
