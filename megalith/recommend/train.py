@@ -211,7 +211,7 @@ def train_recommender(
     save_negatives(run_dir, *negatives)
     console.print(
         f"[bold]{cfg.name}[/]: model {cfg.model.arch} with "
-        f"{sum(p.numel() for p in model.parameters()):,} parameters, loss {config.loss} "
+        f"{sum(p.numel() for p in model.parameters()):,} parameters, loss {config.training_loss} "
         f"-> {run_dir.path}"
     )
     training = fit(model, state, cfg, _epoch_logger(run_dir.metrics, console))

@@ -53,6 +53,7 @@ def test_explicit_ratings_are_regressed_better_than_the_mean(table: Path) -> Non
     spread = float(np.sqrt(((test_ratings - state.rating_mean) ** 2).mean()))
     assert scores["test"]["rmse"] < 0.9 * spread
     assert scores["test"]["mae"] > 0
+    assert cfg.recommend is not None and cfg.recommend.training_loss == "mse"  # not `loss`
 
 
 @pytest.mark.parametrize(
