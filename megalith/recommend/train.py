@@ -21,6 +21,7 @@ from megalith.data.specs import InputSpec, OutputSpec
 from megalith.errors import DataError, cannot_write
 from megalith.models import build_model
 from megalith.models.recommenders import Recommender
+from megalith.paths import remove_path
 from megalith.recommend.evaluate import evaluate_recommender, model_scorers
 from megalith.recommend.interactions import encode_interactions, read_interactions
 from megalith.recommend.losses import NegativeSampler, implicit_loss
@@ -30,6 +31,7 @@ from megalith.recommend.settings import RecommendConfig
 from megalith.recommend.split import TEST, VAL, split_interactions
 from megalith.recommend.store import RecommendState, save_negatives
 from megalith.runs import RunDir, save_weights_atomically
+from megalith.runtime.recommender import is_recommender_bundle
 from megalith.training.optim import build_optimizer
 
 SCORE_OUTPUT = "score"
@@ -205,6 +207,10 @@ def train_recommender(
     model = build_recommender(cfg, state)
     negatives = held_out_negatives(state, config, cfg.seed)
     run_dir.create(overwrite=overwrite)
+    # an overwritten run's epochs would be appended to, and its bundle would serve the old model
+    run_dir.metrics.unlink(missing_ok=True)
+    if is_recommender_bundle(run_dir.path / "bundle"):
+        remove_path(run_dir.path / "bundle")
     run_dir.write_text(run_dir.config, config_to_yaml(cfg))
     Preprocessor([], []).save(run_dir.preprocessor)
     state.save(run_dir)

@@ -141,3 +141,21 @@ def test_a_time_cut_leaving_only_cold_test_users_is_refused_before_training(
     with pytest.raises(DataError, match="no user with a test interaction has one in train"):
         mg.train(config, output_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_an_overwritten_run_starts_its_metrics_afresh_and_drops_its_bundle(tmp_path: Path) -> None:
+    path = tmp_path / "small.csv"
+    path.write_text("user,item\n1,a\n1,b\n1,c\n2,a\n2,b\n2,d\n", encoding="utf-8")
+    config = {
+        "data": {"source": str(path)},
+        "model": {"arch": "mf", "dim": 4},
+        "recommend": {"eval_negatives": 1},
+        "train": {"epochs": 2},
+    }
+    run = mg.train(config, output_dir=tmp_path / "run")
+    run.export()
+    assert (tmp_path / "run" / "bundle").is_dir()
+    mg.train(config, output_dir=tmp_path / "run", overwrite=True)
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 2  # not 4
+    assert not (tmp_path / "run" / "bundle").exists()  # it held the old model's vectors
