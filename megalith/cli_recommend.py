@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from megalith.cli_args import FILE_HINT, RunArg, fail
+from megalith.cli_args import FILE_HINT, RunOrBundleArg, fail
 from megalith.errors import cannot_write
+
+if TYPE_CHECKING:
+    from megalith.recommend.run import RecommenderRun
 
 
 def recommend(
-    run: RunArg,
+    run: RunOrBundleArg,
     users: Annotated[
         str, typer.Option("--users", help="User ids separated by commas, e.g. 1,2,3.")
     ],
@@ -28,15 +31,17 @@ def recommend(
         Path | None, typer.Option("--output", "-o", help="Write a CSV here instead of stdout.")
     ] = None,
 ) -> None:
-    """Top-k items per user from a recommender run (users absent from its data get the most
-    popular items, known_user false)."""
-    from megalith.loading import load
-    from megalith.recommend.run import RecommenderRun, user_list
+    """Top-k items per user from a recommender run or its exported bundle (users absent from
+    its data get the most popular items, known_user false)."""
+    from megalith.recommend.run import user_list
+    from megalith.runtime.recommender import is_recommender_bundle, load_recommender_bundle
 
-    loaded = load(run)
-    if not isinstance(loaded, RecommenderRun):
-        fail(f"{run} is not a recommender run (model.arch {loaded.config.model.arch})")
-    table = loaded.recommend(user_list(users), k, exclude_seen=exclude_seen)
+    if is_recommender_bundle(run):
+        table = load_recommender_bundle(run).recommend(
+            user_list(users), k, exclude_seen=exclude_seen
+        )
+    else:
+        table = _run(run).recommend(user_list(users), k, exclude_seen=exclude_seen)
     if output is None:
         typer.echo(table.to_csv(index=False), nl=False)
         return
@@ -45,3 +50,13 @@ def recommend(
     except OSError as error:
         raise cannot_write(output, error, FILE_HINT) from error
     typer.echo(f"wrote {output}", err=True)
+
+
+def _run(run: Path) -> RecommenderRun:
+    from megalith.loading import load
+    from megalith.recommend.run import RecommenderRun
+
+    loaded = load(run)
+    if not isinstance(loaded, RecommenderRun):
+        fail(f"{run} is not a recommender run (model.arch {loaded.config.model.arch})")
+    return loaded

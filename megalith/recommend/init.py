@@ -134,15 +134,16 @@ def recommender_init_text(data: str, *, name: str | None, source: str) -> str | 
 
     import yaml
 
-    from megalith.recommend.interactions import read_interactions
+    from megalith.recommend.interactions import BUILTIN_INTERACTIONS, read_interactions
     from megalith.recommend.settings import RecommendConfig
 
-    if data.startswith("builtin:") or Path(data).is_dir():
+    builtin = data.removeprefix("builtin:") if data.startswith("builtin:") else None
+    if (builtin is not None and builtin not in BUILTIN_INTERACTIONS) or Path(data).is_dir():
         return None
     frame, _ = read_interactions(data, RecommendConfig())
     if interaction_columns(frame) is None:
         return None
-    config = recommender_config(frame, name=name or Path(data).stem, source=source)
+    config = recommender_config(frame, name=name or builtin or Path(data).stem, source=source)
     head = (
         "# A recommender of the interactions in this table (see docs/recommend.md).\n"
         "# Train it with: megalith train CONFIG; then megalith recommend RUN --users ID,...\n"

@@ -211,8 +211,14 @@ def _times(column: pd.Series, name: str, origin: str) -> np.ndarray:
     dates = pd.to_datetime(column, errors="coerce", utc=True, format="mixed")
     bad = dates.isna().to_numpy()
     if bad.any():
-        value = column.iloc[int(np.flatnonzero(bad)[0])]
-        raise _first_bad_row(bad, name, origin, f"'{value}' is neither a number nor a date")
+        row = int(np.flatnonzero(bad)[0])
+        value = column.iloc[row]
+        what = (
+            f"'{value}' is a number where other rows hold dates; write every timestamp alike"
+            if pd.notna(numbers.iloc[row])
+            else f"'{value}' is neither a number nor a date"
+        )
+        raise _first_bad_row(bad, name, origin, what)
     return (dates - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy(dtype=np.float64)
 
 

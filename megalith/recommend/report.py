@@ -45,7 +45,7 @@ def write_recommender_report(run_dir: RunDir, cfg: Config, scores: dict[str, Any
     sampled = [m for m in test if m.startswith("sampled_")]
     training = scores.get("training", {})
     facts = (
-        f"model <b>{escape(cfg.model.arch)}</b>, loss {escape(cfg.recommend.loss)}, split "
+        f"model <b>{escape(cfg.model.arch)}</b>, loss {escape(cfg.recommend.training_loss)}, split "
         f"{escape(cfg.recommend.split)}, {int(test.get('users', 0)):,} users evaluated; "
         f"{training.get('epochs', '?')} epochs in {training.get('seconds', 0):.1f} s, "
         f"{training.get('parameters', 0):,} parameters"

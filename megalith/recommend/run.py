@@ -20,6 +20,7 @@ from megalith.recommend.store import RecommendState, load_negatives
 from megalith.recommend.train import build_recommender, score_run, train_recommender
 from megalith.run import Run, load_weights
 from megalith.runs import RunDir
+from megalith.runtime.recommender import user_names
 
 
 class RecommenderRun(Run):
@@ -93,12 +94,13 @@ class RecommenderRun(Run):
         )
 
     def recommend(
-        self, users: Sequence[str | int], k: int = 10, *, exclude_seen: bool = True
+        self, users: Sequence[str | int] | str | int, k: int = 10, *, exclude_seen: bool = True
     ) -> pd.DataFrame:
         """The top `k` items for each user, best first.
 
         Args:
-            users: user ids as written in the interactions table (numbers or text).
+            users: user ids as written in the interactions table (numbers or text); one id
+                alone is one user.
             k: items per user (at most the catalogue).
             exclude_seen: leave out items the user interacted with in the training data.
 
@@ -109,12 +111,10 @@ class RecommenderRun(Run):
         Raises:
             DataError: no users are given, or k is not positive.
         """
-        if not users:
-            raise DataError("recommend: give at least one user id")
+        names = user_names(users)
         if k < 1:
             raise DataError(f"recommend: k must be >= 1 (got {k})")
         k = min(k, self.state.n_items)
-        names = [str(user) for user in users]
         known = [self._user_index.get(name) for name in names]
         scores = self.scores_for([index for index in known if index is not None]).numpy()
         popular = self.state.popularity()
@@ -168,8 +168,8 @@ def train_recommender_run(
 
 
 def user_list(text: str) -> list[str]:
-    """'1,2, 3' -> ['1', '2', '3'] (the CLI's --users)."""
-    users = [part.strip() for part in text.split(",") if part.strip()]
+    """'1,2, 3' -> ['1', '2', '3'] (the CLI's --users); an id given twice is kept once."""
+    users = list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
     if not users:
         raise DataError("--users: give user ids separated by commas, e.g. --users 1,2,3")
     return users

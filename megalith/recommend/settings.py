@@ -55,6 +55,12 @@ class RecommendConfig(ConfigModel):
     k: PositiveInt = 10
     """Cut-off of HR@K, NDCG@K, Recall@K and coverage@K."""
 
+    @property
+    def training_loss(self) -> str:
+        """The loss trained: `loss`, or mse (of the standardised rating) for explicit
+        feedback, which ignores `loss`."""
+        return "mse" if self.feedback == "explicit" else self.loss
+
     @model_validator(mode="after")
     def _explicit_needs_ratings(self) -> RecommendConfig:
         if self.feedback == "explicit" and self.rating is None:

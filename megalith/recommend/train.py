@@ -18,9 +18,10 @@ from rich.console import Console
 from megalith.config import Config, config_to_yaml
 from megalith.data.preprocess import Preprocessor
 from megalith.data.specs import InputSpec, OutputSpec
-from megalith.errors import cannot_write
+from megalith.errors import DataError, cannot_write
 from megalith.models import build_model
 from megalith.models.recommenders import Recommender
+from megalith.paths import remove_path
 from megalith.recommend.evaluate import evaluate_recommender, model_scorers
 from megalith.recommend.interactions import encode_interactions, read_interactions
 from megalith.recommend.losses import NegativeSampler, implicit_loss
@@ -30,6 +31,7 @@ from megalith.recommend.settings import RecommendConfig
 from megalith.recommend.split import TEST, VAL, split_interactions
 from megalith.recommend.store import RecommendState, save_negatives
 from megalith.runs import RunDir, save_weights_atomically
+from megalith.runtime.recommender import is_recommender_bundle
 from megalith.training.optim import build_optimizer
 
 SCORE_OUTPUT = "score"
@@ -162,8 +164,29 @@ def held_out_negatives(
     state: RecommendState, config: RecommendConfig, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The sampled protocol's candidates for test: each held-out item and `eval_negatives`
-    items its user never interacted with, drawn once with `seed`."""
+    items its user never interacted with, drawn once with `seed`. A user who interacted with
+    every item has nothing to rank against and is left out of this protocol.
+
+    Raises:
+        DataError: no user with a test item has train interactions (all are cold), or every
+            such user interacted with every item.
+    """
     users, positives = state.held_out(TEST)
+    if not len(users):
+        raise DataError(
+            f"split {config.split}: no user with a test interaction has one in train (cold "
+            "users are left out), so nothing can be evaluated; with split: time, users must "
+            "be active before and after the time_cut"
+        )
+    pairs = np.unique(state.users * state.n_items + state.items)
+    distinct = np.bincount(pairs // state.n_items, minlength=len(state.user_ids))
+    room = distinct[users] < state.n_items
+    if not room.any():
+        raise DataError(
+            f"every user with a test item interacted with all {state.n_items} items: the "
+            "sampled protocol has no negatives to rank against; add items or users"
+        )
+    users, positives = users[room], positives[room]
     negatives = sample_eval_negatives(
         users, (state.users, state.items), state.n_items, config.eval_negatives, seed
     )
@@ -184,13 +207,17 @@ def train_recommender(
     model = build_recommender(cfg, state)
     negatives = held_out_negatives(state, config, cfg.seed)
     run_dir.create(overwrite=overwrite)
+    # an overwritten run's epochs would be appended to, and its bundle would serve the old model
+    run_dir.metrics.unlink(missing_ok=True)
+    if is_recommender_bundle(run_dir.path / "bundle"):
+        remove_path(run_dir.path / "bundle")
     run_dir.write_text(run_dir.config, config_to_yaml(cfg))
     Preprocessor([], []).save(run_dir.preprocessor)
     state.save(run_dir)
     save_negatives(run_dir, *negatives)
     console.print(
         f"[bold]{cfg.name}[/]: model {cfg.model.arch} with "
-        f"{sum(p.numel() for p in model.parameters()):,} parameters, loss {config.loss} "
+        f"{sum(p.numel() for p in model.parameters()):,} parameters, loss {config.training_loss} "
         f"-> {run_dir.path}"
     )
     training = fit(model, state, cfg, _epoch_logger(run_dir.metrics, console))

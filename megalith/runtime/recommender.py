@@ -27,6 +27,19 @@ IDS_FILE = "ids.json"
 TASK = "recommend"
 
 
+def user_names(users: Sequence[str | int] | str | int) -> list[str]:
+    """The ids of `users` as text; one id alone (`"12"` or `12`) is one user, not its
+    characters.
+
+    Raises:
+        DataError: no user id is given.
+    """
+    names = [str(users)] if isinstance(users, str | int) else [str(user) for user in users]
+    if not names:
+        raise DataError("recommend: give at least one user id")
+    return names
+
+
 class RecommenderBundle:
     """Scores every item for a user as `user_vector . item_vectors + item_bias`."""
 
@@ -83,7 +96,7 @@ class RecommenderBundle:
         return np.take_along_axis(scores, items, axis=1), items
 
     def recommend(
-        self, users: Sequence[str | int], k: int = 10, *, exclude_seen: bool = True
+        self, users: Sequence[str | int] | str | int, k: int = 10, *, exclude_seen: bool = True
     ) -> pd.DataFrame:
         """The same table as `RecommenderRun.recommend`: user, rank, item, score, known_user
         (unknown users get the most popular items).
@@ -91,11 +104,11 @@ class RecommenderBundle:
         Raises:
             DataError: no users, or k < 1.
         """
-        if not users or k < 1:
-            raise DataError("recommend: give at least one user id and k >= 1")
+        names = user_names(users)
+        if k < 1:
+            raise DataError(f"recommend: k must be >= 1 (got {k})")
         k = min(k, len(self.item_ids))
         rows: list[dict[str, Any]] = []
-        names = [str(user) for user in users]
         known = [self._user_index.get(name) for name in names]
         warm = np.array([i for i in known if i is not None], dtype=np.int64)
         extra = max((len(self.seen(int(u))) for u in warm), default=0) if exclude_seen else 0

@@ -15,7 +15,7 @@ import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, create_model
 from starlette.concurrency import run_in_threadpool
 
 from megalith.errors import DataError
@@ -29,13 +29,14 @@ class Recommends(Protocol):
     item_ids: list[str]
 
     def recommend(
-        self, users: Sequence[str | int], k: int = 10, *, exclude_seen: bool = True
+        self, users: Sequence[str | int] | str | int, k: int = 10, *, exclude_seen: bool = True
     ) -> pd.DataFrame: ...
 
 
 MAX_K = 1000
 """The most items one user's list may hold in one request."""
-UserId = str | int
+UserId = StrictStr | StrictInt
+"""A user id as text or a whole number; `true` or `1.0` is refused, not read as user "1"."""
 
 
 def recommend_request(max_users: int) -> type[BaseModel]:
@@ -47,8 +48,8 @@ def recommend_request(max_users: int) -> type[BaseModel]:
             list[UserId],
             Field(min_length=1, max_length=max_users, description="user ids as in the data"),
         ),
-        k=(int, Field(10, ge=1, le=MAX_K, description="items per user")),
-        exclude_seen=(bool, Field(True, description="leave out the user's known items")),
+        k=(StrictInt, Field(10, ge=1, le=MAX_K, description="items per user")),
+        exclude_seen=(StrictBool, Field(True, description="leave out the user's known items")),
     )
 
 
@@ -80,7 +81,7 @@ def build_recommend_app(run: Recommends, settings: ServeSettings, backend: str) 
 
     async def recommend(body: request_model) -> JSONResponse:  # type: ignore[valid-type]
         request: Any = body
-        users = [str(user) for user in request.users]
+        users = list(dict.fromkeys(str(user) for user in request.users))  # 1 and "1": one
         if any(len(user) > 256 for user in users):
             raise HTTPException(422, "users: an id is longer than 256 characters")
         try:
@@ -104,7 +105,7 @@ def build_recommend_app(run: Recommends, settings: ServeSettings, backend: str) 
                 user, {"user": user, "known_user": bool(row["known_user"]), "items": []}
             )
             entry["items"].append({"item": row["item"], "score": float(row["score"])})
-        return JSONResponse({"recommendations": [answers[user] for user in dict.fromkeys(users)]})
+        return JSONResponse({"recommendations": [answers[user] for user in users]})
 
     recommend.__annotations__["body"] = request_model  # a model made at run time
     app.post("/recommend", summary="Top-k items per user")(recommend)

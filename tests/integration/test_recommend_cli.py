@@ -99,5 +99,11 @@ def test_report_and_export_from_the_command_line(trained: Path) -> None:
     exported = run_cli("export", trained / "run", "--output", trained / "bundle")
     assert exported.code == 0, exported.stderr
     assert (trained / "bundle" / "embeddings.safetensors").is_file()
+    from_run = run_cli("recommend", trained / "run", "--users", "1,nobody", "--k", "3")
+    from_bundle = run_cli("recommend", trained / "bundle", "--users", "1,nobody", "--k", "3")
+    assert from_bundle.code == 0, from_bundle.stderr
+    assert [line.split(",")[2] for line in from_bundle.stdout.splitlines()] == [
+        line.split(",")[2] for line in from_run.stdout.splitlines()
+    ]
     refused = run_cli("predict", trained / "run", "--data", trained / "ratings.csv")
     assert refused.code != 0 and "megalith recommend" in refused.stderr

@@ -100,6 +100,11 @@ def test_min_rating_drops_weak_interactions() -> None:
             {"timestamp": "t"},
             "neither a number nor a date",
         ),
+        (
+            pd.DataFrame({"user": [1, 1], "item": [2, 3], "t": ["2024-01-01", "100"]}),
+            {"timestamp": "t"},
+            "row 2, column 't': '100' is a number where other rows hold dates",
+        ),
     ],
 )
 def test_bad_tables_name_the_column_and_row(

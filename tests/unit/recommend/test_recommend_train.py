@@ -53,6 +53,7 @@ def test_explicit_ratings_are_regressed_better_than_the_mean(table: Path) -> Non
     spread = float(np.sqrt(((test_ratings - state.rating_mean) ** 2).mean()))
     assert scores["test"]["rmse"] < 0.9 * spread
     assert scores["test"]["mae"] > 0
+    assert cfg.recommend is not None and cfg.recommend.training_loss == "mse"  # not `loss`
 
 
 @pytest.mark.parametrize(
@@ -108,3 +109,53 @@ def test_recommender_configs_take_no_inputs_and_resume_is_refused(
     mg.train(config, output_dir=tmp_path / "run")
     with pytest.raises(ConfigError, match="do not resume"):
         mg.train(resume=tmp_path / "run")
+
+
+def test_a_user_who_met_every_item_is_left_out_of_the_sampled_protocol(tmp_path: Path) -> None:
+    path = tmp_path / "small.csv"
+    path.write_text("user,item\n1,a\n1,b\n1,c\n2,a\n2,b\n", encoding="utf-8")
+    config = validate_config(
+        {"data": {"source": str(path)}, "model": {"arch": "mf", "dim": 4}, "recommend": {}}
+    )
+    users, positives, negatives = held_out_negatives(
+        prepare_state(config), config.recommend, config.seed
+    )
+    assert len(users) == len(positives) == len(negatives) == 1  # user 2 only: item c
+    assert set(negatives[0].tolist()) == {2}
+    path.write_text("user,item\n1,a\n1,b\n2,a\n2,b\n", encoding="utf-8")
+    with pytest.raises(DataError, match="interacted with all 2 items"):
+        held_out_negatives(prepare_state(config), config.recommend, config.seed)
+
+
+def test_a_time_cut_leaving_only_cold_test_users_is_refused_before_training(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "late.csv"  # users 3 and 4 arrive after the cut: no train interactions
+    rows = ["1,a,1", "1,b,2", "2,a,3", "2,c,4", "3,a,5", "3,b,6", "4,c,7", "4,a,8"]
+    path.write_text("user,item,timestamp\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    config = {
+        "data": {"source": str(path)},
+        "model": {"arch": "two_tower", "dim": 4},
+        "recommend": {"timestamp": "timestamp", "split": "time", "time_cut": 0.5},
+    }
+    with pytest.raises(DataError, match="no user with a test interaction has one in train"):
+        mg.train(config, output_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_overwritten_run_starts_its_metrics_afresh_and_drops_its_bundle(tmp_path: Path) -> None:
+    path = tmp_path / "small.csv"
+    path.write_text("user,item\n1,a\n1,b\n1,c\n2,a\n2,b\n2,d\n", encoding="utf-8")
+    config = {
+        "data": {"source": str(path)},
+        "model": {"arch": "mf", "dim": 4},
+        "recommend": {"eval_negatives": 1},
+        "train": {"epochs": 2},
+    }
+    run = mg.train(config, output_dir=tmp_path / "run")
+    run.export()
+    assert (tmp_path / "run" / "bundle").is_dir()
+    mg.train(config, output_dir=tmp_path / "run", overwrite=True)
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 2  # not 4
+    assert not (tmp_path / "run" / "bundle").exists()  # it held the old model's vectors

@@ -43,6 +43,10 @@ def test_the_bundle_recommends_what_the_run_does_without_torch(tmp_path: Path) -
         expected[["user", "rank", "item", "known_user"]]
     )
     assert (found["score"] - expected["score"]).abs().max() < 1e-4
+    bundle = load_recommender_bundle(bundle_dir)
+    for recommender in (run, bundle):  # one id alone is one user, not its characters
+        assert set(recommender.recommend("15", k=2)["user"]) == {"15"}
+        assert set(recommender.recommend(15, k=2)["user"]) == {"15"}
     code = (
         "import sys; from megalith.runtime.recommender import load_recommender_bundle; "
         f"t = load_recommender_bundle({str(bundle_dir)!r}).recommend(['1'], k=3); "

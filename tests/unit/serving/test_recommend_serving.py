@@ -46,6 +46,13 @@ def test_recommend_answers_top_k_and_flags_unknown_users(client: TestClient) -> 
     assert client.get("/metadata", headers=HEADERS).json()["task"] == "recommend"
 
 
+def test_a_user_named_twice_gets_one_list_of_k_items(client: TestClient) -> None:
+    answer = client.post("/recommend", json={"users": [1, "1", 1], "k": 2}, headers=HEADERS)
+    assert answer.status_code == 200
+    (only,) = answer.json()["recommendations"]
+    assert only["user"] == "1" and len(only["items"]) == 2
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
@@ -56,6 +63,9 @@ def test_recommend_answers_top_k_and_flags_unknown_users(client: TestClient) -> 
         ({"users": [[1]]}, "users.0"),
         ({"users": [1], "colour": "red"}, "colour"),
         ({"users": ["x" * 300]}, "users"),
+        ({"users": [True]}, "users.0"),  # not user "1"
+        ({"users": [1], "k": True}, "k"),
+        ({"users": [1], "exclude_seen": "yes"}, "exclude_seen"),
     ],
 )
 def test_bad_requests_get_a_422_naming_the_field(
