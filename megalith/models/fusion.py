@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
@@ -118,9 +117,7 @@ class TransformerCombiner(Fusion):
         self.tokenizers = nn.ModuleList(nn.Linear(width, dim) for width in widths)
         # a module of its own taking a tensor: Opacus computes per-row gradients only for modules
         # whose inputs are tensors, and this forward takes a list (train.privacy)
-        self.cls = ClsToken(dim)
-        # runs saved before the token had a module of its own stored it as `fusion.cls`
-        self._register_load_state_dict_pre_hook(_rename_old_cls)
+        self.cls = ClsToken(dim)  # runs saved before stored it as `fusion.cls` (run.py renames)
         self.blocks = nn.ModuleList(
             TransformerBlock(dim, settings.heads, settings.dropout) for _ in range(settings.layers)
         )
@@ -144,11 +141,6 @@ class ClsToken(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
-
-
-def _rename_old_cls(state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
-    if prefix + "cls" in state_dict and prefix + "cls.token" not in state_dict:
-        state_dict[prefix + "cls.token"] = state_dict.pop(prefix + "cls")
 
 
 class ConcatCombiner(Fusion):

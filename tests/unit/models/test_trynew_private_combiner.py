@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from model_check import random_batch
 
 from megalith.data.specs import InputSpec, OutputSpec
 from megalith.models import MLPConfig, build_model
 from megalith.models.private_layers import make_private_safe
+from megalith.run import load_weights
 
 TABLE = [
     InputSpec("size_kb", "number"),
@@ -38,8 +41,12 @@ def test_the_transformer_combiner_gets_per_row_gradients_under_opacus() -> None:
             assert parameter.grad_sample.shape[0] == 5, name
 
 
-def test_a_run_saved_with_the_old_cls_key_still_loads() -> None:
-    model = _model()
-    state = model.state_dict()
+def test_weights_saved_with_the_old_cls_name_still_load(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    state = _model().state_dict()
     state["fusion.cls"] = state.pop("fusion.cls.token")  # how the first release stored it
-    _model().load_state_dict(state)
+    save_file(state, tmp_path / "model.safetensors")
+    model = _model()
+    model.load_state_dict(load_weights(tmp_path / "model.safetensors", model))
+    assert torch.equal(model.state_dict()["fusion.cls.token"], state["fusion.cls"])
