@@ -44,7 +44,7 @@ from megalith.models.remote_code import strip_custom_code
 from megalith.models.seq2seq import Seq2Seq, decode_in_batches, teacher_forcing
 from megalith.models.widths import apply_widths
 from megalith.paths import resolved
-from megalith.runs import RunDir, check_weights_fit, read_safetensors_header
+from megalith.runs import RunDir, StoredTensor, check_weights_fit, read_safetensors_header
 from megalith.structured import parse_json
 
 if TYPE_CHECKING:
@@ -414,7 +414,8 @@ def load_weights(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
     Raises:
         RunError: not a safetensors file, weights that do not fit the model, NaN or Inf.
     """
-    check_weights_fit(_renamed(read_safetensors_header(path)), model, path)
+    header: dict[str, torch.Tensor | StoredTensor] = dict(read_safetensors_header(path))
+    check_weights_fit(_renamed(header), model, path)
     try:
         weights = _renamed(load_file(path))
     except (SafetensorError, OSError) as error:
