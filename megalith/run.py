@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
 import torch
@@ -44,7 +44,7 @@ from megalith.models.remote_code import strip_custom_code
 from megalith.models.seq2seq import Seq2Seq, decode_in_batches, teacher_forcing
 from megalith.models.widths import apply_widths
 from megalith.paths import resolved
-from megalith.runs import RunDir, check_weights_fit, read_safetensors_header
+from megalith.runs import RunDir, StoredTensor, check_weights_fit, read_safetensors_header
 from megalith.structured import parse_json
 
 if TYPE_CHECKING:
@@ -395,6 +395,16 @@ def load(path: str | Path) -> Run:
     return Run.load(path)
 
 
+_T = TypeVar("_T")
+
+# weights saved under an older name -> the name the model has now
+_OLD_NAMES = {"fusion.cls": "fusion.cls.token"}  # the transformer combiner's [CLS] token
+
+
+def _renamed(weights: dict[str, _T]) -> dict[str, _T]:
+    return {_OLD_NAMES.get(name, name): value for name, value in weights.items()}
+
+
 def load_weights(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
     """Weights from a safetensors file, refusing anything else and any non-finite value.
 
@@ -404,9 +414,10 @@ def load_weights(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
     Raises:
         RunError: not a safetensors file, weights that do not fit the model, NaN or Inf.
     """
-    check_weights_fit(read_safetensors_header(path), model, path)
+    header: dict[str, torch.Tensor | StoredTensor] = dict(read_safetensors_header(path))
+    check_weights_fit(_renamed(header), model, path)
     try:
-        weights = load_file(path)
+        weights = _renamed(load_file(path))
     except (SafetensorError, OSError) as error:
         raise RunError(
             f"{path} is not a readable safetensors file ({error}); "

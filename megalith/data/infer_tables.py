@@ -62,9 +62,13 @@ def refine_inputs(frame: pd.DataFrame, inputs: list[dict[str, Any]], notices: li
             feature["type"] = "set"
             several = cells[cells.str.contains(r"[|,;\s]")]
             example = str((several if len(several) else cells).iloc[0])[:40]
-            said = f"column '{name}': "  # the missing-cells notice, written for text
+            said = f"column '{name}': "  # the missing-cells notice, written for text or category
             notices[:] = [
-                n.replace("empty text", "an empty set") if n.startswith(said) else n
+                n.replace("empty text", "an empty set").replace(
+                    "an 'unknown' category", "an empty set"
+                )
+                if n.startswith(said)
+                else n
                 for n in notices
             ]
             notices.append(

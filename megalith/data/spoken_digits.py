@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from megalith.errors import DataError
+from megalith.errors import DataError, MegalithError
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 ACCENTS = (
@@ -250,16 +250,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--format", choices=FORMATS, default="wav")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    table = make_spoken_digits(
-        args.out_dir,
-        speakers=args.speakers,
-        repeats=args.repeats,
-        sample_rate=args.sample_rate,
-        test_speakers=args.test_speakers,
-        val_speakers=args.val_speakers,
-        fmt=args.format,
-        seed=args.seed,
-    )
+    try:
+        table = make_spoken_digits(
+            args.out_dir,
+            speakers=args.speakers,
+            repeats=args.repeats,
+            sample_rate=args.sample_rate,
+            test_speakers=args.test_speakers,
+            val_speakers=args.val_speakers,
+            fmt=args.format,
+            seed=args.seed,
+        )
+    except MegalithError as error:  # one line, like the megalith command, not a traceback
+        parser.exit(2, f"error: {error}\n")
     print(f"wrote {table}")
 
 

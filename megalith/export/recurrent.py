@@ -65,8 +65,9 @@ def _one_direction(trained: nn.RNNBase, layer: int, suffix: str, width: int) -> 
     """A one-layer, one-direction copy of `trained`'s layer `layer` (suffix '_reverse': the
     backward direction), holding the same weights."""
     kinds = {"LSTM": nn.LSTM, "GRU": nn.GRU}
-    network_type = kinds.get(trained.mode, nn.RNN)
-    nonlinearity = "relu" if trained.mode == "RNN_RELU" else "tanh"
+    mode = _mode(trained)
+    network_type = kinds.get(mode, nn.RNN)
+    nonlinearity = "relu" if mode == "RNN_RELU" else "tanh"
     options = {"nonlinearity": nonlinearity} if network_type is nn.RNN else {}
     single = network_type(
         width, trained.hidden_size, batch_first=True, bias=trained.bias, **options
@@ -89,3 +90,16 @@ def without_packing(model: nn.Module) -> nn.Module:
             if isinstance(child, RecurrentEncoder):
                 setattr(parent, name, UnpackedRecurrent(child))
     return model.eval()
+
+
+def _mode(trained: nn.Module) -> str:
+    """nn.RNNBase's `mode` (LSTM, GRU, RNN_TANH, RNN_RELU); a private run's Opacus DPLSTM /
+    DPGRU / DPRNN (train.privacy) has none, but the same weights under the same names."""
+    mode = getattr(trained, "mode", None)
+    if isinstance(mode, str):
+        return mode
+    name = type(trained).__name__
+    if name in ("DPLSTM", "DPGRU"):
+        return name.removeprefix("DP")
+    relu = getattr(trained, "cell_params", {}).get("nonlinearity") == "relu"
+    return "RNN_RELU" if relu else "RNN_TANH"

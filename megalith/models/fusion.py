@@ -115,7 +115,9 @@ class TransformerCombiner(Fusion):
         check_heads(dim, settings.heads, "model.token_dim")
         # one projection per input: its bias doubles as the input's learned "which column" code
         self.tokenizers = nn.ModuleList(nn.Linear(width, dim) for width in widths)
-        self.cls = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+        # a module of its own taking a tensor: Opacus computes per-row gradients only for modules
+        # whose inputs are tensors, and this forward takes a list (train.privacy)
+        self.cls = ClsToken(dim)  # runs saved before stored it as `fusion.cls` (run.py renames)
         self.blocks = nn.ModuleList(
             TransformerBlock(dim, settings.heads, settings.dropout) for _ in range(settings.layers)
         )
@@ -124,10 +126,21 @@ class TransformerCombiner(Fusion):
 
     def forward(self, encoded: Sequence[torch.Tensor]) -> torch.Tensor:
         tokens = [tok(x).unsqueeze(1) for tok, x in zip(self.tokenizers, encoded, strict=True)]
-        x = torch.cat([self.cls.expand(tokens[0].shape[0], -1, -1), *tokens], dim=1)  # (B, T, D)
+        x = self.cls(torch.cat(tokens, dim=1))  # (B, T, D)
         for block in self.blocks:
             x, _ = block(x)
         return self.norm(x[:, 0])  # (B, D): the [CLS] token
+
+
+class ClsToken(nn.Module):
+    """A learned [CLS] token put in front of the tokens: (B, N, D) -> (B, 1 + N, D)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
 
 
 class ConcatCombiner(Fusion):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
@@ -47,6 +48,7 @@ def make_private_safe(model: nn.Module, notice: Callable[[str], None] | None = N
         for name, module in trainable_modules(model)
         if any(True for _ in module.buffers())
     ]
+    _without_aliases(model)
     if errors:
         raise ConfigError(
             "train.privacy: this model has layers that DP-SGD cannot train privately: "
@@ -54,6 +56,35 @@ def make_private_safe(model: nn.Module, notice: Callable[[str], None] | None = N
             + "; choose another model.arch or encoder, or turn train.privacy off"
         )
     return model
+
+
+def _without_aliases(model: nn.Module) -> None:
+    """DPLSTM / DPGRU hold each weight under two names, nn.LSTM's (`weight_ih_l0`) and their
+    cells' (`l0.ih.weight`): the state dict lists both, sharing memory, which safetensors refuses
+    to save. Opacus's hook that drops the cells' names only works on the root module (below it,
+    its new dict is ignored, and hides the real one from later hooks), so it is replaced: drop
+    them from every state dict, and when loading fill them in from nn.LSTM's names."""
+    from opacus.layers.param_rename import RenameParamsMixin, filter_out_old_keys
+
+    for module in model.modules():
+        if isinstance(module, RenameParamsMixin) and not getattr(module, "_megalith_unaliased", 0):
+            hooks = module._state_dict_hooks
+            for key in [key for key, hook in hooks.items() if hook is filter_out_old_keys]:
+                del hooks[key]
+            module.register_state_dict_post_hook(_drop_cell_names)
+            module._register_load_state_dict_pre_hook(_add_cell_names, with_module=True)
+            module._megalith_unaliased = True
+
+
+def _drop_cell_names(module: Any, state: dict[str, Any], prefix: str, *_: Any) -> None:
+    for cell_name in module.old_to_new:
+        state.pop(prefix + cell_name, None)
+
+
+def _add_cell_names(module: Any, state: dict[str, Any], prefix: str, *_: Any) -> None:
+    for cell_name, lstm_name in module.old_to_new.items():
+        if prefix + lstm_name in state:
+            state.setdefault(prefix + cell_name, state[prefix + lstm_name])
 
 
 def _feature_norms_to_group_norm(model: nn.Module) -> nn.Module:

@@ -116,13 +116,20 @@ class PrivateTraining:
         from opacus.optimizers import DPOptimizer
 
         self.planned_steps = total_steps
-        self.noise_multiplier = get_noise_multiplier(
-            target_epsilon=self.config.epsilon,
-            target_delta=self.delta,
-            sample_rate=self.sample_rate,
-            steps=max(total_steps, 1),
-            accountant=self.config.accountant,
-        )
+        try:
+            self.noise_multiplier = get_noise_multiplier(
+                target_epsilon=self.config.epsilon,
+                target_delta=self.delta,
+                sample_rate=self.sample_rate,
+                steps=max(total_steps, 1),
+                accountant=self.config.accountant,
+            )
+        except ValueError as error:  # "The privacy budget is too low."
+            raise ConfigError(
+                f"train.privacy.epsilon: {self.config.epsilon:g} cannot be reached in "
+                f"{max(total_steps, 1)} steps at sample rate {self.sample_rate:.4g} with any noise "
+                f"Opacus allows ({error}); raise epsilon, or train fewer epochs or smaller batches"
+            ) from None
         # Opacus's hooks on the first layer fire on inputs that need no gradient (data): that is
         # expected, and PyTorch's warning about it would repeat on every run
         warnings.filterwarnings("ignore", message="Full backward hook is firing when gradients")
