@@ -205,6 +205,10 @@ def _train(
     model = private_model(cfg, model, console)
     if checkpoint is not None:  # refused here, before the run directory is touched
         check_weights_fit(checkpoint.model, model, checkpoint.path)
+        if private is not None and "privacy" in checkpoint.state["loop"]:
+            private.check_resume(
+                checkpoint.state["loop"]["privacy"], cfg.train.epochs, cfg.train.max_steps
+            )
     augment = build_augmenter(cfg.inputs, cfg.outputs, preprocessor.input_specs, cfg.seed, ddp.rank)
     if ddp.is_main:
         _start_run_dir(run_dir, cfg, preprocessor, resuming, overwrite, refit=checkpoint is None)

@@ -182,7 +182,30 @@ class PrivateTraining:
         return {
             "noise_multiplier": self.noise_multiplier,
             "history": [list(entry) for entry in history],
+            "planned_steps": self.planned_steps,
         }
+
+    def check_resume(self, state: dict[str, Any], epochs: int, max_steps: int | None) -> None:
+        """Refuse a resume planned longer than the run's noise was chosen for (checkpoints hold
+        `planned_steps`): it would end over its epsilon, which no setting could catch later.
+
+        Raises:
+            ConfigError: naming the epsilon the longer plan would spend.
+        """
+        from opacus.accountants import create_accountant
+
+        planned = int(state.get("planned_steps", 0))
+        now = min(self.steps_per_epoch * epochs, max_steps or math.inf)
+        if not planned or now <= planned:
+            return
+        projected = create_accountant(self.config.accountant)
+        projected.history = [(float(state["noise_multiplier"]), self.sample_rate, int(now))]
+        epsilon = projected.get_epsilon(self.delta)
+        raise ConfigError(
+            f"train.epochs: this private run's noise was chosen for {planned} steps at "
+            f"epsilon {self.config.epsilon:g}; {int(now)} steps would spend epsilon "
+            f"{epsilon:.3g}. Resume with the planned epochs, or train a new run with more"
+        )
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue a run with its own noise and its spent budget (call after `attach`)."""

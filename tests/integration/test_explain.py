@@ -237,7 +237,7 @@ def test_cli_writes_the_explain_folder_and_refuses_to_replace_it_silently(
     ("args", "message"),
     [
         (["--target", "medium"], "--target medium: not a class of output 'label'"),
-        (["--method", "shap"], "--method shap: unknown; choose one of ig, saliency, occlusion"),
+        (["--method", "lime"], "--method lime: unknown; choose one of ig, saliency, occlusion"),
         (["--output-name", "price"], "--output-name price: the run has no such output"),
         (["--row-ids", "0,x"], "--row-ids 0,x: give row numbers separated by commas"),
         (["--row-ids", "999"], "--row-ids 999 is out of range"),

@@ -83,6 +83,10 @@ def test_resumed_private_run_matches_the_uninterrupted_one(tmp_path: Path, table
     straight = mg.train(config, output_dir=tmp_path / "a")
     with pytest.raises(KeyboardInterrupt):
         mg.train(config, output_dir=tmp_path / "b", callbacks=[_Crash(step=12)])
+    before = (tmp_path / "b" / "config.yaml").read_text()
+    with pytest.raises(ConfigError, match=r"chosen for 28 steps .* 56 steps would spend epsilon"):
+        mg.train(resume=tmp_path / "b", overrides=["train.epochs=4"])  # over the budget
+    assert (tmp_path / "b" / "config.yaml").read_text() == before  # refused before any write
     resumed = mg.train(resume=tmp_path / "b")  # from step 10, inside the first epoch (14 steps)
     a = load_file(tmp_path / "a" / "model.safetensors")
     b = load_file(tmp_path / "b" / "model.safetensors")
