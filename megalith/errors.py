@@ -55,6 +55,9 @@ EXTRAS = {
     "compress": ("torch_pruning",),
     "tune": ("optuna",),
     "privacy": ("opacus",),
+    "audio": ("soundfile", "soxr"),
+    "vision": ("kornia",),
+    "recommend": ("faiss",),
 }
 """The pip extra that installs each module a command may need (pyproject.toml)."""
 
