@@ -74,6 +74,7 @@ class Run:
             )
         preprocessor = Preprocessor.load(run_dir.preprocessor)
         preprocessor.check_features(config.inputs, config.outputs, where=run_dir.preprocessor)
+        preprocessor.trained_model = f"the run {run_dir.path}"
         if isinstance(config.model, PretrainedConfig):
             model: nn.Module = _build_pretrained_run(config.model, preprocessor, run_dir.path)
         else:

@@ -110,6 +110,9 @@ class Preprocessor:
         self.inputs = inputs
         self.outputs = outputs
         self.last_dropped: dict[str, list[Hashable]] = {}
+        self.trained_model: str | None = None
+        """The run or bundle whose model this preprocessor feeds, once loaded for it: a missing
+        column is then the data's fault, not the config's, and the error says so."""
 
     @classmethod
     def fit(
@@ -132,7 +135,8 @@ class Preprocessor:
             [_INPUT_ENCODERS[c.type](c, None) for c in inputs],
             [_OUTPUT_ENCODERS[c.type](c, None) for c in outputs],
         )
-        _check_columns(train, [c.name for c in [*inputs, *outputs]], origin)
+        names = [c.name for c in [*inputs, *outputs]]
+        _check_columns(train, names, origin, _FIX_CONFIG)
         train = preprocessor._drop_missing_targets(train, origin)
         if len(train) == 0:
             raise DataError(f"{origin}: the train split has no rows (with a target) to fit on.")
@@ -158,7 +162,7 @@ class Preprocessor:
         columns = [_name(e.config) for e in self.inputs]
         if with_targets:
             columns += [_name(e.config) for e in self.outputs]
-        _check_columns(frame, columns, origin)
+        _check_columns(frame, columns, origin, self._column_advice(columns))
         if with_targets:
             frame = self._drop_missing_targets(frame, origin)
         else:
@@ -184,9 +188,16 @@ class Preprocessor:
         Raises:
             DataError: an input column is absent, or a value cannot be encoded.
         """
-        _check_columns(frame, [_name(e.config) for e in self.inputs], origin)
+        columns = [_name(e.config) for e in self.inputs]
+        _check_columns(frame, columns, origin, self._column_advice(columns))
         self.last_dropped = {}
         return self._encode_inputs(frame, base_dir=base_dir, origin=origin)
+
+    def _column_advice(self, columns: Sequence[str]) -> str:
+        if self.trained_model is None:
+            return _FIX_CONFIG
+        named = ", ".join(map(repr, columns))
+        return f"{self.trained_model} reads the column(s) {named}: give the data every one."
 
     def _encode_inputs(
         self, frame: pd.DataFrame, *, base_dir: Path | None, origin: str
@@ -206,7 +217,9 @@ class Preprocessor:
 
         (encoder,) = self.outputs
         assert isinstance(encoder, TextOutputEncoder), "a language model has one text output"
-        _check_columns(frame, [encoder.config.name], origin)
+        _check_columns(
+            frame, [encoder.config.name], origin, self._column_advice([encoder.config.name])
+        )
         documents = frame[encoder.config.name].dropna()
         return language_model_windows(encoder, text_cells(documents), context)
 
@@ -386,8 +399,12 @@ def _check_unique_names(features: Sequence[InputFeature | OutputFeature], group:
         raise ConfigError(f"{group}: column(s) {', '.join(map(repr, repeated))} listed twice.")
 
 
-def _check_columns(frame: pd.DataFrame, names: Sequence[str], origin: str) -> None:
-    """Every configured column must exist; name the missing ones, a close match, and the rest."""
+_FIX_CONFIG = "Fix the name in the config's inputs / outputs."
+
+
+def _check_columns(frame: pd.DataFrame, names: Sequence[str], origin: str, advice: str) -> None:
+    """Every configured column must exist; name the missing ones, a close match, and the rest,
+    then `advice`: what to do."""
     available = [str(column) for column in frame.columns]
     absent = [name for name in dict.fromkeys(names) if name not in frame.columns]
     if not absent:
@@ -399,6 +416,5 @@ def _check_columns(frame: pd.DataFrame, names: Sequence[str], origin: str) -> No
     if unsplit:
         raise DataError(f"{origin}: {noun}{hints} not found.{unsplit}")
     raise DataError(
-        f"{origin}: {noun}{hints} not found; the columns are: {listed or '(none)'}. "
-        "Fix the name in the config's inputs / outputs."
+        f"{origin}: {noun}{hints} not found; the columns are: {listed or '(none)'}. {advice}"
     )

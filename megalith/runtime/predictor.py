@@ -38,6 +38,7 @@ class Bundle:
         self.path = self.files.path
         self.description = read_description(self.files)
         self.preprocessor = Preprocessor.load(self.files.preprocessor)
+        self.preprocessor.trained_model = f"the bundle {self.path}"
         self.sessions = {
             role: _session(self.files.graph(file), providers, threads)
             for role, file in graph_files(self.description).items()

@@ -694,6 +694,7 @@ def test_predict_on_data_missing_an_input_column(
     make_table(rows=8).rename(columns={"color": "colour"}).to_csv(tmp_path / "new.csv", index=False)
     outcome = megalith_cli("predict", "run", "--data", "new.csv", "--output", "pred.csv")
     _refused(outcome, "new.csv", "column 'color' (did you mean 'colour'?) not found")
+    assert "reads the column(s)" in outcome.stderr and "config" not in outcome.stderr
     assert not (tmp_path / "pred.csv").exists()
     make_table(rows=8).to_csv(tmp_path / "rows.csv", index=False)
     unknown = megalith_cli("predict", "run", "--data", "rows.csv", "--output", "pred.xlsx")
