@@ -15,7 +15,7 @@ _VALUE_TYPES: dict[str, Any] = {
     "text": str | None,
     "image": str,
     "sequence": list[float] | str | None,
-    "set": str | None,
+    "set": list[str] | str | None,
 }
 _DESCRIPTIONS = {
     "number": "a number (null: filled as in training)",
@@ -24,7 +24,8 @@ _DESCRIPTIONS = {
     "text": "text",
     "image": "the image file's bytes, base64-encoded (PNG, JPEG, ...)",
     "sequence": "a number sequence: a list, or numbers separated by spaces or commas",
-    "set": "names separated by spaces, '|', ',' or ';' (unseen ones count as other)",
+    "set": "a list of names, or names separated by spaces, '|', ',' or ';' (unseen ones count "
+    "as other)",
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -66,12 +67,14 @@ class NameSplitter:
         self.config = config
         self.vocabulary = vocabulary
 
-    def split(self, cell: str) -> list[str]:
-        parts = (
-            cell.split(self.config.separator)
-            if self.config.separator
-            else (_ANY_SEPARATOR.split(cell))
-        )
+    def split(self, cell: str | Sequence[Any]) -> list[str]:
+        """A cell's names: a text split at the separator, or a list (JSON, Parquet) as it is."""
+        if not isinstance(cell, str):
+            parts = [str(name) for name in cell if name is not None]
+        elif self.config.separator:
+            parts = cell.split(self.config.separator)
+        else:
+            parts = _ANY_SEPARATOR.split(cell)
         names = [p.strip() for p in parts if p.strip()]
         names = [n.lower() for n in names] if self.config.lowercase else names
         return list(dict.fromkeys(names))  # each name once, in first-seen order
@@ -102,7 +105,7 @@ class SetInputEncoder:
 
     def fit(self, values: pd.Series, *, where: str, base_dir: Path | None = None) -> None:
         """Count on how many train rows each name appears; keep the frequent ones."""
-        rows = [self.tokenizer.split(cell) for cell in text_cells(values)]
+        rows = [self.tokenizer.split(cell) for cell in _set_cells(values)]
         counts: dict[str, int] = {}
         for names in rows:
             for name in names:
@@ -131,7 +134,7 @@ class SetInputEncoder:
         index_of = {name: i + _FIRST_NAME_ID for i, name in enumerate(self.vocabulary)}
         ids = [
             [index_of.get(name, _OTHER) for name in self.tokenizer.split(cell)]
-            for cell in text_cells(values)
+            for cell in _set_cells(values)
         ]
         return pad_ids(ids, self.length)
 
@@ -167,3 +170,12 @@ class SetInputEncoder:
             token_weights=self._idf() if self.config.idf else (),
             encoder=SequenceEncoderConfig(kind="bag"),
         )
+
+
+def _set_cells(values: pd.Series) -> list[str | Sequence[Any]]:
+    """Cells as texts or lists of names (a JSON or Parquet list cell, a served JSON list); a
+    missing cell is an empty text."""
+    return [
+        list(cell) if isinstance(cell, list | tuple | np.ndarray) else text_cells([cell])[0]
+        for cell in values.tolist()
+    ]

@@ -89,3 +89,15 @@ def test_set_names_become_a_bag_with_an_other_bucket() -> None:
     spec = encoder.spec()
     assert spec.type == "text" and spec.encoder.kind == "bag" and spec.shape == (2,)
     assert spec.token_weights[4] < spec.token_weights[1]  # common names weigh less (idf)
+
+
+def test_set_cells_may_be_lists_as_json_and_parquet_hold_them() -> None:
+    from megalith.data.features.names import SetInputEncoder
+
+    feature = SetInput(name="genres", min_count=1)
+    encoder = SetInputEncoder(feature)
+    encoder.fit(pd.Series([["Action", "Comedy"], "Action|Drama", None]), where=ORIGIN)
+    assert sorted(encoder.vocabulary) == ["Action", "Comedy", "Drama"]
+    as_lists = encoder.encode(pd.Series([["Drama", "Action"], [], ("Comedy",)]), where=ORIGIN)
+    as_texts = encoder.encode(pd.Series(["Drama|Action", "", "Comedy"]), where=ORIGIN)
+    assert as_lists.tolist() == as_texts.tolist()
