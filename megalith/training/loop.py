@@ -42,7 +42,7 @@ from megalith.training.optim import (
     build_optimizer,
     build_scheduler,
 )
-from megalith.training.privacy import PrivacyConfig, PrivateTraining, private_loss
+from megalith.training.privacy import PrivacyConfig, PrivateTraining
 from megalith.training.safety import (
     CheckpointTimer,
     NanGuard,
@@ -204,7 +204,7 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
     optimizer = build_optimizer(model, cfg.optimizer, fused=device.type in ("cuda", "cpu"))
     if private is not None:  # per-sample gradients, clipping, noise and accounting (Opacus)
         forward, optimizer = private.attach(model, optimizer, int(total_steps))
-        loss_fn = private_loss(job.loss)
+        loss_fn = private.loss(job.loss)
     scheduler = build_scheduler(optimizer, cfg.schedule, steps_per_epoch, int(total_steps))
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     stopper = EarlyStopping(cfg.early_stop) if cfg.early_stop and job.val is not None else None

@@ -47,6 +47,11 @@ class PrivacyConfig(ConfigModel):
     public_data: str | None = None
     """A public table with the same columns: the preprocessing (normalisation statistics,
     category lists, vocabularies) is fitted on it instead of on the private train rows."""
+    clipping: Literal["auto", "per_sample", "ghost"] = "auto"
+    """How each row's gradient is clipped: per_sample materialises every row's gradient;
+    ghost computes each row's gradient norm of linear and embedding layers without it and
+    backpropagates twice (megalith.training.ghost_clipping), far cheaper for embeddings; auto
+    takes ghost when the model has an embedding table. Both give the same clipped sum."""
 
 
 def default_delta(rows: int) -> float:
@@ -78,6 +83,7 @@ class PrivateTraining:
     accountant: IAccountant | None = field(default=None, repr=False)
     optimizer: DPOptimizer | None = field(default=None, repr=False)
     grad_sampler: nn.Module | None = field(default=None, repr=False)
+    ghost: bool = False
 
     @property
     def delta(self) -> float:
@@ -99,7 +105,7 @@ class PrivateTraining:
 
     def attach(
         self, model: nn.Module, optimizer: torch.optim.Optimizer, total_steps: int
-    ) -> tuple[nn.Module, DPOptimizer]:
+    ) -> tuple[Callable[..., Any], DPOptimizer]:
         """Per-sample gradients on `model` and a clipping, noising `optimizer` (Opacus).
 
         The noise multiplier is the smallest that keeps epsilon at the target after
@@ -110,12 +116,11 @@ class PrivateTraining:
         Raises:
             ConfigError: a layer of `model` has no per-sample gradient in Opacus.
         """
-        from opacus import GradSampleModule
         from opacus.accountants import create_accountant
         from opacus.accountants.utils import get_noise_multiplier
-        from opacus.optimizers import DPOptimizer
 
         self.planned_steps = total_steps
+        self.ghost = ghost_clipping_for(self.config.clipping, model)
         try:
             self.noise_multiplier = get_noise_multiplier(
                 target_epsilon=self.config.epsilon,
@@ -134,18 +139,53 @@ class PrivateTraining:
         # expected, and PyTorch's warning about it would repeat on every run
         warnings.filterwarnings("ignore", message="Full backward hook is firing when gradients")
         try:
-            self.grad_sampler = GradSampleModule(model, loss_reduction="mean")
+            self.grad_sampler = self._grad_sampler(model)
         except NotImplementedError as error:
             raise ConfigError(f"train.privacy: {error}; use a model without that layer") from error
-        self.optimizer = DPOptimizer(
-            optimizer,
-            noise_multiplier=self.noise_multiplier,
-            max_grad_norm=self.config.max_grad_norm,
-            expected_batch_size=self.batch_size,  # Opacus divides by it times virtual steps
-            loss_reduction="mean",
-        )
+        self.optimizer = self._optimizer(optimizer)
         self.accountant = create_accountant(mechanism=self.config.accountant)
+        if self.ghost:
+            from megalith.training.ghost_clipping import forward_without_hooks_when_empty
+
+            return forward_without_hooks_when_empty(self.grad_sampler), self.optimizer
         return self.grad_sampler, self.optimizer
+
+    def _grad_sampler(self, model: nn.Module) -> nn.Module:
+        from opacus import GradSampleModule
+
+        from megalith.training.ghost_clipping import ghost_module
+
+        if not self.ghost:
+            return GradSampleModule(model, loss_reduction="mean")
+        return ghost_module(model, self.config.max_grad_norm)
+
+    def _optimizer(self, optimizer: torch.optim.Optimizer) -> DPOptimizer:
+        from opacus.optimizers import DPOptimizer, DPOptimizerFastGradientClipping
+
+        settings: dict[str, Any] = {
+            "noise_multiplier": self.noise_multiplier,
+            "max_grad_norm": self.config.max_grad_norm,
+            "loss_reduction": "mean",
+        }
+        if not self.ghost:  # Opacus divides by expected_batch_size times the virtual steps
+            return DPOptimizer(optimizer, expected_batch_size=self.batch_size, **settings)
+        # ghost clipping counts no virtual steps: GhostLoss adds each batch's clipped sum
+        rows = self.batch_size * self.accumulation
+        return DPOptimizerFastGradientClipping(optimizer, expected_batch_size=rows, **settings)
+
+    def loss(self, loss: Callable[..., torch.Tensor]) -> Callable[..., Any]:
+        """The loop's batch loss: `loss` guarded for empty batches (private_loss), or under
+        ghost clipping each row's loss wrapped for its two backward passes (GhostLoss)."""
+        if not self.ghost:
+            return private_loss(loss)
+        from megalith.training.ghost_clipping import GhostLoss, row_losses
+
+        def ghost(features: Sequence[Any], outputs: Any, targets: Any, *rest: Any) -> GhostLoss:
+            weights = rest[1] if len(rest) > 1 else None
+            rows = row_losses(features, outputs, targets, weights)
+            return GhostLoss(rows, self.grad_sampler, self.optimizer)
+
+        return ghost
 
     def batches(
         self, table: TensorTable, epoch: int, start_batch: int, device: torch.device
@@ -232,6 +272,14 @@ class PrivateTraining:
             "steps": sum(int(steps) for _, _, steps in self.state_dict()["history"]),
             "planned_steps": self.planned_steps,
         }
+
+
+def ghost_clipping_for(clipping: str, model: nn.Module) -> bool:
+    """train.privacy.clipping resolved: auto is ghost clipping when `model` has an embedding
+    table, whose per-row gradients are what makes per-sample clipping slow."""
+    if clipping != "auto":
+        return clipping == "ghost"
+    return any(isinstance(module, nn.Embedding) for module in model.modules())
 
 
 def private_loss(loss: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:

@@ -24,7 +24,7 @@ def test_privacy_benchmark_runs_quick() -> None:
     assert [(row["task"], row["epsilon"]) for row in rows[:2]] == [("table", 3.0), ("table", "inf")]
     assert 0 < rows[0]["epsilon_spent"] <= 3.0 and rows[1]["epsilon_spent"] is None
     assert rows[0]["epoch_seconds"] > 0 and rows[1]["accuracy_vs_non_private"] == 1.0
-    assert rows[2]["epoch_time_vs_non_private"] > 0
+    assert rows[2]["per_sample_vs_non_private"] > 0 and rows[2]["ghost_vs_non_private"] > 0
     audit = rows[3]
     assert audit["task"] == "audit"
     assert 0 <= audit["non_private_loss_threshold_auc"] <= 1
