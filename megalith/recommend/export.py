@@ -35,9 +35,11 @@ def export_recommender(
     output: str | Path | None = None,
     *,
     overwrite: bool = False,
+    explicit: bool = False,
 ) -> Path:
     """Write RUN/bundle (or `output`): bundle.json, ids.json, embeddings.safetensors, from the
-    run at `run_path` (its model and ids).
+    run at `run_path` (its model and ids); `explicit`: the scores are standardised ratings,
+    and ids.json keeps the rating mean / std so the runtime reports ratings.
 
     Raises:
         RunError: the family scores pairs through an MLP (ncf), `output` holds other files, or
@@ -65,7 +67,9 @@ def export_recommender(
             "seen_users": state.users.astype(np.int64),
             "seen_items": state.items.astype(np.int64),
         }
-    ids = {"user_ids": state.user_ids, "item_ids": state.item_ids}
+    ids: dict[str, Any] = {"user_ids": state.user_ids, "item_ids": state.item_ids}
+    if explicit:
+        ids |= {"rating_mean": state.rating_mean, "rating_std": state.rating_std}
     bundle = RecommenderBundle(target, arrays, ids)
     difference = _largest_difference(model, bundle)
     if difference > 1e-4:

@@ -89,8 +89,11 @@ class RecommenderRun(Run):
         exact matrix product without PyTorch); see `megalith.recommend.export`."""
         from megalith.recommend.export import export_recommender
 
+        explicit = (
+            self.config.recommend is not None and self.config.recommend.feedback == "explicit"
+        )
         return export_recommender(
-            self.path, self.recommender, self.state, output, overwrite=overwrite
+            self.path, self.recommender, self.state, output, overwrite=overwrite, explicit=explicit
         )
 
     def recommend(
@@ -105,8 +108,10 @@ class RecommenderRun(Run):
             exclude_seen: leave out items the user interacted with in the training data.
 
         Returns:
-            One row per (user, rank): user, rank (1 = best), item, score, and known_user
-            (False: a user absent from the training data, who gets the most popular items).
+            One row per (user, rank): user, rank (1 = best), item, score (the logit for
+            implicit feedback, the predicted rating in the table's units for explicit; for
+            the most popular items, their train interactions), and known_user (False: a user
+            absent from the training data, who gets the most popular items).
 
         Raises:
             DataError: no users are given, or k is not positive.
@@ -117,6 +122,9 @@ class RecommenderRun(Run):
         k = min(k, self.state.n_items)
         known = [self._user_index.get(name) for name in names]
         scores = self.scores_for([index for index in known if index is not None]).numpy()
+        if self.config.recommend is not None and self.config.recommend.feedback == "explicit":
+            # the model regresses the standardised rating: report it in the table's units
+            scores = scores * self.state.rating_std + self.state.rating_mean
         popular = self.state.popularity()
         rows: list[dict[str, Any]] = []
         warm = iter(range(len(scores)))

@@ -7,7 +7,8 @@ and item vectors (numpy), or an approximate FAISS index (`pip install faiss-cpu`
 
 The bundle (written by `megalith export` of an mf or two_tower run) holds bundle.json, ids.json
 and embeddings.safetensors: user_vectors (U, D), item_vectors (I, D), item_bias (I,),
-popularity (I,) and the known interactions seen_users / seen_items (N,).
+popularity (I,) and the known interactions seen_users / seen_items (N,); ids.json the user and
+item ids and, for explicit feedback, rating_mean / rating_std (scores come out as ratings).
 """
 
 from __future__ import annotations
@@ -43,13 +44,16 @@ def user_names(users: Sequence[str | int] | str | int) -> list[str]:
 class RecommenderBundle:
     """Scores every item for a user as `user_vector . item_vectors + item_bias`."""
 
-    def __init__(self, path: Path, arrays: dict[str, np.ndarray], ids: dict[str, list[str]]):
+    def __init__(self, path: Path, arrays: dict[str, np.ndarray], ids: dict[str, Any]):
         self.path = path
         self.user_vectors = arrays["user_vectors"].astype(np.float32)  # (U, D)
         self.item_vectors = arrays["item_vectors"].astype(np.float32)  # (I, D)
         self.item_bias = arrays["item_bias"].astype(np.float32)  # (I,)
         self.popularity = arrays["popularity"].astype(np.float64)  # (I,)
         self.user_ids, self.item_ids = ids["user_ids"], ids["item_ids"]
+        # explicit feedback: scores are standardised ratings, reported as rating * std + mean
+        self.rating_std = float(ids.get("rating_std", 1.0))
+        self.rating_mean = float(ids.get("rating_mean", 0.0))
         self._user_index = {user: i for i, user in enumerate(self.user_ids)}
         order = np.argsort(arrays["seen_users"], kind="stable")
         self._seen_items = arrays["seen_items"][order]
@@ -123,7 +127,11 @@ class RecommenderBundle:
                 assert found is not None and found_scores is not None
                 hidden = set(self.seen(index).tolist()) if exclude_seen else set()
                 pairs = zip(found[row], found_scores[row], strict=True)
-                picks = [(int(i), float(s)) for i, s in pairs if i >= 0 and i not in hidden][:k]
+                picks = [
+                    (int(i), float(s) * self.rating_std + self.rating_mean)
+                    for i, s in pairs
+                    if i >= 0 and i not in hidden
+                ][:k]
                 row += 1
             for rank, (item, score) in enumerate(picks):
                 rows.append(
