@@ -67,6 +67,8 @@ def export_recommender(
             "seen_users": state.users.astype(np.int64),
             "seen_items": state.items.astype(np.int64),
         }
+    if "user" in state.sides:  # users answered from their features alone
+        arrays["cold_users"] = (~state.has_history("user")).astype(np.int64)
     ids: dict[str, Any] = {"user_ids": state.user_ids, "item_ids": state.item_ids}
     if explicit:
         ids |= {"rating_mean": state.rating_mean, "rating_std": state.rating_std}

@@ -138,8 +138,8 @@ def encode_interactions(frame: pd.DataFrame, config: RecommendConfig, origin: st
             not a number or a timestamp that is neither a number nor a date (the row is named).
     """
     _check_columns(frame, config, origin)
-    users = _ids(frame[config.user], config.user, origin)
-    items = _ids(frame[config.item], config.item, origin)
+    users = entity_ids(frame[config.user], config.user, origin)
+    items = entity_ids(frame[config.item], config.item, origin)
     ratings = None
     if config.rating is not None:
         ratings = _numbers(frame[config.rating], config.rating, origin).astype(np.float32)
@@ -186,7 +186,12 @@ def _first_bad_row(bad: np.ndarray, column: str, origin: str, what: str) -> Data
     return DataError(f"{origin}: row {row + 1}, column '{column}': {what}")
 
 
-def _ids(column: pd.Series, name: str, origin: str) -> np.ndarray:
+def entity_ids(column: pd.Series, name: str, origin: str) -> np.ndarray:
+    """A column of user or item ids as text, as the interactions spell them ('3.0' -> '3').
+
+    Raises:
+        DataError: a row has no id (the first such row is named).
+    """
     missing = column.isna().to_numpy()
     if missing.any():
         raise _first_bad_row(missing, name, origin, "the id is missing; fill or drop the row")

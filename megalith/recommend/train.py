@@ -20,7 +20,7 @@ from megalith.data.preprocess import Preprocessor
 from megalith.data.specs import InputSpec, OutputSpec
 from megalith.errors import DataError, cannot_write
 from megalith.models import build_model
-from megalith.models.recommenders import Recommender
+from megalith.models.recommenders import Recommender, TwoTower
 from megalith.paths import remove_path
 from megalith.recommend.evaluate import evaluate_recommender, model_scorers
 from megalith.recommend.interactions import encode_interactions, read_interactions
@@ -28,6 +28,14 @@ from megalith.recommend.losses import NegativeSampler, implicit_loss
 from megalith.recommend.metrics import full_ranking, sample_eval_negatives
 from megalith.recommend.report import write_recommender_report
 from megalith.recommend.settings import RecommendConfig
+from megalith.recommend.side import (
+    Side,
+    SideTable,
+    check_side_settings,
+    fit_side_features,
+    join_vocabulary,
+    read_side_table,
+)
 from megalith.recommend.split import TEST, VAL, split_interactions
 from megalith.recommend.store import RecommendState, save_negatives
 from megalith.runs import RunDir, save_weights_atomically
@@ -50,21 +58,51 @@ def recommender_specs(
 def build_recommender(cfg: Config, state: RecommendState) -> Recommender:
     assert cfg.recommend is not None
     inputs, outputs = recommender_specs(len(state.user_ids), state.n_items, cfg.recommend)
+    for side, features in state.sides.items():
+        inputs += features.specs(side)
     model = build_model(cfg.model, inputs, outputs)
     assert isinstance(model, Recommender)
+    for side, features in state.sides.items():
+        if features.arrays:  # training; a loaded run's rows come with its weights
+            assert isinstance(model, TwoTower)
+            arrays = {name: torch.as_tensor(array) for name, array in features.arrays.items()}
+            model.set_side_rows(side, arrays, torch.as_tensor(state.has_history(side)))
     return model
 
 
+def _side_tables(cfg: Config) -> dict[Side, SideTable]:
+    """The side tables the config names, read and checked (ids unique and present)."""
+    config = cfg.recommend
+    assert config is not None
+    tables: dict[Side, SideTable] = {}
+    sides: list[tuple[Side, str | None, list[Any], str]] = [
+        ("user", cfg.data.users, config.user_features, config.user),
+        ("item", cfg.data.items, config.item_features, config.item),
+    ]
+    for side, path, features, column in sides:
+        check_side_settings(cfg.model.arch, path, features, side)
+        if path is not None:
+            tables[side] = read_side_table(path, column, side)
+    return tables
+
+
 def prepare_state(cfg: Config, console: Console | None = None) -> RecommendState:
-    """Read, encode and split the interactions of `cfg.data.source` (an absolute path).
+    """Read, encode and split the interactions of `cfg.data.source` (an absolute path), and
+    fit the side tables' features (`data.users`, `data.items`) on the train users / items.
 
     Raises:
-        DataError: the table cannot be read, lacks a named column, or nothing is held out.
+        DataError: a table cannot be read, lacks a named column, a side table repeats an id or
+            lacks one of the interactions', or nothing is held out.
+        ConfigError: side tables and their feature lists do not match, or the model is not a
+            two_tower.
     """
     config = cfg.recommend
     assert config is not None
     frame, origin = read_interactions(cfg.data.source, config)
     data = encode_interactions(frame, config, origin)
+    tables = _side_tables(cfg)
+    for side, table in tables.items():
+        data = join_vocabulary(data, table, side, config.user if side == "user" else config.item)
     split = split_interactions(data, config, cfg.seed)
     mean, std = 0.0, 1.0
     if config.feedback == "explicit" and data.ratings is not None:
@@ -77,9 +115,15 @@ def prepare_state(cfg: Config, console: Console | None = None) -> RecommendState
             f"{int((split == 0).sum()):,} train / {int((split == VAL).sum()):,} val / "
             f"{int((split == TEST).sum()):,} test"
         )
-    return RecommendState(
+    state = RecommendState(
         data.user_ids, data.item_ids, data.users, data.items, split, mean, std, data.ratings
     )
+    for side, table in tables.items():
+        features = config.user_features if side == "user" else config.item_features
+        vocabulary = state.user_ids if side == "user" else state.item_ids
+        fit_on = np.flatnonzero(state.has_history(side))
+        state.sides[side] = fit_side_features(table, features, vocabulary, fit_on)
+    return state
 
 
 def fit(model: Recommender, state: RecommendState, cfg: Config, log: Any = None) -> dict[str, Any]:
@@ -176,7 +220,8 @@ def held_out_negatives(
         raise DataError(
             f"split {config.split}: no user with a test interaction has one in train (cold "
             "users are left out), so nothing can be evaluated; with split: time, users must "
-            "be active before and after the time_cut"
+            "be active before and after the time_cut; split cold_users needs a two_tower with "
+            "recommend.user_features"
         )
     pairs = np.unique(state.users * state.n_items + state.items)
     distinct = np.bincount(pairs // state.n_items, minlength=len(state.user_ids))

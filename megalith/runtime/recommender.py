@@ -7,7 +7,8 @@ and item vectors (numpy), or an approximate FAISS index (`pip install faiss-cpu`
 
 The bundle (written by `megalith export` of an mf or two_tower run) holds bundle.json, ids.json
 and embeddings.safetensors: user_vectors (U, D), item_vectors (I, D), item_bias (I,),
-popularity (I,) and the known interactions seen_users / seen_items (N,); ids.json the user and
+popularity (I,), the known interactions seen_users / seen_items (N,) and, with user features,
+cold_users (U,) (1: answered from features alone); ids.json the user and
 item ids and, for explicit feedback, rating_mean / rating_std (scores come out as ratings).
 """
 
@@ -26,6 +27,8 @@ from megalith.errors import DataError, RunError
 EMBEDDINGS_FILE = "embeddings.safetensors"
 IDS_FILE = "ids.json"
 TASK = "recommend"
+RECOMMEND_COLUMNS = ["user", "rank", "item", "score", "known_user", "cold_start"]
+"""The table `recommend` answers, from a run or a bundle."""
 
 
 def user_names(users: Sequence[str | int] | str | int) -> list[str]:
@@ -50,6 +53,8 @@ class RecommenderBundle:
         self.item_vectors = arrays["item_vectors"].astype(np.float32)  # (I, D)
         self.item_bias = arrays["item_bias"].astype(np.float32)  # (I,)
         self.popularity = arrays["popularity"].astype(np.float64)  # (I,)
+        # (U,) 1: a user without train interactions whose vector comes from their features
+        self.cold_users = arrays.get("cold_users", np.zeros(len(self.user_vectors), np.int64))
         self.user_ids, self.item_ids = ids["user_ids"], ids["item_ids"]
         # explicit feedback: scores are standardised ratings, reported as rating * std + mean
         self.rating_std = float(ids.get("rating_std", 1.0))
@@ -102,8 +107,9 @@ class RecommenderBundle:
     def recommend(
         self, users: Sequence[str | int] | str | int, k: int = 10, *, exclude_seen: bool = True
     ) -> pd.DataFrame:
-        """The same table as `RecommenderRun.recommend`: user, rank, item, score, known_user
-        (unknown users get the most popular items).
+        """The same table as `RecommenderRun.recommend`: user, rank, item, score, known_user,
+        cold_start (unknown users get the most popular items; new users with features need the
+        run itself, whose user tower reads them).
 
         Raises:
             DataError: no users, or k < 1.
@@ -141,9 +147,10 @@ class RecommenderBundle:
                         "item": self.item_ids[item],
                         "score": score,
                         "known_user": index is not None,
+                        "cold_start": index is not None and bool(self.cold_users[index]),
                     }
                 )
-        return pd.DataFrame(rows, columns=["user", "rank", "item", "score", "known_user"])
+        return pd.DataFrame(rows, columns=RECOMMEND_COLUMNS)
 
 
 def is_recommender_bundle(path: str | Path) -> bool:

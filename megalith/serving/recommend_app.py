@@ -102,7 +102,13 @@ def build_recommend_app(run: Recommends, settings: ServeSettings, backend: str) 
         for row in rows:
             user = str(row["user"])
             entry = answers.setdefault(
-                user, {"user": user, "known_user": bool(row["known_user"]), "items": []}
+                user,
+                {
+                    "user": user,
+                    "known_user": bool(row["known_user"]),
+                    "cold_start": bool(row["cold_start"]),
+                    "items": [],
+                },
             )
             entry["items"].append({"item": row["item"], "score": float(row["score"])})
         return JSONResponse({"recommendations": [answers[user] for user in users]})

@@ -75,7 +75,7 @@ def test_recommend_from_the_command_line(trained: Path) -> None:
     outcome = run_cli("recommend", trained / "run", "--users", "1,3", "--k", "3")
     assert outcome.code == 0, outcome.stderr
     lines = outcome.stdout.strip().splitlines()
-    assert lines[0] == "user,rank,item,score,known_user" and len(lines) == 7
+    assert lines[0] == "user,rank,item,score,known_user,cold_start" and len(lines) == 7
     bad = run_cli("recommend", trained / "run", "--users", " , ")
     assert bad.code == 2 and "--users" in bad.stderr and "Traceback" not in bad.stderr
 

@@ -91,3 +91,15 @@ def test_a_re_rated_pair_never_sits_in_train_and_test(split: str, feedback: str)
     labels = split_interactions(data, config, seed=1)
     pairs = data.users * len(data.item_ids) + data.items
     assert not set(pairs[labels == TRAIN]) & set(pairs[labels == TEST])
+
+
+def test_cold_users_holds_out_whole_users_seeded() -> None:
+    from megalith.recommend.split import cold_users
+
+    users = np.repeat(np.arange(10), 4)
+    split = cold_users(users, holdout=0.2, val=True, seed=2)
+    per_user = {int(u): set(split[users == u].tolist()) for u in range(10)}
+    assert all(len(labels) == 1 for labels in per_user.values())  # all of a user, or none
+    assert sum(labels == {TEST} for labels in per_user.values()) == 2
+    assert sum(labels == {VAL} for labels in per_user.values()) == 2
+    assert np.array_equal(split, cold_users(users, holdout=0.2, val=True, seed=2))
