@@ -5,8 +5,9 @@ and item vectors (numpy), or an approximate FAISS index (`pip install faiss-cpu`
     bundle = load_recommender_bundle("runs/movies/bundle")
     bundle.recommend(["1", "2"], k=10)        # user, rank, item, score, known_user
 
-The bundle (written by `megalith export` of an mf or two_tower run) holds bundle.json, ids.json
-and embeddings.safetensors: user_vectors (U, D), item_vectors (I, D), item_bias (I,),
+The bundle (written by `megalith export` of a recommender run) holds bundle.json, ids.json and
+embeddings.safetensors: for mf and two_tower user_vectors (U, D), item_vectors (I, D), item_bias
+(I,) (an ncf bundle has pair_scorer.onnx instead, run on onnxruntime),
 popularity (I,), the known interactions seen_users / seen_items (N,) and, with user features,
 cold_users (U,) (1: answered from features alone); ids.json the user and
 item ids and, for explicit feedback, rating_mean / rating_std (scores come out as ratings).
@@ -26,6 +27,8 @@ from megalith.errors import DataError, RunError
 
 EMBEDDINGS_FILE = "embeddings.safetensors"
 IDS_FILE = "ids.json"
+PAIR_SCORER_FILE = "pair_scorer.onnx"
+"""ncf: the graph scoring (user, item) pairs, run with onnxruntime."""
 TASK = "recommend"
 RECOMMEND_COLUMNS = ["user", "rank", "item", "score", "known_user", "cold_start"]
 """The table `recommend` answers, from a run or a bundle."""
@@ -49,13 +52,17 @@ class RecommenderBundle:
 
     def __init__(self, path: Path, arrays: dict[str, np.ndarray], ids: dict[str, Any]):
         self.path = path
-        self.user_vectors = arrays["user_vectors"].astype(np.float32)  # (U, D)
-        self.item_vectors = arrays["item_vectors"].astype(np.float32)  # (I, D)
-        self.item_bias = arrays["item_bias"].astype(np.float32)  # (I,)
+        self.user_ids, self.item_ids = ids["user_ids"], ids["item_ids"]
+        self._pairs: Any = None  # ncf: an onnxruntime session scoring (user, item) pairs
+        if "user_vectors" in arrays:
+            self.user_vectors = arrays["user_vectors"].astype(np.float32)  # (U, D)
+            self.item_vectors = arrays["item_vectors"].astype(np.float32)  # (I, D)
+            self.item_bias = arrays["item_bias"].astype(np.float32)  # (I,)
+        else:
+            self._pairs = _pair_session(path / PAIR_SCORER_FILE)
         self.popularity = arrays["popularity"].astype(np.float64)  # (I,)
         # (U,) 1: a user without train interactions whose vector comes from their features
-        self.cold_users = arrays.get("cold_users", np.zeros(len(self.user_vectors), np.int64))
-        self.user_ids, self.item_ids = ids["user_ids"], ids["item_ids"]
+        self.cold_users = arrays.get("cold_users", np.zeros(len(self.user_ids), np.int64))
         # explicit feedback: scores are standardised ratings, reported as rating * std + mean
         self.rating_std = float(ids.get("rating_std", 1.0))
         self.rating_mean = float(ids.get("rating_mean", 0.0))
@@ -68,8 +75,19 @@ class RecommenderBundle:
         self._index: Any = None
 
     def scores(self, users: np.ndarray) -> np.ndarray:
-        """float32 (B, I): every item's score for user indices (B,), one matrix product."""
-        return self.user_vectors[users] @ self.item_vectors.T + self.item_bias
+        """float32 (B, I): every item's score for user indices (B,): one matrix product, or
+        (ncf) the pair scorer over every (user, item), about a million pairs at a time."""
+        if self._pairs is None:
+            return self.user_vectors[users] @ self.item_vectors.T + self.item_bias
+        items = np.arange(len(self.item_ids), dtype=np.int64)
+        rows = max(1, (1 << 20) // max(len(items), 1))
+        parts = [np.zeros((0, len(items)), np.float32)]
+        for start in range(0, len(users), rows):
+            chunk = np.asarray(users[start : start + rows], dtype=np.int64)
+            feed = {"user": np.repeat(chunk, len(items)), "item": np.tile(items, len(chunk))}
+            (score,) = self._pairs.run(None, feed)
+            parts.append(score.astype(np.float32).reshape(len(chunk), len(items)))
+        return np.concatenate(parts)
 
     def seen(self, user: int) -> np.ndarray:
         """Item indices the user interacted with."""
@@ -82,6 +100,8 @@ class RecommenderBundle:
             import faiss
         except ImportError:
             raise RunError("the approximate index needs faiss: pip install faiss-cpu") from None
+        if self._pairs is not None:
+            raise RunError(f"{self.path}: an ncf bundle has no item vectors to index")
         items = np.hstack([self.item_vectors, self.item_bias[:, None]]).astype(np.float32)
         index = faiss.IndexHNSWFlat(items.shape[1], neighbours, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efSearch = 128
@@ -151,6 +171,27 @@ class RecommenderBundle:
                     }
                 )
         return pd.DataFrame(rows, columns=RECOMMEND_COLUMNS)
+
+
+def _pair_session(path: Path) -> Any:
+    """An onnxruntime session of an ncf bundle's pair scorer.
+
+    Raises:
+        RunError: onnxruntime is not installed, or the graph is missing or damaged.
+    """
+    try:
+        import onnxruntime
+    except ImportError:
+        raise RunError("an ncf bundle runs on onnxruntime: pip install onnxruntime") from None
+    if not path.is_file():
+        raise RunError(f"{path}: the ncf bundle's pair scorer is missing; export the run again")
+    from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
+
+    try:
+        return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except (ort_errors.InvalidProtobuf, ort_errors.InvalidGraph, ort_errors.Fail) as error:
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        raise RunError(f"{path}: onnxruntime cannot load it ({reason}); export again") from None
 
 
 def is_recommender_bundle(path: str | Path) -> bool:
