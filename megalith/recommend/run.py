@@ -14,7 +14,7 @@ from rich.console import Console
 
 from megalith.config import Config
 from megalith.data.preprocess import Preprocessor
-from megalith.errors import ConfigError, DataError, RunError
+from megalith.errors import DataError, RunError
 from megalith.models.recommenders import Recommender, TwoTower
 from megalith.recommend.interactions import entity_ids
 from megalith.recommend.store import RecommendState, load_negatives
@@ -229,11 +229,7 @@ def train_recommender_run(
     cfg: Config, run_dir: RunDir, resuming: bool, overwrite: bool, console: Console
 ) -> RecommenderRun:
     """`megalith train` for a config with `recommend:` (called by megalith.pipeline)."""
-    if resuming:
-        raise ConfigError(
-            "recommenders train in minutes and do not resume from checkpoints; train again"
-        )
-    model, state = train_recommender(cfg, run_dir, overwrite, console)
+    model, state = train_recommender(cfg, run_dir, overwrite, console, resuming)
     return RecommenderRun(run_dir.path, cfg, model, state)
 
 

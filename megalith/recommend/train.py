@@ -27,6 +27,7 @@ from megalith.recommend.interactions import encode_interactions, read_interactio
 from megalith.recommend.losses import NegativeSampler, implicit_loss
 from megalith.recommend.metrics import full_ranking, sample_eval_negatives
 from megalith.recommend.report import write_recommender_report
+from megalith.recommend.resume import EpochCheckpoints, check_same_interactions, keep_epochs
 from megalith.recommend.settings import RecommendConfig
 from megalith.recommend.side import (
     Side,
@@ -37,9 +38,10 @@ from megalith.recommend.side import (
     read_side_table,
 )
 from megalith.recommend.split import TEST, VAL, split_interactions
-from megalith.recommend.store import RecommendState, save_negatives
+from megalith.recommend.store import RecommendState, load_negatives, save_negatives
 from megalith.runs import RunDir, save_weights_atomically
 from megalith.runtime.recommender import is_recommender_bundle
+from megalith.training.checkpoint import load_latest_checkpoint
 from megalith.training.optim import build_optimizer
 
 SCORE_OUTPUT = "score"
@@ -126,10 +128,17 @@ def prepare_state(cfg: Config, console: Console | None = None) -> RecommendState
     return state
 
 
-def fit(model: Recommender, state: RecommendState, cfg: Config, log: Any = None) -> dict[str, Any]:
+def fit(
+    model: Recommender,
+    state: RecommendState,
+    cfg: Config,
+    log: Any = None,
+    checkpoints: EpochCheckpoints | None = None,
+) -> dict[str, Any]:
     """Train `model` on the train interactions; returns epochs, steps and seconds.
 
-    `log(record)` receives one dict per epoch (train/loss, and val metrics with recommend.val).
+    `log(record)` receives one dict per epoch (train/loss, and val metrics with recommend.val);
+    `checkpoints` saves every epoch and, when resuming, starts from the last one saved.
     """
     config = cfg.recommend
     assert config is not None
@@ -149,7 +158,7 @@ def fit(model: Recommender, state: RecommendState, cfg: Config, log: Any = None)
     # small MF took 0.6 s on one thread and 12 s on two, on 2 busy cores)
     torch.set_num_threads(1)
     try:
-        return _epochs(model, state, cfg, (users, items, ratings), sampler, log_q, log)
+        return _epochs(model, state, cfg, (users, items, ratings), sampler, log_q, log, checkpoints)
     finally:
         torch.set_num_threads(threads)
 
@@ -162,6 +171,7 @@ def _epochs(
     sampler: NegativeSampler,
     log_q: torch.Tensor,
     log: Any,
+    checkpoints: EpochCheckpoints | None,
 ) -> dict[str, Any]:
     config = cfg.recommend
     assert config is not None
@@ -169,8 +179,9 @@ def _epochs(
     generator = sampler.generator
     optimizer = build_optimizer(model, cfg.train.optimizer, fused=False)
     batch = cfg.train.batch_size if isinstance(cfg.train.batch_size, int) else DEFAULT_BATCH_SIZE
-    started, steps = time.perf_counter(), 0
-    for epoch in range(cfg.train.epochs):
+    done, steps = checkpoints.restore(model, optimizer, generator) if checkpoints else (0, 0)
+    started = time.perf_counter()
+    for epoch in range(done, cfg.train.epochs):
         model.train()
         order = torch.randperm(len(users), generator=generator)
         total = 0.0
@@ -194,6 +205,8 @@ def _epochs(
             record |= _val_scores(model, state, config.k)
         if log is not None:
             log(record)
+        if checkpoints is not None:
+            checkpoints.save(model, optimizer, generator, epoch + 1, steps)
     return {"epochs": cfg.train.epochs, "steps": steps, "seconds": time.perf_counter() - started}
 
 
@@ -239,9 +252,11 @@ def held_out_negatives(
 
 
 def train_recommender(
-    cfg: Config, run_dir: RunDir, overwrite: bool, console: Console
+    cfg: Config, run_dir: RunDir, overwrite: bool, console: Console, resuming: bool = False
 ) -> tuple[Recommender, RecommendState]:
     """The whole job; returns the trained model and its state (the caller wraps them in a Run).
+    With `resuming`, training continues from the run's last epoch checkpoint (the same data,
+    split and negatives), ending where an uninterrupted run would.
 
     Bad data and bad settings are refused before the run directory is touched.
     """
@@ -250,22 +265,24 @@ def train_recommender(
     state = prepare_state(cfg, console)
     torch.manual_seed(cfg.seed)
     model = build_recommender(cfg, state)
-    negatives = held_out_negatives(state, config, cfg.seed)
-    run_dir.create(overwrite=overwrite)
-    # an overwritten run's epochs would be appended to, and its bundle would serve the old model
-    run_dir.metrics.unlink(missing_ok=True)
-    if is_recommender_bundle(run_dir.path / "bundle"):
-        remove_path(run_dir.path / "bundle")
+    checkpoints = EpochCheckpoints(run_dir.checkpoints, cfg, resume=resuming)
+    if resuming:
+        check_same_interactions(state, run_dir.path)
+        negatives = load_negatives(run_dir.path)
+        latest = load_latest_checkpoint(run_dir.checkpoints)
+        keep_epochs(run_dir.metrics, latest.state["loop"]["position"]["epoch"] if latest else 0)
+        if is_recommender_bundle(run_dir.path / "bundle"):
+            remove_path(run_dir.path / "bundle")  # it would serve the old model
+    else:
+        negatives = held_out_negatives(state, config, cfg.seed)
+        _start_run_dir(run_dir, overwrite, state, negatives)
     run_dir.write_text(run_dir.config, config_to_yaml(cfg))
-    Preprocessor([], []).save(run_dir.preprocessor)
-    state.save(run_dir)
-    save_negatives(run_dir, *negatives)
     console.print(
         f"[bold]{cfg.name}[/]: model {cfg.model.arch} with "
         f"{sum(p.numel() for p in model.parameters()):,} parameters, loss {config.training_loss} "
         f"-> {run_dir.path}"
     )
-    training = fit(model, state, cfg, _epoch_logger(run_dir.metrics, console))
+    training = fit(model, state, cfg, _epoch_logger(run_dir.metrics, console), checkpoints)
     save_weights_atomically(model, run_dir.weights)
     scores = score_run(model, state, negatives, cfg)
     scores["training"] = training | {"parameters": sum(p.numel() for p in model.parameters())}
@@ -273,6 +290,23 @@ def train_recommender(
     write_recommender_report(run_dir, cfg, scores)
     _print_scores(console, scores)
     return model, state
+
+
+def _start_run_dir(
+    run_dir: RunDir,
+    overwrite: bool,
+    state: RecommendState,
+    negatives: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> None:
+    run_dir.create(overwrite=overwrite)
+    # an overwritten run's epochs would be appended to, and its bundle would serve the old model
+    run_dir.metrics.unlink(missing_ok=True)
+    remove_path(run_dir.checkpoints)
+    if is_recommender_bundle(run_dir.path / "bundle"):
+        remove_path(run_dir.path / "bundle")
+    Preprocessor([], []).save(run_dir.preprocessor)
+    state.save(run_dir)
+    save_negatives(run_dir, *negatives)
 
 
 def score_run(
