@@ -3,6 +3,7 @@ and items answered from their features; bad side tables refused before the run e
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -225,3 +226,34 @@ def test_init_finds_side_tables_next_to_the_interactions(folder: Path, tmp_path:
     state = prepare_state(validate_config(config))
     genres = state.sides["item"].preprocessor.inputs[[f for f in features].index("genres")]
     assert "Science Fiction" in genres.vocabulary  # split on '|' only
+
+
+def test_the_cli_reads_new_users_features(cold_run: mg.Run, folder: Path, tmp_path: Path) -> None:
+    from conftest import run_cli
+
+    users = pd.read_csv(folder / "users.csv")
+    users.iloc[:1].assign(user="newcomer").to_csv(tmp_path / "new.csv", index=False)
+    outcome = run_cli(
+        "recommend",
+        cold_run.path,
+        "--users",
+        "newcomer,nobody",
+        "--k",
+        "3",
+        "--user-features",
+        tmp_path / "new.csv",
+    )
+    assert outcome.code == 0, outcome.stderr
+    table = pd.read_csv(io.StringIO(outcome.stdout))
+    assert table.groupby("user")["cold_start"].all().to_dict() == {
+        "newcomer": True,
+        "nobody": False,
+    }
+    bundle = cold_run.path / "bundle"
+    if not bundle.exists():
+        cold_run.export()
+    refused = run_cli(
+        "recommend", bundle, "--users", "newcomer", "--user-features", tmp_path / "new.csv"
+    )
+    assert refused.code != 0 and "give the run directory" in refused.stderr
+    assert "Traceback" not in refused.stderr
