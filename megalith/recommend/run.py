@@ -43,6 +43,16 @@ class RecommenderRun(Run):
     def item_ids(self) -> list[str]:
         return self.state.item_ids
 
+    @property
+    def user_column(self) -> str:
+        """The interactions' user id column (what `user_features` tables hold the ids in)."""
+        return self.config.recommend.user if self.config.recommend is not None else "user"
+
+    @property
+    def reads_user_features(self) -> bool:
+        """Whether new users can be answered from their features (a two_tower with them)."""
+        return "user" in self.state.sides
+
     @classmethod
     def from_dir(cls, run_dir: RunDir, config: Config) -> RecommenderRun:
         """Load the ids, interactions and weights of a recommender run directory."""

@@ -257,3 +257,30 @@ def test_the_cli_reads_new_users_features(cold_run: mg.Run, folder: Path, tmp_pa
     )
     assert refused.code != 0 and "give the run directory" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_the_server_answers_new_users_from_the_features_in_the_request(
+    cold_run: mg.Run, folder: Path
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from megalith.serving.app import ServeSettings
+    from megalith.serving.recommend_app import build_recommend_app
+
+    row = pd.read_csv(folder / "users.csv").iloc[3]
+    features = {"likes": str(row["likes"]), "age": float(row["age"])}
+    client = TestClient(build_recommend_app(cold_run, ServeSettings(max_rows=5), "torch"))
+    body = {"users": ["fresh", "nobody"], "k": 4, "user_features": {"fresh": features}}
+    answer = client.post("/recommend", json=body)
+    assert answer.status_code == 200, answer.text
+    fresh, nobody = answer.json()["recommendations"]
+    assert fresh["cold_start"] and not fresh["known_user"] and not nobody["cold_start"]
+    frame = pd.DataFrame([{"user": "fresh", **features}])
+    expected = cold_run.recommend(["fresh"], k=4, user_features=frame)["item"].tolist()
+    assert [entry["item"] for entry in fresh["items"]] == expected
+    bad = client.post("/recommend", json={**body, "user_features": {"fresh": {"age": [1]}}})
+    assert bad.status_code == 422 and "user_features" in bad.text
+    bundle = load_recommender_bundle(cold_run.export(overwrite=True))
+    numpy_client = TestClient(build_recommend_app(bundle, ServeSettings(), "numpy"))
+    refused = numpy_client.post("/recommend", json=body)
+    assert refused.status_code == 422 and "reads no user features" in refused.text
