@@ -171,7 +171,9 @@ def python_imports(folder: Path, quick: bool) -> dict[str, Any]:
     }
 
 
-def train_and_score(base: dict[str, Any], split: str, features: bool, epochs: int) -> dict:
+def train_and_score(
+    base: dict[str, Any], split: str, features: bool, epochs: int, id_dropout: float | None = None
+) -> dict:
     """One two_tower run (softmax, as init writes it), scored with the baselines."""
     data = dict(base["data"])
     recommend = dict(base["recommend"], split=split, loss="softmax")
@@ -180,7 +182,8 @@ def train_and_score(base: dict[str, Any], split: str, features: bool, epochs: in
         recommend = {k: v for k, v in recommend.items() if not k.endswith("_features")}
     config = {
         "data": data,
-        "model": {"arch": "two_tower", "dim": 64},
+        "model": {"arch": "two_tower", "dim": 64}
+        | ({"id_dropout": id_dropout} if id_dropout is not None else {}),
         "recommend": recommend,
         "train": {
             "epochs": epochs,
@@ -213,10 +216,10 @@ def _line(label: str, m: dict[str, Any]) -> str:
     )
 
 
-def compare(name: str, base: dict[str, Any], epochs: int) -> None:
-    cold = train_and_score(base, "cold_users", True, epochs)
+def compare(name: str, base: dict[str, Any], epochs: int, id_dropout: float | None) -> None:
+    cold = train_and_score(base, "cold_users", True, epochs, id_dropout)
     warm_ids = train_and_score(base, "leave_last_out", False, epochs)
-    warm_features = train_and_score(base, "leave_last_out", True, epochs)
+    warm_features = train_and_score(base, "leave_last_out", True, epochs, id_dropout)
     print(f"\n== {name}")
     header = f"{'':34}{'HR@10 s':>9}{'NDCG@10 s':>11}{'HR@10 full':>12}{'NDCG@10 full':>14}"
     print(header + f"{'users':>7}{'train s':>9}")
@@ -246,6 +249,9 @@ def main() -> None:
     parser.add_argument("datasets", nargs="*", default=["planted", "dpkg", "python_imports"])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--quick", action="store_true", help="Tiny data, 2 epochs.")
+    parser.add_argument(
+        "--id-dropout", type=float, default=None, help="model.id_dropout (default: the model's)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(
@@ -258,7 +264,7 @@ def main() -> None:
             folder = Path(tmp) / name
             folder.mkdir()
             base = builders[name](folder, args.quick)
-            compare(name, base, 2 if args.quick else args.epochs)
+            compare(name, base, 2 if args.quick else args.epochs, args.id_dropout)
 
 
 if __name__ == "__main__":

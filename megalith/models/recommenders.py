@@ -61,7 +61,7 @@ class TwoTowerConfig(ConfigModel):
     id_dropout: float = Field(0.2, ge=0, lt=1)
     """With side features: the share of training pairs whose id embedding is swapped for the
     shared one of users / items without history, so the features learn to answer alone (the
-    vector a new user or item gets)."""
+    vector a new user or item gets; the idea of DropoutNet, Volkovs et al. 2017)."""
 
 
 # -----------------------------------------------------------------------------
@@ -218,9 +218,11 @@ def _no_backbone(spec: InputSpec) -> tuple[nn.Module, int]:
 
 
 class TwoTower(DotRecommender):
-    """Each tower: the id embedding, and with side features those features' encodings
-    concatenated to it, through an MLP. An entity without train interactions (a new user or
-    item with features) is read through one shared embedding row instead of its own."""
+    """Each tower: the id embedding (B, dim), and with side features those features'
+    encodings (B, F) concatenated to it, through an MLP to (B, dim or hidden[-1]) (Yi et al.
+    2019). An entity without train interactions (a new user or item with features) is read
+    through one shared embedding row instead of its own, which training reaches through
+    `id_dropout`."""
 
     user_rows: torch.Tensor  # (U,) with user features: the embedding row of each user
     item_rows: torch.Tensor  # (I,)
