@@ -284,3 +284,15 @@ def test_the_server_answers_new_users_from_the_features_in_the_request(
     numpy_client = TestClient(build_recommend_app(bundle, ServeSettings(), "numpy"))
     refused = numpy_client.post("/recommend", json=body)
     assert refused.status_code == 422 and "reads no user features" in refused.text
+
+
+def test_side_tables_belong_to_recommenders() -> None:
+    from megalith.config import validate_config
+
+    config = {
+        "data": {"source": "t.csv", "items": "items.csv"},
+        "inputs": [{"name": "x", "type": "number"}],
+        "outputs": [{"name": "y", "type": "number"}],
+    }
+    with pytest.raises(ConfigError, match=r"data\.items / data\.users are a recommender's"):
+        validate_config(config)
