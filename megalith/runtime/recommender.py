@@ -74,6 +74,11 @@ class RecommenderBundle:
         )
         self._index: Any = None
 
+    @property
+    def backend(self) -> str:
+        """What computes the scores: numpy (vectors) or onnxruntime (an ncf pair scorer)."""
+        return "numpy" if self._pairs is None else "onnxruntime"
+
     def scores(self, users: np.ndarray) -> np.ndarray:
         """float32 (B, I): every item's score for user indices (B,): one matrix product, or
         (ncf) the pair scorer over every (user, item), about a million pairs at a time."""

@@ -79,6 +79,7 @@ def test_an_ncf_bundle_scores_pairs_with_onnxruntime_as_the_run_does(tmp_path: P
     found = bundle.recommend(users, k=7)
     assert found["item"].tolist() == expected["item"].tolist()
     assert (found["score"] - expected["score"]).abs().max() < 1e-4
+    assert bundle.backend == "onnxruntime"
     with pytest.raises(RunError, match="no item vectors to index"):
         bundle.use_faiss()
     code = (
