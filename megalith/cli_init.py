@@ -70,7 +70,9 @@ def init(
     if corpus is None and target is None:
         from megalith.recommend.init import recommender_init_text
 
-        interactions = recommender_init_text(data, name=name, source=as_written(data))
+        interactions = recommender_init_text(
+            data, name=name, source=as_written(data), written=as_written
+        )
         if interactions is None:
             fail(f"give --target COLUMN: the column of {data} to predict")
         _write(interactions, output)

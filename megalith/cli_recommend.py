@@ -30,18 +30,39 @@ def recommend(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write a CSV here instead of stdout.")
     ] = None,
+    user_features: Annotated[
+        Path | None,
+        typer.Option(
+            "--user-features",
+            help="A table of new users' features (the user id column and the run's user "
+            "feature columns): a two_tower with user features answers them (cold start).",
+        ),
+    ] = None,
 ) -> None:
     """Top-k items per user from a recommender run or its exported bundle (users absent from
-    its data get the most popular items, known_user false)."""
+    its data get the most popular items, known_user false; with --user-features, a two_tower
+    with user features answers new users from theirs, cold_start true)."""
     from megalith.recommend.run import user_list
     from megalith.runtime.recommender import is_recommender_bundle, load_recommender_bundle
 
     if is_recommender_bundle(run):
+        if user_features is not None:
+            fail(
+                f"{run} is an exported bundle of vectors: new users' features need the user "
+                "tower, so give the run directory with --user-features"
+            )
         table = load_recommender_bundle(run).recommend(
             user_list(users), k, exclude_seen=exclude_seen
         )
     else:
-        table = _run(run).recommend(user_list(users), k, exclude_seen=exclude_seen)
+        features = None
+        if user_features is not None:
+            from megalith.data.sources import load_table
+
+            features = load_table(str(user_features)).frame
+        table = _run(run).recommend(
+            user_list(users), k, exclude_seen=exclude_seen, user_features=features
+        )
     if output is None:
         typer.echo(table.to_csv(index=False), nl=False)
         return

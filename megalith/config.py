@@ -73,6 +73,11 @@ class Config(ConfigModel):
         texts = [f.name for f in self.outputs if f.type == "text"]
         if self.model.arch in RECOMMENDER_ARCHS or self.recommend is not None:
             self._fit_recommender()
+        elif self.data.items is not None or self.data.users is not None:
+            raise ValueError(
+                "data.items / data.users are a recommender's side tables (model.arch "
+                "two_tower with recommend:); a model of inputs and outputs reads data.source"
+            )
         elif not self.outputs:
             raise ValueError("outputs: give at least one output column")
         elif self.model.arch == "pretrained":

@@ -374,6 +374,9 @@ def _with_absolute_paths(cfg: Config, base_dir: Path) -> Config:
 
     if not cfg.data.source.startswith("builtin:"):
         data["data"]["source"] = absolute(cfg.data.source)
+    for side in ("items", "users"):  # a recommender's side tables
+        if data["data"].get(side):
+            data["data"][side] = absolute(data["data"][side])
     if data["model"].get("path"):
         data["model"]["path"] = absolute(data["model"]["path"])
     if data.get("teacher"):  # and distillation's defaults written out

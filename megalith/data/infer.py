@@ -7,6 +7,7 @@ want to undo (a dropped column, how missing cells are filled) is reported as a n
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -310,6 +311,23 @@ def _infer_inputs(
         raise DataError(
             f"{origin}: no column is left to predict '{target}' from ({why}); add input columns."
         )
+    return inputs
+
+
+def infer_inputs(
+    frame: pd.DataFrame, columns: Sequence[Any], notices: list[str]
+) -> list[dict[str, Any]]:
+    """Input features for `columns` typed as `init` types a table's inputs, without a target
+    (a recommender's side tables); dropped columns and retypings are told in `notices`."""
+    nothing = pd.Series([None] * len(frame), index=frame.index, dtype=object, name="")
+    inputs: list[dict[str, Any]] = []
+    for column in columns:
+        kind, notice = _input_type(frame[column], nothing)
+        if notice:
+            notices.append(notice)
+        if kind is not None:
+            inputs.append({"name": str(column), "type": kind})
+    refine_inputs(frame, inputs, notices)
     return inputs
 
 

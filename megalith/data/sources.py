@@ -39,6 +39,12 @@ class DataConfig(ConfigModel):
     decimal: Literal["auto", ".", ","] = "auto"
     """CSV decimal mark: auto ('.', or ',' when the separator is not a comma and the numbers
     are written with decimal commas), '.' or ','. Recorded like data.delimiter."""
+    items: str | None = None
+    """Recommenders: a table of item features, one row per item, joined to the interactions
+    by the `recommend.item` column (features: recommend.item_features)."""
+    users: str | None = None
+    """Recommenders: a table of user features, one row per user, joined by `recommend.user`
+    (features: recommend.user_features)."""
 
     @field_validator("split", mode="before")
     @classmethod

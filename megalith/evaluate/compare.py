@@ -21,6 +21,9 @@ from megalith.evaluate.metrics import higher_is_better
 from megalith.evaluate.report import MetricsHistory, read_metrics_log
 from megalith.runs import RunDir
 
+COUNTS = {"users"}
+"""eval.json entries that count what was scored (a recommender's users): no best is marked."""
+
 
 @dataclass(frozen=True)
 class RunSummary:
@@ -50,9 +53,9 @@ def summarize_run(path: Path) -> RunSummary:
         RunError: the directory is not a complete run.
     """
     from megalith.config import load_config
-    from megalith.run import Run
+    from megalith.loading import load
 
-    run = Run.load(path)  # checks the directory, and counts parameters for runs that predate it
+    run = load(path)  # checks the directory, and counts parameters for runs that predate it
     config, _ = load_config(RunDir(path).config)
     scores = run.metrics
     training = scores.get("training", {})
@@ -64,8 +67,24 @@ def summarize_run(path: Path) -> RunSummary:
         "batch size": config.train.batch_size,
         "parameters": parameters,
     }
+    if config.recommend is not None:
+        settings |= _recommender_settings(path, config.recommend.split, config.recommend.loss)
     history = read_metrics_log(RunDir(path).metrics)
     return RunSummary(path.name, path, settings, scores.get("test", {}), history)
+
+
+def _recommender_settings(path: Path, split: str, loss: str) -> dict[str, Any]:
+    """A recommender's split and loss, and a fingerprint of its saved sampled negatives: runs
+    with the same fingerprint were scored on the same held-out items and candidates."""
+    import hashlib
+
+    from megalith.recommend.store import NEGATIVES_FILE
+
+    try:
+        digest = hashlib.sha256((path / NEGATIVES_FILE).read_bytes()).hexdigest()[:12]
+    except OSError:
+        digest = "missing"
+    return {"split": split, "loss": loss, "candidates": digest}
 
 
 def compare_runs(summaries: Sequence[RunSummary]) -> Comparison:
@@ -79,7 +98,7 @@ def compare_runs(summaries: Sequence[RunSummary]) -> Comparison:
     for name in metrics:
         values = [s.test.get(name, math.nan) for s in summaries]
         rows.append([f"test {name}", *(format_number(v) for v in values)])
-        best.append(_best(values, higher_is_better(name)))
+        best.append(None if name in COUNTS else _best(values, higher_is_better(name)))
     return Comparison([s.name for s in summaries], rows, best)
 
 

@@ -26,8 +26,13 @@ HIGHER_IS_BETTER = {
     "token_accuracy": True,
     "exact_match": True,
     "bleu": True,
+    "hr": True,
+    "ndcg": True,
+    "mrr": True,
+    "coverage": True,
 }
-"""Metrics to maximise; every other metric (loss, mse, mae, perplexity) is minimised."""
+"""Metrics to maximise; every other metric (loss, mse, mae, perplexity) is minimised. Ranking
+metrics (hr@10, sampled_ndcg@10, ...) are looked up without their cut-off and `sampled_`."""
 
 
 def metric_names(spec: OutputSpec) -> list[str]:
@@ -43,7 +48,8 @@ def metric_names(spec: OutputSpec) -> list[str]:
 
 def higher_is_better(metric: str) -> bool:
     """Whether a (possibly prefixed, e.g. 'val/price/r2') metric improves upward."""
-    return HIGHER_IS_BETTER.get(metric.rsplit("/", 1)[-1], False)
+    name = metric.rsplit("/", 1)[-1].split("@", 1)[0].removeprefix("sampled_")
+    return HIGHER_IS_BETTER.get(name, False)
 
 
 def output_metrics(

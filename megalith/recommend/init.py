@@ -5,6 +5,8 @@ benchmarks/recommend_baselines.py)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -123,15 +125,78 @@ def _schedule(interactions: int) -> dict[str, int]:
     return {"epochs": min(100, max(10, -(-1000 // steps_per_epoch))), "batch_size": batch_size}
 
 
-def recommender_init_text(data: str, *, name: str | None, source: str) -> str | None:
+SIDE_TABLE_NAMES = {
+    "item": ("items", "item", "item_features", "movies", "products", "books", "songs", "tracks"),
+    "user": ("users", "user", "user_features", "customers", "members"),
+}
+"""File names (without suffix) `init` looks for next to an interactions table."""
+_SIDE_SUFFIXES = (".csv", ".parquet", ".jsonl", ".tsv")
+_SIDE_TYPES = ("number", "binary", "category", "text", "set")
+
+
+def find_side_tables(interactions: Path, id_columns: dict[str, str]) -> dict[str, Path]:
+    """Side tables next to `interactions`: a file named as in SIDE_TABLE_NAMES whose header
+    holds the interactions' user / item id column (`id_columns`: side -> column)."""
+    from megalith.data.sources import load_table
+
+    found: dict[str, Path] = {}
+    for side, stems in SIDE_TABLE_NAMES.items():
+        for stem in stems:
+            for suffix in _SIDE_SUFFIXES:
+                path = interactions.parent / f"{stem}{suffix}"
+                if side in found or not path.is_file() or path == interactions:
+                    continue
+                if id_columns[side] in load_table(str(path)).frame.columns:
+                    found[side] = path
+    return found
+
+
+def side_features(path: Path, id_column: str, notices: list[str]) -> list[dict[str, Any]]:
+    """The feature list `init` writes for a side table: its other columns typed as `init`
+    types inputs (lists of names such as 'Action|Comedy' as sets split on '|')."""
+    from megalith.data.infer import infer_inputs
+    from megalith.data.sources import load_table
+
+    frame = load_table(str(path)).frame
+    columns = [column for column in frame.columns if str(column) != id_column]
+    features = [f for f in infer_inputs(frame, columns, notices) if f["type"] in _SIDE_TYPES]
+    for feature in features:
+        cells = frame[feature["name"]].dropna().astype(str)
+        if feature["type"] == "set" and cells.str.contains("|", regex=False).any():
+            feature["separator"] = "|"  # 'Science Fiction|Drama': two names, not three
+    return features
+
+
+def with_side_tables(
+    config: dict[str, Any], tables: dict[str, Path], written: Callable[[str], str]
+) -> list[str]:
+    """Add found side tables to `config`: data.items / data.users, their features, and a
+    two_tower (the family that reads them); returns notices for the user."""
+    notices: list[str] = []
+    recommend = config["recommend"]
+    for side, path in tables.items():
+        features = side_features(path, recommend[side], notices)
+        if not features:
+            continue
+        config["data"]["items" if side == "item" else "users"] = written(str(path))
+        recommend[f"{side}_features"] = features
+        notices.append(f"{path}: {side} features {', '.join(f['name'] for f in features)}")
+    if "user_features" in recommend or "item_features" in recommend:
+        config["model"] = {"arch": "two_tower", "dim": 64}
+    return notices
+
+
+def recommender_init_text(
+    data: str, *, name: str | None, source: str, written: Callable[[str], str] | None = None
+) -> str | None:
     """The YAML `megalith init DATA` writes when DATA is an interactions table (user and item
     columns by name, or a header-less user / item / rating / timestamp file), else None.
+    Side tables found next to it (`find_side_tables`) are added, with a two_tower to read
+    them; `written` turns their paths into what the config should say (default: as found).
 
     Raises:
-        DataError: the file cannot be read.
+        DataError: a file cannot be read.
     """
-    from pathlib import Path
-
     import yaml
 
     from megalith.recommend.interactions import BUILTIN_INTERACTIONS, read_interactions
@@ -144,8 +209,14 @@ def recommender_init_text(data: str, *, name: str | None, source: str) -> str | 
     if interaction_columns(frame) is None:
         return None
     config = recommender_config(frame, name=name or builtin or Path(data).stem, source=source)
+    notes: list[str] = []
+    if builtin is None:
+        ids = {side: config["recommend"][side] for side in ("user", "item")}
+        tables = find_side_tables(Path(data), ids)
+        notes = with_side_tables(config, tables, written or (lambda path: path))
     head = (
         "# A recommender of the interactions in this table (see docs/recommend.md).\n"
         "# Train it with: megalith train CONFIG; then megalith recommend RUN --users ID,...\n"
     )
+    head += "".join(f"# {note}\n" for note in notes)
     return head + yaml.safe_dump(config, sort_keys=False)

@@ -130,15 +130,16 @@ def _is_number(text: str) -> bool:
 
 def encode_interactions(frame: pd.DataFrame, config: RecommendConfig, origin: str) -> Interactions:
     """Ids -> indices (vocabularies over the whole table: the catalogue), ratings and times as
-    numbers; implicit feedback keeps one row per (user, item): its latest.
+    numbers; one row per (user, item): its latest (a re-rating replaces the earlier rating,
+    and `min_rating` judges the latest), so no held-out pair is also in train.
 
     Raises:
         DataError: a named column is absent, or a row has no user / item, a rating that is
             not a number or a timestamp that is neither a number nor a date (the row is named).
     """
     _check_columns(frame, config, origin)
-    users = _ids(frame[config.user], config.user, origin)
-    items = _ids(frame[config.item], config.item, origin)
+    users = entity_ids(frame[config.user], config.user, origin)
+    items = entity_ids(frame[config.item], config.item, origin)
     ratings = None
     if config.rating is not None:
         ratings = _numbers(frame[config.rating], config.rating, origin).astype(np.float32)
@@ -146,14 +147,17 @@ def encode_interactions(frame: pd.DataFrame, config: RecommendConfig, origin: st
         times = _times(frame[config.timestamp], config.timestamp, origin)
     else:
         times = np.arange(len(frame), dtype=np.float64)
-    keep = np.ones(len(frame), dtype=bool)
+    # one row per (user, item), its latest, before anything else: a pair held out for test
+    # must not also sit in train (a re-rated or re-watched item would leak its answer)
+    keep = np.zeros(len(frame), dtype=bool)
+    keep[_latest_per_pair(users, items, times)] = True
     if config.feedback == "implicit" and config.min_rating is not None and ratings is not None:
         keep &= ratings >= config.min_rating
     if not keep.any():
         raise DataError(f"{origin}: no interactions left (recommend.min_rating drops them all)")
     user_ids, user_index = np.unique(users[keep], return_inverse=True)
     item_ids, item_index = np.unique(items[keep], return_inverse=True)
-    encoded = Interactions(
+    return Interactions(
         user_index.astype(np.int64),
         item_index.astype(np.int64),
         ratings[keep] if ratings is not None else None,
@@ -161,9 +165,6 @@ def encode_interactions(frame: pd.DataFrame, config: RecommendConfig, origin: st
         [str(u) for u in user_ids],
         [str(i) for i in item_ids],
     )
-    if config.feedback == "implicit":
-        encoded = encoded.subset(_latest_per_pair(encoded))
-    return encoded
 
 
 def _check_columns(frame: pd.DataFrame, config: RecommendConfig, origin: str) -> None:
@@ -185,7 +186,12 @@ def _first_bad_row(bad: np.ndarray, column: str, origin: str, what: str) -> Data
     return DataError(f"{origin}: row {row + 1}, column '{column}': {what}")
 
 
-def _ids(column: pd.Series, name: str, origin: str) -> np.ndarray:
+def entity_ids(column: pd.Series, name: str, origin: str) -> np.ndarray:
+    """A column of user or item ids as text, as the interactions spell them ('3.0' -> '3').
+
+    Raises:
+        DataError: a row has no id (the first such row is named).
+    """
     missing = column.isna().to_numpy()
     if missing.any():
         raise _first_bad_row(missing, name, origin, "the id is missing; fill or drop the row")
@@ -222,11 +228,13 @@ def _times(column: pd.Series, name: str, origin: str) -> np.ndarray:
     return (dates - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy(dtype=np.float64)
 
 
-def _latest_per_pair(data: Interactions) -> np.ndarray:
+def _latest_per_pair(users: np.ndarray, items: np.ndarray, times: np.ndarray) -> np.ndarray:
     """Row indices keeping, for each repeated (user, item), its latest interaction (ties: the
-    later row), in file order: a re-watched item is one positive, not a leak into test."""
-    order = np.lexsort((np.arange(len(data)), data.times, data.items, data.users))
-    pairs = data.users[order] * len(data.item_ids) + data.items[order]
+    later row), in file order: a re-rated or re-watched item is one interaction, its last."""
+    _, user_codes = np.unique(users, return_inverse=True)
+    _, item_codes = np.unique(items, return_inverse=True)
+    order = np.lexsort((np.arange(len(users)), times, item_codes, user_codes))
+    pairs = user_codes[order].astype(np.int64) * (int(item_codes.max()) + 1) + item_codes[order]
     last = np.ones(len(order), dtype=bool)
     last[:-1] = pairs[1:] != pairs[:-1]
     return np.sort(order[last])

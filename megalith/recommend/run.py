@@ -14,13 +14,14 @@ from rich.console import Console
 
 from megalith.config import Config
 from megalith.data.preprocess import Preprocessor
-from megalith.errors import ConfigError, DataError, RunError
-from megalith.models.recommenders import Recommender
+from megalith.errors import DataError, RunError
+from megalith.models.recommenders import Recommender, TwoTower
+from megalith.recommend.interactions import entity_ids
 from megalith.recommend.store import RecommendState, load_negatives
 from megalith.recommend.train import build_recommender, score_run, train_recommender
 from megalith.run import Run, load_weights
 from megalith.runs import RunDir
-from megalith.runtime.recommender import user_names
+from megalith.runtime.recommender import RECOMMEND_COLUMNS, user_names
 
 
 class RecommenderRun(Run):
@@ -41,6 +42,16 @@ class RecommenderRun(Run):
     @property
     def item_ids(self) -> list[str]:
         return self.state.item_ids
+
+    @property
+    def user_column(self) -> str:
+        """The interactions' user id column (what `user_features` tables hold the ids in)."""
+        return self.config.recommend.user if self.config.recommend is not None else "user"
+
+    @property
+    def reads_user_features(self) -> bool:
+        """Whether new users can be answered from their features (a two_tower with them)."""
+        return "user" in self.state.sides
 
     @classmethod
     def from_dir(cls, run_dir: RunDir, config: Config) -> RecommenderRun:
@@ -89,12 +100,20 @@ class RecommenderRun(Run):
         exact matrix product without PyTorch); see `megalith.recommend.export`."""
         from megalith.recommend.export import export_recommender
 
+        explicit = (
+            self.config.recommend is not None and self.config.recommend.feedback == "explicit"
+        )
         return export_recommender(
-            self.path, self.recommender, self.state, output, overwrite=overwrite
+            self.path, self.recommender, self.state, output, overwrite=overwrite, explicit=explicit
         )
 
     def recommend(
-        self, users: Sequence[str | int] | str | int, k: int = 10, *, exclude_seen: bool = True
+        self,
+        users: Sequence[str | int] | str | int,
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+        user_features: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
         """The top `k` items for each user, best first.
 
@@ -103,40 +122,83 @@ class RecommenderRun(Run):
                 alone is one user.
             k: items per user (at most the catalogue).
             exclude_seen: leave out items the user interacted with in the training data.
+            user_features: rows of new users (absent from the run's data): the user id
+                column and the user feature columns, as in `data.users`; a two_tower with
+                user features answers them from these (cold start).
 
         Returns:
-            One row per (user, rank): user, rank (1 = best), item, score, and known_user
-            (False: a user absent from the training data, who gets the most popular items).
+            One row per (user, rank): user, rank (1 = best), item, score (the logit for
+            implicit feedback, the predicted rating in the table's units for explicit; for
+            the most popular items, their train interactions), known_user (False: a user
+            absent from the run's data) and cold_start (True: a user without train
+            interactions answered by the user tower from their features alone). A user
+            neither known nor given features gets the most popular items.
 
         Raises:
-            DataError: no users are given, or k is not positive.
+            DataError: no users are given, k is not positive, or `user_features` lacks a
+                column, cannot be encoded, or is given to a run without user features.
         """
         names = user_names(users)
         if k < 1:
             raise DataError(f"recommend: k must be >= 1 (got {k})")
         k = min(k, self.state.n_items)
         known = [self._user_index.get(name) for name in names]
-        scores = self.scores_for([index for index in known if index is not None]).numpy()
-        popular = self.state.popularity()
+        scores = self._in_rating_units(
+            self.scores_for([index for index in known if index is not None]).numpy()
+        )
+        strangers = [name for name, index in zip(names, known, strict=True) if index is None]
+        new = self._new_user_scores(strangers, user_features)
+        history = self.state.has_history("user") if "user" in self.state.sides else None
         rows: list[dict[str, Any]] = []
-        warm = iter(range(len(scores)))
+        warm = iter(scores)
         for name, index in zip(names, known, strict=True):
-            values = scores[next(warm)].copy() if index is not None else popular.copy()
-            if index is not None and exclude_seen:
-                values[self._seen_items(index)] = -np.inf
-            # ties (equal popularity) go to the lower item index, as in the exported runtime
-            order = np.argsort(-values, kind="stable")[: min(k, int(np.isfinite(values).sum()))]
-            for rank, item in enumerate(order):
-                rows.append(
-                    {
-                        "user": name,
-                        "rank": rank + 1,
-                        "item": self.state.item_ids[int(item)],
-                        "score": float(values[item]),
-                        "known_user": index is not None,
-                    }
-                )
-        return pd.DataFrame(rows, columns=["user", "rank", "item", "score", "known_user"])
+            cold = name in new
+            if index is not None:
+                values = next(warm).copy()
+                if exclude_seen:
+                    values[self._seen_items(index)] = -np.inf
+                cold = history is not None and not history[index]
+            else:
+                values = new[name] if cold else self.state.popularity()
+            rows += _ranked(name, values, k, self.state.item_ids, index is not None, cold)
+        return pd.DataFrame(rows, columns=RECOMMEND_COLUMNS)
+
+    def _in_rating_units(self, scores: np.ndarray) -> np.ndarray:
+        """Explicit feedback: the model regresses the standardised rating; undo that."""
+        if self.config.recommend is not None and self.config.recommend.feedback == "explicit":
+            return scores * self.state.rating_std + self.state.rating_mean
+        return scores
+
+    def _new_user_scores(
+        self, names: list[str], frame: pd.DataFrame | None = None
+    ) -> dict[str, np.ndarray]:
+        """Every item's score for the users of `names` that have a row in `frame`, from
+        their features through the user tower."""
+        if frame is None or not names:
+            return {}
+        config = self.config.recommend
+        features = self.state.sides.get("user")
+        if features is None or config is None or not isinstance(self.recommender, TwoTower):
+            raise DataError(
+                f"{self.path}: this run reads no user features (recommend.user_features), so "
+                "it cannot answer new users from theirs; leave the features out"
+            )
+        origin = "user features"
+        if config.user not in frame.columns:
+            raise DataError(f"{origin}: no column '{config.user}' holding the user ids")
+        index = {
+            str(v): i for i, v in enumerate(entity_ids(frame[config.user], config.user, origin))
+        }
+        chosen = [name for name in names if name in index]
+        if not chosen:
+            return {}
+        arrays = features.encode(frame.iloc[[index[name] for name in chosen]], origin)
+        items = torch.arange(self.state.n_items)
+        with torch.no_grad():
+            model = self.recommender.eval()
+            vectors = model.new_user_vectors({n: torch.as_tensor(a) for n, a in arrays.items()})
+            scores = vectors @ model.item_vectors(items).T + model.item_bias(items)
+        return dict(zip(chosen, self._in_rating_units(scores.float().numpy()), strict=True))
 
     def scores_for(self, users: Sequence[int]) -> torch.Tensor:
         """float32 (len(users), n_items): the model's score of every item for user indices."""
@@ -155,15 +217,29 @@ class RecommenderRun(Run):
         return self.state.items[self.state.users == user]
 
 
+def _ranked(
+    name: str, values: np.ndarray, k: int, item_ids: list[str], known: bool, cold: bool
+) -> list[dict[str, Any]]:
+    """The top `k` rows of one user; ties go to the lower item index, as in the runtime."""
+    order = np.argsort(-values, kind="stable")[: min(k, int(np.isfinite(values).sum()))]
+    return [
+        {
+            "user": name,
+            "rank": rank + 1,
+            "item": item_ids[int(item)],
+            "score": float(values[item]),
+            "known_user": known,
+            "cold_start": cold,
+        }
+        for rank, item in enumerate(order)
+    ]
+
+
 def train_recommender_run(
     cfg: Config, run_dir: RunDir, resuming: bool, overwrite: bool, console: Console
 ) -> RecommenderRun:
     """`megalith train` for a config with `recommend:` (called by megalith.pipeline)."""
-    if resuming:
-        raise ConfigError(
-            "recommenders train in minutes and do not resume from checkpoints; train again"
-        )
-    model, state = train_recommender(cfg, run_dir, overwrite, console)
+    model, state = train_recommender(cfg, run_dir, overwrite, console, resuming)
     return RecommenderRun(run_dir.path, cfg, model, state)
 
 

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, PositiveInt, model_validator
 
 from megalith.configbase import ConfigModel
+from megalith.data.features import InputFeature
 
 RECOMMENDER_ARCHS = ("mf", "ncf", "two_tower")
 """`model.arch` values that are recommenders (trained on interactions, not rows)."""
@@ -29,12 +30,15 @@ class RecommendConfig(ConfigModel):
     explicit: the rating is regressed (MSE), and RMSE / MAE are reported."""
     min_rating: float | None = None
     """implicit only: interactions rated below this are dropped (not positives)."""
-    split: Literal["leave_last_out", "random", "time"] = "leave_last_out"
+    split: Literal["leave_last_out", "random", "time", "cold_users"] = "leave_last_out"
     """leave_last_out: each user's latest interaction is the test item (ties: the later row of
     the file); random: a seeded `holdout` fraction of each user's interactions; time: every
-    interaction after the `time_cut` quantile of timestamps."""
+    interaction after the `time_cut` quantile of timestamps; cold_users: every interaction of
+    a seeded `holdout` fraction of users (new users: a two_tower with user_features answers
+    them from their features)."""
     holdout: float = Field(0.2, gt=0, lt=1)
-    """random only: fraction of each user's interactions held out for test."""
+    """random: fraction of each user's interactions held out for test; cold_users: fraction
+    of users."""
     time_cut: float = Field(0.8, gt=0, lt=1)
     """time only: the quantile of timestamps after which interactions are test."""
     val: bool = False
@@ -54,6 +58,12 @@ class RecommendConfig(ConfigModel):
     saved in the run directory."""
     k: PositiveInt = 10
     """Cut-off of HR@K, NDCG@K, Recall@K and coverage@K."""
+    user_features: list[InputFeature] = []
+    """Columns of the `data.users` table fed to the user tower (two_tower), each encoded as
+    an input of its type (number, binary, category, text, set)."""
+    item_features: list[InputFeature] = []
+    """Columns of the `data.items` table fed to the item tower (two_tower); multi-valued
+    categories such as genres `Action|Comedy` are `{type: set, separator: "|"}`."""
 
     @property
     def training_loss(self) -> str:

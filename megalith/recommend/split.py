@@ -1,4 +1,5 @@
-"""Held-out interactions per user: leave-last-out, random per user, or a global time cut.
+"""Held-out interactions per user: leave-last-out, random per user, a global time cut, or
+whole users held out (cold start).
 
 Each rule returns the split of every interaction: 0 train, 1 val, 2 test. All are seeded or
 deterministic, so `megalith evaluate` and the benchmarks rebuild the same split.
@@ -26,8 +27,10 @@ def split_interactions(data: Interactions, config: RecommendConfig, seed: int) -
         split = leave_last_out(data.users, data.times, config.val)
     elif config.split == "random":
         split = random_per_user(data.users, config.holdout, config.val, seed)
-    else:
+    elif config.split == "time":
         split = time_cut(data.times, config.time_cut, config.val)
+    else:
+        split = cold_users(data.users, config.holdout, config.val, seed)
     if not (split == TEST).any():
         raise DataError(
             f"split {config.split}: no interaction is held out for test (each user needs at "
@@ -89,4 +92,21 @@ def time_cut(times: np.ndarray, quantile: float, val: bool) -> np.ndarray:
     if val:
         val_cut = np.quantile(times, max(0.0, 2 * quantile - 1))
         split[(times > val_cut) & (times <= cut)] = VAL
+    return split
+
+
+def cold_users(users: np.ndarray, holdout: float, val: bool, seed: int) -> np.ndarray:
+    """Every interaction of a seeded `holdout` share of the users (rounded, at least one, never
+    all) is TEST, and with `val` every interaction of as many other users is VAL: users the
+    model has never met, answered from their features (a two_tower with user_features)."""
+    present = np.unique(users)
+    shuffled = np.random.default_rng(seed).permutation(present)
+    n_test = int(np.clip(round(holdout * len(present)), 1, max(1, len(present) - 1)))
+    split = np.zeros(len(users), dtype=np.int8)
+    if len(present) < 2:
+        return split
+    split[np.isin(users, shuffled[:n_test])] = TEST
+    if val:
+        n_val = min(n_test, len(present) - 1 - n_test)
+        split[np.isin(users, shuffled[n_test : n_test + n_val])] = VAL
     return split

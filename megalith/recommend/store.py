@@ -4,13 +4,15 @@
   interactions.safetensors       users, items, split (0 train, 1 val, 2 test) as int64
   eval_negatives.safetensors     users, positives (P,) and negatives (P, C): the sampled
                                  protocol's candidates, drawn once with the run's seed
+  user_features.json             with side tables: the fitted encoders of the user / item
+  item_features.json             features (their encoded rows are in model.safetensors)
 All JSON and safetensors: nothing in a run directory is unpickled.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from megalith.errors import RunError
+from megalith.recommend.side import FEATURES_FILE, Side, SideFeatures, load_side_features
 from megalith.recommend.split import TEST, TRAIN, VAL
 from megalith.runs import RunDir, save_tensors_atomically
 
@@ -40,6 +43,8 @@ class RecommendState:
     rating_std: float = 1.0
     ratings: np.ndarray | None = None
     """float32 (N,) ratings while training explicit feedback; not saved."""
+    sides: dict[Side, SideFeatures] = field(default_factory=dict)
+    """The side features of users / items (user_features.json, item_features.json)."""
 
     @property
     def n_items(self) -> int:
@@ -55,11 +60,19 @@ class RecommendState:
         items = self.pairs(TRAIN)[1]
         return np.bincount(items, minlength=self.n_items).astype(np.float64)
 
+    def has_history(self, side: Side) -> np.ndarray:
+        """bool (users or items,): has train interactions."""
+        index = self.pairs(TRAIN)[0 if side == "user" else 1]
+        count = len(self.user_ids) if side == "user" else self.n_items
+        return np.bincount(index, minlength=count) > 0
+
     def held_out(self, split: int) -> tuple[np.ndarray, np.ndarray]:
-        """The `split` interactions of users who also have train ones (cold users are left out:
-        nothing is known about them)."""
+        """The `split` interactions of users who also have train ones; cold users (none in
+        train) are left out unless the model reads user features, which answer them."""
         users, items = self.pairs(split)
-        warm = np.isin(users, np.unique(self.pairs(TRAIN)[0]))
+        if "user" in self.sides:
+            return users, items
+        warm = self.has_history("user")[users]
         return users[warm], items[warm]
 
     def seen_before(self, split: int) -> tuple[np.ndarray, np.ndarray]:
@@ -76,6 +89,8 @@ class RecommendState:
                 "rating_std": self.rating_std,
             },
         )
+        for side, features in self.sides.items():
+            features.preprocessor.save(run_dir.path / FEATURES_FILE[side])
         tensors = {"users": self.users, "items": self.items, "split": self.split}
         save_tensors_atomically(
             {k: torch.as_tensor(v, dtype=torch.long) for k, v in tensors.items()},
@@ -93,7 +108,16 @@ class RecommendState:
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise RunError(f"{state_path}: cannot read the recommender's ids ({error})") from None
         users, items, split = read_tensors(path / INTERACTIONS_FILE, ("users", "items", "split"))
-        return cls(ids[0], ids[1], users, items, split, rating_mean=mean, rating_std=std)
+        return cls(
+            ids[0],
+            ids[1],
+            users,
+            items,
+            split,
+            rating_mean=mean,
+            rating_std=std,
+            sides=load_side_features(path),
+        )
 
 
 def read_tensors(path: Path, names: tuple[str, ...]) -> list[np.ndarray]:

@@ -75,3 +75,51 @@ def oracle_scores(
     popularity = 1.0 / np.arange(1, n_items + 1) ** skew
     popularity = popularity[rng.permutation(n_items)]
     return users @ items.T + np.log(popularity)
+
+
+def planted_side_tables(
+    n_users: int = 200,
+    n_items: int = 300,
+    dim: int = 8,
+    strength: float = 2.0,
+    seed: int = 0,
+    noise: float = 0.5,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """User and item feature tables for `planted_interactions` with the same sizes, `dim`,
+    `strength` and `seed`, read off the planted factors (what a two_tower's towers can learn
+    from, and a new user's or item's only clue):
+
+    users: user, `likes` (set: the three factors the user leans to most, e.g. 'f3|f0|f5'),
+        `age` (number: the first factor, scaled and shifted like ages, plus noise);
+    items: item, `genres` (set: its two largest factors, 'f1|f4'), `year` (number: the second
+        factor plus noise), `kind` (category: the sign of the third factor).
+    `noise` is the standard deviation of the noise, in factor units.
+    """
+    rng = np.random.default_rng(seed)
+    scale = (strength / dim**0.5) ** 0.5
+    users = rng.normal(size=(n_users, dim)) * scale  # the same draws as planted_interactions
+    items = rng.normal(size=(n_items, dim)) * scale
+    clues = np.random.default_rng(seed + 1)
+    noisy_users = users + clues.normal(size=users.shape) * noise * scale
+    noisy_items = items + clues.normal(size=items.shape) * noise * scale
+
+    def names(factors: np.ndarray, count: int) -> list[str]:
+        top = np.argsort(-factors, axis=1)[:, :count]
+        return ["|".join(f"f{d}" for d in row) for row in top]
+
+    user_table = pd.DataFrame(
+        {
+            "user": np.arange(1, n_users + 1),
+            "likes": names(noisy_users, 3),
+            "age": np.round(35 + 10 * noisy_users[:, 0] / scale),
+        }
+    )
+    item_table = pd.DataFrame(
+        {
+            "item": np.arange(1, n_items + 1),
+            "genres": names(noisy_items, 2),
+            "year": np.round(1990 + 8 * noisy_items[:, 1 % dim] / scale),
+            "kind": np.where(noisy_items[:, 2 % dim] > 0, "drama", "comedy"),
+        }
+    )
+    return user_table, item_table

@@ -20,18 +20,28 @@ from megalith.data.preprocess import Preprocessor
 from megalith.data.specs import InputSpec, OutputSpec
 from megalith.errors import DataError, cannot_write
 from megalith.models import build_model
-from megalith.models.recommenders import Recommender
+from megalith.models.recommenders import Recommender, TwoTower
 from megalith.paths import remove_path
 from megalith.recommend.evaluate import evaluate_recommender, model_scorers
 from megalith.recommend.interactions import encode_interactions, read_interactions
 from megalith.recommend.losses import NegativeSampler, implicit_loss
 from megalith.recommend.metrics import full_ranking, sample_eval_negatives
 from megalith.recommend.report import write_recommender_report
+from megalith.recommend.resume import EpochCheckpoints, check_same_interactions, keep_epochs
 from megalith.recommend.settings import RecommendConfig
+from megalith.recommend.side import (
+    Side,
+    SideTable,
+    check_side_settings,
+    fit_side_features,
+    join_vocabulary,
+    read_side_table,
+)
 from megalith.recommend.split import TEST, VAL, split_interactions
-from megalith.recommend.store import RecommendState, save_negatives
+from megalith.recommend.store import RecommendState, load_negatives, save_negatives
 from megalith.runs import RunDir, save_weights_atomically
 from megalith.runtime.recommender import is_recommender_bundle
+from megalith.training.checkpoint import load_latest_checkpoint
 from megalith.training.optim import build_optimizer
 
 SCORE_OUTPUT = "score"
@@ -50,21 +60,51 @@ def recommender_specs(
 def build_recommender(cfg: Config, state: RecommendState) -> Recommender:
     assert cfg.recommend is not None
     inputs, outputs = recommender_specs(len(state.user_ids), state.n_items, cfg.recommend)
+    for side, features in state.sides.items():
+        inputs += features.specs(side)
     model = build_model(cfg.model, inputs, outputs)
     assert isinstance(model, Recommender)
+    for side, features in state.sides.items():
+        if features.arrays:  # training; a loaded run's rows come with its weights
+            assert isinstance(model, TwoTower)
+            arrays = {name: torch.as_tensor(array) for name, array in features.arrays.items()}
+            model.set_side_rows(side, arrays, torch.as_tensor(state.has_history(side)))
     return model
 
 
+def _side_tables(cfg: Config) -> dict[Side, SideTable]:
+    """The side tables the config names, read and checked (ids unique and present)."""
+    config = cfg.recommend
+    assert config is not None
+    tables: dict[Side, SideTable] = {}
+    sides: list[tuple[Side, str | None, list[Any], str]] = [
+        ("user", cfg.data.users, config.user_features, config.user),
+        ("item", cfg.data.items, config.item_features, config.item),
+    ]
+    for side, path, features, column in sides:
+        check_side_settings(cfg.model.arch, path, features, side)
+        if path is not None:
+            tables[side] = read_side_table(path, column, side)
+    return tables
+
+
 def prepare_state(cfg: Config, console: Console | None = None) -> RecommendState:
-    """Read, encode and split the interactions of `cfg.data.source` (an absolute path).
+    """Read, encode and split the interactions of `cfg.data.source` (an absolute path), and
+    fit the side tables' features (`data.users`, `data.items`) on the train users / items.
 
     Raises:
-        DataError: the table cannot be read, lacks a named column, or nothing is held out.
+        DataError: a table cannot be read, lacks a named column, a side table repeats an id or
+            lacks one of the interactions', or nothing is held out.
+        ConfigError: side tables and their feature lists do not match, or the model is not a
+            two_tower.
     """
     config = cfg.recommend
     assert config is not None
     frame, origin = read_interactions(cfg.data.source, config)
     data = encode_interactions(frame, config, origin)
+    tables = _side_tables(cfg)
+    for side, table in tables.items():
+        data = join_vocabulary(data, table, side, config.user if side == "user" else config.item)
     split = split_interactions(data, config, cfg.seed)
     mean, std = 0.0, 1.0
     if config.feedback == "explicit" and data.ratings is not None:
@@ -77,15 +117,28 @@ def prepare_state(cfg: Config, console: Console | None = None) -> RecommendState
             f"{int((split == 0).sum()):,} train / {int((split == VAL).sum()):,} val / "
             f"{int((split == TEST).sum()):,} test"
         )
-    return RecommendState(
+    state = RecommendState(
         data.user_ids, data.item_ids, data.users, data.items, split, mean, std, data.ratings
     )
+    for side, table in tables.items():
+        features = config.user_features if side == "user" else config.item_features
+        vocabulary = state.user_ids if side == "user" else state.item_ids
+        fit_on = np.flatnonzero(state.has_history(side))
+        state.sides[side] = fit_side_features(table, features, vocabulary, fit_on)
+    return state
 
 
-def fit(model: Recommender, state: RecommendState, cfg: Config, log: Any = None) -> dict[str, Any]:
+def fit(
+    model: Recommender,
+    state: RecommendState,
+    cfg: Config,
+    log: Any = None,
+    checkpoints: EpochCheckpoints | None = None,
+) -> dict[str, Any]:
     """Train `model` on the train interactions; returns epochs, steps and seconds.
 
-    `log(record)` receives one dict per epoch (train/loss, and val metrics with recommend.val).
+    `log(record)` receives one dict per epoch (train/loss, and val metrics with recommend.val);
+    `checkpoints` saves every epoch and, when resuming, starts from the last one saved.
     """
     config = cfg.recommend
     assert config is not None
@@ -105,7 +158,7 @@ def fit(model: Recommender, state: RecommendState, cfg: Config, log: Any = None)
     # small MF took 0.6 s on one thread and 12 s on two, on 2 busy cores)
     torch.set_num_threads(1)
     try:
-        return _epochs(model, state, cfg, (users, items, ratings), sampler, log_q, log)
+        return _epochs(model, state, cfg, (users, items, ratings), sampler, log_q, log, checkpoints)
     finally:
         torch.set_num_threads(threads)
 
@@ -118,6 +171,7 @@ def _epochs(
     sampler: NegativeSampler,
     log_q: torch.Tensor,
     log: Any,
+    checkpoints: EpochCheckpoints | None,
 ) -> dict[str, Any]:
     config = cfg.recommend
     assert config is not None
@@ -125,8 +179,9 @@ def _epochs(
     generator = sampler.generator
     optimizer = build_optimizer(model, cfg.train.optimizer, fused=False)
     batch = cfg.train.batch_size if isinstance(cfg.train.batch_size, int) else DEFAULT_BATCH_SIZE
-    started, steps = time.perf_counter(), 0
-    for epoch in range(cfg.train.epochs):
+    done, steps = checkpoints.restore(model, optimizer, generator) if checkpoints else (0, 0)
+    started = time.perf_counter()
+    for epoch in range(done, cfg.train.epochs):
         model.train()
         order = torch.randperm(len(users), generator=generator)
         total = 0.0
@@ -150,6 +205,8 @@ def _epochs(
             record |= _val_scores(model, state, config.k)
         if log is not None:
             log(record)
+        if checkpoints is not None:
+            checkpoints.save(model, optimizer, generator, epoch + 1, steps)
     return {"epochs": cfg.train.epochs, "steps": steps, "seconds": time.perf_counter() - started}
 
 
@@ -176,7 +233,8 @@ def held_out_negatives(
         raise DataError(
             f"split {config.split}: no user with a test interaction has one in train (cold "
             "users are left out), so nothing can be evaluated; with split: time, users must "
-            "be active before and after the time_cut"
+            "be active before and after the time_cut; split cold_users needs a two_tower with "
+            "recommend.user_features"
         )
     pairs = np.unique(state.users * state.n_items + state.items)
     distinct = np.bincount(pairs // state.n_items, minlength=len(state.user_ids))
@@ -194,9 +252,11 @@ def held_out_negatives(
 
 
 def train_recommender(
-    cfg: Config, run_dir: RunDir, overwrite: bool, console: Console
+    cfg: Config, run_dir: RunDir, overwrite: bool, console: Console, resuming: bool = False
 ) -> tuple[Recommender, RecommendState]:
     """The whole job; returns the trained model and its state (the caller wraps them in a Run).
+    With `resuming`, training continues from the run's last epoch checkpoint (the same data,
+    split and negatives), ending where an uninterrupted run would.
 
     Bad data and bad settings are refused before the run directory is touched.
     """
@@ -205,22 +265,24 @@ def train_recommender(
     state = prepare_state(cfg, console)
     torch.manual_seed(cfg.seed)
     model = build_recommender(cfg, state)
-    negatives = held_out_negatives(state, config, cfg.seed)
-    run_dir.create(overwrite=overwrite)
-    # an overwritten run's epochs would be appended to, and its bundle would serve the old model
-    run_dir.metrics.unlink(missing_ok=True)
-    if is_recommender_bundle(run_dir.path / "bundle"):
-        remove_path(run_dir.path / "bundle")
+    checkpoints = EpochCheckpoints(run_dir.checkpoints, cfg, resume=resuming)
+    if resuming:
+        check_same_interactions(state, run_dir.path)
+        negatives = load_negatives(run_dir.path)
+        latest = load_latest_checkpoint(run_dir.checkpoints)
+        keep_epochs(run_dir.metrics, latest.state["loop"]["position"]["epoch"] if latest else 0)
+        if is_recommender_bundle(run_dir.path / "bundle"):
+            remove_path(run_dir.path / "bundle")  # it would serve the old model
+    else:
+        negatives = held_out_negatives(state, config, cfg.seed)
+        _start_run_dir(run_dir, overwrite, state, negatives)
     run_dir.write_text(run_dir.config, config_to_yaml(cfg))
-    Preprocessor([], []).save(run_dir.preprocessor)
-    state.save(run_dir)
-    save_negatives(run_dir, *negatives)
     console.print(
         f"[bold]{cfg.name}[/]: model {cfg.model.arch} with "
         f"{sum(p.numel() for p in model.parameters()):,} parameters, loss {config.training_loss} "
         f"-> {run_dir.path}"
     )
-    training = fit(model, state, cfg, _epoch_logger(run_dir.metrics, console))
+    training = fit(model, state, cfg, _epoch_logger(run_dir.metrics, console), checkpoints)
     save_weights_atomically(model, run_dir.weights)
     scores = score_run(model, state, negatives, cfg)
     scores["training"] = training | {"parameters": sum(p.numel() for p in model.parameters())}
@@ -228,6 +290,23 @@ def train_recommender(
     write_recommender_report(run_dir, cfg, scores)
     _print_scores(console, scores)
     return model, state
+
+
+def _start_run_dir(
+    run_dir: RunDir,
+    overwrite: bool,
+    state: RecommendState,
+    negatives: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> None:
+    run_dir.create(overwrite=overwrite)
+    # an overwritten run's epochs would be appended to, and its bundle would serve the old model
+    run_dir.metrics.unlink(missing_ok=True)
+    remove_path(run_dir.checkpoints)
+    if is_recommender_bundle(run_dir.path / "bundle"):
+        remove_path(run_dir.path / "bundle")
+    Preprocessor([], []).save(run_dir.preprocessor)
+    state.save(run_dir)
+    save_negatives(run_dir, *negatives)
 
 
 def score_run(

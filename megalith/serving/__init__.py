@@ -101,7 +101,7 @@ def serve(
 
 def _recommender_run(source: str | Path | Any) -> tuple[Any, str] | None:
     """(what answers, its backend) when `source` is a recommender run (directory or loaded:
-    torch) or an exported recommender bundle (numpy), else None."""
+    torch) or an exported recommender bundle (numpy; onnxruntime for ncf), else None."""
     from megalith.recommend.run import RecommenderRun
     from megalith.runtime.recommender import is_recommender_bundle, load_recommender_bundle
 
@@ -110,7 +110,8 @@ def _recommender_run(source: str | Path | Any) -> tuple[Any, str] | None:
     if not isinstance(source, str | Path):
         return None
     if is_recommender_bundle(source):
-        return load_recommender_bundle(source), "numpy"
+        bundle = load_recommender_bundle(source)
+        return bundle, bundle.backend
     if not (Path(source) / "config.yaml").is_file():
         return None
     from megalith.config import load_config

@@ -2,7 +2,8 @@
 
 The same safe defaults as the predict server (bearer token, body size limit, a limit on users
 per request, a time limit per request); a malformed request gets a 422 naming the field, an
-unknown user gets the most popular items with `known_user: false`, never a 500.
+unknown user gets the most popular items with `known_user: false`, never a 500; a new user whose
+features come with the request (`user_features`) gets the user tower's answer, `cold_start: true`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,16 @@ import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    create_model,
+)
 from starlette.concurrency import run_in_threadpool
 
 from megalith.errors import DataError
@@ -50,7 +60,32 @@ def recommend_request(max_users: int) -> type[BaseModel]:
         ),
         k=(StrictInt, Field(10, ge=1, le=MAX_K, description="items per user")),
         exclude_seen=(StrictBool, Field(True, description="leave out the user's known items")),
+        user_features=(
+            dict[StrictStr, dict[StrictStr, StrictStr | StrictInt | StrictFloat | None]] | None,
+            Field(
+                None,
+                max_length=max_users,
+                description="new users' features, {user id: {column: value}}: a two_tower with "
+                "user features answers them from these (cold start)",
+            ),
+        ),
     )
+
+
+def _features_frame(run: Recommends, features: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """The request's `user_features` as the table `RecommenderRun.recommend` reads.
+
+    Raises:
+        HTTPException: 422 when the model reads no user features (or is an exported bundle).
+    """
+    column = getattr(run, "user_column", None)
+    if column is None or not getattr(run, "reads_user_features", False):
+        raise HTTPException(
+            422,
+            "user_features: this server's model reads no user features (a two_tower trained "
+            "with recommend.user_features, served from its run directory, does)",
+        )
+    return pd.DataFrame([{**values, column: user} for user, values in features.items()])
 
 
 def build_recommend_app(run: Recommends, settings: ServeSettings, backend: str) -> FastAPI:
@@ -84,11 +119,13 @@ def build_recommend_app(run: Recommends, settings: ServeSettings, backend: str) 
         users = list(dict.fromkeys(str(user) for user in request.users))  # 1 and "1": one
         if any(len(user) > 256 for user in users):
             raise HTTPException(422, "users: an id is longer than 256 characters")
+        options: dict[str, Any] = {"exclude_seen": request.exclude_seen}
+        if request.user_features is not None:
+            options["user_features"] = _features_frame(run, request.user_features)
+        recommender: Any = run  # a run takes user_features; a bundle refuses them above
         try:
             table = await asyncio.wait_for(
-                run_in_threadpool(
-                    run.recommend, users, request.k, exclude_seen=request.exclude_seen
-                ),
+                run_in_threadpool(recommender.recommend, users, request.k, **options),
                 settings.timeout_s,
             )
         except TimeoutError:
@@ -102,7 +139,13 @@ def build_recommend_app(run: Recommends, settings: ServeSettings, backend: str) 
         for row in rows:
             user = str(row["user"])
             entry = answers.setdefault(
-                user, {"user": user, "known_user": bool(row["known_user"]), "items": []}
+                user,
+                {
+                    "user": user,
+                    "known_user": bool(row["known_user"]),
+                    "cold_start": bool(row["cold_start"]),
+                    "items": [],
+                },
             )
             entry["items"].append({"item": row["item"], "score": float(row["score"])})
         return JSONResponse({"recommendations": [answers[user] for user in users]})

@@ -75,7 +75,7 @@ def test_recommend_from_the_command_line(trained: Path) -> None:
     outcome = run_cli("recommend", trained / "run", "--users", "1,3", "--k", "3")
     assert outcome.code == 0, outcome.stderr
     lines = outcome.stdout.strip().splitlines()
-    assert lines[0] == "user,rank,item,score,known_user" and len(lines) == 7
+    assert lines[0] == "user,rank,item,score,known_user,cold_start" and len(lines) == 7
     bad = run_cli("recommend", trained / "run", "--users", " , ")
     assert bad.code == 2 and "--users" in bad.stderr and "Traceback" not in bad.stderr
 
@@ -107,3 +107,22 @@ def test_report_and_export_from_the_command_line(trained: Path) -> None:
     ]
     refused = run_cli("predict", trained / "run", "--data", trained / "ratings.csv")
     assert refused.code != 0 and "megalith recommend" in refused.stderr
+
+
+def test_compare_puts_recommender_runs_side_by_side(trained: Path) -> None:
+    from megalith.evaluate.compare import compare_runs, summarize_run
+
+    config = yaml.safe_load((trained / "run" / "config.yaml").read_text())
+    config["train"]["epochs"] = 1  # the same data and seed: the same candidates, a weaker model
+    mg.train(config, output_dir=trained / "short")
+    comparison = compare_runs([summarize_run(trained / "run"), summarize_run(trained / "short")])
+    rows = {
+        row[0]: (row[1:], best) for row, best in zip(comparison.rows, comparison.best, strict=True)
+    }
+    candidates, _ = rows["candidates"]
+    assert candidates[0] == candidates[1] != "missing"
+    assert rows["test hr@10"][1] == 0 and rows["test sampled_ndcg@10"][1] == 0  # higher wins
+    assert rows["test users"][1] is None
+    outcome = run_cli("compare", trained / "run", trained / "short", "-o", trained / "compare.html")
+    assert outcome.code == 0, outcome.stderr
+    assert "sampled_hr@10" in outcome.stdout and (trained / "compare.html").is_file()

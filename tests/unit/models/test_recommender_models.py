@@ -45,3 +45,41 @@ def test_score_matrix_equals_pair_scores(config: object) -> None:
     if isinstance(model, DotRecommender):
         vectors = model.user_vectors(users) @ model.item_vectors(items).T
         torch.testing.assert_close(matrix, vectors + model.item_bias(items))
+
+
+def test_two_tower_with_side_features_passes_the_model_check() -> None:
+    from megalith.data.features.encoding import SequenceEncoderConfig
+
+    side = [
+        InputSpec("user.age", "number"),
+        InputSpec("user.job", "category", vocab_size=5, embedding_dim=3),
+        InputSpec(
+            "item.genres",
+            "text",
+            vocab_size=9,
+            shape=(3,),
+            embedding_dim=4,
+            encoder=SequenceEncoderConfig(kind="bag"),
+        ),
+    ]
+    outputs = [OutputSpec("score", "binary", 2)]
+    x, y = random_batch(INPUTS, outputs, batch_size=32)
+
+    def build() -> torch.nn.Module:
+        model = build_model(TwoTowerConfig(dim=8, hidden=[16]), INPUTS + side, outputs)
+        generator = torch.Generator().manual_seed(0)
+        user_rows = {
+            "age": torch.randn(12, generator=generator),
+            "job": torch.randint(0, 5, (12,), generator=generator),
+        }
+        model.set_side_rows("user", user_rows, torch.arange(12) % 3 > 0)
+        genres = {"genres": torch.randint(0, 9, (20, 3), generator=generator)}
+        model.set_side_rows("item", genres, torch.ones(20, dtype=torch.bool))
+        return model
+
+    check_model(build, x, y, outputs, lr=5e-2)
+    model = build().eval()
+    with torch.no_grad():  # users without history read the shared row: only features differ
+        vectors = model.user_vectors(torch.tensor([0, 3]))
+        features = {"age": model.user_side.table(0)[[0]], "job": model.user_side.table(1)[[0]]}
+        torch.testing.assert_close(model.new_user_vectors(features), vectors[:1])

@@ -58,3 +58,48 @@ def test_nothing_to_hold_out_is_an_error() -> None:
     )
     with pytest.raises(DataError, match="no interaction is held out"):
         split_interactions(data, RecommendConfig(), seed=0)
+
+
+@pytest.mark.parametrize("split", ["leave_last_out", "random", "time"])
+@pytest.mark.parametrize("feedback", ["implicit", "explicit"])
+def test_a_re_rated_pair_never_sits_in_train_and_test(split: str, feedback: str) -> None:
+    import pandas as pd
+
+    from megalith.recommend.interactions import encode_interactions
+
+    rng = np.random.default_rng(0)
+    # 30 users rating 6 items each, then re-rating 3 of them later
+    rows = [(u, i, int(rng.integers(1, 6)), u * 100 + i) for u in range(30) for i in range(6)]
+    rows += [
+        (u, i, int(rng.integers(1, 6)), 10_000 + u * 100 + i) for u in range(30) for i in (0, 2, 4)
+    ]
+    frame = pd.DataFrame(rows, columns=["user", "item", "rating", "t"])
+    config = RecommendConfig(rating="rating", timestamp="t", feedback=feedback, split=split)
+    data = encode_interactions(frame, config, "t")
+    assert len(data) == 30 * 6  # each pair once: its latest row
+    latest = frame.sort_values("t").groupby(["user", "item"]).last()["rating"]
+    stored = pd.Series(
+        data.ratings,
+        index=pd.MultiIndex.from_arrays(
+            [
+                np.array(data.user_ids)[data.users].astype(int),
+                np.array(data.item_ids)[data.items].astype(int),
+            ]
+        ),
+    )
+    assert (stored.sort_index() == latest.sort_index()).all()  # the re-rating replaced the first
+    labels = split_interactions(data, config, seed=1)
+    pairs = data.users * len(data.item_ids) + data.items
+    assert not set(pairs[labels == TRAIN]) & set(pairs[labels == TEST])
+
+
+def test_cold_users_holds_out_whole_users_seeded() -> None:
+    from megalith.recommend.split import cold_users
+
+    users = np.repeat(np.arange(10), 4)
+    split = cold_users(users, holdout=0.2, val=True, seed=2)
+    per_user = {int(u): set(split[users == u].tolist()) for u in range(10)}
+    assert all(len(labels) == 1 for labels in per_user.values())  # all of a user, or none
+    assert sum(labels == {TEST} for labels in per_user.values()) == 2
+    assert sum(labels == {VAL} for labels in per_user.values()) == 2
+    assert np.array_equal(split, cold_users(users, holdout=0.2, val=True, seed=2))

@@ -6,11 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+import torch
 
 import megalith as mg
 from megalith.config import validate_config
-from megalith.errors import ConfigError, DataError
+from megalith.errors import ConfigError, DataError, RunError
 from megalith.recommend.synthetic import planted_interactions
 from megalith.recommend.train import (
     build_recommender,
@@ -98,17 +100,36 @@ def test_bad_data_is_refused_before_the_run_directory_exists(table: Path, tmp_pa
     assert not (tmp_path / "run").exists()
 
 
-def test_recommender_configs_take_no_inputs_and_resume_is_refused(
-    table: Path, tmp_path: Path
-) -> None:
+def test_recommender_configs_take_no_inputs(table: Path) -> None:
     config = _config(table)
     with pytest.raises(ConfigError, match="leave inputs and outputs out"):
         validate_config({**config, "inputs": [{"name": "user", "type": "category"}]})
     with pytest.raises(ConfigError, match="recommend: is read by the recommenders"):
         validate_config({**config, "model": {"arch": "mlp"}})
-    mg.train(config, output_dir=tmp_path / "run")
-    with pytest.raises(ConfigError, match="do not resume"):
-        mg.train(resume=tmp_path / "run")
+
+
+def test_a_resumed_run_ends_where_an_uninterrupted_one_does(table: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    own = tmp_path / "t.csv"
+    own.write_bytes(table.read_bytes())
+    config = _config(own, 4, sampler="popularity", val=True)
+    whole = mg.train(config, output_dir=tmp_path / "whole")
+    config["train"]["epochs"] = 2  # type: ignore[index]
+    mg.train(config, output_dir=tmp_path / "part")
+    assert (tmp_path / "part" / "checkpoints" / "step-000000002" / "state.json").is_file()
+    resumed = mg.train(resume=tmp_path / "part", overrides=["train.epochs=4"])
+    weights = [load_file(run.path / "model.safetensors") for run in (whole, resumed)]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert resumed.metrics["test"] == whole.metrics["test"]
+    lines = (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()
+    assert lines == (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()
+    with pytest.raises(ConfigError, match=r"cannot resume .* with changed model\.dim"):
+        mg.train(resume=tmp_path / "part", overrides=["model.dim=4"])
+    pd.read_csv(own).iloc[:-1].to_csv(own, index=False)  # the data changed since
+    with pytest.raises(RunError, match=r"its interactions \(or side tables\) changed"):
+        mg.train(resume=tmp_path / "part", overrides=["train.epochs=5"])
 
 
 def test_a_user_who_met_every_item_is_left_out_of_the_sampled_protocol(tmp_path: Path) -> None:

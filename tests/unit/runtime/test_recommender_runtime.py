@@ -1,5 +1,5 @@
-"""A recommender's export: vectors in a bundle, top-k by numpy without PyTorch equal to the
-run's, and the FAISS index's recall@100 against exact search recorded."""
+"""A recommender's export: vectors in a bundle (an ncf's pair scorer as ONNX), top-k without
+PyTorch equal to the run's, and the FAISS index's recall@100 against exact search recorded."""
 
 from __future__ import annotations
 
@@ -58,12 +58,33 @@ def test_the_bundle_recommends_what_the_run_does_without_torch(tmp_path: Path) -
     run.export(overwrite=True)
 
 
-def test_faiss_answers_close_to_exact_and_ncf_is_not_exported(tmp_path: Path) -> None:
+def test_faiss_answers_close_to_exact(tmp_path: Path) -> None:
     run = _train(tmp_path, "two_tower")
     bundle = load_recommender_bundle(run.export(tmp_path / "b"))
     exact = bundle.recommend(["3"], k=5, exclude_seen=False)["item"].tolist()
     bundle.use_faiss()
     approximate = bundle.recommend(["3"], k=5, exclude_seen=False)["item"].tolist()
     assert len(set(exact) & set(approximate)) >= 4
-    with pytest.raises(RunError, match="export an mf or two_tower run"):
-        _train(tmp_path, "ncf").export()
+
+
+@pytest.mark.slow
+def test_an_ncf_bundle_scores_pairs_with_onnxruntime_as_the_run_does(tmp_path: Path) -> None:
+    run = _train(tmp_path, "ncf")
+    bundle_dir = run.export()
+    assert (bundle_dir / "pair_scorer.onnx").is_file()
+    assert json.loads((bundle_dir / "bundle.json").read_text())["arch"] == "NeuMF"
+    users = ["1", "5", "nobody"]
+    expected = run.recommend(users, k=7)
+    bundle = load_recommender_bundle(bundle_dir)
+    found = bundle.recommend(users, k=7)
+    assert found["item"].tolist() == expected["item"].tolist()
+    assert (found["score"] - expected["score"]).abs().max() < 1e-4
+    assert bundle.backend == "onnxruntime"
+    with pytest.raises(RunError, match="no item vectors to index"):
+        bundle.use_faiss()
+    code = (
+        "import sys; from megalith.runtime.recommender import load_recommender_bundle; "
+        f"t = load_recommender_bundle({str(bundle_dir)!r}).recommend(['1'], k=3); "
+        "assert len(t) == 3 and 'torch' not in sys.modules, sorted(sys.modules)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
