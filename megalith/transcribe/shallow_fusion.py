@@ -1,0 +1,145 @@
+"""A Megalith GPT run as the language model of CTC prefix beam search (shallow fusion).
+
+Shallow fusion (Ç. Gülçehre et al. 2015, "On using monolingual corpora in neural machine
+translation"; for CTC, Hannun et al. 2014) adds lm_weight * log P_lm(prefix) to each beam's
+score. The recognizer and the language model must spell text the same way: both character
+tokenizers (labels are matched by their character), or one and the same fitted tokenizer.
+
+`GPTLanguageModel(prefix)` gives log P(next label | prefix) over the recognizer's labels. Each
+prefix is run once: its keys and values (the KV cache) are kept, so a prefix one label longer
+costs one token of GPT. Text starts after the GPT's end-of-text id, as its documents did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from megalith.data.tokenizers import EOS, SPECIAL_TOKENS, UNKNOWN, Tokenizer
+from megalith.errors import ConfigError
+
+if TYPE_CHECKING:
+    from megalith.run import Run
+
+
+def _tokenizer_of(run: Run) -> Tokenizer:
+    tokenizer = getattr(run.preprocessor.outputs[0], "tokenizer", None)
+    if tokenizer is None:
+        raise ConfigError(f"{run.path}: the run has no fitted text tokenizer")
+    return tokenizer
+
+
+def label_map(recognizer: Tokenizer, language_model: Tokenizer, where: str) -> np.ndarray:
+    """int64 (V_asr,): the language model's id for each of the recognizer's ids, -1 for the
+    special ids (padding = CTC blank, begin / end), which transcripts never contain.
+
+    Raises:
+        ConfigError: the two tokenizers spell text differently (naming `where`).
+    """
+    if recognizer.state() == language_model.state():
+        ids = np.arange(recognizer.vocab_size, dtype=np.int64)
+    elif recognizer.kind == "char" and language_model.kind == "char":
+        labels = [recognizer.decode([i]) for i in range(recognizer.vocab_size)]
+        encoded = language_model.encode(labels)
+        ids = np.array([row[0] if len(row) == 1 else -1 for row in encoded], dtype=np.int64)
+    else:
+        raise ConfigError(
+            f"{where}: the language model's tokenizer is {language_model.kind} and the "
+            f"recognizer's is {recognizer.kind} with another vocabulary; shallow fusion needs "
+            "both char-level or the same tokenizer: train the GPT run with "
+            "`outputs: [{name: text, type: text, tokenizer: char}]`"
+        )
+    ids[: len(SPECIAL_TOKENS)] = -1
+    ids[1] = UNKNOWN  # an unknown character is the language model's unknown too
+    return ids
+
+
+class GPTLanguageModel:
+    """log P(next label | prefix) (V_asr,) from a GPT run, with a KV cache per prefix."""
+
+    def __init__(self, language_model: Run, recognizer: Tokenizer, where: str = "model.lm"):
+        """
+        Args:
+            language_model: a loaded GPT run (megalith.load), e.g. trained on transcripts.
+            recognizer: the speech recognizer's fitted text tokenizer (its CTC labels).
+            where: the config key or option named in errors.
+        Raises:
+            ConfigError: the run is not a GPT language model, or its tokenizer does not match.
+        """
+        from megalith.models.gpt import GPT
+
+        model = language_model.model
+        if not isinstance(model, GPT):
+            raise ConfigError(
+                f"{where}: {language_model.path} is a model.arch "
+                f"{language_model.config.model.arch} run; shallow fusion needs a GPT language "
+                "model (model.arch gpt) trained on text"
+            )
+        self.model = model.eval()
+        self.context = model.context
+        tokenizer = _tokenizer_of(language_model)
+        self.to_lm = label_map(recognizer, tokenizer, where)
+        self.start_id = int(getattr(language_model.preprocessor.outputs[0], "end_id", EOS))
+        # prefix -> (scores over the recognizer's labels, the KV cache after it or None)
+        self._states: dict[tuple[int, ...], tuple[np.ndarray, Any]] = {}
+
+    @contextmanager
+    def searching(self) -> Iterator[None]:
+        """Run inside one beam search: torch on one thread, as each step is a single token
+        through a small model and a second thread only adds synchronisation (on 2 busy cores a
+        34-frame search took 0.27 s on one thread, 3.1 s on two)."""
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
+            self.clear()  # cached prefixes belong to one utterance
+
+    def clear(self) -> None:
+        """Forget cached prefixes (call between utterances to bound memory)."""
+        self._states.clear()
+
+    def __call__(self, prefix: tuple[int, ...]) -> np.ndarray:
+        return self._state(prefix)[0]
+
+    @torch.inference_mode()
+    def _state(self, prefix: tuple[int, ...]) -> tuple[np.ndarray, Any]:
+        if prefix in self._states:
+            return self._states[prefix]
+        tokens = [self.start_id] + [int(self.to_lm[label]) for label in prefix]
+        tokens = [token if token >= 0 else UNKNOWN for token in tokens]
+        if len(tokens) > self.context:  # past the window: rerun its last `context` tokens
+            window = torch.tensor([tokens[-self.context :]])
+            logits, _ = self.model.decode(window)
+            caches = None  # the window moved: nothing longer can reuse these positions
+        elif prefix:  # one token on top of the cached head
+            _, head_caches = self._state(prefix[:-1])
+            newest = torch.tensor([tokens[-1:]])
+            logits, caches = self.model.decode(newest, head_caches, start=len(tokens) - 1)
+        else:
+            logits, caches = self.model.decode(torch.tensor([tokens]))
+        lm_log_probs = logits[0, -1].float().log_softmax(-1).numpy()  # (V_lm,)
+        scores = np.where(self.to_lm >= 0, lm_log_probs[np.maximum(self.to_lm, 0)], -np.inf)
+        self._states[prefix] = (scores, caches)
+        return self._states[prefix]
+
+
+def load_language_model(path: str, recognizer: Tokenizer, where: str) -> GPTLanguageModel:
+    """The GPT run at `path` as a language model over the recognizer's labels.
+
+    Raises:
+        ConfigError: the run cannot be loaded, is no GPT, or spells text differently.
+    """
+    from megalith.errors import RunError
+    from megalith.run import load
+
+    try:
+        run = load(path)
+    except RunError as error:
+        raise ConfigError(f"{where}: {error}") from None
+    return GPTLanguageModel(run, recognizer, where)
