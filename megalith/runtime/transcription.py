@@ -26,6 +26,10 @@ Forward = Callable[[np.ndarray], np.ndarray]
 Decode = Callable[[np.ndarray], list[int]]
 """Frame scores (T, V) -> token ids (megalith.runtime.ctc.greedy_ctc with its blank, ...)."""
 
+Recording = str | Path | bytes | np.ndarray
+"""A sound file's path, its bytes (WAV, FLAC, OGG), or float32 samples (n,) at the model's
+sample rate."""
+
 OVERLAP_SHARE = 0.25
 """Default overlap between windows, as a share of the window."""
 
@@ -97,6 +101,35 @@ def read_sound(source: str | Path | bytes, sample_rate: int, where: str) -> np.n
     if rate != sample_rate:
         mono = soxr.resample(mono, rate, sample_rate, quality="HQ")
     return np.asarray(mono, dtype=np.float32)
+
+
+def read_recordings(
+    recordings: Sequence[Recording], sample_rate: int, names: Sequence[str] | None
+) -> list[np.ndarray]:
+    """Each recording as float32 (samples,) at `sample_rate`; errors name `names[i]` (default:
+    the path, or `recording i`).
+
+    Raises:
+        DataError: a file is missing, unreadable, empty or not finite.
+    """
+    waves = []
+    for i, recording in enumerate(recordings):
+        where = names[i] if names is not None else _name(recording, i)
+        if isinstance(recording, np.ndarray):
+            wave = np.asarray(recording, dtype=np.float32)
+            if wave.ndim != 1 or len(wave) == 0 or not np.isfinite(wave).all():
+                raise DataError(
+                    f"{where}: give samples as a non-empty 1-D array of finite floats "
+                    f"at {sample_rate} Hz (got shape {wave.shape})"
+                )
+            waves.append(wave)
+        else:
+            waves.append(read_sound(recording, sample_rate, where))
+    return waves
+
+
+def _name(recording: Recording, i: int) -> str:
+    return str(recording) if isinstance(recording, (str, Path)) else f"recording {i}"
 
 
 def frame_scores(
