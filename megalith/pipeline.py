@@ -28,8 +28,9 @@ from megalith.device import resolve_device, resolve_precision
 from megalith.errors import ConfigError, RunError, did_you_mean
 from megalith.evaluate.environment import describe_environment
 from megalith.evaluate.metrics import available_metrics
+from megalith.evaluate.speech import SPEECH_METRICS
 from megalith.finish import publish_results, save_and_evaluate
-from megalith.models import PretrainedConfig
+from megalith.models import ASRConfig, PretrainedConfig
 from megalith.models.pretrained import (
     check_model_dir,
 )
@@ -56,6 +57,7 @@ from megalith.training.private_run import (
     public_table,
 )
 from megalith.training.resume import check_resume_changes, check_resume_fits
+from megalith.training.speech import check_speech_splits, speech_job
 from megalith.training.start_from import (
     save_architecture_record,
     starting_model,
@@ -192,6 +194,8 @@ def _train(
         name: transform_split(cfg, preprocessor, frame, table, name, console)
         for name, frame in splits.items()
     }
+    if isinstance(cfg.model, ASRConfig):  # CTC must be able to align every transcript
+        check_speech_splits(tensors, preprocessor, table.origin)
     _check_watched_metric(cfg, preprocessor)
     teacher = attach_teacher(cfg, preprocessor, splits, table, tensors["train"])
     loggers = build_loggers(cfg.train.log, run_dir.path) if ddp.is_main else []
@@ -234,7 +238,9 @@ def _train(
         if change:
             console.print(change)
     ddp = dataclasses.replace(ddp, sharded=ddp.enabled and cfg.train.strategy == "fsdp")
-    watch = cfg.train.early_stop.metric if cfg.train.early_stop else _default_watch(preprocessor)
+    watch = (
+        cfg.train.early_stop.metric if cfg.train.early_stop else _default_watch(cfg, preprocessor)
+    )
     job = TrainJob(
         model=model,
         outputs=cfg.outputs,
@@ -259,6 +265,7 @@ def _train(
         augment=augment,
         privacy=private,
     )
+    job = speech_job(job, preprocessor) if isinstance(cfg.model, ASRConfig) else job
     job = teacher.distill(job) if teacher is not None else job
     result = train_loop(job, resume=checkpoint)
     if ddp.sharded:  # the whole weights, gathered by every rank, in an ordinary model
@@ -330,7 +337,7 @@ def count_parameters(model: nn.Module) -> int:
 def _check_watched_metric(cfg: Config, preprocessor: Preprocessor) -> None:
     if cfg.train.early_stop is None:
         return
-    known = [f"val/{name}" for name in available_metrics(preprocessor.output_specs)]
+    known = [f"val/{name}" for name in _metric_names(cfg, preprocessor)]
     metric = cfg.train.early_stop.metric
     if metric not in known:
         raise ConfigError(
@@ -339,8 +346,15 @@ def _check_watched_metric(cfg: Config, preprocessor: Preprocessor) -> None:
         )
 
 
-def _default_watch(preprocessor: Preprocessor) -> str:
-    return "val/" + available_metrics(preprocessor.output_specs)[1]
+def _default_watch(cfg: Config, preprocessor: Preprocessor) -> str:
+    return "val/" + _metric_names(cfg, preprocessor)[1]
+
+
+def _metric_names(cfg: Config, preprocessor: Preprocessor) -> list[str]:
+    """What validation reports: a speech recognizer's loss, WER and CER, else by output type."""
+    if isinstance(cfg.model, ASRConfig):
+        return list(SPEECH_METRICS)
+    return available_metrics(preprocessor.output_specs)
 
 
 def _with_batch_size(

@@ -30,8 +30,10 @@ from megalith.device import resolve_device, resolve_precision
 from megalith.errors import ConfigError, DataError, RunError, cannot_write
 from megalith.evaluate.evaluation import evaluate_table
 from megalith.evaluate.metrics import generation_metrics
+from megalith.evaluate.speech import speech_evaluation, transcribe_ids
 from megalith.generation import Sampling
 from megalith.models import GPTConfig, PretrainedConfig, Seq2SeqConfig, build_model
+from megalith.models.asr import ASR
 from megalith.models.pretrained import (
     ARCHITECTURE_DIR,
     PretrainedModel,
@@ -331,8 +333,10 @@ class Run:
     def evaluate_tensors(self, tensors: TensorTable) -> dict[str, float]:
         device, dtype = self._device()
         self.model.to(device)
+        # a speech recognizer: CTC loss, and WER / CER of its transcripts
+        evaluate = speech_evaluation(self.preprocessor) if isinstance(self.model, ASR) else None
         try:
-            scores = evaluate_table(
+            scores = (evaluate or evaluate_table)(
                 self.model,
                 tensors,
                 self.config.outputs,
@@ -365,6 +369,9 @@ class Run:
             self.model.to(device)
         batch_size = self.config.train.eval_batch_size
         try:
+            if isinstance(self.model, ASR):  # transcripts: greedy CTC decoding
+                ids = transcribe_ids(self.model, tensors, batch_size, device, dtype)
+                return {self.model.name: ids}
             if isinstance(self.model, Seq2Seq):  # outputs are written token by token
                 beams = getattr(self.config.model, "beam_size", 1)
                 ids = decode_in_batches(self.model, tensors, batch_size, device, beams)
