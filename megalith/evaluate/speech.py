@@ -47,12 +47,23 @@ def error_rates(hypotheses: Sequence[str], references: Sequence[str]) -> dict[st
     return {"wer": float(jiwer.wer(refs, hyps)), "cer": float(jiwer.cer(refs, hyps))}
 
 
+LogitsDecoder = Callable[[torch.Tensor], torch.Tensor]
+"""CTC logits (B, T', V) -> int64 ids (B, L), PAD-padded: greedy_ctc, or a beam search
+(megalith.transcribe.transcriber.logits_decoder)."""
+
+
 def transcribe_ids(
-    model: ASR, table: TensorTable, batch_size: int, device: torch.device, dtype: Any
+    model: ASR,
+    table: TensorTable,
+    batch_size: int,
+    device: torch.device,
+    dtype: Any,
+    ctc_decode: LogitsDecoder = greedy_ctc,
 ) -> torch.Tensor:
-    """Greedy CTC ids of every row: int64 (N, L) on the CPU, PAD-padded."""
+    """CTC ids of every row (greedy unless `ctc_decode` says otherwise): int64 (N, L) on the
+    CPU, PAD-padded."""
     pieces = [
-        greedy_ctc(outputs[model.name])
+        ctc_decode(outputs[model.name])
         for _, outputs in forward_batches(model, table, batch_size, device, dtype)
     ]
     return _stacked(pieces)
@@ -68,6 +79,7 @@ def evaluate_speech(
     dtype: torch.dtype | None,
     *,
     decode: Decoder,
+    ctc_decode: LogitsDecoder = greedy_ctc,
 ) -> dict[str, float]:
     """{'loss', 'wer', 'cer'} of a speech recognizer over every row of `table`.
 
@@ -85,7 +97,7 @@ def evaluate_speech(
         count = int(lengths.sum())
         nll += float(ctc_loss(logits, framed)) * max(count, 1)
         tokens += count
-        written.append(greedy_ctc(logits))
+        written.append(ctc_decode(logits))
         targets.append(framed.cpu())
     if not targets:
         return {}
@@ -96,14 +108,17 @@ def evaluate_speech(
     return scores
 
 
-def speech_evaluation(preprocessor: Preprocessor) -> Callable[..., dict[str, float]]:
-    """`evaluate_speech` with the run's tokenizer: called like `evaluate_table`."""
+def speech_evaluation(
+    preprocessor: Preprocessor, ctc_decode: LogitsDecoder = greedy_ctc
+) -> Callable[..., dict[str, float]]:
+    """`evaluate_speech` with the run's tokenizer (and CTC decoding): called like
+    `evaluate_table`."""
     name = preprocessor.output_specs[0].name
 
     def decode(ids: torch.Tensor) -> list[str]:
         return [str(text) for text in preprocessor.decode({name: ids})[name]]
 
-    return functools.partial(evaluate_speech, decode=decode)
+    return functools.partial(evaluate_speech, decode=decode, ctc_decode=ctc_decode)
 
 
 def utterance_errors(

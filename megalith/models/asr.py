@@ -33,13 +33,13 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from megalith.configbase import ConfigModel
 from megalith.data.rows import describe_rows
 from megalith.data.specs import InputSpec, OutputSpec
 from megalith.data.tensors import TensorTable
 from megalith.data.tokenizers import BOS, EOS, PAD
 from megalith.errors import ConfigError, DataError
 from megalith.models.attention import Positions, TransformerBlock, check_heads
+from megalith.models.ctc_decoding import CTCDecoding
 from megalith.models.logmel import AudioFrontEnd
 from megalith.models.registry import register_model
 
@@ -51,8 +51,9 @@ _NOT_BLANK = -1e4
 """Logit of every non-blank id on a padding frame: exp(-1e4) is 0 in every float type."""
 
 
-class ASRConfig(ConfigModel):
-    """A CTC speech recognizer: log-mel -> x4 conv subsampling -> Transformer -> CTC head."""
+class ASRConfig(CTCDecoding):
+    """A CTC speech recognizer: log-mel -> x4 conv subsampling -> Transformer -> CTC head; its
+    decoding keys (beam_size, lm, lm_weight, ...) are megalith.models.ctc_decoding's."""
 
     arch: Literal["asr"] = "asr"
     dim: int = Field(144, gt=0)

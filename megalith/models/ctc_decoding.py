@@ -6,9 +6,12 @@ the bundle runtime read it), so it holds settings only: the search is megalith.r
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from typing import Any
+
+from pydantic import Field, ValidationError, model_validator
 
 from megalith.configbase import ConfigModel
+from megalith.errors import ConfigError
 
 
 class CTCDecoding(ConfigModel):
@@ -36,3 +39,28 @@ class CTCDecoding(ConfigModel):
                 "(8 is a good start) or drop lm"
             )
         return self
+
+
+OVERRIDABLE = ("beam_size", "beam_top_k", "lm", "lm_weight", "token_bonus")
+"""Decoding keys a command (transcribe, predict) may change for one call."""
+LM_BEAM_SIZE = 8
+"""The beam used when a language model is given to a run that decodes greedily."""
+
+
+def decoding_settings(model_config: Any, **overrides: Any) -> CTCDecoding:
+    """The run's decoding keys (those its `model` config has) with `overrides` (None = keep).
+
+    Raises:
+        ConfigError: an override is out of range (e.g. an LM with beam_size 1).
+    """
+    keys = {key: getattr(model_config, key) for key in OVERRIDABLE if hasattr(model_config, key)}
+    given = {key: value for key, value in overrides.items() if value is not None}
+    keys.update(given)
+    if keys.get("lm") is not None and keys.get("beam_size", 1) == 1 and "beam_size" not in given:
+        keys["beam_size"] = LM_BEAM_SIZE  # an LM asked for on a greedy run: search with a beam
+    try:
+        return CTCDecoding(**keys)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "decoding"
+        raise ConfigError(f"model.{where}: {first['msg']}") from None

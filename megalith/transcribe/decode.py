@@ -1,7 +1,7 @@
 """Frame scores -> token ids with the run's CTC decoding settings (megalith.models.ctc_decoding).
 
 `CTCDecoder` picks greedy decoding (beam_size 1) or CTC prefix beam search (megalith.runtime.ctc),
-loading the GPT run named by `lm` for shallow fusion once, when the decoder is made.
+with the language model it is given (megalith.transcribe.shallow_fusion loads one).
 """
 
 from __future__ import annotations
@@ -15,37 +15,10 @@ from megalith.data.tokenizers import PAD, Tokenizer
 from megalith.models.ctc_decoding import CTCDecoding
 from megalith.runtime.ctc import LanguageModel, greedy_ctc, prefix_beam_search
 from megalith.runtime.decoding import log_softmax
+from megalith.runtime.transcription import SpeechWindows
 
 BLANK = PAD
 """The CTC blank of `model.arch: asr` (megalith.models.asr): the tokenizer's padding id."""
-
-OVERRIDABLE = ("beam_size", "beam_top_k", "lm", "lm_weight", "token_bonus")
-"""Decoding keys a command (transcribe, predict) may change for one call."""
-LM_BEAM_SIZE = 8
-"""The beam used when a language model is given to a run that decodes greedily."""
-
-
-def decoding_settings(model_config: Any, **overrides: Any) -> CTCDecoding:
-    """The run's decoding keys (those its `model` config has) with `overrides` (None = keep).
-
-    Raises:
-        ConfigError: an override is out of range (e.g. an LM with beam_size 1).
-    """
-    from pydantic import ValidationError
-
-    from megalith.errors import ConfigError
-
-    keys = {key: getattr(model_config, key) for key in OVERRIDABLE if hasattr(model_config, key)}
-    given = {key: value for key, value in overrides.items() if value is not None}
-    keys.update(given)
-    if keys.get("lm") is not None and keys.get("beam_size", 1) == 1 and "beam_size" not in given:
-        keys["beam_size"] = LM_BEAM_SIZE  # an LM asked for on a greedy run: search with a beam
-    try:
-        return CTCDecoding(**keys)
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "decoding"
-        raise ConfigError(f"model.{where}: {first['msg']}") from None
 
 
 class CTCDecoder:
@@ -59,18 +32,11 @@ class CTCDecoder:
     ) -> None:
         """
         Args:
-            settings: greedy or beam, and the LM run to fuse (loaded here unless
-                `language_model` is given).
+            settings: greedy or beam search, and its weights.
             tokenizer: the recognizer's fitted text tokenizer (its ids are the CTC labels).
-            language_model: a ready language model, instead of loading `settings.lm`.
-        Raises:
-            ConfigError: settings.lm cannot be loaded or does not fit the tokenizer.
+            language_model: fused into the beam search when given (settings.lm loaded).
         """
-        self.settings = settings
-        if language_model is None and settings.lm is not None:
-            from megalith.transcribe.shallow_fusion import load_language_model
-
-            language_model = load_language_model(settings.lm, tokenizer, "model.lm")
+        self.settings, self.tokenizer = settings, tokenizer
         self.language_model = language_model
 
     def __call__(self, logits: np.ndarray) -> list[int]:
@@ -94,3 +60,14 @@ class CTCDecoder:
     def batch(self, logits: np.ndarray) -> list[list[int]]:
         """(B, T, V) -> one id list per row."""
         return [self(row) for row in logits]
+
+
+def speech_windows(preprocessor: Any, overlap: float | None = None) -> SpeechWindows:
+    """The windows a recognizer with this fitted preprocessor reads (megalith.models.asr):
+    its clip length, and one frame per hop_length x 4 samples."""
+    from megalith.models.asr import SUBSAMPLING
+
+    spec = preprocessor.input_specs[0]
+    settings = spec.log_mel
+    frame = settings.hop_length * SUBSAMPLING
+    return SpeechWindows.of(settings.sample_rate, int(spec.shape[0]), frame, overlap)

@@ -12,21 +12,18 @@ costs one token of GPT. Text starts after the GPT's end-of-text id, as its docum
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from megalith.data.tokenizers import EOS, SPECIAL_TOKENS, UNKNOWN, Tokenizer
-from megalith.errors import ConfigError
-
-if TYPE_CHECKING:
-    from megalith.run import Run
+from megalith.errors import ConfigError, RunError
 
 
-def _tokenizer_of(run: Run) -> Tokenizer:
+def _tokenizer_of(run: Any) -> Tokenizer:
     tokenizer = getattr(run.preprocessor.outputs[0], "tokenizer", None)
     if tokenizer is None:
         raise ConfigError(f"{run.path}: the run has no fitted text tokenizer")
@@ -61,7 +58,7 @@ def label_map(recognizer: Tokenizer, language_model: Tokenizer, where: str) -> n
 class GPTLanguageModel:
     """log P(next label | prefix) (V_asr,) from a GPT run, with a KV cache per prefix."""
 
-    def __init__(self, language_model: Run, recognizer: Tokenizer, where: str = "model.lm"):
+    def __init__(self, language_model: Any, recognizer: Tokenizer, where: str = "model.lm"):
         """
         Args:
             language_model: a loaded GPT run (megalith.load), e.g. trained on transcripts.
@@ -129,15 +126,15 @@ class GPTLanguageModel:
         return self._states[prefix]
 
 
-def load_language_model(path: str, recognizer: Tokenizer, where: str) -> GPTLanguageModel:
-    """The GPT run at `path` as a language model over the recognizer's labels.
+def load_language_model(
+    path: str, recognizer: Tokenizer, load: Callable[[str], Any], where: str = "model.lm"
+) -> GPTLanguageModel:
+    """The GPT run at `path`, loaded by `load` (megalith.load), as a language model over the
+    recognizer's labels.
 
     Raises:
         ConfigError: the run cannot be loaded, is no GPT, or spells text differently.
     """
-    from megalith.errors import RunError
-    from megalith.run import load
-
     try:
         run = load(path)
     except RunError as error:

@@ -14,9 +14,10 @@ import yaml
 import megalith as mg
 from megalith.data.tokenizers import PAD, tokenizer_from_state
 from megalith.errors import ConfigError
-from megalith.models.ctc_decoding import CTCDecoding
-from megalith.transcribe.decode import CTCDecoder, decoding_settings
+from megalith.models.ctc_decoding import CTCDecoding, decoding_settings
+from megalith.transcribe.decode import CTCDecoder
 from megalith.transcribe.shallow_fusion import GPTLanguageModel, label_map
+from megalith.transcribe.transcriber import language_model_for
 
 pytestmark = pytest.mark.slow  # trains a small GPT (about 10 s on 2 busy cores)
 
@@ -125,7 +126,7 @@ def test_a_tokenizer_that_spells_differently_is_refused(digit_lm: mg.Run) -> Non
 
 def test_an_lm_that_is_no_gpt_or_no_run_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"model\.lm"):
-        CTCDecoder(CTCDecoding(beam_size=4, lm=str(tmp_path / "missing")), RECOGNIZER)
+        language_model_for(CTCDecoding(beam_size=4, lm=str(tmp_path / "gone")), RECOGNIZER, mg.load)
     with pytest.raises(ValueError, match="beam_size"):
         CTCDecoding(beam_size=1, lm="somewhere")
     settings = decoding_settings(CTCDecoding(), lm="somewhere")
