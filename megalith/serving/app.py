@@ -57,16 +57,10 @@ class ServeSettings:
 def build_app(backend: Backend, settings: ServeSettings) -> FastAPI:
     """A FastAPI app serving `backend` with `settings`.
 
-    A speech recognizer (model.arch asr) is served as POST /transcribe instead
-    (megalith.serving.transcribe_app).
-
     Raises:
-        RunError: the model takes audio but is no speech recognizer: requests cannot carry it.
+        RunError: the model takes audio: a speech recognizer is served as POST /transcribe
+            (megalith.serving.build_server), other audio models not yet.
     """
-    if backend.speech:
-        from megalith.serving.transcribe_app import build_transcribe_app
-
-        return build_transcribe_app(backend.predictor, settings, backend.metadata())  # type: ignore[arg-type]
     audio = [name for name, kind in backend.input_columns() if kind == "audio"]
     if audio:  # a path in a request would read any file on the server: refuse, do not guess
         raise RunError(
