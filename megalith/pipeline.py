@@ -50,6 +50,7 @@ from megalith.training.elastic import (
 )
 from megalith.training.heartbeat import Heartbeat, collective_failure
 from megalith.training.loop import TrainJob, train_loop
+from megalith.training.losses import total_loss
 from megalith.training.private_run import (
     prepare_privacy,
     private_model,
@@ -57,7 +58,7 @@ from megalith.training.private_run import (
     public_table,
 )
 from megalith.training.resume import check_resume_changes, check_resume_fits
-from megalith.training.speech import check_speech_splits, speech_job
+from megalith.training.speech import check_speech_splits, ctc_total_loss, speech_job
 from megalith.training.start_from import (
     save_architecture_record,
     starting_model,
@@ -366,7 +367,8 @@ def _with_batch_size(
 
     device = ddp.device(resolve_device(cfg.train.device))
     dtype = resolve_precision(cfg.train.precision, device)
-    found = find_batch_size(model, train, cfg.outputs, device, dtype, ddp.world_size)
+    loss = ctc_total_loss if isinstance(cfg.model, ASRConfig) else total_loss
+    found = find_batch_size(model, train, cfg.outputs, device, dtype, ddp.world_size, loss)
     model.cpu()
     size = int(ddp.smallest(torch.tensor(found, device=device)))
     where = "is the CPU default"

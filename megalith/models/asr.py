@@ -131,9 +131,8 @@ class ASR(nn.Module):
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         wave = inputs[self.audio_name]
-        lengths = clip_frames(
-            wave, self.hop_length
-        )  # before augmentation (noise fills the padding)
+        # real lengths before augmentation, whose noise fills the padding
+        lengths = clip_frames(wave, self.hop_length)  # (B,)
         x = self.subsample(self.front_end(wave))  # (B, T', D)
         real = torch.arange(x.shape[1], device=x.device) < lengths.unsqueeze(1)  # (B, T')
         x = self.drop(self.positions(x))

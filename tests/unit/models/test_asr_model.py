@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from model_check import check_model
 
+from megalith.config import validate_config
 from megalith.data.features.logmel import LogMelSettings
 from megalith.data.specs import InputSpec, OutputSpec
 from megalith.data.tensors import TensorTable
@@ -144,3 +145,29 @@ def test_transcripts_longer_than_their_clip_are_refused_naming_the_rows():
     )
     with pytest.raises(DataError, match=r"data.csv: column 'text', row 12: .*needs 2 CTC frames"):
         check_ctc_fits(table, CLIP, "text", "data.csv")
+
+
+@pytest.mark.parametrize(
+    ("inputs", "outputs", "field"),
+    [
+        ([{"name": "x", "type": "number"}], [{"name": "t", "type": "text"}], "inputs"),
+        ([{"name": "a", "type": "audio"}, {"name": "b", "type": "audio"}], [], "inputs"),
+        ([{"name": "a", "type": "audio"}], [{"name": "d", "type": "category"}], "outputs"),
+        (
+            [{"name": "a", "type": "audio"}],
+            [{"name": "t", "type": "text"}, {"name": "u", "type": "text"}],
+            "outputs",
+        ),
+    ],
+)
+def test_the_config_refuses_anything_but_one_audio_input_and_one_text_output(
+    inputs, outputs, field
+):
+    config = {
+        "data": {"source": "t.csv"},
+        "inputs": inputs,
+        "outputs": outputs or [{"name": "t", "type": "text"}],
+        "model": {"arch": "asr"},
+    }
+    with pytest.raises(ConfigError, match=rf"{field}: model.arch asr (reads|writes) exactly one"):
+        validate_config(config, origin="asr.yaml")
