@@ -62,6 +62,7 @@ class Run:
         self.config = config
         self.preprocessor = preprocessor
         self.model = model.cpu().eval()
+        self._language_model_runs: dict[str, Run] = {}  # GPT runs a recognizer fuses, by path
 
     @classmethod
     def load(cls, path: str | Path) -> Run:
@@ -222,7 +223,7 @@ class Run:
         transcriber = Transcriber(
             self,
             overlap=overlap,
-            load=load,
+            load=self._language_model_run,
             beam_size=beam_size,
             lm=str(lm) if lm is not None else None,
             lm_weight=lm_weight,
@@ -425,7 +426,14 @@ class Run:
         """A speech recognizer's decoding of CTC logits by its model.beam_size / lm keys."""
         from megalith.transcribe.transcriber import logits_decoder
 
-        return logits_decoder(self, load)
+        return logits_decoder(self, self._language_model_run)
+
+    def _language_model_run(self, path: str) -> Run:
+        """The GPT run a speech recognizer fuses (model.lm / lm=), loaded once per path: a
+        server transcribing many requests reads its weights once."""
+        if path not in self._language_model_runs:
+            self._language_model_runs[path] = load(path)
+        return self._language_model_runs[path]
 
     def _device(self) -> tuple[torch.device, torch.dtype | None]:
         device = resolve_device(self.config.train.device)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import run_cli
 
 import megalith as mg
 from megalith.data.tokenizers import PAD, tokenizer_from_state
@@ -133,3 +134,23 @@ def test_an_lm_that_is_no_gpt_or_no_run_is_a_config_error(tmp_path: Path) -> Non
     assert settings.beam_size == 8  # an LM on a greedy run searches with a beam
     with pytest.raises(ConfigError, match=r"model\.beam_size"):
         decoding_settings(CTCDecoding(), beam_size=0)
+
+
+def test_a_recognizer_run_transcribes_with_the_gpt_run_loaded_once(
+    digit_lm: mg.Run, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from speech_runs import tiny_recognizer
+
+    run, clips = tiny_recognizer(tmp_path_factory)
+    lm_path = str(digit_lm.path)
+    fused = run.transcribe(clips, beam_size=4, lm=lm_path, lm_weight=0.8, token_bonus=0.5)
+    assert len(fused) == len(clips) and all(isinstance(text, str) for text in fused)
+    # weight 0 is the plain beam, exactly; the GPT run was read once for all three calls
+    unweighted = run.transcribe(clips, beam_size=4, lm=lm_path, lm_weight=0.0)
+    assert unweighted == run.transcribe(clips, beam_size=4)
+    assert list(run._language_model_runs) == [lm_path]
+    outcome = run_cli("transcribe", run.path, clips[0], "--lm", lm_path, "--lm-weight", "0.8")
+    assert outcome.code == 0, outcome.stderr
+    assert outcome.stdout.splitlines() == [
+        run.transcribe(clips[:1], lm=lm_path, lm_weight=0.8, beam_size=8)[0]
+    ]
