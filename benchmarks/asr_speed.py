@@ -1,9 +1,9 @@
 """Speech recognition speed: the real-time factor of greedy CTC transcription on one CPU core,
-PyTorch against ONNX Runtime, for the default `model.arch: asr` model.
+PyTorch against ONNX Runtime, for the example model (examples/spoken_digit_strings.yaml).
 
 Makes spoken digit strings with espeak-ng (megalith.data.spoken_digit_strings, 8 kHz), trains the
-recognizer with ASRConfig's defaults for `--epochs` (speed does not depend on how well it was
-trained; `--run RUN` measures a trained run instead), exports it, and transcribes the test clips
+example's model and input settings for `--epochs` (greedy speed does not depend on how well it
+was trained; `--run RUN` measures a trained run instead), exports it, and transcribes the test clips
 two ways: as they are (one file per utterance) and joined into recordings of `--long-seconds`,
 which are cut into overlapping windows and stitched. Every path reads the files, resamples,
 computes the log-mel front end, the encoder and the CTC head, and decodes, all on one thread
@@ -30,26 +30,30 @@ from typing import Any
 import numpy as np
 import soundfile
 import torch
+import yaml
 
 import megalith as mg
 from megalith.data.spoken_digit_strings import make_spoken_digit_strings
 from megalith.runtime import load_bundle
 
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "spoken_digit_strings.yaml"
 
-def train_default_recognizer(work: Path, epochs: int, tiny: bool) -> mg.Run:
-    """ASRConfig's defaults (or a tiny model with --tiny) on espeak-ng digit strings."""
+
+def train_example_recognizer(work: Path, epochs: int, tiny: bool) -> mg.Run:
+    """The example's model (or a tiny one with --tiny) on a few espeak-ng digit strings."""
     speakers, strings = (4, 3) if tiny else (8, 10)
     table = make_spoken_digit_strings(
         work / "strings", speakers=speakers, strings=strings, test_speakers=2, val_speakers=1
     )
-    model: dict[str, Any] = {"arch": "asr"}
+    example = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    model: dict[str, Any] = example["model"]
     if tiny:
         model.update(dim=32, layers=1, heads=2, channels=8)
     config = {
         "name": "asr-speed",
         "data": {"source": str(table), "split": {"column": "split"}},
-        "inputs": [{"name": "audio", "type": "audio", "sample_rate": 8000, "duration": 4.0}],
-        "outputs": [{"name": "text", "type": "text", "tokenizer": "char"}],
+        "inputs": example["inputs"],
+        "outputs": example["outputs"],
         "model": model,
         "train": {"epochs": epochs, "batch_size": 8},
     }
@@ -135,7 +139,7 @@ def main() -> None:
         run = (
             mg.load(args.run)
             if args.run
-            else train_default_recognizer(work, args.epochs, args.tiny)
+            else train_example_recognizer(work, args.epochs, args.tiny)
         )
         bundle_path = run.export(work / "bundle", overwrite=True)
         clips = test_clips(run)
