@@ -35,7 +35,7 @@ from megalith.models.pretrained import (
     check_model_dir,
 )
 from megalith.paths import check_confined, resolved
-from megalith.run import Run, split_data, transform_split
+from megalith.run import Run, load, split_data, transform_split
 from megalith.runs import RunDir, check_weights_fit
 from megalith.teacher import attach_teacher, teacher_override
 from megalith.training import checkpoint as ckpt
@@ -197,6 +197,9 @@ def _train(
     }
     if isinstance(cfg.model, ASRConfig):  # CTC must be able to align every transcript
         check_speech_splits(tensors, preprocessor, table.origin)
+        from megalith.transcribe.transcriber import check_language_model
+
+        check_language_model(cfg.model, preprocessor, load)  # the GPT model.lm fuses
     _check_watched_metric(cfg, preprocessor)
     teacher = attach_teacher(cfg, preprocessor, splits, table, tensors["train"])
     loggers = build_loggers(cfg.train.log, run_dir.path) if ddp.is_main else []

@@ -133,3 +133,16 @@ def logits_decoder(run: SpeechRun, load: LoadRun) -> Callable[[torch.Tensor], to
         return torch.from_numpy(padded_ids(rows))
 
     return decode
+
+
+def check_language_model(model_config: Any, preprocessor: Any, load: LoadRun) -> None:
+    """Load the GPT run `model.lm` names and match it to the fitted tokenizer, so that training
+    stops before step 0, not at its final evaluation, when it cannot be fused.
+
+    Raises:
+        ConfigError: naming model.lm: the run is missing, no GPT, or spells text differently.
+    """
+    settings = decoding_settings(model_config)
+    tokenizer = getattr(preprocessor.outputs[0], "tokenizer", None)
+    if settings.lm is not None and tokenizer is not None:
+        language_model_for(settings, tokenizer, load)

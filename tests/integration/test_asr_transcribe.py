@@ -126,3 +126,14 @@ def test_bad_recordings_and_runs_are_refused(
     other = mg.Run(run.path, run.config, run.preprocessor, torch.nn.Linear(1, 1))
     with pytest.raises(RunError, match="not a speech recognizer"):
         other.transcribe(clips)
+
+
+def test_a_language_model_that_cannot_be_fused_stops_training_before_step_0(
+    recognizer: tuple[mg.Run, list[Path]], tmp_path: Path
+) -> None:
+    run, _ = recognizer
+    config = run.config.model_dump(mode="json", exclude_none=True)
+    config["model"] |= {"beam_size": 4, "lm": str(run.path)}  # an asr run, not a GPT
+    with pytest.raises(ConfigError, match=r"model\.lm: .*shallow fusion needs a GPT"):
+        mg.train(config, output_dir=tmp_path / "fused")
+    assert not (tmp_path / "fused" / "checkpoints").exists()
