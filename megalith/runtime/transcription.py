@@ -30,6 +30,10 @@ Recording = str | Path | bytes | np.ndarray
 """A sound file's path, its bytes (WAV, FLAC, OGG), or float32 samples (n,) at the model's
 sample rate."""
 
+MIN_SAMPLE_RATE = 4000
+"""Recordings sampled slower than this are refused: no speech band fits, and resampling a few
+bytes declared at 1 Hz up to the model's rate would fill memory."""
+
 OVERLAP_SHARE = 0.25
 """Default overlap between windows, as a share of the window."""
 
@@ -75,7 +79,8 @@ def read_sound(source: str | Path | bytes, sample_rate: int, where: str) -> np.n
     `sample_rate` (channels averaged, resampled with soxr).
 
     Raises:
-        DataError: naming `where`: missing, unreadable, empty, or NaN / infinite samples.
+        DataError: naming `where`: missing, unreadable, empty, sampled below 4 kHz, or NaN /
+            infinite samples.
     """
     import soundfile
     import soxr
@@ -93,6 +98,11 @@ def read_sound(source: str | Path | bytes, sample_rate: int, where: str) -> np.n
         raise DataError(
             f"{where}: cannot be read as audio ({reason}); send WAV, FLAC or OGG"
         ) from None
+    if rate < MIN_SAMPLE_RATE:
+        raise DataError(
+            f"{where}: sampled at {rate} Hz; speech needs at least {MIN_SAMPLE_RATE} Hz "
+            f"(the model reads {sample_rate} Hz)"
+        )
     mono = data.mean(axis=1, dtype=np.float32)  # (samples, channels) -> (samples,)
     if len(mono) == 0:
         raise DataError(f"{where}: the recording is empty (0 samples)")

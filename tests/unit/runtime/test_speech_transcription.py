@@ -47,6 +47,9 @@ def test_bad_sound_is_a_data_error_naming_where(tmp_path: Path) -> None:
         read_sound(wav_bytes(np.zeros(800, np.float32))[:30], RATE, "upload")  # cut header
     with pytest.raises(DataError, match="empty"):
         read_sound(wav_bytes(np.zeros(0, np.float32)), RATE, "upload")
+    # a few bytes declared at 1 Hz would resample to 8,000 times as many samples
+    with pytest.raises(DataError, match="upload: sampled at 1 Hz; speech needs at least 4000"):
+        read_sound(wav_bytes(np.zeros(1000, np.float32), rate=1), RATE, "upload")
 
 
 def letter_forward(windows: np.ndarray) -> np.ndarray:

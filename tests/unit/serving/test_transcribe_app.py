@@ -88,6 +88,7 @@ def test_multipart_files_are_transcribed_in_order(client: TestClient) -> None:
         (b'{"audio": "hello"}', "application/json", 415, "Content-Type application/json"),
         (b"hello", "text/plain", 415, "send a WAV, FLAC or OGG"),
         (b"x" * 70_000, "audio/wav", 413, "over the limit of 64000 bytes"),
+        (sound(2000, rate=1), "audio/wav", 422, "body: sampled at 1 Hz"),
     ],
 )
 def test_bad_uploads_get_a_4xx_naming_the_problem(
