@@ -171,3 +171,19 @@ def test_the_config_refuses_anything_but_one_audio_input_and_one_text_output(
     }
     with pytest.raises(ConfigError, match=rf"{field}: model.arch asr (reads|writes) exactly one"):
         validate_config(config, origin="asr.yaml")
+
+
+def test_tune_watches_the_speech_metrics():
+    from megalith.tuning.study import _checked_metric
+
+    config = validate_config(
+        {
+            "data": {"source": "t.csv"},
+            "inputs": [{"name": "a", "type": "audio"}],
+            "outputs": [{"name": "t", "type": "text", "tokenizer": "char"}],
+            "model": {"arch": "asr"},
+        }
+    )
+    assert _checked_metric("val/wer", config) == "val/wer"
+    with pytest.raises(ConfigError, match="choose from val/loss, val/wer, val/cer"):
+        _checked_metric("val/perplexity", config)
