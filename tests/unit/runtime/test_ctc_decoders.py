@@ -159,3 +159,28 @@ def test_bad_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match="beam_size"):
         prefix_beam_search(np.zeros((2, 4), np.float32), 0, beam_size=0)
     assert prefix_beam_search(np.zeros((0, 4), np.float32), 0)[0].labels == ()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_wide_fused_beam_finds_the_best_fused_score(seed: int) -> None:
+    # the fused score of a labelling is log P_ctc + weight * log P_lm + bonus * length; with a
+    # beam wide enough for every prefix, the search must find its maximum over all labellings
+    rng = np.random.default_rng(100 + seed)
+    logits = rng.normal(scale=2.0, size=(5, 3))
+    log_probs = (logits - np.log(np.exp(logits).sum(1, keepdims=True))).astype(np.float32)
+    table = rng.dirichlet(np.ones(3), size=(3, 3))  # P(next | last label), by last label
+
+    def language_model(prefix: tuple[int, ...]) -> np.ndarray:
+        return np.log(table[prefix[-1] if prefix else 0][0])
+
+    def lm_score(labels: tuple[int, ...]) -> float:
+        return sum(float(language_model(labels[:i])[labels[i]]) for i in range(len(labels)))
+
+    truth = brute_force(log_probs, blank=0)
+    weight, bonus = 0.7, 0.3
+    fused = {y: np.log(p) + weight * lm_score(y) + bonus * len(y) for y, p in truth.items()}
+    found = prefix_beam_search(
+        log_probs, 0, len(truth), language_model=language_model, lm_weight=weight, token_bonus=bonus
+    )
+    assert found[0].labels == max(fused, key=lambda y: fused[y])
+    assert found[0].score == pytest.approx(fused[found[0].labels], abs=1e-5)
