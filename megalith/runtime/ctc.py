@@ -27,7 +27,9 @@ import numpy as np
 
 LanguageModel = Callable[[tuple[int, ...]], np.ndarray]
 """log P(next label | prefix) (V,) over the CTC vocabulary for a prefix of label ids; the entry
-at the blank id is ignored. See megalith.asr_lm for a Megalith GPT run as one."""
+at the blank id is ignored. One that also has `prefetch(prefixes)` is told, every frame, which
+prefixes the search will ask about, to score them in one batch (megalith.transcribe.
+shallow_fusion.GPTLanguageModel, a Megalith GPT run, does)."""
 
 NEG_INF = float("-inf")
 
@@ -195,7 +197,10 @@ def prefix_beam_search(
         prefix, entry = item
         return entry.total() + lm.of(prefix) + token_bonus * len(prefix)
 
+    prefetch = getattr(lm.language_model, "prefetch", None)
     for frame in frames:
+        if prefetch is not None:  # this frame asks for the next-label scores of every beam
+            prefetch(list(beams))
         grown = _extend(beams, frame, blank, top_k)
         beams = dict(heapq.nlargest(beam_size, grown.items(), key=rank))
     ranked = sorted(beams.items(), key=rank, reverse=True)

@@ -12,7 +12,7 @@ costs one token of GPT. Text starts after the GPT's end-of-text id, as its docum
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -105,6 +105,34 @@ class GPTLanguageModel:
         return self._state(prefix)[0]
 
     @torch.inference_mode()
+    def prefetch(self, prefixes: Sequence[tuple[int, ...]]) -> None:
+        """Score the prefixes not seen yet whose one-shorter heads are cached, one batched GPT
+        step per prefix length (the beam search asks for all of a frame's beams at once)."""
+        groups: dict[int, list[tuple[int, ...]]] = {}
+        for prefix in prefixes:
+            head = self._states.get(prefix[:-1]) if prefix else None
+            fits = len(prefix) < self.context  # the new token's position is in the window
+            if fits and prefix not in self._states and head is not None and head[1] is not None:
+                groups.setdefault(len(prefix), []).append(prefix)
+        for length, group in groups.items():
+            heads = [self._states[prefix[:-1]][1] for prefix in group]
+            caches = [
+                (torch.cat([h[i][0] for h in heads]), torch.cat([h[i][1] for h in heads]))
+                for i in range(len(heads[0]))
+            ]  # each (G, heads, length, head_dim)
+            ids = [int(self.to_lm[prefix[-1]]) for prefix in group]
+            newest = torch.tensor([[i if i >= 0 else UNKNOWN] for i in ids])  # (G, 1)
+            logits, grown = self.model.decode(newest, caches, start=length)
+            for row, prefix in enumerate(group):
+                own = [(k[row : row + 1], v[row : row + 1]) for k, v in grown]
+                self._states[prefix] = (self._scores(logits[row, -1]), own)
+
+    def _scores(self, logits: torch.Tensor) -> np.ndarray:
+        """The LM's next-token logits (V_lm,) as log-probabilities over the recognizer's labels."""
+        lm_log_probs = logits.float().log_softmax(-1).numpy()
+        return np.where(self.to_lm >= 0, lm_log_probs[np.maximum(self.to_lm, 0)], -np.inf)
+
+    @torch.inference_mode()
     def _state(self, prefix: tuple[int, ...]) -> tuple[np.ndarray, Any]:
         if prefix in self._states:
             return self._states[prefix]
@@ -120,9 +148,7 @@ class GPTLanguageModel:
             logits, caches = self.model.decode(newest, head_caches, start=len(tokens) - 1)
         else:
             logits, caches = self.model.decode(torch.tensor([tokens]))
-        lm_log_probs = logits[0, -1].float().log_softmax(-1).numpy()  # (V_lm,)
-        scores = np.where(self.to_lm >= 0, lm_log_probs[np.maximum(self.to_lm, 0)], -np.inf)
-        self._states[prefix] = (scores, caches)
+        self._states[prefix] = (self._scores(logits[0, -1]), caches)
         return self._states[prefix]
 
 

@@ -114,6 +114,22 @@ def test_the_lm_is_scored_with_its_kv_cache_as_without(digit_lm: mg.Run) -> None
     assert cached[ids("o")[0]] > cached[ids("x")[0]]  # no digit word has an x
 
 
+def test_prefetched_prefixes_score_as_one_by_one(digit_lm: mg.Run) -> None:
+    one_by_one, batched = (
+        GPTLanguageModel(digit_lm, RECOGNIZER),
+        GPTLanguageModel(digit_lm, RECOGNIZER),
+    )
+    heads = [tuple(ids(text)) for text in ["one", "tw", "thre", "se"]]
+    for head in heads:
+        batched(head)  # cached heads of different lengths
+    longer = [(*head, ids(letter)[0]) for head in heads for letter in "oevw"]
+    batched.prefetch(longer)  # one GPT step per length, for 16 prefixes
+    assert all(prefix in batched._states for prefix in longer)
+    letters = np.flatnonzero(batched.to_lm >= 0)
+    for prefix in longer:
+        np.testing.assert_allclose(batched(prefix)[letters], one_by_one(prefix)[letters], atol=1e-5)
+
+
 def test_a_tokenizer_that_spells_differently_is_refused(digit_lm: mg.Run) -> None:
     words = tokenizer_from_state({"kind": "word", "lowercase": True, "vocabulary": WORDS})
     with pytest.raises(ConfigError, match=r"model\.lm: .*char-level or the same tokenizer"):
