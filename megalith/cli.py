@@ -14,6 +14,7 @@ from megalith.cli_init import init
 from megalith.cli_privacy import audit_privacy
 from megalith.cli_recommend import recommend
 from megalith.cli_stages import explain, export, serve
+from megalith.cli_transcribe import transcribe
 from megalith.cli_tune import tune
 from megalith.errors import MegalithError, cannot_write, missing_extra
 
@@ -273,6 +274,7 @@ app.command()(compress)
 app.command()(serve)
 app.command()(tune)
 app.command()(recommend)
+app.command()(transcribe)
 app.command("audit-privacy")(audit_privacy)
 
 

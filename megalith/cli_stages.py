@@ -87,7 +87,8 @@ def serve(
     ] = None,
 ) -> None:
     """Serve a run or a bundle over HTTP: POST /predict (dynamically batched), /generate for
-    language models, GET /health and /metadata; binds 127.0.0.1 by default."""
+    language models, /transcribe for speech recognizers, GET /health and /metadata; binds
+    127.0.0.1 by default."""
     from megalith.serving import serve as run_server
 
     if backend not in ("auto", "onnx", "torch"):

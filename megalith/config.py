@@ -22,6 +22,7 @@ from megalith.data.features import InputFeature, OutputFeature
 from megalith.data.sources import DataConfig
 from megalith.errors import ConfigError, did_you_mean
 from megalith.models import ModelConfig
+from megalith.models.asr import check_asr_features
 from megalith.models.mlp import MLPConfig
 from megalith.paths import check_readable, resolved
 from megalith.recommend.settings import RECOMMENDER_ARCHS, RecommendConfig
@@ -88,6 +89,8 @@ class Config(ConfigModel):
                     "model.arch gpt is a language model of one text column: give `inputs: []` "
                     "and one output of type text"
                 )
+        elif self.model.arch == "asr":
+            check_asr_features(self.inputs, self.outputs)
         elif self.model.arch == "seq2seq":
             one_text_input = len(self.inputs) == 1 and self.inputs[0].type == "text"
             if not one_text_input or len(self.outputs) != 1 or not texts:

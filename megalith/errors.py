@@ -56,6 +56,7 @@ EXTRAS = {
     "tune": ("optuna",),
     "privacy": ("opacus",),
     "audio": ("soundfile", "soxr"),
+    "asr": ("jiwer",),
     "vision": ("kornia",),
     "recommend": ("faiss",),
 }

@@ -28,13 +28,14 @@ from megalith.device import resolve_device, resolve_precision
 from megalith.errors import ConfigError, RunError, did_you_mean
 from megalith.evaluate.environment import describe_environment
 from megalith.evaluate.metrics import available_metrics
+from megalith.evaluate.speech import SPEECH_METRICS
 from megalith.finish import publish_results, save_and_evaluate
-from megalith.models import PretrainedConfig
+from megalith.models import ASRConfig, PretrainedConfig
 from megalith.models.pretrained import (
     check_model_dir,
 )
 from megalith.paths import check_confined, resolved
-from megalith.run import Run, split_data, transform_split
+from megalith.run import Run, load, split_data, transform_split
 from megalith.runs import RunDir, check_weights_fit
 from megalith.teacher import attach_teacher, teacher_override
 from megalith.training import checkpoint as ckpt
@@ -49,6 +50,7 @@ from megalith.training.elastic import (
 )
 from megalith.training.heartbeat import Heartbeat, collective_failure
 from megalith.training.loop import TrainJob, train_loop
+from megalith.training.losses import total_loss
 from megalith.training.private_run import (
     prepare_privacy,
     private_model,
@@ -56,6 +58,7 @@ from megalith.training.private_run import (
     public_table,
 )
 from megalith.training.resume import check_resume_changes, check_resume_fits
+from megalith.training.speech import check_speech_splits, ctc_total_loss, speech_job
 from megalith.training.start_from import (
     save_architecture_record,
     starting_model,
@@ -192,6 +195,11 @@ def _train(
         name: transform_split(cfg, preprocessor, frame, table, name, console)
         for name, frame in splits.items()
     }
+    if isinstance(cfg.model, ASRConfig):  # CTC must be able to align every transcript
+        check_speech_splits(tensors, preprocessor, table.origin)
+        from megalith.transcribe.transcriber import check_language_model
+
+        check_language_model(cfg.model, preprocessor, load)  # the GPT model.lm fuses
     _check_watched_metric(cfg, preprocessor)
     teacher = attach_teacher(cfg, preprocessor, splits, table, tensors["train"])
     loggers = build_loggers(cfg.train.log, run_dir.path) if ddp.is_main else []
@@ -234,7 +242,9 @@ def _train(
         if change:
             console.print(change)
     ddp = dataclasses.replace(ddp, sharded=ddp.enabled and cfg.train.strategy == "fsdp")
-    watch = cfg.train.early_stop.metric if cfg.train.early_stop else _default_watch(preprocessor)
+    watch = (
+        cfg.train.early_stop.metric if cfg.train.early_stop else _default_watch(cfg, preprocessor)
+    )
     job = TrainJob(
         model=model,
         outputs=cfg.outputs,
@@ -259,6 +269,7 @@ def _train(
         augment=augment,
         privacy=private,
     )
+    job = speech_job(job, preprocessor) if isinstance(cfg.model, ASRConfig) else job
     job = teacher.distill(job) if teacher is not None else job
     result = train_loop(job, resume=checkpoint)
     if ddp.sharded:  # the whole weights, gathered by every rank, in an ordinary model
@@ -330,7 +341,7 @@ def count_parameters(model: nn.Module) -> int:
 def _check_watched_metric(cfg: Config, preprocessor: Preprocessor) -> None:
     if cfg.train.early_stop is None:
         return
-    known = [f"val/{name}" for name in available_metrics(preprocessor.output_specs)]
+    known = [f"val/{name}" for name in _metric_names(cfg, preprocessor)]
     metric = cfg.train.early_stop.metric
     if metric not in known:
         raise ConfigError(
@@ -339,8 +350,15 @@ def _check_watched_metric(cfg: Config, preprocessor: Preprocessor) -> None:
         )
 
 
-def _default_watch(preprocessor: Preprocessor) -> str:
-    return "val/" + available_metrics(preprocessor.output_specs)[1]
+def _default_watch(cfg: Config, preprocessor: Preprocessor) -> str:
+    return "val/" + _metric_names(cfg, preprocessor)[1]
+
+
+def _metric_names(cfg: Config, preprocessor: Preprocessor) -> list[str]:
+    """What validation reports: a speech recognizer's loss, WER and CER, else by output type."""
+    if isinstance(cfg.model, ASRConfig):
+        return list(SPEECH_METRICS)
+    return available_metrics(preprocessor.output_specs)
 
 
 def _with_batch_size(
@@ -352,7 +370,8 @@ def _with_batch_size(
 
     device = ddp.device(resolve_device(cfg.train.device))
     dtype = resolve_precision(cfg.train.precision, device)
-    found = find_batch_size(model, train, cfg.outputs, device, dtype, ddp.world_size)
+    loss = ctc_total_loss if isinstance(cfg.model, ASRConfig) else total_loss
+    found = find_batch_size(model, train, cfg.outputs, device, dtype, ddp.world_size, loss)
     model.cpu()
     size = int(ddp.smallest(torch.tensor(found, device=device)))
     where = "is the CPU default"

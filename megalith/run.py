@@ -30,8 +30,10 @@ from megalith.device import resolve_device, resolve_precision
 from megalith.errors import ConfigError, DataError, RunError, cannot_write
 from megalith.evaluate.evaluation import evaluate_table
 from megalith.evaluate.metrics import generation_metrics
+from megalith.evaluate.speech import speech_evaluation, transcribe_ids
 from megalith.generation import Sampling
 from megalith.models import GPTConfig, PretrainedConfig, Seq2SeqConfig, build_model
+from megalith.models.asr import ASR
 from megalith.models.pretrained import (
     ARCHITECTURE_DIR,
     PretrainedModel,
@@ -49,6 +51,7 @@ from megalith.structured import parse_json
 
 if TYPE_CHECKING:
     from megalith.explain import Explanations
+    from megalith.runtime.transcription import Recording
 
 
 class Run:
@@ -59,6 +62,7 @@ class Run:
         self.config = config
         self.preprocessor = preprocessor
         self.model = model.cpu().eval()
+        self._language_model_runs: dict[str, Run] = {}  # GPT runs a recognizer fuses, by path
 
     @classmethod
     def load(cls, path: str | Path) -> Run:
@@ -193,6 +197,40 @@ class Run:
                 model.cpu()
 
         return pieces()
+
+    def transcribe(
+        self,
+        recordings: Sequence[Recording],
+        *,
+        names: Sequence[str] | None = None,
+        beam_size: int | None = None,
+        lm: str | Path | None = None,
+        lm_weight: float | None = None,
+        token_bonus: float | None = None,
+        overlap: float | None = None,
+    ) -> list[str]:
+        """One transcript per recording of any length, from a speech recognizer (model.arch
+        asr): sound file paths or bytes (WAV, FLAC, OGG), or float32 samples at the model's
+        rate. Long recordings are cut into windows `overlap` seconds apart and stitched; the
+        decoding keys default to the run's (megalith.transcribe).
+
+        Raises:
+            RunError: the run is not a speech recognizer.
+            DataError: a recording is missing, unreadable or empty (naming it).
+            ConfigError: a decoding setting is out of range or `lm` does not fit.
+        """
+        from megalith.transcribe.transcriber import Transcriber
+
+        transcriber = Transcriber(
+            self,
+            overlap=overlap,
+            load=self._language_model_run,
+            beam_size=beam_size,
+            lm=str(lm) if lm is not None else None,
+            lm_weight=lm_weight,
+            token_bonus=token_bonus,
+        )
+        return transcriber.transcribe(recordings, names=names)
 
     def merge(
         self, output: str | Path, *, overwrite: bool = False, console: Console | None = None
@@ -332,8 +370,14 @@ class Run:
     def evaluate_tensors(self, tensors: TensorTable) -> dict[str, float]:
         device, dtype = self._device()
         self.model.to(device)
+        # a speech recognizer: CTC loss, and WER / CER of its transcripts
+        evaluate = (
+            speech_evaluation(self.preprocessor, self._ctc_decode())
+            if isinstance(self.model, ASR)
+            else None
+        )
         try:
-            scores = evaluate_table(
+            scores = (evaluate or evaluate_table)(
                 self.model,
                 tensors,
                 self.config.outputs,
@@ -366,6 +410,10 @@ class Run:
             self.model.to(device)
         batch_size = self.config.train.eval_batch_size
         try:
+            if isinstance(self.model, ASR):  # transcripts: greedy or beam CTC decoding
+                decode = self._ctc_decode()
+                ids = transcribe_ids(self.model, tensors, batch_size, device, dtype, decode)
+                return {self.model.name: ids}
             if isinstance(self.model, Seq2Seq):  # outputs are written token by token
                 beams = getattr(self.config.model, "beam_size", 1)
                 ids = decode_in_batches(self.model, tensors, batch_size, device, beams)
@@ -374,6 +422,19 @@ class Run:
         finally:
             if moves:
                 self.model.cpu()
+
+    def _ctc_decode(self) -> Any:
+        """A speech recognizer's decoding of CTC logits by its model.beam_size / lm keys."""
+        from megalith.transcribe.transcriber import logits_decoder
+
+        return logits_decoder(self, self._language_model_run)
+
+    def _language_model_run(self, path: str) -> Run:
+        """The GPT run a speech recognizer fuses (model.lm / lm=), loaded once per path: a
+        server transcribing many requests reads its weights once."""
+        if path not in self._language_model_runs:
+            self._language_model_runs[path] = load(path)
+        return self._language_model_runs[path]
 
     def _device(self) -> tuple[torch.device, torch.dtype | None]:
         device = resolve_device(self.config.train.device)

@@ -20,6 +20,8 @@ from torch import nn
 from megalith.data.specs import InputSpec, OutputSpec
 
 Batch = dict[str, torch.Tensor]
+LossFn = Callable[[Sequence[OutputSpec], Batch, Batch], torch.Tensor]
+"""(output specs, model outputs, targets) -> the scalar loss."""
 
 
 def random_batch(
@@ -79,13 +81,18 @@ def contract_loss(outputs: Sequence[OutputSpec], predicted: Batch, targets: Batc
 
 
 def check_output_shapes(model: nn.Module, inputs: Batch, outputs: Sequence[OutputSpec]) -> None:
-    """Category -> float logits (B, K); binary and number -> float (B,)."""
+    """Category -> float logits (B, K); binary and number -> float (B,); text -> per-position
+    logits (B, T, V)."""
     batch_size = next(iter(inputs.values())).shape[0]
     predicted = model(inputs)
     assert set(predicted) == {out.name for out in outputs}
     for out in outputs:
-        expected = (batch_size, out.num_classes) if out.type == "category" else (batch_size,)
-        assert tuple(predicted[out.name].shape) == expected, (out.name, predicted[out.name].shape)
+        shape = tuple(predicted[out.name].shape)
+        if out.type == "text":
+            assert len(shape) == 3 and shape[::2] == (batch_size, out.num_classes), (out, shape)
+        else:
+            expected = (batch_size, out.num_classes) if out.type == "category" else (batch_size,)
+            assert shape == expected, (out.name, shape)
         assert predicted[out.name].is_floating_point()
 
 
@@ -97,14 +104,16 @@ def check_training_lowers_loss(
     lr: float = 1e-2,
     steps: int = 30,
     max_ratio: float = 0.7,
+    loss_fn: LossFn | None = None,
 ) -> tuple[float, float]:
     """`steps` Adam steps on one fixed batch bring the loss below `max_ratio` x the first loss."""
+    loss_fn = loss_fn or contract_loss
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     losses: list[float] = []
     for _ in range(steps):
         optimizer.zero_grad()
-        loss = contract_loss(outputs, model(inputs), targets)
+        loss = loss_fn(outputs, model(inputs), targets)
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
@@ -133,14 +142,19 @@ def check_save_load(make_model: Callable[[], nn.Module], model: nn.Module, input
 
 
 def check_bf16_autocast(
-    model: nn.Module, inputs: Batch, targets: Batch, outputs: Sequence[OutputSpec]
+    model: nn.Module,
+    inputs: Batch,
+    targets: Batch,
+    outputs: Sequence[OutputSpec],
+    loss_fn: LossFn | None = None,
 ) -> None:
     """A forward + backward under CPU bf16 autocast gives finite outputs, loss and gradients."""
+    loss_fn = loss_fn or contract_loss
     model.train()
     model.zero_grad()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         predicted = model(inputs)
-        loss = contract_loss(outputs, predicted, targets)
+        loss = loss_fn(outputs, predicted, targets)
     loss.backward()
     assert all(torch.isfinite(value).all() for value in predicted.values())
     assert torch.isfinite(loss)
@@ -156,12 +170,15 @@ def check_model(
     lr: float = 1e-2,
     steps: int = 30,
     max_ratio: float = 0.7,
+    loss_fn: LossFn | None = None,
 ) -> nn.Module:
-    """Run every check on a model from `make_model` (called twice); return the trained model."""
+    """Run every check on a model from `make_model` (called twice); return the trained model.
+    `loss_fn(outputs, predicted, targets)` replaces `contract_loss` for a family with its own
+    (a CTC recognizer)."""
     torch.manual_seed(0)
     model = make_model()
     check_output_shapes(model, inputs, outputs)
-    check_training_lowers_loss(model, inputs, targets, outputs, lr, steps, max_ratio)
+    check_training_lowers_loss(model, inputs, targets, outputs, lr, steps, max_ratio, loss_fn)
     check_save_load(make_model, model, inputs)
-    check_bf16_autocast(model, inputs, targets, outputs)
+    check_bf16_autocast(model, inputs, targets, outputs, loss_fn)
     return model

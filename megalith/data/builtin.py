@@ -245,6 +245,12 @@ def _spoken_digits() -> pd.DataFrame:
     return spoken_digits_table()
 
 
+def _spoken_digit_strings() -> pd.DataFrame:
+    from megalith.data.spoken_digit_strings import spoken_digit_strings_table  # soundfile, soxr
+
+    return spoken_digit_strings_table()
+
+
 def _numbers(names: list[str]) -> list[dict[str, Any]]:
     return [{"name": name, "type": "number"} for name in names]
 
@@ -369,6 +375,17 @@ _DATASETS = [
         _output("digit", "category"),
         "cnn",
         _spoken_digits,
+    ),
+    BuiltinDataset(
+        "spoken_digit_strings",
+        "720 strings of 3-7 spoken digits ('four one seven') by 24 synthetic voices (espeak-ng, "
+        "8 kHz), generated once into the cache; for speech recognition (asr): column split "
+        "holds out 4 voices for test, 2 for val",
+        "text",
+        [{"name": "audio", "type": "audio", "sample_rate": 8000, "augment": {"gain_db": 6}}],
+        [{"name": "text", "type": "text", "tokenizer": "char"}],
+        "asr",
+        _spoken_digit_strings,
     ),
 ]
 BUILTIN_DATASETS: dict[str, BuiltinDataset] = {d.name: d for d in _DATASETS}

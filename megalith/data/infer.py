@@ -20,6 +20,7 @@ from megalith.data.builtin import BUILTIN_DATASETS
 from megalith.data.csvfile import unsplit_header_hint
 from megalith.data.infer_audio import audio_config, audio_input, is_audio_path
 from megalith.data.infer_image import apply_image_defaults
+from megalith.data.infer_speech import looks_like_transcripts, speech_config
 from megalith.data.infer_tables import mixed_table_settings, refine_inputs
 from megalith.data.sources import IMAGE_SUFFIXES, Table
 from megalith.data.split import split_name
@@ -147,7 +148,10 @@ def infer_config(table: Table, target: str, *, source: str, name: str | None = N
     }
     if not source.startswith("builtin:") and any(f["type"] == "image" for f in inputs):
         apply_image_defaults(config, frame, table.base_dir, notices)
-    if any(feature["type"] == "audio" for feature in inputs):
+    audio = [feature for feature in inputs if feature["type"] == "audio"]
+    if audio and looks_like_transcripts(frame[target]):  # recordings and what they say
+        config = speech_config(config, frame, audio[0], target, table.base_dir, notices)
+    elif audio:
         config = audio_config(config, len(frame))
     summary = f"{origin}: {len(frame)} rows, {frame.shape[1]} columns"
     return Inference(config, notices, summary)

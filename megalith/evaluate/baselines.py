@@ -113,7 +113,8 @@ def fit_baselines(
     for spec in outputs:
         if spec.type not in _TABLE_OUTPUTS:
             results[spec.name] = {
-                "note": f"no baselines for a {spec.type} output (language model or seq2seq)"
+                "note": f"no baselines for a {spec.type} output (language model, seq2seq or "
+                "speech recognizer)"
             }
             continue
         assert pool is not None

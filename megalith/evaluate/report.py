@@ -23,6 +23,8 @@ from megalith.evaluate import plots
 from megalith.evaluate.checks import warning_lines
 from megalith.evaluate.html import Plot, format_number, render_page, write_atomically
 from megalith.evaluate.privacy_section import privacy_card, privacy_section
+from megalith.evaluate.speech_report import speech_section
+from megalith.models.asr import ASRConfig
 from megalith.models.seq2seq import Seq2SeqConfig
 from megalith.runs import RunDir
 from megalith.structured import parse_json
@@ -156,6 +158,7 @@ def gather_report(run: Run) -> dict[str, Any]:
         "outputs": [],
         "notes": [],
         "samples": [],
+        "speech": None,
         "explanations": _explanations(run),
     }
     try:
@@ -172,6 +175,9 @@ def gather_report(run: Run) -> dict[str, Any]:
         context["samples_how"] = "160 tokens from an empty prompt, temperature 0.8, seeds 0-2"
         return context
     test_frame = splits["test"]
+    if isinstance(run.config.model, ASRConfig):  # a speech recognizer: what it writes
+        context["speech"] = speech_section(run, test_frame, table.base_dir)
+        return context
     if isinstance(run.config.model, Seq2SeqConfig):  # a seq2seq model: show what it writes
         context["samples"] = _written_samples(run, test_frame.head(12))
         context["samples_how"] = "the first test rows: input → output written (reference)"

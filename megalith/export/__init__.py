@@ -118,24 +118,30 @@ def _write_one_graph(run: Run, files: BundleFiles, exporter: str) -> None:
     checked["split"] = split
     checked["exporter"] = exporter
     description = describe_bundle(run, specs, graph_inputs, outputs, checked)
+    if run.config.model.arch == "asr":  # waveform -> CTC logits: how to read and decode them
+        from megalith.export.speech import add_speech_description
+
+        add_speech_description(run, description)
     files.description.write_text(json.dumps(description, indent=1), encoding="utf-8")
 
 
 def check_supported(run: Run) -> None:
     """Raise RunError in one line when the run's model family cannot be exported."""
+    from megalith.models.asr import ASR
     from megalith.models.blocks import FeatureModel
     from megalith.models.gpt import GPT
     from megalith.models.pretrained import PretrainedModel
     from megalith.models.seq2seq import Seq2Seq
 
     model = run.model
-    if isinstance(model, (FeatureModel, GPT, Seq2Seq, PretrainedModel)):
+    if isinstance(model, (FeatureModel, GPT, Seq2Seq, PretrainedModel, ASR)):
         return
     raise RunError(  # a model from outside Megalith's families
         f"{run.path}: exporting a {type(model).__name__} model (model.arch "
         f"{run.config.model.arch}) is not supported; "
         "export takes mlp, cnn and resnet runs (tables, images, text, sequences), seq2seq runs, "
-        "pretrained models and gpt language models (their next-token step)"
+        "asr speech recognizers, pretrained models and gpt language models (their next-token "
+        "step)"
     )
 
 

@@ -11,6 +11,7 @@ from typing import Annotated
 from pydantic import Field
 
 # importing each family module runs its @register_model
+from megalith.models.asr import ASRConfig
 from megalith.models.cnn import CNNConfig
 from megalith.models.gpt import GPTConfig
 from megalith.models.mlp import MLPConfig
@@ -31,12 +32,14 @@ ModelConfig = Annotated[
     | PretrainedConfig
     | MFConfig
     | NCFConfig
-    | TwoTowerConfig,
+    | TwoTowerConfig
+    | ASRConfig,
     Field(discriminator="arch"),
 ]
 """The `model:` section of a config; `arch` picks the family."""
 
 __all__ = [
+    "ASRConfig",
     "CNNConfig",
     "GPTConfig",
     "LoRAConfig",

@@ -101,9 +101,35 @@ class Bundle:
             outputs = {self.output_names[0]: self.seq2seq.write(source, batch_size)}
         else:
             outputs = self.run_graph([arrays[name] for name in self.input_names], batch_size)
+        if self.description.get("task") == "asr":  # CTC logits -> transcript ids
+            from megalith.runtime.speech import BundleRecognizer
+
+            name = self.output_names[0]
+            outputs = {name: BundleRecognizer(self).ids(outputs[name])}
         predictions = self.preprocessor.decode(outputs)
         predictions.index = frame.index[: len(predictions)]
         return predictions
+
+    def transcribe(
+        self,
+        recordings: Sequence[Any],
+        *,
+        names: Sequence[str] | None = None,
+        beam_size: int | None = None,
+        overlap: float | None = None,
+    ) -> list[str]:
+        """One transcript per sound file (path or bytes) or float32 waveform, of any length,
+        from a speech recognizer's bundle (megalith.runtime.speech): greedy CTC, or prefix beam
+        search with `beam_size`; `overlap` seconds between the windows of long recordings.
+
+        Raises:
+            RunError: the bundle is not a speech recognizer's.
+            DataError: a recording is missing, unreadable or empty (naming it).
+        """
+        from megalith.runtime.speech import BundleRecognizer
+
+        recognizer = BundleRecognizer(self)
+        return recognizer.transcribe(recordings, names=names, beam_size=beam_size, overlap=overlap)
 
     def generate(
         self,

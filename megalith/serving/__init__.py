@@ -20,7 +20,15 @@ from megalith.paths import check_readable
 from megalith.serving.backend import Backend, BackendName, load_backend
 from megalith.serving.batcher import DynamicBatcher
 
-__all__ = ["Backend", "DynamicBatcher", "ServeSettings", "build_app", "load_backend", "serve"]
+__all__ = [
+    "Backend",
+    "DynamicBatcher",
+    "ServeSettings",
+    "build_app",
+    "build_server",
+    "load_backend",
+    "serve",
+]
 
 TOKEN_ENV = "MEGALITH_SERVE_TOKEN"
 
@@ -63,7 +71,7 @@ def serve(
     """
     import uvicorn
 
-    from megalith.serving.app import ServeSettings, build_app
+    from megalith.serving.app import ServeSettings
 
     token = token or os.environ.get(TOKEN_ENV) or None
     check_host(host, token)
@@ -87,7 +95,7 @@ def serve(
             import torch
 
             torch.set_num_threads(threads)
-        app = build_app(loaded, options)
+        app = build_server(loaded, options)
     uvicorn.run(
         app,
         host=host,
@@ -97,6 +105,19 @@ def serve(
         timeout_graceful_shutdown=int(options.timeout_s) + 5,
         limit_concurrency=options.max_queue + 64,
     )
+
+
+def build_server(backend: Backend, settings: Any) -> Any:
+    """The app for `backend`: POST /transcribe for a speech recognizer (model.arch asr,
+    megalith.serving.transcribe_app), else /predict or /generate (megalith.serving.app)."""
+    if backend.speech:
+        from megalith.serving.transcribe_app import build_transcribe_app
+
+        recognizer: Any = backend.predictor  # a Run or a Bundle: both transcribe
+        return build_transcribe_app(recognizer, settings, backend.metadata())
+    from megalith.serving.app import build_app
+
+    return build_app(backend, settings)
 
 
 def _recommender_run(source: str | Path | Any) -> tuple[Any, str] | None:

@@ -58,7 +58,8 @@ def build_app(backend: Backend, settings: ServeSettings) -> FastAPI:
     """A FastAPI app serving `backend` with `settings`.
 
     Raises:
-        RunError: the model takes audio, which requests cannot carry yet.
+        RunError: the model takes audio: a speech recognizer is served as POST /transcribe
+            (megalith.serving.build_server), other audio models not yet.
     """
     audio = [name for name, kind in backend.input_columns() if kind == "audio"]
     if audio:  # a path in a request would read any file on the server: refuse, do not guess

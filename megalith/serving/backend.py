@@ -42,6 +42,8 @@ class Backend:
     language_model: bool = False
     run: Any = None
     """The `megalith.run.Run` with the torch backend (streamed /generate); None with onnx."""
+    speech: bool = False
+    """A speech recognizer (model.arch asr): served as POST /transcribe."""
 
     def input_columns(self) -> list[tuple[str, str]]:
         """(column name, input type) of each input, in the run's order."""
@@ -84,7 +86,8 @@ def load_backend(
             from megalith.config import is_language_model
 
             lm = is_language_model(loaded.config)
-            return Backend(loaded, "torch", loaded.path, language_model=lm, run=loaded)
+            speech = loaded.config.model.arch == "asr"
+            return Backend(loaded, "torch", loaded.path, lm, run=loaded, speech=speech)
         path = loaded.path
     folder = Path(path)
     if is_bundle(folder):
@@ -120,12 +123,13 @@ def load_backend(
     from megalith.run import Run
 
     run = Run.load(folder)
-    return Backend(run, "torch", folder, language_model=is_language_model(run.config), run=run)
+    lm, speech = is_language_model(run.config), run.config.model.arch == "asr"
+    return Backend(run, "torch", folder, language_model=lm, run=run, speech=speech)
 
 
 def _bundle_backend(bundle: Any, source: Path) -> Backend:
-    language_model = bundle.description.get("task") == "language_model"
-    return Backend(bundle, "onnx", source, language_model=language_model)
+    task = bundle.description.get("task")
+    return Backend(bundle, "onnx", source, task == "language_model", speech=task == "asr")
 
 
 def _describe_output(encoder: Any) -> dict[str, Any]:

@@ -63,8 +63,10 @@ def find_batch_size(
     device: torch.device,
     dtype: torch.dtype | None,
     processes: int = 1,
+    loss_fn: Callable[..., torch.Tensor] = total_loss,
 ) -> int:
-    """The global batch size for `batch_size: auto` (per process times `processes`)."""
+    """The global batch size for `batch_size: auto` (per process times `processes`);
+    `loss_fn` is the job's loss (a speech recognizer's CTC)."""
     if device.type != "cuda":
         return CPU_BATCH_SIZE
     limit = auto_limit(len(table), processes)
@@ -78,7 +80,7 @@ def find_batch_size(
         batch = table.select(index).to(device)
         try:
             with autocast(device, dtype):
-                loss = total_loss(outputs, model(batch.inputs), batch.targets)
+                loss = loss_fn(outputs, model(batch.inputs), batch.targets)
             loss.backward()
             torch.cuda.synchronize(device)
             return True

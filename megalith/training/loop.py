@@ -159,6 +159,9 @@ class TrainJob:
     loss: Callable[..., torch.Tensor] = total_loss
     """The batch loss, called like `total_loss`; a distilled run's also runs its teacher
     (megalith.training.distill.DistillationLoss)."""
+    evaluate: Callable[..., dict[str, float]] = evaluate_table
+    """The validation scores, called like `evaluate_table`; a speech recognizer's adds its
+    error rates (megalith.evaluate.speech.evaluate_speech)."""
     augment: BatchAugmenter | None = None
     """Train-time image augmentation of each batch (megalith.training.augment)."""
     privacy: PrivateTraining | None = None
@@ -313,7 +316,7 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
             if private is not None:  # the budget spent so far, at the run's delta
                 metrics["privacy/epsilon"] = private.epsilon()
             if job.val is not None:
-                scores = evaluate_table(
+                scores = job.evaluate(
                     model, job.val, job.outputs, job.specs, cfg.eval_batch_size, device, dtype
                 )
                 metrics.update({f"val/{name}": value for name, value in scores.items()})

@@ -272,6 +272,8 @@ def _checked_metric(metric: str, cfg: Config) -> str:
         for output in cfg.outputs
         for name in _METRICS_BY_TYPE.get(output.type, [])
     ]
+    if cfg.model.arch == "asr":  # a speech recognizer (megalith.evaluate.speech.SPEECH_METRICS)
+        known = ["val/loss", "val/wer", "val/cer"]
     if metric not in known:
         raise ConfigError(
             f"--metric {metric}: no trial reports it{did_you_mean(metric, known)}; "

@@ -13,8 +13,12 @@ from megalith.runtime import load_bundle
 
 WRITE_TEXT = {"python_gpt"}
 RECOMMENDERS = {"planted_recommender"}  # top-k lists, not rows: tests/integration/test_recommend*
+SPEECH = {"spoken_digit_strings"}  # trained by tests/integration/test_asr_train.py; export of asr
+# runs (encoder + CTC head) comes with the torch-free CTC decoders
 EXAMPLES = [
-    p for p in sorted((REPO / "examples").glob("*.yaml")) if p.stem not in WRITE_TEXT | RECOMMENDERS
+    p
+    for p in sorted((REPO / "examples").glob("*.yaml"))
+    if p.stem not in WRITE_TEXT | RECOMMENDERS | SPEECH
 ]
 
 

@@ -1,0 +1,72 @@
+"""`megalith transcribe RUN a.wav b.flac`: registered on the app in megalith.cli."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from megalith.cli_args import RunOrBundleArg
+
+
+def transcribe(
+    run: RunOrBundleArg,
+    files: Annotated[
+        list[Path], typer.Argument(help="Sound files (WAV, FLAC, OGG) of any length.")
+    ],
+    beam_size: Annotated[
+        int | None,
+        typer.Option(
+            "--beam-size", min=1, help="CTC prefix beam search width (1: greedy; default: run's)."
+        ),
+    ] = None,
+    lm: Annotated[
+        Path | None,
+        typer.Option("--lm", help="A GPT run fused into the beam search (shallow fusion)."),
+    ] = None,
+    lm_weight: Annotated[
+        float | None, typer.Option("--lm-weight", min=0.0, help="The language model's weight.")
+    ] = None,
+    token_bonus: Annotated[
+        float | None, typer.Option("--token-bonus", help="Score added per written token.")
+    ] = None,
+    overlap: Annotated[
+        float | None,
+        typer.Option(
+            "--overlap",
+            min=0.0,
+            help="Seconds shared by the windows a long file is cut into (default: a quarter "
+            "of the model's clip).",
+        ),
+    ] = None,
+) -> None:
+    """Print one transcript per sound file, in order, with a speech recognizer (model.arch asr)
+    or its exported bundle; long files are cut into overlapping windows and stitched."""
+    from megalith.runtime.predictor import is_bundle
+
+    names = [str(file) for file in files]
+    if is_bundle(run):
+        from megalith.runtime import load_bundle
+
+        if lm is not None:
+            from megalith.cli_args import fail
+
+            fail("--lm needs PyTorch: transcribe with the run directory instead of its bundle")
+        texts = load_bundle(run).transcribe(
+            files, names=names, beam_size=beam_size, overlap=overlap
+        )
+    else:
+        from megalith.run import Run
+
+        texts = Run.load(run).transcribe(
+            files,
+            names=names,
+            beam_size=beam_size,
+            lm=lm,
+            lm_weight=lm_weight,
+            token_bonus=token_bonus,
+            overlap=overlap,
+        )
+    for text in texts:
+        typer.echo(text)

@@ -1,0 +1,240 @@
+"""Spoken digit strings made offline: "four one seven" said by synthetic voices (espeak-ng).
+
+    python -m megalith.data.spoken_digit_strings OUT_DIR [--speakers 24] [--strings 30]
+
+writes OUT_DIR/strings.csv (columns audio, text, speaker, split) and one sound file per row under
+OUT_DIR/clips/, named SPEAKER_INDEX.wav. Each row is a string of 3-7 digits read as words ("four
+one seven"), the transcript a speech recognizer (`model.arch: asr`) learns to write. Speakers are
+those of megalith.data.spoken_digits (an espeak-ng accent with a voice variant, and a speaking
+rate and pitch of its own); each string varies rate, pitch, the gap between words and loudness
+around them and gets faint white noise. Whole speakers are held out: the last `test_speakers` form
+the test split and the `val_speakers` before them the validation split, so the word error rate is
+measured on voices never heard in training (their accent or variant may be, in another pairing).
+`builtin:spoken_digit_strings` is the default set, generated once into the cache folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from megalith.data.spoken_digits import DIGITS, _espeak, cache_folder, speaker_voice
+from megalith.errors import DataError, MegalithError
+
+CSV_NAME = "strings.csv"
+_VERSION = 1
+"""Bump when the generated data changes, so cached copies are made again."""
+
+
+@dataclass(frozen=True)
+class DigitString:
+    """One clip to synthesise: who says which digits, how."""
+
+    digits: tuple[int, ...]
+    speaker: str
+    voice: str
+    """espeak-ng -v argument, e.g. 'en-us+f2'."""
+    rate: int
+    """Words per minute (espeak-ng -s)."""
+    pitch: int
+    """0-99 (espeak-ng -p)."""
+    gap: int
+    """Extra pause between words, in units of 10 ms (espeak-ng -g)."""
+    amplitude: int
+    """0-200 (espeak-ng -a)."""
+    noise_snr_db: float
+    file: str
+    """Path relative to the output folder."""
+    split: str
+
+    @property
+    def text(self) -> str:
+        """The transcript: the digits as lower-case words separated by single spaces."""
+        return " ".join(DIGITS[d] for d in self.digits)
+
+
+def plan_strings(
+    speakers: int,
+    strings: int,
+    *,
+    test_speakers: int,
+    val_speakers: int,
+    shortest: int = 3,
+    longest: int = 7,
+    seed: int = 0,
+) -> list[DigitString]:
+    """Every clip of the data set, in a fixed order; the same arguments give the same plan.
+
+    Raises:
+        DataError: too few speakers for the held-out ones, or a bad range of string lengths.
+    """
+    if speakers < test_speakers + val_speakers + 1:
+        raise DataError(
+            f"spoken digit strings: {speakers} speakers cannot hold {test_speakers} test and "
+            f"{val_speakers} validation speakers plus one to train on; add speakers."
+        )
+    if not 1 <= shortest <= longest:
+        raise DataError(f"spoken digit strings: lengths {shortest}-{longest} are not a range.")
+    rng = np.random.default_rng(seed)
+    planned = []
+    for s in range(speakers):
+        split = "test" if s >= speakers - test_speakers else "train"
+        if split == "train" and s >= speakers - test_speakers - val_speakers:
+            split = "val"
+        name = f"s{s:02d}"
+        base_rate, base_pitch = int(rng.integers(130, 191)), int(rng.integers(25, 76))
+        for i in range(strings):
+            count = int(rng.integers(shortest, longest + 1))
+            planned.append(
+                DigitString(
+                    digits=tuple(int(d) for d in rng.integers(0, 10, count)),
+                    speaker=name,
+                    voice=speaker_voice(s),
+                    rate=base_rate + int(rng.integers(-15, 16)),
+                    pitch=int(np.clip(base_pitch + rng.integers(-8, 9), 0, 99)),
+                    gap=int(rng.integers(0, 4)),
+                    amplitude=int(rng.integers(60, 141)),
+                    noise_snr_db=float(rng.uniform(20, 40)),
+                    file=f"clips/{name}_{i:03d}.wav",
+                    split=split,
+                )
+            )
+    return planned
+
+
+def synthesise_string(utterance: DigitString, out_dir: Path, sample_rate: int, seed: int) -> None:
+    """Say one digit string with espeak-ng, add its noise, resample and write the clip."""
+    import soundfile
+    import soxr
+
+    with tempfile.TemporaryDirectory(prefix="megalith-espeak-") as scratch:
+        raw = Path(scratch) / "say.wav"
+        command = [
+            _espeak(),
+            *("-v", utterance.voice, "-s", str(utterance.rate), "-p", str(utterance.pitch)),
+            *("-g", str(utterance.gap), "-a", str(utterance.amplitude), "-w", str(raw)),
+            utterance.text,
+        ]
+        subprocess.run(command, check=True, capture_output=True, timeout=60)
+        wave, rate = soundfile.read(str(raw), dtype="float64")
+    rng = np.random.default_rng([seed, int(utterance.speaker[1:]), *utterance.digits, len(wave)])
+    rms = float(np.sqrt(np.mean(wave**2))) if len(wave) else 0.0
+    wave = wave + rng.standard_normal(len(wave)) * rms * 10 ** (-utterance.noise_snr_db / 20)
+    wave = soxr.resample(wave, rate, sample_rate)
+    peak = float(np.max(np.abs(wave))) if len(wave) else 0.0
+    if peak > 0.99:
+        wave = wave * (0.99 / peak)
+    path = out_dir / utterance.file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(str(path), wave.astype(np.float32), sample_rate, subtype="PCM_16")
+
+
+def make_spoken_digit_strings(
+    out_dir: str | Path,
+    *,
+    speakers: int = 24,
+    strings: int = 30,
+    sample_rate: int = 8000,
+    test_speakers: int = 4,
+    val_speakers: int = 2,
+    seed: int = 0,
+    workers: int = 2,
+) -> Path:
+    """Write the digit-string clips and their table into `out_dir`; return the CSV's path.
+
+    Args:
+        speakers: distinct synthetic voices; strings: digit strings each of them says.
+        sample_rate: Hz of the written clips (telephone-band recordings are at 8,000).
+
+    Raises:
+        DataError: espeak-ng is not installed, or the split cannot be made.
+    """
+    out = Path(out_dir)
+    planned = plan_strings(
+        speakers, strings, test_speakers=test_speakers, val_speakers=val_speakers, seed=seed
+    )
+    _espeak()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="megalith-espeak") as pool:
+        list(pool.map(lambda u: synthesise_string(u, out, sample_rate, seed), planned))
+    table = out / CSV_NAME
+    with table.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["audio", "text", "speaker", "split"])
+        for u in planned:
+            writer.writerow([u.file, u.text, u.speaker, u.split])
+    return table
+
+
+def spoken_digit_strings_table() -> pd.DataFrame:
+    """`builtin:spoken_digit_strings`: the default set (24 voices x 30 strings, 8 kHz; 4 test and
+    2 validation voices), generated into the cache folder on first use, with absolute paths.
+
+    Raises:
+        DataError: espeak-ng is missing, or the cache folder cannot be written.
+    """
+    folder = cache_folder() / f"spoken_digit_strings-v{_VERSION}"
+    if not (folder / CSV_NAME).is_file():
+        _generate_into(folder)
+    frame = pd.read_csv(folder / CSV_NAME)
+    frame["audio"] = [str(folder / file) for file in frame["audio"]]
+    return frame
+
+
+def _generate_into(folder: Path) -> None:
+    """Generate in a scratch folder beside `folder`, then rename it into place (atomic)."""
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    except OSError as error:
+        raise DataError(
+            f"cannot write the spoken digit strings under {folder.parent} ({error}); "
+            "set MEGALITH_CACHE to a writable folder."
+        ) from None
+    try:
+        make_spoken_digit_strings(scratch)
+        os.replace(scratch, folder)
+    except OSError:
+        if not (folder / CSV_NAME).is_file():  # another process won the race
+            raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The command line: python -m megalith.data.spoken_digit_strings OUT_DIR [options]."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--speakers", type=int, default=24)
+    parser.add_argument("--strings", type=int, default=30)
+    parser.add_argument("--sample-rate", type=int, default=8000)
+    parser.add_argument("--test-speakers", type=int, default=4)
+    parser.add_argument("--val-speakers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        table = make_spoken_digit_strings(
+            args.out_dir,
+            speakers=args.speakers,
+            strings=args.strings,
+            sample_rate=args.sample_rate,
+            test_speakers=args.test_speakers,
+            val_speakers=args.val_speakers,
+            seed=args.seed,
+        )
+    except MegalithError as error:  # one line, like the megalith command, not a traceback
+        parser.exit(2, f"error: {error}\n")
+    print(f"wrote {table}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""How a CTC model's frame scores become text: the `model.*` decoding keys of `model.arch: asr`.
+
+Torch-free (the recognizer's config embeds it; the transcription code in megalith.transcribe and
+the bundle runtime read it), so it holds settings only: the search is megalith.runtime.ctc.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, ValidationError, model_validator
+
+from megalith.configbase import ConfigModel
+from megalith.errors import ConfigError
+
+
+class CTCDecoding(ConfigModel):
+    """Greedy CTC, or CTC prefix beam search with optional GPT shallow fusion."""
+
+    beam_size: int = Field(1, ge=1)
+    """Prefixes kept by CTC prefix beam search; 1 decodes greedily (best path), the fastest."""
+    beam_top_k: int | None = Field(None, ge=1)
+    """Extend beams only with each frame's k most likely tokens (faster; None tries them all)."""
+    lm: str | None = None
+    """A Megalith GPT run directory (a language model trained on text with a char tokenizer, or
+    the recognizer's own tokenizer) fused into the beam search (shallow fusion); needs
+    beam_size > 1."""
+    lm_weight: float = Field(0.5, ge=0)
+    """The language model's weight: score = log P_ctc + lm_weight * log P_lm + token_bonus * len."""
+    token_bonus: float = 0.0
+    """Added to a hypothesis' score per token, offsetting the language model's pull to short
+    outputs (try 0.5-2 with an LM)."""
+
+    @model_validator(mode="after")
+    def _lm_needs_a_beam(self) -> CTCDecoding:
+        if self.lm is not None and self.beam_size == 1:
+            raise ValueError(
+                "lm: shallow fusion happens inside beam search; set beam_size to 2 or more "
+                "(8 is a good start) or drop lm"
+            )
+        return self
+
+
+OVERRIDABLE = ("beam_size", "beam_top_k", "lm", "lm_weight", "token_bonus")
+"""Decoding keys a command (transcribe, predict) may change for one call."""
+LM_BEAM_SIZE = 8
+"""The beam used when a language model is given to a run that decodes greedily."""
+
+
+def decoding_settings(model_config: Any, **overrides: Any) -> CTCDecoding:
+    """The run's decoding keys (those its `model` config has) with `overrides` (None = keep).
+
+    Raises:
+        ConfigError: an override is out of range (e.g. an LM with beam_size 1).
+    """
+    keys = {key: getattr(model_config, key) for key in OVERRIDABLE if hasattr(model_config, key)}
+    given = {key: value for key, value in overrides.items() if value is not None}
+    keys.update(given)
+    if keys.get("lm") is not None and keys.get("beam_size", 1) == 1 and "beam_size" not in given:
+        keys["beam_size"] = LM_BEAM_SIZE  # an LM asked for on a greedy run: search with a beam
+    try:
+        return CTCDecoding(**keys)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "decoding"
+        raise ConfigError(f"model.{where}: {first['msg']}") from None

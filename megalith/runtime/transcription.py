@@ -1,0 +1,172 @@
+"""Recordings of any length -> CTC frame scores -> token ids, around any forward pass.
+
+    sound file or bytes ─► mono float32 at the model's rate (read_sound)
+      ─► windows of the model's clip length, overlapping (megalith.runtime.windows)
+      ─► forward: (N, window) waveforms -> (N, T', V) CTC logits (PyTorch or ONNX Runtime)
+      ─► frames stitched per recording ─► decode (greedy or beam, megalith.runtime.ctc)
+
+Both `Run.transcribe` (torch) and a bundle (ONNX Runtime) run this code; only `forward`
+differs. Torch-free.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from megalith.errors import DataError
+from megalith.runtime.windows import cut_windows, stitch_frames
+
+Forward = Callable[[np.ndarray], np.ndarray]
+"""float32 waveforms (N, window) -> CTC logits (N, T', V)."""
+Decode = Callable[[np.ndarray], list[int]]
+"""Frame scores (T, V) -> token ids (megalith.runtime.ctc.greedy_ctc with its blank, ...)."""
+
+Recording = str | Path | bytes | np.ndarray
+"""A sound file's path, its bytes (WAV, FLAC, OGG), or float32 samples (n,) at the model's
+sample rate."""
+
+MIN_SAMPLE_RATE = 4000
+"""Recordings sampled slower than this are refused: no speech band fits, and resampling a few
+bytes declared at 1 Hz up to the model's rate would fill memory."""
+
+OVERLAP_SHARE = 0.25
+"""Default overlap between windows, as a share of the window."""
+
+
+@dataclass(frozen=True)
+class SpeechWindows:
+    """How a recognizer reads long recordings."""
+
+    sample_rate: int
+    """Samples per second the model was trained on."""
+    window: int
+    """Samples the model reads at once (its audio input's `duration`)."""
+    frame: int
+    """Samples per output frame: the hop length times the encoder's subsampling."""
+    overlap: int
+    """Samples shared by neighbouring windows; half of it is dropped on each side."""
+
+    @classmethod
+    def of(
+        cls, sample_rate: int, window: int, frame: int, overlap_seconds: float | None = None
+    ) -> SpeechWindows:
+        """With `overlap_seconds` (default: a quarter of the window), kept below the window.
+
+        Raises:
+            DataError: an overlap that leaves less than a frame between windows (the option
+                is named `--overlap`).
+        """
+        if overlap_seconds is None:
+            overlap = int(window * OVERLAP_SHARE)
+        else:
+            overlap = round(overlap_seconds * sample_rate)
+        if not 0 <= overlap <= window - frame:
+            most = (window - frame) / sample_rate
+            raise DataError(
+                f"--overlap {overlap_seconds}: must be between 0 and {most:.3f} seconds (the "
+                f"model's window of {window / sample_rate:.3f} s less one frame)"
+            )
+        return cls(sample_rate, window, frame, overlap)
+
+
+def read_sound(source: str | Path | bytes, sample_rate: int, where: str) -> np.ndarray:
+    """A sound file (path or its bytes: WAV, FLAC, OGG) as float32 (samples,) mono at
+    `sample_rate` (channels averaged, resampled with soxr).
+
+    Raises:
+        DataError: naming `where`: missing, unreadable, empty, sampled below 4 kHz, or NaN /
+            infinite samples.
+    """
+    import soundfile
+    import soxr
+
+    if isinstance(source, (str, Path)):
+        if not Path(source).is_file():
+            raise DataError(f"{where}: no such sound file; check the path")
+        handle: str | io.BytesIO = str(source)
+    else:
+        handle = io.BytesIO(source)
+    try:
+        data, rate = soundfile.read(handle, dtype="float32", always_2d=True)
+    except (RuntimeError, OSError, ValueError, TypeError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DataError(
+            f"{where}: cannot be read as audio ({reason}); send WAV, FLAC or OGG"
+        ) from None
+    if rate < MIN_SAMPLE_RATE:
+        raise DataError(
+            f"{where}: sampled at {rate} Hz; speech needs at least {MIN_SAMPLE_RATE} Hz "
+            f"(the model reads {sample_rate} Hz)"
+        )
+    mono = data.mean(axis=1, dtype=np.float32)  # (samples, channels) -> (samples,)
+    if len(mono) == 0:
+        raise DataError(f"{where}: the recording is empty (0 samples)")
+    if not np.isfinite(mono).all():
+        raise DataError(f"{where}: the recording holds NaN or infinite samples")
+    if rate != sample_rate:
+        mono = soxr.resample(mono, rate, sample_rate, quality="HQ")
+    return np.asarray(mono, dtype=np.float32)
+
+
+def read_recordings(
+    recordings: Sequence[Recording], sample_rate: int, names: Sequence[str] | None
+) -> list[np.ndarray]:
+    """Each recording as float32 (samples,) at `sample_rate`; errors name `names[i]` (default:
+    the path, or `recording i`).
+
+    Raises:
+        DataError: a file is missing, unreadable, empty or not finite.
+    """
+    waves = []
+    for i, recording in enumerate(recordings):
+        where = names[i] if names is not None else _name(recording, i)
+        if isinstance(recording, np.ndarray):
+            wave = np.asarray(recording, dtype=np.float32)
+            if wave.ndim != 1 or len(wave) == 0 or not np.isfinite(wave).all():
+                raise DataError(
+                    f"{where}: give samples as a non-empty 1-D array of finite floats "
+                    f"at {sample_rate} Hz (got shape {wave.shape})"
+                )
+            waves.append(wave)
+        else:
+            waves.append(read_sound(recording, sample_rate, where))
+    return waves
+
+
+def _name(recording: Recording, i: int) -> str:
+    return str(recording) if isinstance(recording, (str, Path)) else f"recording {i}"
+
+
+def frame_scores(
+    waves: Sequence[np.ndarray], forward: Forward, windows: SpeechWindows, batch_size: int
+) -> list[np.ndarray]:
+    """Per recording (samples,), its stitched CTC logits (T, V); windows of every recording
+    go through `forward` together, `batch_size` at a time."""
+    cut = [cut_windows(w, windows.window, windows.overlap, windows.frame) for w in waves]
+    stacked = np.concatenate([pieces for pieces, _ in cut], axis=0)  # (N, window)
+    outputs = [
+        forward(stacked[start : start + batch_size]) for start in range(0, len(stacked), batch_size)
+    ]
+    logits = np.concatenate(outputs, axis=0)  # (N, T', V)
+    stitched, first = [], 0
+    for pieces, starts in cut:
+        own = list(logits[first : first + len(pieces)])
+        stitched.append(stitch_frames(own, starts, windows.frame))
+        first += len(pieces)
+    return stitched
+
+
+def transcribe_waves(
+    waves: Sequence[np.ndarray],
+    forward: Forward,
+    windows: SpeechWindows,
+    decode: Decode,
+    batch_size: int = 16,
+) -> list[list[int]]:
+    """Token ids of each recording (samples,) at the model's rate."""
+    return [decode(scores) for scores in frame_scores(waves, forward, windows, batch_size)]

@@ -1,0 +1,148 @@
+"""`Run.transcribe`: sound files of any length -> text, with a trained `model.arch: asr` run.
+
+Each recording is read at the model's sample rate, cut into windows of the model's clip length
+that overlap (a quarter of the window by default), the windows go through the model together,
+their CTC frame logits are stitched and decoded: greedy, or prefix beam search with the run's
+(or the call's) beam_size and optional GPT language model (megalith.transcribe.decode).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from megalith.errors import ConfigError, RunError
+from megalith.models.ctc_decoding import CTCDecoding, decoding_settings
+from megalith.runtime.ctc import LanguageModel
+from megalith.runtime.transcription import Recording, read_recordings, transcribe_waves
+from megalith.transcribe.decode import CTCDecoder, speech_windows
+
+LoadRun = Callable[[str], Any]
+"""Loads a run directory (megalith.load): how a language model named by `lm` is read."""
+
+
+class SpeechRun(Protocol):
+    """What transcription reads of a loaded run (megalith.run.Run)."""
+
+    path: Path
+    config: Any
+    preprocessor: Any
+    model: nn.Module
+
+
+def language_model_for(
+    settings: CTCDecoding, tokenizer: Any, load: LoadRun | None
+) -> LanguageModel | None:
+    """The GPT run settings.lm names, over the recognizer's labels; None without one.
+
+    Raises:
+        ConfigError: the run cannot be loaded, is no GPT, or spells text differently.
+    """
+    if settings.lm is None:
+        return None
+    if load is None:
+        raise ConfigError("model.lm: a language model needs a way to load runs (megalith.load)")
+    from megalith.transcribe.shallow_fusion import load_language_model
+
+    return load_language_model(settings.lm, tokenizer, load)
+
+
+def _recognizer_tokenizer(run: SpeechRun) -> Any:
+    from megalith.models.asr import ASR
+
+    if not isinstance(run.model, ASR):
+        raise RunError(
+            f"{run.path} is not a speech recognizer (model.arch {run.config.model.arch}); "
+            "transcribe takes runs trained with model.arch asr"
+        )
+    tokenizer = getattr(run.preprocessor.outputs[0], "tokenizer", None)
+    assert tokenizer is not None, "a fitted asr run has a tokenizer"
+    return tokenizer
+
+
+class Transcriber:
+    """A speech recognizer run and how it decodes; `transcribe` writes text."""
+
+    def __init__(
+        self,
+        run: SpeechRun,
+        *,
+        overlap: float | None = None,
+        load: LoadRun | None = None,
+        **decoding: Any,
+    ) -> None:
+        """
+        Args:
+            run: a loaded `model.arch: asr` run.
+            overlap: seconds shared by neighbouring windows of a long recording (default: a
+                quarter of the model's clip length).
+            load: loads the language model run a `lm` setting names (megalith.load).
+            decoding: beam_size, beam_top_k, lm, lm_weight, token_bonus for this transcriber
+                (None or absent: the run's own `model.*` settings).
+        Raises:
+            RunError: the run is not a speech recognizer.
+            ConfigError: a decoding setting is out of range or its LM does not fit.
+        """
+        self.tokenizer = _recognizer_tokenizer(run)
+        self.run, self.model = run, run.model
+        self.windows = speech_windows(run.preprocessor, overlap)
+        self.settings = decoding_settings(run.config.model, **decoding)
+        lm = language_model_for(self.settings, self.tokenizer, load)
+        self.decoder = CTCDecoder(self.settings, self.tokenizer, lm)
+
+    @torch.inference_mode()
+    def forward(self, windows: np.ndarray) -> np.ndarray:
+        """float32 waveforms (N, window) -> CTC logits (N, T', V), on the CPU."""
+        model: Any = self.model
+        outputs = model({model.audio_name: torch.from_numpy(windows)})
+        return outputs[model.name].float().numpy()
+
+    def transcribe(
+        self, recordings: Sequence[Recording], *, names: Sequence[str] | None = None
+    ) -> list[str]:
+        """One transcript per recording (see `Recording`), any length.
+
+        Raises:
+            DataError: a recording is missing, unreadable or empty (naming it).
+        """
+        waves = read_recordings(recordings, self.windows.sample_rate, names)
+        batch_size = self.run.config.train.eval_batch_size
+        ids = transcribe_waves(waves, self.forward, self.windows, self.decoder, batch_size)
+        return [self.tokenizer.decode(row) for row in ids]
+
+
+def logits_decoder(run: SpeechRun, load: LoadRun) -> Callable[[torch.Tensor], torch.Tensor]:
+    """How `predict` and `evaluate` turn a recognizer's CTC logits (B, T', V) into ids (B, L):
+    greedy at the run's beam_size 1, else its beam search (and language model)."""
+    from megalith.models.asr import greedy_ctc
+    from megalith.runtime.speech import padded_ids
+
+    settings = decoding_settings(run.config.model)
+    if settings.beam_size == 1:
+        return greedy_ctc
+    tokenizer = _recognizer_tokenizer(run)
+    decoder = CTCDecoder(settings, tokenizer, language_model_for(settings, tokenizer, load))
+
+    def decode(logits: torch.Tensor) -> torch.Tensor:
+        rows = decoder.batch(logits.float().cpu().numpy())
+        return torch.from_numpy(padded_ids(rows))
+
+    return decode
+
+
+def check_language_model(model_config: Any, preprocessor: Any, load: LoadRun) -> None:
+    """Load the GPT run `model.lm` names and match it to the fitted tokenizer, so that training
+    stops before step 0, not at its final evaluation, when it cannot be fused.
+
+    Raises:
+        ConfigError: naming model.lm: the run is missing, no GPT, or spells text differently.
+    """
+    settings = decoding_settings(model_config)
+    tokenizer = getattr(preprocessor.outputs[0], "tokenizer", None)
+    if settings.lm is not None and tokenizer is not None:
+        language_model_for(settings, tokenizer, load)
