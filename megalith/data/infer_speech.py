@@ -8,12 +8,15 @@ and one of its other columns holds sound files. The config is `model.arch: asr` 
 - the clip length (`duration`) is the longest clip's, never cut: a cut clip would lose words its
   transcript still has;
 - the tokenizer is `char`: CTC spells the transcript letter by letter, so any word can be written
-  (a `word` tokenizer over the ten digit words stayed at 100% WER for 5 epochs where `char` was
-  at 58% after 7 on the same data: one spike per word and long runs of blanks are harder for CTC
-  to start learning);
+  (a `word` tokenizer over the ten digit words stayed at 100% validation WER for 5 epochs where
+  `char` was at 58% after 7, same data, model and optimizer: one spike per word amid long runs of
+  blanks is harder for CTC to start learning);
 - the encoder's size and the epochs follow the hours of speech (see `_model_for`), with SpecAugment
   and random gain as augmentation, AdamW with a warm-up and cosine decay, and early stopping on
   the validation WER.
+
+On synthetic digit strings by 4 held-out voices (benchmarks/asr_digits.py) this config reached
+9.5% test WER in 40 epochs; its training took 1,543 CPU seconds (see docs/speech.md).
 """
 
 from __future__ import annotations

@@ -80,6 +80,7 @@ def _config(strings: Path, folder: Path, **train: object) -> Path:
     return path
 
 
+@pytest.mark.slow  # three `megalith init` processes
 def test_init_writes_a_recognizer_for_recordings_and_transcripts(strings: Path, cli: Cli) -> None:
     written = cli("init", strings, "--target", "text")
     assert written.returncode == 0, written.stderr
