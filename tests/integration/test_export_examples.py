@@ -13,8 +13,8 @@ from megalith.runtime import load_bundle
 
 WRITE_TEXT = {"python_gpt"}
 RECOMMENDERS = {"planted_recommender"}  # top-k lists, not rows: tests/integration/test_recommend*
-SPEECH = {"spoken_digit_strings"}  # trained by tests/integration/test_asr_train.py; export of asr
-# runs (encoder + CTC head) comes with the torch-free CTC decoders
+SPEECH = {"spoken_digit_strings"}  # trained by tests/integration/test_asr_train.py; the bundle of
+# an asr run (log-mel + encoder + CTC head) is tested in tests/integration/test_asr_transcribe.py
 EXAMPLES = [
     p
     for p in sorted((REPO / "examples").glob("*.yaml"))
