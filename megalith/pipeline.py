@@ -35,7 +35,8 @@ from megalith.models.pretrained import (
     check_model_dir,
 )
 from megalith.paths import check_confined, resolved
-from megalith.run import Run, load, split_data, transform_split
+from megalith.run import Run, load
+from megalith.run_data import split_data, transform_split
 from megalith.runs import RunDir, check_weights_fit
 from megalith.teacher import attach_teacher, teacher_override
 from megalith.training import checkpoint as ckpt

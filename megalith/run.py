@@ -11,42 +11,31 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
 from rich.console import Console
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from torch import nn
 
 from megalith.config import Config, is_language_model, load_config
-from megalith.data.csvfile import SEPARATORS, seeming_separator
 from megalith.data.preprocess import Preprocessor
-from megalith.data.sources import Table, load_data, load_table
-from megalith.data.split import split_table
+from megalith.data.sources import Table, load_data
 from megalith.data.tensors import TensorTable
 from megalith.device import resolve_device, resolve_precision
-from megalith.errors import ConfigError, DataError, RunError, cannot_write
+from megalith.errors import DataError, RunError
 from megalith.evaluate.evaluation import evaluate_table
 from megalith.evaluate.metrics import generation_metrics
 from megalith.evaluate.speech import speech_evaluation, transcribe_ids
 from megalith.generation import Sampling
-from megalith.models import GPTConfig, PretrainedConfig, Seq2SeqConfig, build_model
+from megalith.models import PretrainedConfig, build_model
 from megalith.models.asr import ASR
-from megalith.models.pretrained import (
-    ARCHITECTURE_DIR,
-    PretrainedModel,
-    build_pretrained,
-    language_model_context,
-    quiet_transformers,
-)
 from megalith.models.private_layers import make_private_safe
-from megalith.models.remote_code import strip_custom_code
-from megalith.models.seq2seq import Seq2Seq, decode_in_batches, teacher_forcing
+from megalith.models.seq2seq import Seq2Seq, decode_in_batches
 from megalith.models.widths import apply_widths
-from megalith.paths import resolved
-from megalith.runs import RunDir, StoredTensor, check_weights_fit, read_safetensors_header
+from megalith.run_data import read_run_table, split_data, transform_split
+from megalith.run_weights import build_pretrained_run, load_weights
+from megalith.runs import RunDir
 from megalith.structured import parse_json
 
 if TYPE_CHECKING:
@@ -80,7 +69,7 @@ class Run:
         preprocessor.check_features(config.inputs, config.outputs, where=run_dir.preprocessor)
         preprocessor.trained_model = f"the run {run_dir.path}"
         if isinstance(config.model, PretrainedConfig):
-            model: nn.Module = _build_pretrained_run(config.model, preprocessor, run_dir.path)
+            model: nn.Module = build_pretrained_run(config.model, preprocessor, run_dir.path)
         else:
             model = build_model(config.model, preprocessor.input_specs, preprocessor.output_specs)
         if run_dir.architecture.is_file():  # a pruned run: some layers are narrower
@@ -244,36 +233,9 @@ class Run:
             RunError: the run is not a pretrained model, `output` is the run directory or one
                 of its folders, or a non-empty folder (without `overwrite`).
         """
-        model = self.model
-        if not isinstance(model, PretrainedModel):
-            raise RunError(
-                f"{self.path} was trained with model.arch {self.config.model.arch}; merge writes "
-                "the model of a model.arch pretrained run"
-            )
-        folder = Path(output)
-        if resolved(folder) == resolved(self.path) or RunDir(self.path).owns(folder):
-            raise RunError(
-                f"{folder} is the run directory {self.path} or one of its own folders; "
-                "merge into a new folder"
-            )
-        if folder.exists() and any(folder.iterdir()) and not overwrite:
-            raise RunError(f"{folder} is not empty; choose a new folder, or pass --overwrite")
-        net = model.merged()
-        labels = getattr(self.preprocessor.outputs[0], "classes", None)
-        if model.task == "classify" and labels:
-            net.config.id2label = {i: str(label) for i, label in enumerate(labels)}
-            net.config.label2id = {str(label): i for i, label in enumerate(labels)}
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            net.save_pretrained(str(folder))
-            saved = quiet_transformers().AutoTokenizer.from_pretrained(self.path / ARCHITECTURE_DIR)
-            saved.save_pretrained(str(folder))
-            notices = strip_custom_code(folder)
-        except OSError as error:
-            raise cannot_write(folder, error) from error
-        for notice in notices:
-            (console or Console(stderr=True)).print(f"[yellow]note[/]: {notice}")
-        return folder
+        from megalith.merge import merge_pretrained_run
+
+        return merge_pretrained_run(self, Path(output), overwrite=overwrite, console=console)
 
     def export(
         self,
@@ -344,28 +306,7 @@ class Run:
         Raises:
             DataError: the file cannot be read.
         """
-        corpus = is_language_model(self.config)
-        data = self.config.data
-        tsv = Path(path).suffix.lower() == ".tsv"  # the name itself says how it is separated
-        table = load_table(
-            str(path),
-            format="text" if corpus else "auto",
-            delimiter="\t" if tsv else data.delimiter,
-            decimal=data.decimal,
-            keep_text=keep_text,
-        )
-        columns = [str(column) for column in table.frame.columns]
-        seeming = seeming_separator(columns)
-        recorded = data.delimiter != "auto" and not tsv
-        if recorded and table.dialect is not None and seeming not in (None, data.delimiter):
-            used = table.dialect.describe().split()[0]
-            raise DataError(
-                f"{table.origin}: read {used} like this run's data (data.delimiter in "
-                f"{self.path / 'config.yaml'}), the header is one column ({columns[0][:60]!r}), "
-                f"but the file seems {SEPARATORS[str(seeming)]}-separated: save it with "
-                f"{table.dialect.delimiter!r} between columns, or change data.delimiter there"
-            )
-        return table
+        return read_run_table(self.config, self.path, path, keep_text=keep_text)
 
     def evaluate_tensors(self, tensors: TensorTable) -> dict[str, float]:
         device, dtype = self._device()
@@ -455,101 +396,3 @@ class Run:
 def load(path: str | Path) -> Run:
     """Load a run directory: `megalith.load("runs/digits-cnn").predict(frame)`."""
     return Run.load(path)
-
-
-_T = TypeVar("_T")
-
-# weights saved under an older name -> the name the model has now
-_OLD_NAMES = {"fusion.cls": "fusion.cls.token"}  # the transformer combiner's [CLS] token
-
-
-def _renamed(weights: dict[str, _T]) -> dict[str, _T]:
-    return {_OLD_NAMES.get(name, name): value for name, value in weights.items()}
-
-
-def load_weights(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
-    """Weights from a safetensors file, refusing anything else and any non-finite value.
-
-    The header's names, dtypes and shapes are compared with the model before any tensor is
-    read, so a file declaring tensors larger than the model's costs no memory.
-
-    Raises:
-        RunError: not a safetensors file, weights that do not fit the model, NaN or Inf.
-    """
-    header: dict[str, torch.Tensor | StoredTensor] = dict(read_safetensors_header(path))
-    check_weights_fit(_renamed(header), model, path)
-    try:
-        weights = _renamed(load_file(path))
-    except (SafetensorError, OSError) as error:
-        raise RunError(
-            f"{path} is not a readable safetensors file ({error}); "
-            "Megalith only loads safetensors and never unpickles"
-        ) from None
-    check_weights_fit(weights, model, path)
-    bad = [
-        name for name, t in weights.items() if t.is_floating_point() and not torch.isfinite(t).all()
-    ]
-    if bad:
-        raise RunError(f"{path} holds NaN or Inf values in {', '.join(bad[:3])}; retrain or resume")
-    return weights
-
-
-def split_data(cfg: Config, table: Table) -> dict[str, pd.DataFrame]:
-    first = cfg.outputs[0]
-    stratify = first.name if first.type in ("category", "binary") else None
-    if stratify is not None and stratify not in table.frame.columns:
-        stratify = None  # the preprocessor reports the missing column with a better message
-    return split_table(
-        table.frame, cfg.data.split, seed=cfg.seed, stratify_by=stratify, origin=table.origin
-    )
-
-
-def transform_split(
-    cfg: Config,
-    preprocessor: Preprocessor,
-    frame: pd.DataFrame,
-    table: Table,
-    split: str,
-    console: Console | None = None,
-) -> TensorTable:
-    """Rows -> tensors: encoded rows, or for a language model, windows of its corpus."""
-    where = f"{table.origin} ({split} split)" if split else table.origin
-    if is_language_model(cfg):
-        context = _context(cfg, preprocessor)
-        return preprocessor.transform_corpus(frame, context=context, origin=where)
-    tensors = preprocessor.transform(frame, base_dir=table.base_dir, origin=where)
-    if isinstance(cfg.model, Seq2SeqConfig):
-        tensors = teacher_forcing(tensors, cfg.outputs[0].name)
-    if console is not None:
-        for notice in preprocessor.dropped_notices():
-            console.print(f"[yellow]note[/]: {split} split: {notice}")
-    return tensors
-
-
-def _context(cfg: Config, preprocessor: Preprocessor) -> int:
-    """A language model's window length."""
-    if isinstance(cfg.model, GPTConfig):
-        return cfg.model.context
-    assert isinstance(cfg.model, PretrainedConfig)
-    tokenizer = getattr(preprocessor.outputs[0], "tokenizer", None)
-    return language_model_context(cfg.model, getattr(tokenizer, "positions", None))
-
-
-def _build_pretrained_run(
-    config: PretrainedConfig, preprocessor: Preprocessor, run: Path
-) -> PretrainedModel:
-    """A full fine-tune from its own RUN/pretrained; a LoRA run on its base model (model.path)."""
-    inputs, outputs = preprocessor.input_specs, preprocessor.output_specs
-    if config.lora is None:
-        saved = run / ARCHITECTURE_DIR
-        if not (saved / "config.json").is_file():
-            raise RunError(f"{saved}/config.json is missing: the run directory is damaged")
-        return build_pretrained(config, inputs, outputs, architecture=saved)
-    try:
-        return build_pretrained(config, inputs, outputs)
-    except ConfigError as error:
-        raise RunError(
-            f"{run} holds a LoRA adapter for the base model in {config.path}, which cannot be "
-            f"loaded ({error}); put the base model back there, or load a merged copy "
-            "(megalith merge) with transformers"
-        ) from None

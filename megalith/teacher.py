@@ -30,7 +30,8 @@ from megalith.device import resolve_compile, resolve_device
 from megalith.errors import ConfigError, DataError, MegalithError, RunError
 from megalith.models import GPTConfig
 from megalith.paths import resolved
-from megalith.run import Run, split_data, transform_split
+from megalith.run import Run
+from megalith.run_data import split_data, transform_split
 from megalith.runs import RunDir
 from megalith.training.distill import (
     TEACHER_PREFIX,

@@ -80,7 +80,7 @@ def test_rows(run: Run) -> TestRows:
         DataError: the split has no labelled rows.
     """
     from megalith.errors import DataError
-    from megalith.run import transform_split
+    from megalith.run_data import transform_split
 
     table, splits = run.data_splits()
     split = "test" if len(splits.get("test", [])) else "val"

@@ -32,7 +32,8 @@ from megalith.config import Config
 from megalith.errors import ConfigError, RunError
 from megalith.models.blocks import FeatureModel
 from megalith.paths import resolved
-from megalith.run import Run, transform_split
+from megalith.run import Run
+from megalith.run_data import transform_split
 from megalith.runs import RunDir
 from megalith.stage_folder import check_output_folder
 

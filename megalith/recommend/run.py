@@ -19,7 +19,8 @@ from megalith.models.recommenders import Recommender, TwoTower
 from megalith.recommend.interactions import entity_ids
 from megalith.recommend.store import RecommendState, load_negatives
 from megalith.recommend.train import build_recommender, score_run, train_recommender
-from megalith.run import Run, load_weights
+from megalith.run import Run
+from megalith.run_weights import load_weights
 from megalith.runs import RunDir
 from megalith.runtime.recommender import RECOMMEND_COLUMNS, user_names
 

@@ -23,7 +23,8 @@ from megalith.compress.prune import prune_run
 from megalith.errors import ConfigError, RunError
 from megalith.models import GPTConfig
 from megalith.pipeline import train
-from megalith.run import Run, transform_split
+from megalith.run import Run
+from megalith.run_data import transform_split
 from megalith.runtime import load_bundle
 from megalith.serving import ServeSettings, build_app, load_backend
 

@@ -10,7 +10,7 @@ from model_check import random_batch
 from megalith.data.specs import InputSpec, OutputSpec
 from megalith.models import MLPConfig, build_model
 from megalith.models.private_layers import make_private_safe
-from megalith.run import load_weights
+from megalith.run_weights import load_weights
 
 TABLE = [
     InputSpec("size_kb", "number"),
