@@ -14,6 +14,7 @@ import os
 import random
 import shutil
 import warnings
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +28,14 @@ from megalith.errors import RunError
 from megalith.memory import available_bytes, format_bytes
 from megalith.paths import check_inside, file_sha256, remove_path
 from megalith.runs import read_safetensors_header
+from megalith.training.dcp_shards import read_whole
 
 KEEP_LAST = 2
 STATE_FILE = "state.json"
+SHARDED_FORMAT = "dcp-safetensors"
+"""state.json `format` of a sharded checkpoint (megalith.training.sharded_checkpoint)."""
+SHARDS_DIR = "shards"
+RNG_FILE = "rng.safetensors"
 
 
 @dataclass
@@ -72,12 +78,12 @@ def save_checkpoint(
     wait_until_durable()
     check_inside(root.parent, root)  # never write, nor prune, through a link out of the run
     tensors, optimizer_json = _split_optimizer_state(optimizer_state)
-    tensors.update(_rng_tensors())
+    tensors.update(rng_tensors())
     model = _contiguous(model_state)
-    manifest = {"step": step, "optimizer": optimizer_json, "rng": _rng_json(), "loop": state}
+    manifest = {"step": step, "optimizer": optimizer_json, "rng": rng_json(), "loop": state}
     if not background:
         final = _write_checkpoint(root, step, model, tensors, manifest)
-        _flushing.append(_flusher.submit(_make_durable, final))
+        _flushing.append(_flusher.submit(make_durable, final))
         return final
     # a snapshot: training changes the weights, the moments and the loop state in place
     model = {name: t.clone() for name, t in model.items()}
@@ -94,7 +100,7 @@ def _write_and_flush(
     tensors: dict[str, torch.Tensor],
     manifest: dict[str, Any],
 ) -> None:
-    _make_durable(_write_checkpoint(root, step, model, tensors, manifest))
+    make_durable(_write_checkpoint(root, step, model, tensors, manifest))
 
 
 def _write_checkpoint(
@@ -106,30 +112,62 @@ def _write_checkpoint(
 ) -> Path:
     """The files under a temporary name, state.json (with their hashes) last, then the rename;
     older checkpoints pruned to KEEP_LAST."""
-    final = root / f"step-{step:09d}"
-    tmp = root / f".tmp-step-{step:09d}-{os.getpid()}"
+    tmp, final = begin_checkpoint(root, step, str(os.getpid()))
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        for stale in root.glob(".tmp-*"):  # left by a process killed mid-write; one writer per run
-            remove_path(stale)
-        tmp.mkdir()
         save_file(model, tmp / "model.safetensors")
         save_file(tensors, tmp / "optimizer.safetensors")
-        names = ("model.safetensors", "optimizer.safetensors")
+    except OSError as error:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise unwritable(final, error) from error
+    return seal_checkpoint(tmp, final, manifest)
+
+
+def begin_checkpoint(root: Path, step: int, name: str) -> tuple[Path, Path]:
+    """A fresh temporary folder `root/.tmp-step-NNNNNNNNN-NAME` (left-over ones removed) and
+    the final folder it becomes; one writer per run.
+
+    Raises:
+        RunError: the folder cannot be made.
+    """
+    final = root / f"step-{step:09d}"
+    tmp = root / f".tmp-step-{step:09d}-{name}"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        for stale in root.glob(".tmp-*"):  # left by a process killed mid-write
+            remove_path(stale)
+        tmp.mkdir()
+    except OSError as error:
+        raise unwritable(final, error) from error
+    return tmp, final
+
+
+def seal_checkpoint(tmp: Path, final: Path, manifest: dict[str, Any]) -> Path:
+    """state.json last (with the SHA-256 of every file under `tmp`), then `tmp` renamed to
+    `final`; older checkpoints pruned to KEEP_LAST.
+
+    Raises:
+        RunError: the folder cannot be written; nothing half-written stays.
+    """
+    try:
+        names = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
         files = {name: file_sha256(tmp / name) for name in names}
         (tmp / STATE_FILE).write_text(json.dumps({**manifest, "files": files}))
         remove_path(final)
         os.replace(tmp, final)
     except OSError as error:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise RunError(
-            f"cannot write checkpoint {final}: {error.strerror or error}; free some disk space "
-            f"(or make {root} writable), then continue with `megalith train --resume "
-            f"{root.parent}` from the last complete checkpoint"
-        ) from error
-    for old in _checkpoint_dirs(root)[:-KEEP_LAST]:  # the one kept before `final` is durable
+        raise unwritable(final, error) from error
+    for old in _checkpoint_dirs(final.parent)[:-KEEP_LAST]:  # the one before `final` is durable
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def unwritable(final: Path, error: OSError) -> RunError:
+    return RunError(
+        f"cannot write checkpoint {final}: {error.strerror or error}; free some disk space "
+        f"(or make {final.parent} writable), then continue with `megalith train --resume "
+        f"{final.parent.parent}` from the last complete checkpoint"
+    )
 
 
 def resolve_checkpoint_async(value: bool | str, device: torch.device) -> bool:
@@ -139,7 +177,13 @@ def resolve_checkpoint_async(value: bool | str, device: torch.device) -> bool:
 
 
 _flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="megalith-fsync")
-_flushing: list[Future[None]] = []
+_flushing: list[Future[Any]] = []
+
+
+def after_write(task: Callable[..., Any], *args: Any) -> None:
+    """Run `task(*args)` on the checkpoint thread, after the writes before it; the next save
+    and `wait_until_durable` wait for it (and raise its error)."""
+    _flushing.append(_flusher.submit(task, *args))
 
 
 def wait_until_durable() -> None:
@@ -160,12 +204,12 @@ def wait_until_durable() -> None:
             ) from error
 
 
-def _make_durable(folder: Path) -> None:
+def make_durable(folder: Path) -> None:
     """fsync a renamed checkpoint's files, its folder and the folder holding it; a folder
     removed meanwhile (a run overwritten, a damaged file deleted) has nothing left to flush."""
     try:
-        for name in ("model.safetensors", "optimizer.safetensors", STATE_FILE):
-            _fsync_file(folder / name)
+        for path in sorted(folder.rglob("*")):  # sharded checkpoints have a folder of shards
+            (_fsync_dir if path.is_dir() else _fsync_file)(path)
         _fsync_dir(folder)
         _fsync_dir(folder.parent)
     except FileNotFoundError:
@@ -209,28 +253,43 @@ def optimizer_state_dict(checkpoint: Checkpoint) -> dict[str, Any]:
 
 
 def _load_checkpoint(path: Path) -> Checkpoint:
-    available = available_bytes()
-    for name in ("model.safetensors", "optimizer.safetensors"):  # before hashing or reading
-        try:
-            read_safetensors_header(path / name)
-        except RunError as error:
-            raise ValueError(str(error)) from None
-        size = (path / name).stat().st_size
-        if size > available:
-            raise ValueError(
-                f"{name} is {format_bytes(size)}, more than the {format_bytes(available)} of "
-                "memory available"
-            )
     manifest = json.loads((path / STATE_FILE).read_text())
+    available = available_bytes()
+    for name in manifest["files"]:  # before hashing or reading
+        if name.endswith(".safetensors"):
+            try:
+                read_safetensors_header(path / name)
+            except RunError as error:
+                raise ValueError(str(error)) from None
+    size = sum((path / name).stat().st_size for name in manifest["files"])
+    if size > available:
+        raise ValueError(
+            f"its files hold {format_bytes(size)}, more than the {format_bytes(available)} of "
+            "memory available"
+        )
     for name, digest in manifest["files"].items():
         if file_sha256(path / name) != digest:
             raise ValueError(f"{name} does not match its checksum (truncated or corrupt)")
+    if manifest.get("format") == SHARDED_FORMAT:
+        model, optimizer = split_whole_shards(read_whole(path / SHARDS_DIR))
+        optimizer.update(load_file(path / RNG_FILE))
+        return Checkpoint(path=path, model=model, optimizer=optimizer, state=manifest)
     return Checkpoint(
         path=path,
         model=load_file(path / "model.safetensors"),
         optimizer=load_file(path / "optimizer.safetensors"),
         state=manifest,
     )
+
+
+def split_whole_shards(
+    tensors: dict[str, torch.Tensor],
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """The tensors of a sharded checkpoint (`model.NAME`, `state.N.NAME`), read whole, as the
+    model's weights and the optimizer's tensors of an unsharded one."""
+    model = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+    optimizer = {k: v for k, v in tensors.items() if k.startswith("state.")}
+    return model, optimizer
 
 
 def _split_optimizer_state(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -246,7 +305,7 @@ def _split_optimizer_state(state: dict[str, Any]) -> tuple[dict[str, torch.Tenso
     return tensors, {"scalars": scalars, "param_groups": state["param_groups"]}
 
 
-def _rng_tensors() -> dict[str, torch.Tensor]:
+def rng_tensors() -> dict[str, torch.Tensor]:
     tensors = {"rng.torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         for i, cuda_state in enumerate(torch.cuda.get_rng_state_all()):
@@ -254,7 +313,7 @@ def _rng_tensors() -> dict[str, torch.Tensor]:
     return tensors
 
 
-def _rng_json() -> dict[str, Any]:
+def rng_json() -> dict[str, Any]:
     version, internal, gauss = random.getstate()
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     return {
