@@ -9,10 +9,9 @@ match is skipped with a warning and the previous one is used. Nothing is ever un
 
 from __future__ import annotations
 
+import atexit
 import json
-import os
 import random
-import shutil
 import warnings
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,16 +21,38 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from megalith.errors import RunError
 from megalith.memory import available_bytes, format_bytes
-from megalith.paths import check_inside, file_sha256, remove_path
+from megalith.paths import check_inside, file_sha256
 from megalith.runs import read_safetensors_header
+from megalith.training.checkpoint_files import (
+    KEEP_LAST,
+    STATE_FILE,
+    begin_checkpoint,
+    checkpoint_dirs,
+    make_durable,
+    seal_checkpoint,
+    unwritable,
+    write_checkpoint,
+)
+from megalith.training.checkpoint_writer import CheckpointWriter
 from megalith.training.dcp_shards import read_whole
 
-KEEP_LAST = 2
-STATE_FILE = "state.json"
+__all__ = [
+    "KEEP_LAST",
+    "STATE_FILE",
+    "Checkpoint",
+    "begin_checkpoint",
+    "load_latest_checkpoint",
+    "make_durable",
+    "save_checkpoint",
+    "seal_checkpoint",
+    "unwritable",
+    "wait_until_durable",
+]
+
 SHARDED_FORMAT = "dcp-safetensors"
 """state.json `format` of a sharded checkpoint (megalith.training.sharded_checkpoint)."""
 SHARDS_DIR = "shards"
@@ -64,11 +85,11 @@ def save_checkpoint(
     in the background while training goes on; the next save waits for it first, so the
     checkpoint before the newest, the one kept as a fallback, is always on the disk.
 
-    With `background` (`train.checkpoint_async`), only a copy of the tensors is taken here (on
-    the CPU); writing, hashing, renaming and flushing run on a background thread while training
-    goes on, and the next save (or the end of training) waits for them. A process killed
-    meanwhile leaves the folder under its temporary name: the previous checkpoint stays the
-    newest complete one.
+    With `background` (`train.checkpoint_async`), only a copy of the tensors is taken here,
+    into shared memory; writing, hashing, renaming and flushing run in a writer process while
+    training goes on (megalith.training.checkpoint_writer), and the next save (or the end of
+    training) waits for them. A process killed meanwhile leaves the folder under its temporary
+    name: the previous checkpoint stays the newest complete one.
 
     Raises:
         RunError: the folder cannot be written (disk full, read-only), or `root` is a symlink
@@ -82,92 +103,14 @@ def save_checkpoint(
     model = _contiguous(model_state)
     manifest = {"step": step, "optimizer": optimizer_json, "rng": rng_json(), "loop": state}
     if not background:
-        final = _write_checkpoint(root, step, model, tensors, manifest)
+        files = {"model.safetensors": model, "optimizer.safetensors": tensors}
+        final = write_checkpoint(root, step, files, manifest)
         _flushing.append(_flusher.submit(make_durable, final))
         return final
-    # a snapshot: training changes the weights, the moments and the loop state in place
-    model = {name: t.clone() for name, t in model.items()}
-    tensors = {name: t.clone() for name, t in tensors.items()}
-    manifest = json.loads(json.dumps(manifest))
-    _flushing.append(_flusher.submit(_write_and_flush, root, step, model, tensors, manifest))
+    # a snapshot in shared memory: training changes the weights and moments in place
+    files = {"model.safetensors": model, "optimizer.safetensors": tensors}
+    _writer.write(root, step, files, json.loads(json.dumps(manifest)))
     return root / f"step-{step:09d}"
-
-
-def _write_and_flush(
-    root: Path,
-    step: int,
-    model: dict[str, torch.Tensor],
-    tensors: dict[str, torch.Tensor],
-    manifest: dict[str, Any],
-) -> None:
-    make_durable(_write_checkpoint(root, step, model, tensors, manifest))
-
-
-def _write_checkpoint(
-    root: Path,
-    step: int,
-    model: dict[str, torch.Tensor],
-    tensors: dict[str, torch.Tensor],
-    manifest: dict[str, Any],
-) -> Path:
-    """The files under a temporary name, state.json (with their hashes) last, then the rename;
-    older checkpoints pruned to KEEP_LAST."""
-    tmp, final = begin_checkpoint(root, step, str(os.getpid()))
-    try:
-        save_file(model, tmp / "model.safetensors")
-        save_file(tensors, tmp / "optimizer.safetensors")
-    except OSError as error:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise unwritable(final, error) from error
-    return seal_checkpoint(tmp, final, manifest)
-
-
-def begin_checkpoint(root: Path, step: int, name: str) -> tuple[Path, Path]:
-    """A fresh temporary folder `root/.tmp-step-NNNNNNNNN-NAME` (left-over ones removed) and
-    the final folder it becomes; one writer per run.
-
-    Raises:
-        RunError: the folder cannot be made.
-    """
-    final = root / f"step-{step:09d}"
-    tmp = root / f".tmp-step-{step:09d}-{name}"
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        for stale in root.glob(".tmp-*"):  # left by a process killed mid-write
-            remove_path(stale)
-        tmp.mkdir()
-    except OSError as error:
-        raise unwritable(final, error) from error
-    return tmp, final
-
-
-def seal_checkpoint(tmp: Path, final: Path, manifest: dict[str, Any]) -> Path:
-    """state.json last (with the SHA-256 of every file under `tmp`), then `tmp` renamed to
-    `final`; older checkpoints pruned to KEEP_LAST.
-
-    Raises:
-        RunError: the folder cannot be written; nothing half-written stays.
-    """
-    try:
-        names = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
-        files = {name: file_sha256(tmp / name) for name in names}
-        (tmp / STATE_FILE).write_text(json.dumps({**manifest, "files": files}))
-        remove_path(final)
-        os.replace(tmp, final)
-    except OSError as error:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise unwritable(final, error) from error
-    for old in _checkpoint_dirs(final.parent)[:-KEEP_LAST]:  # the one before `final` is durable
-        shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
-def unwritable(final: Path, error: OSError) -> RunError:
-    return RunError(
-        f"cannot write checkpoint {final}: {error.strerror or error}; free some disk space "
-        f"(or make {final.parent} writable), then continue with `megalith train --resume "
-        f"{final.parent.parent}` from the last complete checkpoint"
-    )
 
 
 def resolve_checkpoint_async(value: bool | str, device: torch.device) -> bool:
@@ -176,6 +119,8 @@ def resolve_checkpoint_async(value: bool | str, device: torch.device) -> bool:
     return device.type == "cuda" if value == "auto" else bool(value)
 
 
+_writer = CheckpointWriter()
+atexit.register(_writer.stop)
 _flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="megalith-fsync")
 _flushing: list[Future[Any]] = []
 
@@ -192,8 +137,7 @@ def wait_until_durable() -> None:
     Raises:
         RunError: the operating system could not flush one (a failing disk).
     """
-    from megalith.errors import RunError
-
+    _writer.wait()
     while _flushing:
         try:
             _flushing.pop(0).result()
@@ -204,21 +148,9 @@ def wait_until_durable() -> None:
             ) from error
 
 
-def make_durable(folder: Path) -> None:
-    """fsync a renamed checkpoint's files, its folder and the folder holding it; a folder
-    removed meanwhile (a run overwritten, a damaged file deleted) has nothing left to flush."""
-    try:
-        for path in sorted(folder.rglob("*")):  # sharded checkpoints have a folder of shards
-            (_fsync_dir if path.is_dir() else _fsync_file)(path)
-        _fsync_dir(folder)
-        _fsync_dir(folder.parent)
-    except FileNotFoundError:
-        return
-
-
 def load_latest_checkpoint(root: Path) -> Checkpoint | None:
     """The newest checkpoint whose files verify, or None when there is none."""
-    for path in reversed(_checkpoint_dirs(root)):
+    for path in reversed(checkpoint_dirs(root)):
         try:
             return _load_checkpoint(path)
         except (OSError, ValueError, KeyError, RuntimeError) as error:
@@ -324,26 +256,3 @@ def rng_json() -> dict[str, Any]:
 
 def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
-
-
-def _checkpoint_dirs(root: Path) -> list[Path]:
-    if not root.is_dir():
-        return []
-    return sorted(  # a symlink is never one: pruning deletes these folders
-        p
-        for p in root.iterdir()
-        if p.name.startswith("step-") and p.is_dir() and not p.is_symlink()
-    )
-
-
-def _fsync_file(path: Path) -> None:
-    with path.open("rb") as file:
-        os.fsync(file.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
