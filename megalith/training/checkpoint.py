@@ -9,11 +9,11 @@ match is skipped with a warning and the previous one is used. Nothing is ever un
 
 from __future__ import annotations
 
+import atexit
 import json
-import os
 import random
-import shutil
 import warnings
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,15 +21,42 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from megalith.errors import RunError
 from megalith.memory import available_bytes, format_bytes
-from megalith.paths import check_inside, file_sha256, remove_path
+from megalith.paths import check_inside, file_sha256
 from megalith.runs import read_safetensors_header
+from megalith.training.checkpoint_files import (
+    KEEP_LAST,
+    STATE_FILE,
+    begin_checkpoint,
+    checkpoint_dirs,
+    make_durable,
+    seal_checkpoint,
+    unwritable,
+    write_checkpoint,
+)
+from megalith.training.checkpoint_writer import CheckpointWriter
+from megalith.training.dcp_shards import read_whole
 
-KEEP_LAST = 2
-STATE_FILE = "state.json"
+__all__ = [
+    "KEEP_LAST",
+    "STATE_FILE",
+    "Checkpoint",
+    "begin_checkpoint",
+    "load_latest_checkpoint",
+    "make_durable",
+    "save_checkpoint",
+    "seal_checkpoint",
+    "unwritable",
+    "wait_until_durable",
+]
+
+SHARDED_FORMAT = "dcp-safetensors"
+"""state.json `format` of a sharded checkpoint (megalith.training.sharded_checkpoint)."""
+SHARDS_DIR = "shards"
+RNG_FILE = "rng.safetensors"
 
 
 @dataclass
@@ -58,11 +85,11 @@ def save_checkpoint(
     in the background while training goes on; the next save waits for it first, so the
     checkpoint before the newest, the one kept as a fallback, is always on the disk.
 
-    With `background` (`train.checkpoint_async`), only a copy of the tensors is taken here (on
-    the CPU); writing, hashing, renaming and flushing run on a background thread while training
-    goes on, and the next save (or the end of training) waits for them. A process killed
-    meanwhile leaves the folder under its temporary name: the previous checkpoint stays the
-    newest complete one.
+    With `background` (`train.checkpoint_async`), only a copy of the tensors is taken here,
+    into shared memory; writing, hashing, renaming and flushing run in a writer process while
+    training goes on (megalith.training.checkpoint_writer), and the next save (or the end of
+    training) waits for them. A process killed meanwhile leaves the folder under its temporary
+    name: the previous checkpoint stays the newest complete one.
 
     Raises:
         RunError: the folder cannot be written (disk full, read-only), or `root` is a symlink
@@ -72,64 +99,18 @@ def save_checkpoint(
     wait_until_durable()
     check_inside(root.parent, root)  # never write, nor prune, through a link out of the run
     tensors, optimizer_json = _split_optimizer_state(optimizer_state)
-    tensors.update(_rng_tensors())
+    tensors.update(rng_tensors())
     model = _contiguous(model_state)
-    manifest = {"step": step, "optimizer": optimizer_json, "rng": _rng_json(), "loop": state}
+    manifest = {"step": step, "optimizer": optimizer_json, "rng": rng_json(), "loop": state}
     if not background:
-        final = _write_checkpoint(root, step, model, tensors, manifest)
-        _flushing.append(_flusher.submit(_make_durable, final))
+        files = {"model.safetensors": model, "optimizer.safetensors": tensors}
+        final = write_checkpoint(root, step, files, manifest)
+        _flushing.append(_flusher.submit(make_durable, final))
         return final
-    # a snapshot: training changes the weights, the moments and the loop state in place
-    model = {name: t.clone() for name, t in model.items()}
-    tensors = {name: t.clone() for name, t in tensors.items()}
-    manifest = json.loads(json.dumps(manifest))
-    _flushing.append(_flusher.submit(_write_and_flush, root, step, model, tensors, manifest))
+    # a snapshot in shared memory: training changes the weights and moments in place
+    files = {"model.safetensors": model, "optimizer.safetensors": tensors}
+    _writer.write(root, step, files, json.loads(json.dumps(manifest)))
     return root / f"step-{step:09d}"
-
-
-def _write_and_flush(
-    root: Path,
-    step: int,
-    model: dict[str, torch.Tensor],
-    tensors: dict[str, torch.Tensor],
-    manifest: dict[str, Any],
-) -> None:
-    _make_durable(_write_checkpoint(root, step, model, tensors, manifest))
-
-
-def _write_checkpoint(
-    root: Path,
-    step: int,
-    model: dict[str, torch.Tensor],
-    tensors: dict[str, torch.Tensor],
-    manifest: dict[str, Any],
-) -> Path:
-    """The files under a temporary name, state.json (with their hashes) last, then the rename;
-    older checkpoints pruned to KEEP_LAST."""
-    final = root / f"step-{step:09d}"
-    tmp = root / f".tmp-step-{step:09d}-{os.getpid()}"
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        for stale in root.glob(".tmp-*"):  # left by a process killed mid-write; one writer per run
-            remove_path(stale)
-        tmp.mkdir()
-        save_file(model, tmp / "model.safetensors")
-        save_file(tensors, tmp / "optimizer.safetensors")
-        names = ("model.safetensors", "optimizer.safetensors")
-        files = {name: file_sha256(tmp / name) for name in names}
-        (tmp / STATE_FILE).write_text(json.dumps({**manifest, "files": files}))
-        remove_path(final)
-        os.replace(tmp, final)
-    except OSError as error:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise RunError(
-            f"cannot write checkpoint {final}: {error.strerror or error}; free some disk space "
-            f"(or make {root} writable), then continue with `megalith train --resume "
-            f"{root.parent}` from the last complete checkpoint"
-        ) from error
-    for old in _checkpoint_dirs(root)[:-KEEP_LAST]:  # the one kept before `final` is durable
-        shutil.rmtree(old, ignore_errors=True)
-    return final
 
 
 def resolve_checkpoint_async(value: bool | str, device: torch.device) -> bool:
@@ -138,8 +119,16 @@ def resolve_checkpoint_async(value: bool | str, device: torch.device) -> bool:
     return device.type == "cuda" if value == "auto" else bool(value)
 
 
+_writer = CheckpointWriter()
+atexit.register(_writer.stop)
 _flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="megalith-fsync")
-_flushing: list[Future[None]] = []
+_flushing: list[Future[Any]] = []
+
+
+def after_write(task: Callable[..., Any], *args: Any) -> None:
+    """Run `task(*args)` on the checkpoint thread, after the writes before it; the next save
+    and `wait_until_durable` wait for it (and raise its error)."""
+    _flushing.append(_flusher.submit(task, *args))
 
 
 def wait_until_durable() -> None:
@@ -148,8 +137,7 @@ def wait_until_durable() -> None:
     Raises:
         RunError: the operating system could not flush one (a failing disk).
     """
-    from megalith.errors import RunError
-
+    _writer.wait()
     while _flushing:
         try:
             _flushing.pop(0).result()
@@ -160,21 +148,9 @@ def wait_until_durable() -> None:
             ) from error
 
 
-def _make_durable(folder: Path) -> None:
-    """fsync a renamed checkpoint's files, its folder and the folder holding it; a folder
-    removed meanwhile (a run overwritten, a damaged file deleted) has nothing left to flush."""
-    try:
-        for name in ("model.safetensors", "optimizer.safetensors", STATE_FILE):
-            _fsync_file(folder / name)
-        _fsync_dir(folder)
-        _fsync_dir(folder.parent)
-    except FileNotFoundError:
-        return
-
-
 def load_latest_checkpoint(root: Path) -> Checkpoint | None:
     """The newest checkpoint whose files verify, or None when there is none."""
-    for path in reversed(_checkpoint_dirs(root)):
+    for path in reversed(checkpoint_dirs(root)):
         try:
             return _load_checkpoint(path)
         except (OSError, ValueError, KeyError, RuntimeError) as error:
@@ -209,28 +185,43 @@ def optimizer_state_dict(checkpoint: Checkpoint) -> dict[str, Any]:
 
 
 def _load_checkpoint(path: Path) -> Checkpoint:
-    available = available_bytes()
-    for name in ("model.safetensors", "optimizer.safetensors"):  # before hashing or reading
-        try:
-            read_safetensors_header(path / name)
-        except RunError as error:
-            raise ValueError(str(error)) from None
-        size = (path / name).stat().st_size
-        if size > available:
-            raise ValueError(
-                f"{name} is {format_bytes(size)}, more than the {format_bytes(available)} of "
-                "memory available"
-            )
     manifest = json.loads((path / STATE_FILE).read_text())
+    available = available_bytes()
+    for name in manifest["files"]:  # before hashing or reading
+        if name.endswith(".safetensors"):
+            try:
+                read_safetensors_header(path / name)
+            except RunError as error:
+                raise ValueError(str(error)) from None
+    size = sum((path / name).stat().st_size for name in manifest["files"])
+    if size > available:
+        raise ValueError(
+            f"its files hold {format_bytes(size)}, more than the {format_bytes(available)} of "
+            "memory available"
+        )
     for name, digest in manifest["files"].items():
         if file_sha256(path / name) != digest:
             raise ValueError(f"{name} does not match its checksum (truncated or corrupt)")
+    if manifest.get("format") == SHARDED_FORMAT:
+        model, optimizer = split_whole_shards(read_whole(path / SHARDS_DIR))
+        optimizer.update(load_file(path / RNG_FILE))
+        return Checkpoint(path=path, model=model, optimizer=optimizer, state=manifest)
     return Checkpoint(
         path=path,
         model=load_file(path / "model.safetensors"),
         optimizer=load_file(path / "optimizer.safetensors"),
         state=manifest,
     )
+
+
+def split_whole_shards(
+    tensors: dict[str, torch.Tensor],
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """The tensors of a sharded checkpoint (`model.NAME`, `state.N.NAME`), read whole, as the
+    model's weights and the optimizer's tensors of an unsharded one."""
+    model = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+    optimizer = {k: v for k, v in tensors.items() if k.startswith("state.")}
+    return model, optimizer
 
 
 def _split_optimizer_state(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -246,7 +237,7 @@ def _split_optimizer_state(state: dict[str, Any]) -> tuple[dict[str, torch.Tenso
     return tensors, {"scalars": scalars, "param_groups": state["param_groups"]}
 
 
-def _rng_tensors() -> dict[str, torch.Tensor]:
+def rng_tensors() -> dict[str, torch.Tensor]:
     tensors = {"rng.torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         for i, cuda_state in enumerate(torch.cuda.get_rng_state_all()):
@@ -254,7 +245,7 @@ def _rng_tensors() -> dict[str, torch.Tensor]:
     return tensors
 
 
-def _rng_json() -> dict[str, Any]:
+def rng_json() -> dict[str, Any]:
     version, internal, gauss = random.getstate()
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     return {
@@ -265,26 +256,3 @@ def _rng_json() -> dict[str, Any]:
 
 def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
-
-
-def _checkpoint_dirs(root: Path) -> list[Path]:
-    if not root.is_dir():
-        return []
-    return sorted(  # a symlink is never one: pruning deletes these folders
-        p
-        for p in root.iterdir()
-        if p.name.startswith("step-") and p.is_dir() and not p.is_symlink()
-    )
-
-
-def _fsync_file(path: Path) -> None:
-    with path.open("rb") as file:
-        os.fsync(file.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -8,9 +8,9 @@ the run directory, so a run on N processes follows the single-process run closel
 
 With `train.strategy: fsdp` every process keeps only its shard of each weight, gradient and
 optimizer moment (PyTorch's `fully_shard`, one unit per Transformer / ResNet block plus the
-root), so a model that does not fit one device trains across several. Checkpoints and the final
-weights are gathered into whole tensors first, so the files are the same as a single process
-writes, and resuming shards them again.
+root), so a model that does not fit one device trains across several. Each process writes its
+own shards of a checkpoint (megalith.training.sharded_checkpoint); the final weights are gathered
+into whole tensors, so model.safetensors is the same file a single process writes.
 """
 
 from __future__ import annotations

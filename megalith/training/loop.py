@@ -49,6 +49,7 @@ from megalith.training.safety import (
     StopSignals,
     parse_checkpoint_every,
 )
+from megalith.training.sharded_checkpoint import save_sharded_checkpoint
 
 
 class TrainConfig(ConfigModel):
@@ -225,10 +226,6 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
     def checkpoint(position: Position) -> None:
         if not ddp.is_main and not ddp.sharded:  # one writer; every rank holds the same weights
             return
-        weights = ddp.full_weights(model)  # sharded: every rank takes part in the gathering
-        optimizer_state = ddp.full_optimizer_state(optimizer)
-        if not ddp.is_main:
-            return
         # the epoch's running loss, as rank 0 saw it, stands for every process's share
         whole_epoch = dataclasses.replace(
             position,
@@ -241,6 +238,12 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
             state["privacy"] = private.state_dict()
         state.update(processes=ddp.world_size)
         background = ckpt.resolve_checkpoint_async(cfg.checkpoint_async, device)
+        if ddp.sharded:  # every process writes its own shards (rank 0's state is kept)
+            save_sharded_checkpoint(
+                job.checkpoints, position.step, model, optimizer, state, background
+            )
+            return
+        weights, optimizer_state = ddp.full_weights(model), ddp.full_optimizer_state(optimizer)
         ckpt.save_checkpoint(
             job.checkpoints, position.step, weights, optimizer_state, state, background
         )

@@ -39,7 +39,7 @@ from safetensors.torch import load, save_file
 import megalith as mg
 from megalith.cli import main
 from megalith.data import preprocess
-from megalith.training import checkpoint
+from megalith.training import checkpoint_files
 
 Cli = Callable[..., CliResult]
 
@@ -790,7 +790,7 @@ def test_read_only_output_directory(
 def test_disk_full_while_checkpointing(
     megalith_cli: Callable[..., Outcome], project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(checkpoint, "save_file", _fail_with(errno.ENOSPC))
+    monkeypatch.setattr(checkpoint_files, "save_file", _fail_with(errno.ENOSPC))
     outcome = megalith_cli("train", "cfg.yaml", "-o", "run")
     _refused(
         outcome,

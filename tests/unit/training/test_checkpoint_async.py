@@ -104,7 +104,8 @@ def test_the_checkpoint_cost_benchmark_runs_in_tiny_mode() -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     row = json.loads(result.stdout)
-    assert set(row["seconds"]) == {"none", "sync", "async"}
+    assert set(row["seconds"]) == {"none", "sync", "async", "async_thread", "async_dcp"}
+    assert {"async_thread_over_sync_overhead", "async_dcp_over_sync_overhead"} <= row.keys()
     assert all(value > 0 for value in row["seconds"].values())
 
 

@@ -1,0 +1,122 @@
+"""Sharded tensors through torch.distributed.checkpoint (DCP), stored as safetensors.
+
+Each process writes the pieces of the tensors it holds (FSDP's shards of each weight and
+optimizer moment; a tensor every process holds whole, such as AdamW's `step`, is written once)
+into its own file, `shard-0000R-model-00001-of-00001.safetensors` for rank R-1, through DCP's
+`HuggingFaceStorageWriter`. Each file's safetensors header records, as JSON, where each piece
+sits in its whole tensor (`DCP_SHARDING_INFO`: the piece's offsets), so `HuggingFaceStorageReader`
+rebuilds the layout of every tensor from the headers alone, and DCP's load planner reads
+whatever pieces a process needs, at any number of processes.
+
+DCP's default `FileSystemWriter`/`FileSystemReader` keep that layout in a pickled `.metadata`
+file, which loading would unpickle; Megalith never unpickles a file, so it does not use them.
+Only tensors go through here: a non-tensor value would be written by DCP as `torch.save` bytes.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+SHARD_SUFFIX = ".safetensors"
+
+
+def write_shards(folder: Path, tensors: Mapping[str, torch.Tensor]) -> None:
+    """Write this process's pieces of `tensors` into `folder` (a collective: every process
+    calls it with the same names; one process alone writes everything).
+
+    Args:
+        folder: created if missing; one file per process lands in it.
+        tensors: names -> tensors (DTensors sharded by FSDP, or plain tensors).
+    """
+    import torch.distributed.checkpoint as dcp
+
+    with _one_process_is_meant():
+        dcp.save(dict(tensors), storage_writer=_writer(folder), no_dist=not _distributed())
+
+
+def start_writing_shards(
+    folder: Path, tensors: Mapping[str, torch.Tensor], group: dist.ProcessGroup | None
+) -> Future[Any]:
+    """`write_shards` from a copy taken now, the writing on a background thread (DCP's
+    `async_save`); returns the future of the write. Training may change `tensors` in place
+    as soon as this returns.
+
+    Args:
+        group: a process group of its own for the write's collectives (gloo), so that they never
+            interleave with training's; None with a single process.
+    """
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.staging import DefaultStager, StagingOptions
+    from torch.distributed.checkpoint.state_dict_saver import AsyncSaveResponse
+
+    # on the CPU: a plain synchronous copy (pinned memory and CUDA streams are GPU-only)
+    cuda = torch.cuda.is_available()
+    stager = DefaultStager(StagingOptions(cuda, False, False, cuda))
+    with _one_process_is_meant():
+        response = dcp.async_save(
+            dict(tensors),
+            storage_writer=_writer(folder),
+            process_group=group,
+            async_stager=stager,
+            no_dist=not _distributed(),
+        )
+    upload = response.upload_completion if isinstance(response, AsyncSaveResponse) else response
+    upload.add_done_callback(lambda _: stager.close())
+    return upload
+
+
+def read_whole(folder: Path) -> dict[str, torch.Tensor]:
+    """Every tensor in `folder`, whole, on the CPU, however many processes wrote it; read by
+    this process alone (no collective).
+
+    Raises:
+        ValueError: no shard files, or pieces that do not cover a tensor (a file missing).
+    """
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.hf_storage import HuggingFaceStorageReader
+    from torch.distributed.checkpoint.metadata import TensorStorageMetadata
+
+    if not any(folder.glob(f"*{SHARD_SUFFIX}")):
+        raise ValueError(f"no shard files in {folder}")
+    layout = HuggingFaceStorageReader(str(folder)).read_metadata().state_dict_metadata
+    tensors: dict[str, torch.Tensor] = {}
+    for name, meta in layout.items():
+        if not isinstance(meta, TensorStorageMetadata):
+            raise ValueError(f"{folder}: '{name}' is not a tensor")
+        values = math.prod(meta.size)
+        stored = sum(math.prod(chunk.sizes) for chunk in meta.chunks)
+        if stored != values:
+            raise ValueError(
+                f"{folder}: the pieces of '{name}' hold {stored} of its {values} values"
+            )
+        tensors[name] = torch.empty(meta.size, dtype=meta.properties.dtype)
+    with _one_process_is_meant():
+        dcp.load(tensors, storage_reader=HuggingFaceStorageReader(str(folder)), no_dist=True)
+    return tensors
+
+
+def _writer(folder: Path) -> Any:
+    from torch.distributed.checkpoint.hf_storage import HuggingFaceStorageWriter
+
+    return HuggingFaceStorageWriter(str(folder), save_distributed=True)
+
+
+@contextmanager
+def _one_process_is_meant() -> Iterator[None]:
+    """DCP warns whenever it runs without a process group; here that is what is asked."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "torch.distributed is disabled", UserWarning)
+        yield
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
