@@ -103,6 +103,29 @@ def check_same_interactions(state: RecommendState, run_path: Path) -> None:
         )
 
 
+def check_same_side_rows(
+    model: torch.nn.Module, saved: dict[str, torch.Tensor], run_path: Path
+) -> None:
+    """A resumed run must read the side tables' rows it was trained on: the model's buffers
+    (each user's / item's encoded features, the rows of users / items with a history) are built
+    from the data now, and must equal the checkpoint's (which would silently replace them).
+
+    Raises:
+        RunError: a side table's values changed since; naming the run and the buffer.
+    """
+    kept = model.state_dict()  # persistent buffers only: the others are rebuilt, not saved
+    for name, buffer in model.named_buffers():
+        if name not in kept:
+            continue
+        old = saved.get(name)
+        if old is None or old.shape != buffer.shape or not torch.equal(old, buffer):
+            raise RunError(
+                f"cannot resume {run_path}: its side tables changed since it was trained "
+                f"(the encoded rows '{name}' differ), so its checkpoint no longer fits them; "
+                "restore the tables or train a new run"
+            )
+
+
 def keep_epochs(metrics: Path, epochs: int) -> None:
     """Drop metrics.jsonl records of epochs after `epochs` (they will be trained again).
 
