@@ -268,6 +268,7 @@ class PrivateTraining:
             "accountant": self.config.accountant,
             "noise_multiplier": round(self.noise_multiplier or 0.0, 4),
             "max_grad_norm": self.config.max_grad_norm,
+            "clipping": "ghost" if self.ghost else "per_sample",  # what `auto` resolved to
             "sample_rate": round(self.sample_rate, 6),
             "steps": sum(int(steps) for _, _, steps in self.state_dict()["history"]),
             "planned_steps": self.planned_steps,

@@ -64,3 +64,13 @@ def test_class_weights_give_per_sample_and_ghost_clipping_the_same_step() -> Non
         rtol=1e-4,
         atol=1e-6,
     )
+
+
+def test_the_summary_says_which_clipping_auto_took() -> None:
+    private = PrivateTraining(
+        PrivacyConfig(epsilon=3.0), rows=100, batch_size=10, accumulation=1, seed=0
+    )
+    model = _Bag(3)
+    private.attach(model, torch.optim.SGD(model.parameters(), lr=1.0), 10)
+    assert private.summary()["clipping"] == "ghost"  # an embedding table: auto takes ghost
+    private.detach()
