@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 import megalith as mg
-from megalith.errors import DataError, RunError
+from megalith.config import validate_config
+from megalith.errors import ConfigError, DataError, RunError
 from megalith.recommend.synthetic import planted_interactions, planted_side_tables
 from megalith.runtime.recommender import RECOMMEND_COLUMNS
 
@@ -130,3 +131,12 @@ def test_a_user_with_nothing_left_to_rank_gets_an_empty_list_not_a_500() -> None
         {"user": "u", "known_user": True, "cold_start": False, "items": []},
         {"user": "v", "known_user": False, "cold_start": False, "items": []},
     ]
+
+
+def test_a_recommender_with_train_privacy_is_refused_not_trained_in_the_clear(
+    folder: Path,
+) -> None:
+    config = _config(folder)
+    config["train"]["privacy"] = {"epsilon": 3}
+    with pytest.raises(ConfigError, match=r"train\.privacy: model\.arch two_tower"):
+        validate_config(config)
