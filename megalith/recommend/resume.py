@@ -18,7 +18,7 @@ import torch
 
 from megalith.config import Config
 from megalith.errors import RunError
-from megalith.recommend.store import RecommendState
+from megalith.recommend.store import STATE_FILE, RecommendState
 from megalith.training.checkpoint import (
     load_latest_checkpoint,
     optimizer_state_dict,
@@ -96,11 +96,24 @@ def check_same_interactions(state: RecommendState, run_path: Path) -> None:
             )
         )
     )
+    if same:  # the ratings too (runs saved before their fingerprint was kept: not checked)
+        recorded = _saved_ratings_digest(run_path)
+        same = recorded is None or recorded == state.ratings_digest()
     if not same:
         raise RunError(
-            f"cannot resume {run_path}: its interactions (or side tables) changed since it was "
-            "trained, so its checkpoint and saved negatives no longer fit; train a new run"
+            f"cannot resume {run_path}: its interactions (ids, ratings or side tables) changed "
+            "since it was trained, so its checkpoint and saved negatives no longer fit; train a "
+            "new run"
         )
+
+
+def _saved_ratings_digest(run_path: Path) -> str | None:
+    try:
+        saved = json.loads((run_path / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # RecommendState.load has read it already
+    digest = saved.get("ratings_sha256") if isinstance(saved, dict) else None
+    return digest if isinstance(digest, str) else None
 
 
 def check_same_side_rows(

@@ -140,3 +140,24 @@ def test_a_recommender_with_train_privacy_is_refused_not_trained_in_the_clear(
     config["train"]["privacy"] = {"epsilon": 3}
     with pytest.raises(ConfigError, match=r"train\.privacy: model\.arch two_tower"):
         validate_config(config)
+
+
+def test_a_resume_after_a_rating_changed_is_refused_for_explicit_feedback(
+    folder: Path, tmp_path: Path
+) -> None:
+    ratings = pd.read_csv(folder / "ratings.csv").assign(rating=lambda f: f["user"] % 5 + 1)
+    ratings.to_csv(tmp_path / "ratings.csv", index=False)
+    config: dict[str, Any] = {
+        "data": {"source": str(tmp_path / "ratings.csv")},
+        "model": {"arch": "mf", "dim": 4},
+        "recommend": {"rating": "rating", "feedback": "explicit", "eval_negatives": 10},
+        "train": {"epochs": 1, "batch_size": 64},
+    }
+    mg.train(config, output_dir=tmp_path / "run")
+    changed = ratings.copy()
+    changed.loc[0, "rating"] = changed.loc[0, "rating"] % 5 + 1  # the same pairs, one rating
+    changed.to_csv(tmp_path / "ratings.csv", index=False)
+    with pytest.raises(RunError, match="ids, ratings or side tables"):
+        mg.train(resume=tmp_path / "run", overrides=["train.epochs=2"])
+    ratings.to_csv(tmp_path / "ratings.csv", index=False)
+    assert mg.train(resume=tmp_path / "run", overrides=["train.epochs=2"]).metrics["test"]["rmse"]
