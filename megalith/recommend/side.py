@@ -14,6 +14,7 @@ features can be recommended, a new user with features is answered by the user to
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -105,6 +106,11 @@ def read_side_table(path: str, id_column: str, side: Side) -> SideTable:
         DataError: the file cannot be read, has no `id_column`, a row has no id, or an id has
             two rows (both rows are named).
     """
+    where = Path(path).expanduser()
+    if not path.startswith("builtin:") and not os.path.lexists(where):
+        tried = "" if where.is_absolute() else f" (looked for {where.absolute()})"
+        key = f"data.{_TABLE_KEY[side]}"
+        raise DataError(f"{key} not found: {path}{tried}; check {key} and the cwd")
     table = load_table(path)
     frame, origin = table.frame, table.origin
     if id_column not in frame.columns:

@@ -161,3 +161,17 @@ def test_a_resume_after_a_rating_changed_is_refused_for_explicit_feedback(
         mg.train(resume=tmp_path / "run", overrides=["train.epochs=2"])
     ratings.to_csv(tmp_path / "ratings.csv", index=False)
     assert mg.train(resume=tmp_path / "run", overrides=["train.epochs=2"]).metrics["test"]["rmse"]
+
+
+def test_a_missing_side_table_or_features_file_is_named_by_its_key(
+    folder: Path, tmp_path: Path, run: mg.Run
+) -> None:
+    from conftest import run_cli
+
+    config = _config(folder)
+    config["data"]["users"] = str(tmp_path / "absent.csv")
+    with pytest.raises(DataError, match=r"data\.users not found: .*absent\.csv; check data\.users"):
+        mg.train(config, output_dir=tmp_path / "run")
+    outcome = run_cli("recommend", run.path, "--users", "x", "--user-features", tmp_path / "no.csv")
+    assert outcome.code == 2 and "--user-features: " in outcome.stderr
+    assert "Traceback" not in outcome.stderr
