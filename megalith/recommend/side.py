@@ -160,13 +160,23 @@ def fit_side_features(
     features: Sequence[InputFeature],
     vocabulary: Sequence[str],
     fit_on: np.ndarray,
+    side: Side,
 ) -> SideFeatures:
     """Fit the encoders on the rows of entities `fit_on` (indices into `vocabulary`: those with
     train interactions; every row when there are none) and encode every entity's row.
 
     Raises:
-        DataError: a feature column is absent or a value cannot be encoded (file, column, row).
+        DataError: a feature column is absent (naming recommend.SIDE_features) or a value
+            cannot be encoded (file, column, row).
     """
+    columns = [str(column) for column in table.frame.columns]
+    absent = [feature.name for feature in features if feature.name not in table.frame.columns]
+    if absent:  # the key to fix is the feature list, not a model's inputs
+        named = ", ".join(f"'{name}'{did_you_mean(name, columns)}" for name in absent)
+        raise DataError(
+            f"{table.origin}: no column {named} (listed in recommend.{side}_features); the "
+            f"table has {', '.join(columns)}"
+        )
     positions = np.array([table.rows[value] for value in vocabulary], dtype=np.int64)
     fit_rows = positions[fit_on] if len(fit_on) else positions
     preprocessor = Preprocessor.fit(

@@ -129,7 +129,7 @@ def prepare_state(cfg: Config, console: Console | None = None) -> RecommendState
         features = config.user_features if side == "user" else config.item_features
         vocabulary = state.user_ids if side == "user" else state.item_ids
         fit_on = np.flatnonzero(state.has_history(side))
-        state.sides[side] = fit_side_features(table, features, vocabulary, fit_on)
+        state.sides[side] = fit_side_features(table, features, vocabulary, fit_on, side)
     return state
 
 

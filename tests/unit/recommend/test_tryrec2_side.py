@@ -175,3 +175,13 @@ def test_a_missing_side_table_or_features_file_is_named_by_its_key(
     outcome = run_cli("recommend", run.path, "--users", "x", "--user-features", tmp_path / "no.csv")
     assert outcome.code == 2 and "--user-features: " in outcome.stderr
     assert "Traceback" not in outcome.stderr
+
+
+def test_a_feature_column_absent_from_its_side_table_names_the_feature_list(
+    folder: Path, tmp_path: Path
+) -> None:
+    config = _config(folder)
+    config["recommend"]["user_features"] = [{"name": "agee", "type": "number"}]
+    with pytest.raises(DataError, match=r"no column 'agee'.*listed in recommend\.user_features"):
+        mg.train(config, output_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
