@@ -119,6 +119,8 @@ def build_recommend_app(run: Recommends, settings: ServeSettings, backend: str) 
         "items": len(run.item_ids),
         "max_users": settings.max_rows,
         "max_k": MAX_K,
+        # the keys each new user's `user_features` must hold (empty: none are read)
+        "user_features": list(getattr(run, "user_feature_columns", [])),
     }
 
     @app.get("/health")

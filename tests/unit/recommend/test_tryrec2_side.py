@@ -94,6 +94,7 @@ def test_the_server_answers_bad_features_with_a_422_naming_them(
 
     app = build_recommend_app(run, ServeSettings(max_rows=5), "torch")
     client = TestClient(app, raise_server_exceptions=False)
+    assert client.get("/metadata").json()["user_features"] == ["age"]
     body: dict[str, Any] = {"users": ["a", "b"], "k": 3}
     huge = client.post("/recommend", json=body | {"user_features": {"a": {"age": 1e300}}})
     assert huge.status_code == 422 and "too large" in huge.text
