@@ -186,3 +186,13 @@ def test_a_feature_column_absent_from_its_side_table_names_the_feature_list(
     with pytest.raises(DataError, match=r"no column 'agee'.*listed in recommend\.user_features"):
         mg.train(config, output_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_side_feature_listed_twice_names_its_list(folder: Path) -> None:
+    config = _config(folder)
+    config["recommend"]["user_features"] = [
+        {"name": "age", "type": "number"},
+        {"name": "age", "type": "category"},
+    ]
+    with pytest.raises(ConfigError, match=r"recommend\.user_features: column\(s\) 'age' listed"):
+        validate_config(config)
