@@ -196,3 +196,18 @@ def test_a_side_feature_listed_twice_names_its_list(folder: Path) -> None:
     ]
     with pytest.raises(ConfigError, match=r"recommend\.user_features: column\(s\) 'age' listed"):
         validate_config(config)
+
+
+def test_init_says_why_a_side_table_next_to_the_interactions_was_passed_over(
+    folder: Path, tmp_path: Path
+) -> None:
+    from megalith.recommend.init import recommender_init_text
+
+    pd.read_csv(folder / "ratings.csv").to_csv(tmp_path / "ratings.csv", index=False)
+    items = pd.read_csv(folder / "items.csv").rename(columns={"item": "movie_id"})
+    items.to_csv(tmp_path / "items.csv", index=False)
+    text = recommender_init_text(
+        str(tmp_path / "ratings.csv"), name="r", source=str(tmp_path / "ratings.csv")
+    )
+    assert text is not None and "items:" not in text
+    assert "# items.csv: not read as item features: it has no column 'item'" in text
