@@ -59,6 +59,8 @@ def recommend(
         if user_features is not None:
             from megalith.data.sources import load_table
 
+            if not user_features.exists():
+                fail(f"--user-features: {user_features} not found; give a table of new users")
             features = load_table(str(user_features)).frame
         table = _run(run).recommend(
             user_list(users), k, exclude_seen=exclude_seen, user_features=features

@@ -123,6 +123,11 @@ class Config(ConfigModel):
                 f"model.arch {self.model.arch} reads the columns named in `recommend:` (user, "
                 "item, rating, timestamp); leave inputs and outputs out"
             )
+        if self.train.privacy is not None:  # ignored, the run would look private and not be
+            raise ValueError(
+                f"train.privacy: model.arch {self.model.arch} (a recommender) is not trained "
+                "with DP-SGD; only models of inputs and outputs are. Remove train.privacy"
+            )
         if self.recommend is None:
             self.recommend = RecommendConfig()
 

@@ -134,9 +134,12 @@ _SIDE_SUFFIXES = (".csv", ".parquet", ".jsonl", ".tsv")
 _SIDE_TYPES = ("number", "binary", "category", "text", "set")
 
 
-def find_side_tables(interactions: Path, id_columns: dict[str, str]) -> dict[str, Path]:
+def find_side_tables(
+    interactions: Path, id_columns: dict[str, str], notices: list[str] | None = None
+) -> dict[str, Path]:
     """Side tables next to `interactions`: a file named as in SIDE_TABLE_NAMES whose header
-    holds the interactions' user / item id column (`id_columns`: side -> column)."""
+    holds the interactions' user / item id column (`id_columns`: side -> column). A file so
+    named without that column is passed over, with a line in `notices` saying why."""
     from megalith.data.sources import load_table
 
     found: dict[str, Path] = {}
@@ -146,8 +149,15 @@ def find_side_tables(interactions: Path, id_columns: dict[str, str]) -> dict[str
                 path = interactions.parent / f"{stem}{suffix}"
                 if side in found or not path.is_file() or path == interactions:
                     continue
-                if id_columns[side] in load_table(str(path)).frame.columns:
+                columns = [str(column) for column in load_table(str(path)).frame.columns]
+                if id_columns[side] in columns:
                     found[side] = path
+                elif notices is not None:
+                    notices.append(
+                        f"{path.name}: not read as {side} features: it has no column "
+                        f"'{id_columns[side]}' (the interactions' {side} id); rename its id "
+                        "column to that to use it"
+                    )
     return found
 
 
@@ -212,8 +222,8 @@ def recommender_init_text(
     notes: list[str] = []
     if builtin is None:
         ids = {side: config["recommend"][side] for side in ("user", "item")}
-        tables = find_side_tables(Path(data), ids)
-        notes = with_side_tables(config, tables, written or (lambda path: path))
+        tables = find_side_tables(Path(data), ids, notes)
+        notes += with_side_tables(config, tables, written or (lambda path: path))
     head = (
         "# A recommender of the interactions in this table (see docs/recommend.md).\n"
         "# Train it with: megalith train CONFIG; then megalith recommend RUN --users ID,...\n"

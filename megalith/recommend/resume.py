@@ -18,7 +18,7 @@ import torch
 
 from megalith.config import Config
 from megalith.errors import RunError
-from megalith.recommend.store import RecommendState
+from megalith.recommend.store import STATE_FILE, RecommendState
 from megalith.training.checkpoint import (
     load_latest_checkpoint,
     optimizer_state_dict,
@@ -96,11 +96,47 @@ def check_same_interactions(state: RecommendState, run_path: Path) -> None:
             )
         )
     )
+    if same:  # the ratings too (runs saved before their fingerprint was kept: not checked)
+        recorded = _saved_ratings_digest(run_path)
+        same = recorded is None or recorded == state.ratings_digest()
     if not same:
         raise RunError(
-            f"cannot resume {run_path}: its interactions (or side tables) changed since it was "
-            "trained, so its checkpoint and saved negatives no longer fit; train a new run"
+            f"cannot resume {run_path}: its interactions (ids, ratings or side tables) changed "
+            "since it was trained, so its checkpoint and saved negatives no longer fit; train a "
+            "new run"
         )
+
+
+def _saved_ratings_digest(run_path: Path) -> str | None:
+    try:
+        saved = json.loads((run_path / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # RecommendState.load has read it already
+    digest = saved.get("ratings_sha256") if isinstance(saved, dict) else None
+    return digest if isinstance(digest, str) else None
+
+
+def check_same_side_rows(
+    model: torch.nn.Module, saved: dict[str, torch.Tensor], run_path: Path
+) -> None:
+    """A resumed run must read the side tables' rows it was trained on: the model's buffers
+    (each user's / item's encoded features, the rows of users / items with a history) are built
+    from the data now, and must equal the checkpoint's (which would silently replace them).
+
+    Raises:
+        RunError: a side table's values changed since; naming the run and the buffer.
+    """
+    kept = model.state_dict()  # persistent buffers only: the others are rebuilt, not saved
+    for name, buffer in model.named_buffers():
+        if name not in kept:
+            continue
+        old = saved.get(name)
+        if old is None or old.shape != buffer.shape or not torch.equal(old, buffer):
+            raise RunError(
+                f"cannot resume {run_path}: its side tables changed since it was trained "
+                f"(the encoded rows '{name}' differ), so its checkpoint no longer fits them; "
+                "restore the tables or train a new run"
+            )
 
 
 def keep_epochs(metrics: Path, epochs: int) -> None:

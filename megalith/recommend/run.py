@@ -54,6 +54,13 @@ class RecommenderRun(Run):
         """Whether new users can be answered from their features (a two_tower with them)."""
         return "user" in self.state.sides
 
+    @property
+    def user_feature_columns(self) -> list[str]:
+        """The columns new users' features must hold (those of `recommend.user_features`)."""
+        if self.config.recommend is None or "user" not in self.state.sides:
+            return []
+        return [feature.name for feature in self.config.recommend.user_features]
+
     @classmethod
     def from_dir(cls, run_dir: RunDir, config: Config) -> RecommenderRun:
         """Load the ids, interactions and weights of a recommender run directory."""
@@ -187,13 +194,31 @@ class RecommenderRun(Run):
         origin = "user features"
         if config.user not in frame.columns:
             raise DataError(f"{origin}: no column '{config.user}' holding the user ids")
-        index = {
-            str(v): i for i, v in enumerate(entity_ids(frame[config.user], config.user, origin))
-        }
+        index: dict[str, int] = {}
+        for position, value in enumerate(
+            map(str, entity_ids(frame[config.user], config.user, origin))
+        ):
+            if value in index:  # which row would answer for that user?
+                raise DataError(
+                    f"{origin}: rows {index[value] + 1} and {position + 1}, column "
+                    f"'{config.user}': the user '{value}' appears twice; keep one row per user"
+                )
+            index[value] = position
         chosen = [name for name in names if name in index]
         if not chosen:
             return {}
-        arrays = features.encode(frame.iloc[[index[name] for name in chosen]], origin)
+        features.preprocessor.trained_model = f"the user tower of {self.path}"
+        with np.errstate(over="ignore"):  # a number too large for float32: refused below
+            arrays = features.encode(frame.iloc[[index[name] for name in chosen]], origin)
+        for column, array in arrays.items():
+            if np.issubdtype(array.dtype, np.floating):
+                rows = ~np.isfinite(array.reshape(len(chosen), -1)).all(axis=1)
+                if rows.any():  # e.g. 1e300: finite, but not once scaled to float32
+                    raise DataError(
+                        f"{origin}: column '{column}', user '{chosen[int(np.argmax(rows))]}': "
+                        "the value is too large to encode; give a number of the size the "
+                        "run's data holds, or leave the cell empty"
+                    )
         items = torch.arange(self.state.n_items)
         with torch.no_grad():
             model = self.recommender.eval()

@@ -77,4 +77,12 @@ class RecommendConfig(ConfigModel):
             raise ValueError("feedback explicit needs `rating:` naming the rating column")
         if self.split == "time" and self.timestamp is None:
             raise ValueError("split time needs `timestamp:` naming the timestamp column")
+        for side, features in (("user", self.user_features), ("item", self.item_features)):
+            names = [feature.name for feature in features]
+            twice = sorted({name for name in names if names.count(name) > 1})
+            if twice:
+                raise ValueError(
+                    f"recommend.{side}_features: column(s) {', '.join(map(repr, twice))} "
+                    "listed twice; list each column once"
+                )
         return self

@@ -14,6 +14,7 @@ features can be recommended, a new user with features is answered by the user to
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -105,6 +106,11 @@ def read_side_table(path: str, id_column: str, side: Side) -> SideTable:
         DataError: the file cannot be read, has no `id_column`, a row has no id, or an id has
             two rows (both rows are named).
     """
+    where = Path(path).expanduser()
+    if not path.startswith("builtin:") and not os.path.lexists(where):
+        tried = "" if where.is_absolute() else f" (looked for {where.absolute()})"
+        key = f"data.{_TABLE_KEY[side]}"
+        raise DataError(f"{key} not found: {path}{tried}; check {key} and the cwd")
     table = load_table(path)
     frame, origin = table.frame, table.origin
     if id_column not in frame.columns:
@@ -154,13 +160,23 @@ def fit_side_features(
     features: Sequence[InputFeature],
     vocabulary: Sequence[str],
     fit_on: np.ndarray,
+    side: Side,
 ) -> SideFeatures:
     """Fit the encoders on the rows of entities `fit_on` (indices into `vocabulary`: those with
     train interactions; every row when there are none) and encode every entity's row.
 
     Raises:
-        DataError: a feature column is absent or a value cannot be encoded (file, column, row).
+        DataError: a feature column is absent (naming recommend.SIDE_features) or a value
+            cannot be encoded (file, column, row).
     """
+    columns = [str(column) for column in table.frame.columns]
+    absent = [feature.name for feature in features if feature.name not in table.frame.columns]
+    if absent:  # the key to fix is the feature list, not a model's inputs
+        named = ", ".join(f"'{name}'{did_you_mean(name, columns)}" for name in absent)
+        raise DataError(
+            f"{table.origin}: no column {named} (listed in recommend.{side}_features); the "
+            f"table has {', '.join(columns)}"
+        )
     positions = np.array([table.rows[value] for value in vocabulary], dtype=np.int64)
     fit_rows = positions[fit_on] if len(fit_on) else positions
     preprocessor = Preprocessor.fit(

@@ -11,6 +11,7 @@ All JSON and safetensors: nothing in a run directory is unpickled.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +80,14 @@ class RecommendState:
         """What is excluded when ranking `split`: train, and val when scoring test."""
         return self.pairs(TRAIN, VAL) if split == TEST else self.pairs(TRAIN)
 
+    def ratings_digest(self) -> str | None:
+        """A fingerprint of every interaction's rating (a resume checks it: explicit feedback
+        regresses them); None without ratings."""
+        if self.ratings is None:
+            return None
+        data = np.ascontiguousarray(self.ratings, dtype=np.float32).tobytes()
+        return hashlib.sha256(data).hexdigest()
+
     def save(self, run_dir: RunDir) -> None:
         run_dir.write_json(
             run_dir.path / STATE_FILE,
@@ -87,6 +96,7 @@ class RecommendState:
                 "item_ids": self.item_ids,
                 "rating_mean": self.rating_mean,
                 "rating_std": self.rating_std,
+                "ratings_sha256": self.ratings_digest(),
             },
         )
         for side, features in self.sides.items():

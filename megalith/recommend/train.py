@@ -27,7 +27,12 @@ from megalith.recommend.interactions import encode_interactions, read_interactio
 from megalith.recommend.losses import NegativeSampler, implicit_loss
 from megalith.recommend.metrics import full_ranking, sample_eval_negatives
 from megalith.recommend.report import write_recommender_report
-from megalith.recommend.resume import EpochCheckpoints, check_same_interactions, keep_epochs
+from megalith.recommend.resume import (
+    EpochCheckpoints,
+    check_same_interactions,
+    check_same_side_rows,
+    keep_epochs,
+)
 from megalith.recommend.settings import RecommendConfig
 from megalith.recommend.side import (
     Side,
@@ -124,7 +129,7 @@ def prepare_state(cfg: Config, console: Console | None = None) -> RecommendState
         features = config.user_features if side == "user" else config.item_features
         vocabulary = state.user_ids if side == "user" else state.item_ids
         fit_on = np.flatnonzero(state.has_history(side))
-        state.sides[side] = fit_side_features(table, features, vocabulary, fit_on)
+        state.sides[side] = fit_side_features(table, features, vocabulary, fit_on, side)
     return state
 
 
@@ -270,6 +275,8 @@ def train_recommender(
         check_same_interactions(state, run_dir.path)
         negatives = load_negatives(run_dir.path)
         latest = load_latest_checkpoint(run_dir.checkpoints)
+        if latest is not None:
+            check_same_side_rows(model, latest.model, run_dir.path)
         keep_epochs(run_dir.metrics, latest.state["loop"]["position"]["epoch"] if latest else 0)
         if is_recommender_bundle(run_dir.path / "bundle"):
             remove_path(run_dir.path / "bundle")  # it would serve the old model

@@ -85,7 +85,21 @@ def _features_frame(run: Recommends, features: dict[str, dict[str, Any]]) -> pd.
             "user_features: this server's model reads no user features (a two_tower trained "
             "with recommend.user_features, served from its run directory, does)",
         )
-    return pd.DataFrame([{**values, column: user} for user, values in features.items()])
+    names = getattr(run, "user_feature_columns", [])
+    for user, values in features.items():
+        absent = [name for name in names if name not in values]
+        if absent:  # one user's missing key would be another's empty cell: say so instead
+            raise HTTPException(
+                422,
+                f"user_features.{user}: no {', '.join(map(repr, absent))}; give every column "
+                f"of the run's user features ({', '.join(names)}), null when unknown",
+            )
+    frame = pd.DataFrame(
+        [{**values, column: user} for user, values in features.items()],
+        columns=list(dict.fromkeys([column, *names])) if not features else None,
+    )
+    frame.index = pd.Index(list(features), dtype=object)  # errors name the user, not a row
+    return frame
 
 
 def build_recommend_app(run: Recommends, settings: ServeSettings, backend: str) -> FastAPI:
@@ -97,6 +111,7 @@ def build_recommend_app(run: Recommends, settings: ServeSettings, backend: str) 
     app.add_middleware(_BodyLimit, limit=settings.max_body_bytes)
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     request_model = recommend_request(settings.max_rows)
+    known = set(run.user_ids)
     metadata = {
         "task": "recommend",
         "backend": backend,
@@ -104,6 +119,8 @@ def build_recommend_app(run: Recommends, settings: ServeSettings, backend: str) 
         "items": len(run.item_ids),
         "max_users": settings.max_rows,
         "max_k": MAX_K,
+        # the keys each new user's `user_features` must hold (empty: none are read)
+        "user_features": list(getattr(run, "user_feature_columns", [])),
     }
 
     @app.get("/health")
@@ -148,6 +165,11 @@ def build_recommend_app(run: Recommends, settings: ServeSettings, backend: str) 
                 },
             )
             entry["items"].append({"item": row["item"], "score": float(row["score"])})
+        for user in users:  # no item left to rank (every one seen): an empty list
+            answers.setdefault(
+                user,
+                {"user": user, "known_user": user in known, "cold_start": False, "items": []},
+            )
         return JSONResponse({"recommendations": [answers[user] for user in users]})
 
     recommend.__annotations__["body"] = request_model  # a model made at run time

@@ -268,6 +268,7 @@ class PrivateTraining:
             "accountant": self.config.accountant,
             "noise_multiplier": round(self.noise_multiplier or 0.0, 4),
             "max_grad_norm": self.config.max_grad_norm,
+            "clipping": "ghost" if self.ghost else "per_sample",  # what `auto` resolved to
             "sample_rate": round(self.sample_rate, 6),
             "steps": sum(int(steps) for _, _, steps in self.state_dict()["history"]),
             "planned_steps": self.planned_steps,
@@ -284,7 +285,9 @@ def ghost_clipping_for(clipping: str, model: nn.Module) -> bool:
 
 def private_loss(loss: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
     """`loss`, except that an empty Poisson batch gives a zero that still reaches every
-    output (a mean over no rows would be NaN)."""
+    output (a mean over no rows would be NaN), and that with class weights each row's loss is
+    scaled by its class's weight and averaged over the rows (as ghost clipping's), so that a
+    row's clipped gradient depends on that row alone."""
 
     def guarded(
         features: Sequence[Any],
@@ -294,6 +297,12 @@ def private_loss(loss: Callable[..., torch.Tensor]) -> Callable[..., torch.Tenso
     ) -> torch.Tensor:
         if next(iter(targets.values())).shape[0] == 0:
             return sum((value.sum() * 0.0 for value in outputs.values()), torch.tensor(0.0))
+        weights = args[1] if len(args) > 1 else None
+        if weights:  # a weighted mean over the batch (cross_entropy's) divides by the rows'
+            # summed weights: a row's gradient would depend on the other rows' classes
+            from megalith.training.ghost_clipping import row_losses
+
+            return row_losses(features, outputs, targets, weights).mean()
         return loss(features, outputs, targets, *args)
 
     return guarded

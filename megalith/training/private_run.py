@@ -123,7 +123,8 @@ def private_summary(
     console.print(
         f"privacy: epsilon {summary['epsilon']:.3g} spent (target {summary['target_epsilon']}) "
         f"at delta {summary['delta']:.3g}, {summary['accountant']} accountant, "
-        f"noise multiplier {summary['noise_multiplier']:.3g}"
+        f"noise multiplier {summary['noise_multiplier']:.3g}, "
+        f"{summary['clipping'].replace('_', '-')} clipping"
     )
     if fitted:
         names = [line.split(":")[0] for line in fitted]

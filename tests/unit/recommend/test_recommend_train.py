@@ -128,7 +128,7 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(table: Path, tmp_pat
     with pytest.raises(ConfigError, match=r"cannot resume .* with changed model\.dim"):
         mg.train(resume=tmp_path / "part", overrides=["model.dim=4"])
     pd.read_csv(own).iloc[:-1].to_csv(own, index=False)  # the data changed since
-    with pytest.raises(RunError, match=r"its interactions \(or side tables\) changed"):
+    with pytest.raises(RunError, match=r"its interactions \(ids, ratings or side tables\) changed"):
         mg.train(resume=tmp_path / "part", overrides=["train.epochs=5"])
 
 
