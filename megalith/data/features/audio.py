@@ -269,4 +269,5 @@ def _resolve_settings(config: AudioInput, file_rate: int, where: str) -> LogMelS
 
 
 def _unreadable(error: BaseException) -> str:
-    return f"cannot be read as audio ({error}); use WAV, FLAC or OGG, or fix the file"
+    reason = getattr(error, "error_string", None) or error  # without "Error opening 'PATH': "
+    return f"cannot be read as audio ({reason}); use WAV, FLAC or OGG, or fix the file"
