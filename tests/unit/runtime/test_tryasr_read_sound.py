@@ -36,3 +36,23 @@ def test_a_table_cell_that_is_not_audio_says_why_once(tmp_path: Path) -> None:
         soundfile.info(str(notes))
     reason = _unreadable(caught.value)
     assert reason.startswith("cannot be read as audio (") and str(notes) not in reason
+
+
+def test_an_empty_sound_file_in_a_table_is_refused_naming_its_row(tmp_path: Path) -> None:
+    """An empty WAV was read as silence: a recognizer's training blamed the transcript's length
+    ("needs 21 CTC frames but its clip gives 1") and predict wrote a transcript for nothing."""
+    import numpy as np
+    import pandas as pd
+    import soundfile
+
+    from megalith.data.features.audio import AudioInput, AudioInputEncoder
+
+    soundfile.write(str(tmp_path / "good.wav"), np.full(800, 0.1, np.float32), 8000)
+    soundfile.write(str(tmp_path / "empty.wav"), np.zeros(0, np.float32), 8000)
+    encoder = AudioInputEncoder(AudioInput(name="audio"))
+    problem = r"clips\.csv: column 'audio', row 2: sound file '.*empty\.wav' holds no samples"
+    with pytest.raises(DataError, match=problem):  # fit surveys every train file
+        encoder.fit(pd.Series(["good.wav", "empty.wav"]), where="clips.csv", base_dir=tmp_path)
+    encoder.fit(pd.Series(["good.wav"]), where="clips.csv", base_dir=tmp_path)
+    with pytest.raises(DataError, match=problem):  # predict reads each file
+        encoder.encode(pd.Series(["good.wav", "empty.wav"]), where="clips.csv", base_dir=tmp_path)
