@@ -114,6 +114,11 @@ def read_sound(source: str | Path | bytes, sample_rate: int, where: str) -> np.n
         raise DataError(f"{where}: the recording holds NaN or infinite samples")
     if rate != sample_rate:
         mono = soxr.resample(mono, rate, sample_rate, quality="HQ")
+        if len(mono) == 0:  # a few samples declared at a huge rate
+            raise DataError(
+                f"{where}: the recording is empty at {sample_rate} Hz ({len(data)} samples "
+                f"at {rate} Hz)"
+            )
     return np.asarray(mono, dtype=np.float32)
 
 

@@ -56,3 +56,20 @@ def test_an_empty_sound_file_in_a_table_is_refused_naming_its_row(tmp_path: Path
     encoder.fit(pd.Series(["good.wav"]), where="clips.csv", base_dir=tmp_path)
     with pytest.raises(DataError, match=problem):  # predict reads each file
         encoder.encode(pd.Series(["good.wav", "empty.wav"]), where="clips.csv", base_dir=tmp_path)
+
+
+def test_a_few_samples_at_a_huge_rate_are_empty_at_the_models_rate() -> None:
+    """A WAV header claiming 2 GHz resampled 8,000 samples to none, and the recognizer wrote a
+    transcript for nothing; now it is refused like an empty recording."""
+    import io
+    import struct
+
+    import numpy as np
+    import soundfile
+
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.full(8000, 0.1, np.float32), 8000, format="WAV", subtype="PCM_16")
+    raw = bytearray(buffer.getvalue())
+    raw[24:28] = struct.pack("<I", 2_000_000_000)  # the fmt chunk's sample rate
+    with pytest.raises(DataError, match=r"^body: the recording is empty at 8000 Hz"):
+        read_sound(bytes(raw), 8000, "body")
