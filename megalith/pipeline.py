@@ -385,8 +385,9 @@ def _with_batch_size(
 
 
 def _with_absolute_paths(cfg: Config, base_dir: Path) -> Config:
-    """The data source, a pretrained model's directory and tokenizer paths made absolute, so
-    config.yaml in the run directory works from anywhere."""
+    """The data source, a pretrained model's directory, a recognizer's language model run
+    (model.lm) and tokenizer paths made absolute, so config.yaml in the run directory works
+    from anywhere."""
     data = cfg.model_dump(mode="json")
 
     def absolute(path: str) -> str:
@@ -399,6 +400,8 @@ def _with_absolute_paths(cfg: Config, base_dir: Path) -> Config:
             data["data"][side] = absolute(data["data"][side])
     if data["model"].get("path"):
         data["model"]["path"] = absolute(data["model"]["path"])
+    if data["model"].get("lm"):  # a speech recognizer's GPT run (shallow fusion)
+        data["model"]["lm"] = absolute(data["model"]["lm"])
     if data.get("teacher"):  # and distillation's defaults written out
         data["teacher"] = absolute(data["teacher"])
         data["distill"] = data.get("distill") or {}

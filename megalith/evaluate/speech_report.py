@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from megalith.evaluate.speech import utterance_errors
 
@@ -45,6 +45,20 @@ class SpeechSection:
     best: list[Utterance]
     speakers: list[tuple[str, int, int, float]]
     """(speaker, utterances, reference words, WER), worst first."""
+    decoding: str = "greedy CTC"
+    """How the hypotheses were decoded (the run's model.beam_size and model.lm)."""
+
+
+def decoding_words(model_config: Any) -> str:
+    """The run's decoding as the report names it: greedy CTC, or the beam and its GPT."""
+    beam_size = getattr(model_config, "beam_size", 1)
+    if beam_size == 1:
+        return "greedy CTC"
+    words = f"CTC prefix beam search of {beam_size}"
+    lm = getattr(model_config, "lm", None)
+    if lm is not None:
+        words += f" + GPT shallow fusion ({Path(lm).name}, lm_weight {model_config.lm_weight:g})"
+    return words
 
 
 def speech_section(run: Run, frame: pd.DataFrame, base_dir: Path | None) -> SpeechSection | None:
@@ -72,6 +86,7 @@ def speech_section(run: Run, frame: pd.DataFrame, base_dir: Path | None) -> Spee
         worst=ranked[:shown],
         best=ranked[::-1][:shown],
         speakers=_by_speaker(scored) if SPEAKER_COLUMN in frame.columns else [],
+        decoding=decoding_words(run.config.model),
     )
 
 

@@ -58,9 +58,12 @@ def decoding_settings(model_config: Any, **overrides: Any) -> CTCDecoding:
     keys.update(given)
     if keys.get("lm") is not None and keys.get("beam_size", 1) == 1 and "beam_size" not in given:
         keys["beam_size"] = LM_BEAM_SIZE  # an LM asked for on a greedy run: search with a beam
+    if given.get("beam_size") == 1 and "lm" not in given:
+        keys["lm"] = None  # greedy asked for on a run with an LM: greedy decoding uses none
     try:
         return CTCDecoding(**keys)
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "decoding"
-        raise ConfigError(f"model.{where}: {first['msg']}") from None
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"model.{where}: {message}") from None

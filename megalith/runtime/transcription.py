@@ -90,11 +90,15 @@ def read_sound(source: str | Path | bytes, sample_rate: int, where: str) -> np.n
             raise DataError(f"{where}: no such sound file; check the path")
         handle: str | io.BytesIO = str(source)
     else:
+        if len(source) == 0:
+            raise DataError(f"{where}: the recording is empty (0 bytes)")
         handle = io.BytesIO(source)
     try:
         data, rate = soundfile.read(handle, dtype="float32", always_2d=True)
     except (RuntimeError, OSError, ValueError, TypeError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        # libsndfile's own words, without its "Error opening <_io.BytesIO object at 0x...>: "
+        reason = getattr(error, "error_string", None) or str(error).splitlines()[0]
+        reason = reason or type(error).__name__
         raise DataError(
             f"{where}: cannot be read as audio ({reason}); send WAV, FLAC or OGG"
         ) from None
@@ -110,6 +114,11 @@ def read_sound(source: str | Path | bytes, sample_rate: int, where: str) -> np.n
         raise DataError(f"{where}: the recording holds NaN or infinite samples")
     if rate != sample_rate:
         mono = soxr.resample(mono, rate, sample_rate, quality="HQ")
+        if len(mono) == 0:  # a few samples declared at a huge rate
+            raise DataError(
+                f"{where}: the recording is empty at {sample_rate} Hz ({len(data)} samples "
+                f"at {rate} Hz)"
+            )
     return np.asarray(mono, dtype=np.float32)
 
 

@@ -114,6 +114,14 @@ def build_server(backend: Backend, settings: Any) -> Any:
         from megalith.serving.transcribe_app import build_transcribe_app
 
         recognizer: Any = backend.predictor  # a Run or a Bundle: both transcribe
+        if backend.name == "torch":  # its model.lm is read now: missing, it stops serve here
+            from megalith.transcribe.transcriber import check_language_model
+
+            check_language_model(
+                recognizer.config.model,
+                recognizer.preprocessor,
+                recognizer._language_model_run,  # kept: requests fuse the GPT read here
+            )
         return build_transcribe_app(recognizer, settings, backend.metadata())
     from megalith.serving.app import build_app
 

@@ -44,11 +44,17 @@ def label_map(recognizer: Tokenizer, language_model: Tokenizer, where: str) -> n
         encoded = language_model.encode(labels)
         ids = np.array([row[0] if len(row) == 1 else -1 for row in encoded], dtype=np.int64)
     else:
+        if recognizer.kind == "char":
+            fix = "train the GPT run with `outputs: [{name: text, type: text, tokenizer: char}]`"
+        else:  # a char GPT cannot score a word / bpe recognizer's tokens either
+            fix = (
+                f"a {recognizer.kind} recognizer fuses only a GPT with its very tokenizer: "
+                "train both with `tokenizer: char`"
+            )
         raise ConfigError(
             f"{where}: the language model's tokenizer is {language_model.kind} and the "
             f"recognizer's is {recognizer.kind} with another vocabulary; shallow fusion needs "
-            "both char-level or the same tokenizer: train the GPT run with "
-            "`outputs: [{name: text, type: text, tokenizer: char}]`"
+            f"both char-level or the same tokenizer: {fix}"
         )
     ids[: len(SPECIAL_TOKENS)] = -1
     ids[1] = UNKNOWN  # an unknown character is the language model's unknown too

@@ -146,6 +146,8 @@ class AudioInputEncoder:
                 info = soundfile.info(str(path))
             except (RuntimeError, OSError) as error:
                 raise self._error(label, path, where, _unreadable(error)) from None
+            if info.frames == 0:
+                raise self._error(label, path, where, EMPTY)
             rate = rate or int(info.samplerate)
             longest = max(longest, info.frames / info.samplerate)
         if longest == 0.0:
@@ -198,9 +200,11 @@ class AudioInputEncoder:
         except (RuntimeError, OSError) as error:
             raise self._error(label, path, where, _unreadable(error)) from None
         mono = data.mean(axis=1, dtype=np.float32)  # (frames, channels) -> (frames,)
+        if len(mono) == 0:
+            raise self._error(label, path, where, EMPTY)
         if not np.isfinite(mono).all():
             raise self._error(label, path, where, "holds NaN or infinite samples")
-        if rate != self.settings.sample_rate and len(mono):
+        if rate != self.settings.sample_rate:
             mono = soxr.resample(mono, rate, self.settings.sample_rate, quality="HQ")
         return np.asarray(mono, dtype=np.float32)
 
@@ -268,5 +272,9 @@ def _resolve_settings(config: AudioInput, file_rate: int, where: str) -> LogMelS
     )
 
 
+EMPTY = "holds no samples (an empty recording); record it again or drop the row"
+
+
 def _unreadable(error: BaseException) -> str:
-    return f"cannot be read as audio ({error}); use WAV, FLAC or OGG, or fix the file"
+    reason = getattr(error, "error_string", None) or error  # without "Error opening 'PATH': "
+    return f"cannot be read as audio ({reason}); use WAV, FLAC or OGG, or fix the file"

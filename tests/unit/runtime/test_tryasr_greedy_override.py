@@ -1,0 +1,30 @@
+"""`megalith transcribe RUN --beam-size 1` (and `run.transcribe(beam_size=1)`) on a run trained
+with `model.lm` decodes greedily: it was refused ("model.decoding: Value error, lm: shallow
+fusion happens inside beam search"), and no option could drop the run's LM."""
+
+from __future__ import annotations
+
+import pytest
+
+from megalith.errors import ConfigError
+from megalith.models.ctc_decoding import CTCDecoding, decoding_settings
+
+FUSED = CTCDecoding(beam_size=4, lm="/runs/lm", lm_weight=0.3)
+
+
+def test_greedy_on_a_fused_run_drops_its_language_model() -> None:
+    settings = decoding_settings(FUSED, beam_size=1)
+    assert settings.beam_size == 1 and settings.lm is None
+
+
+def test_the_runs_decoding_is_kept_without_overrides() -> None:
+    assert decoding_settings(FUSED) == FUSED
+    assert decoding_settings(FUSED, beam_size=8).lm == "/runs/lm"
+
+
+def test_asking_for_an_lm_and_greedy_together_is_refused_in_plain_words() -> None:
+    with pytest.raises(ConfigError) as caught:
+        decoding_settings(FUSED, beam_size=1, lm="/runs/other")
+    message = str(caught.value)
+    assert "shallow fusion happens inside beam search" in message
+    assert "Value error" not in message
