@@ -84,7 +84,9 @@ def speech_config(
         "optimizer": {"name": "adamw", "lr": 0.002, "weight_decay": 0.01},
         "schedule": {"name": "cosine", "warmup_steps": max(1, min(200, steps // 10))},
         "clip_grad_norm": 5.0,
-        "early_stop": {"metric": "val/wer", "patience": max(5, epochs // 4)},
+        # CER, not WER: until it spells whole words right a recognizer's WER stays at 1.0 while
+        # its CER falls, and a WER watch would stop there and keep the first epoch's weights
+        "early_stop": {"metric": "val/cer", "patience": max(5, epochs // 4)},
     }
     output = {"name": target, "type": "text", "tokenizer": "char"}
     return {**config, "inputs": [feature], "outputs": [output], "model": model, "train": train}

@@ -99,7 +99,7 @@ def test_init_writes_a_recognizer_for_recordings_and_transcripts(strings: Path, 
     assert longest <= config["inputs"][0]["duration"] < longest + 0.1  # never cut
     assert config["outputs"] == [{"name": "text", "type": "text", "tokenizer": "char"}]
     assert config["data"]["split"] == {"column": "split"}
-    assert config["train"]["early_stop"]["metric"] == "val/wer"
+    assert config["train"]["early_stop"]["metric"] == "val/cer"
     assert "not inputs of a recognizer: speaker" in written.stderr
     assert "classes" not in written.stderr  # no classifier's notes about the target
     # single words are labels: a classifier, not a recognizer
