@@ -17,10 +17,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
-import shutil
-import subprocess
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from megalith.data.spoken_digits import DIGITS, _espeak, cache_folder, speaker_voice
+from megalith.data.espeak import cache_folder, espeak_path, generate_once, say
+from megalith.data.spoken_digits import DIGITS, speaker_voice
 from megalith.errors import DataError, MegalithError
 
 CSV_NAME = "strings.csv"
@@ -114,29 +111,15 @@ def plan_strings(
 
 def synthesise_string(utterance: DigitString, out_dir: Path, sample_rate: int, seed: int) -> None:
     """Say one digit string with espeak-ng, add its noise, resample and write the clip."""
-    import soundfile
-    import soxr
-
-    with tempfile.TemporaryDirectory(prefix="megalith-espeak-") as scratch:
-        raw = Path(scratch) / "say.wav"
-        command = [
-            _espeak(),
-            *("-v", utterance.voice, "-s", str(utterance.rate), "-p", str(utterance.pitch)),
-            *("-g", str(utterance.gap), "-a", str(utterance.amplitude), "-w", str(raw)),
-            utterance.text,
-        ]
-        subprocess.run(command, check=True, capture_output=True, timeout=60)
-        wave, rate = soundfile.read(str(raw), dtype="float64")
-    rng = np.random.default_rng([seed, int(utterance.speaker[1:]), *utterance.digits, len(wave)])
-    rms = float(np.sqrt(np.mean(wave**2))) if len(wave) else 0.0
-    wave = wave + rng.standard_normal(len(wave)) * rms * 10 ** (-utterance.noise_snr_db / 20)
-    wave = soxr.resample(wave, rate, sample_rate)
-    peak = float(np.max(np.abs(wave))) if len(wave) else 0.0
-    if peak > 0.99:
-        wave = wave * (0.99 / peak)
-    path = out_dir / utterance.file
-    path.parent.mkdir(parents=True, exist_ok=True)
-    soundfile.write(str(path), wave.astype(np.float32), sample_rate, subtype="PCM_16")
+    options = ["-v", utterance.voice, "-s", str(utterance.rate), "-p", str(utterance.pitch)]
+    say(
+        [*options, "-g", str(utterance.gap), "-a", str(utterance.amplitude)],
+        utterance.text,
+        out_dir / utterance.file,
+        sample_rate=sample_rate,
+        noise_snr_db=utterance.noise_snr_db,
+        noise_key=[seed, int(utterance.speaker[1:]), *utterance.digits],
+    )
 
 
 def make_spoken_digit_strings(
@@ -163,7 +146,7 @@ def make_spoken_digit_strings(
     planned = plan_strings(
         speakers, strings, test_speakers=test_speakers, val_speakers=val_speakers, seed=seed
     )
-    _espeak()
+    espeak_path()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="megalith-espeak") as pool:
         list(pool.map(lambda u: synthesise_string(u, out, sample_rate, seed), planned))
     table = out / CSV_NAME
@@ -183,31 +166,10 @@ def spoken_digit_strings_table() -> pd.DataFrame:
         DataError: espeak-ng is missing, or the cache folder cannot be written.
     """
     folder = cache_folder() / f"spoken_digit_strings-v{_VERSION}"
-    if not (folder / CSV_NAME).is_file():
-        _generate_into(folder)
+    generate_once(folder, CSV_NAME, make_spoken_digit_strings, "spoken digit strings")
     frame = pd.read_csv(folder / CSV_NAME)
     frame["audio"] = [str(folder / file) for file in frame["audio"]]
     return frame
-
-
-def _generate_into(folder: Path) -> None:
-    """Generate in a scratch folder beside `folder`, then rename it into place (atomic)."""
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    except OSError as error:
-        raise DataError(
-            f"cannot write the spoken digit strings under {folder.parent} ({error}); "
-            "set MEGALITH_CACHE to a writable folder."
-        ) from None
-    try:
-        make_spoken_digit_strings(scratch)
-        os.replace(scratch, folder)
-    except OSError:
-        if not (folder / CSV_NAME).is_file():  # another process won the race
-            raise
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> None:

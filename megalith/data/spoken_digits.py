@@ -17,10 +17,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
-import shutil
-import subprocess
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from megalith.data.espeak import cache_folder, espeak_path, generate_once, say
 from megalith.errors import DataError, MegalithError
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -113,29 +110,15 @@ def plan(
 
 def synthesise(utterance: Utterance, out_dir: Path, sample_rate: int, seed: int) -> None:
     """Say one digit with espeak-ng, add its noise, resample and write the clip."""
-    import soundfile
-    import soxr
-
-    with tempfile.TemporaryDirectory(prefix="megalith-espeak-") as scratch:
-        raw = Path(scratch) / "say.wav"
-        command = [
-            _espeak(),
-            *("-v", utterance.voice, "-s", str(utterance.rate), "-p", str(utterance.pitch)),
-            *("-a", str(utterance.amplitude), "-w", str(raw), DIGITS[utterance.digit]),
-        ]
-        subprocess.run(command, check=True, capture_output=True, timeout=60)
-        wave, rate = soundfile.read(str(raw), dtype="float64")
-    rng = np.random.default_rng([seed, utterance.digit, int(utterance.speaker[1:]), len(wave)])
-    rms = float(np.sqrt(np.mean(wave**2))) if len(wave) else 0.0
-    wave = wave + rng.standard_normal(len(wave)) * rms * 10 ** (-utterance.noise_snr_db / 20)
-    wave = soxr.resample(wave, rate, sample_rate)
-    peak = float(np.max(np.abs(wave))) if len(wave) else 0.0
-    if peak > 0.99:
-        wave = wave * (0.99 / peak)
-    path = out_dir / utterance.file
-    path.parent.mkdir(parents=True, exist_ok=True)
-    subtype = "VORBIS" if path.suffix == ".ogg" else "PCM_16"
-    soundfile.write(str(path), wave.astype(np.float32), sample_rate, subtype=subtype)
+    options = ["-v", utterance.voice, "-s", str(utterance.rate), "-p", str(utterance.pitch)]
+    say(
+        [*options, "-a", str(utterance.amplitude)],
+        DIGITS[utterance.digit],
+        out_dir / utterance.file,
+        sample_rate=sample_rate,
+        noise_snr_db=utterance.noise_snr_db,
+        noise_key=[seed, utterance.digit, int(utterance.speaker[1:])],
+    )
 
 
 def make_spoken_digits(
@@ -171,7 +154,7 @@ def make_spoken_digits(
         fmt=fmt,
         seed=seed,
     )
-    _espeak()
+    espeak_path()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="megalith-espeak") as pool:
         list(pool.map(lambda u: synthesise(u, out, sample_rate, seed), utterances))
     table = out / CSV_NAME
@@ -183,15 +166,6 @@ def make_spoken_digits(
     return table
 
 
-def cache_folder() -> Path:
-    """Where generated data sets are kept: $MEGALITH_CACHE, else $XDG_CACHE_HOME/megalith, else
-    ~/.cache/megalith."""
-    if os.environ.get("MEGALITH_CACHE"):
-        return Path(os.environ["MEGALITH_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "megalith"
-
-
 def spoken_digits_table() -> pd.DataFrame:
     """`builtin:spoken_digits`: the default data set (12 voices, 5 repeats, 8 kHz; 2 test and 1
     validation voice), generated into the cache folder on first use, with absolute paths.
@@ -200,42 +174,10 @@ def spoken_digits_table() -> pd.DataFrame:
         DataError: espeak-ng is missing, or the cache folder cannot be written.
     """
     folder = cache_folder() / f"spoken_digits-v{_VERSION}"
-    if not (folder / CSV_NAME).is_file():
-        _generate_into(folder)
+    generate_once(folder, CSV_NAME, make_spoken_digits, "spoken digits")
     frame = pd.read_csv(folder / CSV_NAME)
     frame["audio"] = [str(folder / file) for file in frame["audio"]]
     return frame
-
-
-def _generate_into(folder: Path) -> None:
-    """Generate in a scratch folder beside `folder`, then rename it into place (atomic, so a
-    concurrent process sees all of it or none; the loser of a race removes its copy)."""
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    except OSError as error:
-        raise DataError(
-            f"cannot write the spoken digits under {folder.parent} ({error}); "
-            "set MEGALITH_CACHE to a writable folder."
-        ) from None
-    try:
-        make_spoken_digits(scratch)
-        os.replace(scratch, folder)
-    except OSError:
-        if not (folder / CSV_NAME).is_file():
-            raise
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _espeak() -> str:
-    found = shutil.which("espeak-ng")
-    if found is None:
-        raise DataError(
-            "spoken digits need espeak-ng to synthesise speech; install it "
-            "(apt-get install espeak-ng, brew install espeak-ng) and run again."
-        )
-    return found
 
 
 def main(argv: list[str] | None = None) -> None:
