@@ -132,9 +132,6 @@ class GhostLoss:
             return self.rows.new_zeros(())
         return self.rows.detach().mean()
 
-    def __mul__(self, factor: float) -> GhostLoss:  # mixup's lam * loss (refused, but typed)
-        return GhostLoss(self.rows * factor, self.module, self.optimizer)
-
     def backward(self) -> None:
         from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping
 

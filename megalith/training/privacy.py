@@ -51,7 +51,8 @@ class PrivacyConfig(ConfigModel):
     """How each row's gradient is clipped: per_sample materialises every row's gradient;
     ghost computes each row's gradient norm of linear and embedding layers without it and
     backpropagates twice (megalith.training.ghost_clipping), far cheaper for embeddings; auto
-    takes ghost when the model has an embedding table. Both give the same clipped sum."""
+    takes ghost when the model has an embedding table. Both give the same clipped sum, except
+    that per_sample (Opacus) also counts an embedding's padding positions (docs/privacy.md)."""
 
 
 def default_delta(rows: int) -> float:
