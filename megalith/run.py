@@ -235,7 +235,10 @@ class Run:
         """
         from megalith.merge import merge_pretrained_run
 
-        return merge_pretrained_run(self, Path(output), overwrite=overwrite, console=console)
+        labels = getattr(self.preprocessor.outputs[0], "classes", None)
+        return merge_pretrained_run(
+            self.model, self.path, labels, Path(output), overwrite=overwrite, console=console
+        )
 
     def export(
         self,
