@@ -202,7 +202,7 @@ def _train(
 
         check_language_model(cfg.model, preprocessor, load)  # the GPT model.lm fuses
     _check_watched_metric(cfg, preprocessor)
-    teacher = attach_teacher(cfg, preprocessor, splits, table, tensors["train"])
+    teacher = attach_teacher(cfg, preprocessor, splits, table, tensors["train"], resuming)
     loggers = build_loggers(cfg.train.log, run_dir.path) if ddp.is_main else []
     throughput = Throughput()
     seed_everything(cfg.seed)

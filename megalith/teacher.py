@@ -100,6 +100,7 @@ def attach_teacher(
     splits: Mapping[str, pd.DataFrame],
     table: Table,
     train: TensorTable,
+    resuming: bool = False,
 ) -> Teacher | None:
     """Load `cfg.teacher` and check it can teach this student, before anything is written.
 
@@ -108,6 +109,7 @@ def attach_teacher(
         preprocessor: the student's fitted preprocessing.
         splits: the student's split rows; table: the table they came from.
         train: the student's encoded train split.
+        resuming: a checkpoint is being resumed (a missing teacher is then one that moved).
     Raises:
         RunError: the teacher run cannot be loaded.
         ConfigError: it predicts other outputs, classes or vocabularies, or learned from
@@ -116,7 +118,7 @@ def attach_teacher(
     """
     if not cfg.teacher:
         return None
-    teacher = _load_teacher(Path(cfg.teacher))
+    teacher = _load_teacher(Path(cfg.teacher), resuming)
     _check_same_task(cfg, teacher)
     _check_same_data(cfg, teacher, table, splits)
     alignments = {
@@ -130,7 +132,13 @@ def attach_teacher(
     return Teacher(teacher, cfg.distill or DistillConfig(), alignments, inputs)
 
 
-def _load_teacher(path: Path) -> Run:
+def _load_teacher(path: Path, resuming: bool) -> Run:
+    if not path.is_dir() and resuming:  # the checkpoint fits only the teacher it learned from
+        raise RunError(
+            f"teacher {path}: no such run directory; this run was distilled from it, and a "
+            f"resumed run must learn from the same teacher: put the teacher back at that path "
+            f"(or start a new run with --teacher NEW_PATH)"
+        )
     if not path.is_dir():
         raise RunError(f"teacher {path}: no such run directory; give a trained run's directory")
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -128,6 +129,18 @@ def test_resume_keeps_distilling_from_the_same_teacher(folder: Path, teacher: mg
     plain = mg.train(config, output_dir=folder / "no-teacher")  # the teacher made a difference
     mine, theirs = plain.model.state_dict(), whole.model.state_dict()
     assert any(not torch.equal(value, theirs[name]) for name, value in mine.items())
+
+
+def test_resume_after_the_teacher_moved_says_how_to_go_on(folder: Path, teacher: mg.Run) -> None:
+    moved = folder / "moved-teacher"
+    shutil.copytree(teacher.path, moved)
+    config = _config(folder, [4], train={"epochs": 1, "batch_size": 32, "baselines": False})
+    half = mg.train(config, teacher=moved, output_dir=folder / "orphan")
+    moved.rename(folder / "moved-again")
+    before = sorted(p.name for p in (half.path / "checkpoints").iterdir())
+    with pytest.raises(RunError, match=r"distilled from it.*put the teacher back at that path"):
+        train(resume=half.path, overrides=["train.epochs=2"])
+    assert sorted(p.name for p in (half.path / "checkpoints").iterdir()) == before
 
 
 def test_distill_run_builds_a_half_width_student(folder: Path, teacher: mg.Run) -> None:
