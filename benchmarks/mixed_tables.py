@@ -4,8 +4,8 @@ For each table of benchmarks/mixed_table_data.py (built offline, cached as CSV):
 split stratified by the label (seed 0, a `split` column); then
   - linear: TF-IDF of text (word 1-2-grams) and of name lists, one-hot categories, signed-log
     standardised numbers, logistic regression with C picked on val;
-  - lightgbm (when installed): the same numbers raw, categories as LightGBM categories, text and
-    names as TF-IDF (2,000 columns each), early stopping on val;
+  - lightgbm (the `bench` extra; skipped when missing): the same numbers raw, categories as
+    LightGBM categories, text and names as TF-IDF (2,000 columns each), early stopping on val;
   - megalith: `megalith init` then `megalith train` (the CLI, as a user runs it); its test
     accuracy, wall time and epochs, then with each input column blanked (every cell missing) in
     the test rows, and the same config trained on each column group alone (text: text and set
