@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from megalith.data.docstrings import docstrings_table
+from megalith.data.number_words import number_words_table
 from megalith.errors import DataError, did_you_mean
 
 
@@ -175,64 +176,6 @@ _CANCER = (
 _DIABETES = ["age", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
 
 
-_ONES = (
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-)
-_TENS = (
-    "_",
-    "_",
-    "twenty",
-    "thirty",
-    "forty",
-    "fifty",
-    "sixty",
-    "seventy",
-    "eighty",
-    "ninety",
-)
-
-
-def number_in_words(n: int) -> str:
-    """English words for 0 <= n < 1,000,000: 4218 -> 'four thousand two hundred eighteen'."""
-    if n < 20:
-        return _ONES[n]
-    if n < 100:
-        return _TENS[n // 10] + ("" if n % 10 == 0 else " " + _ONES[n % 10])
-    if n < 1000:
-        rest = "" if n % 100 == 0 else " " + number_in_words(n % 100)
-        return f"{_ONES[n // 100]} hundred{rest}"
-    rest = "" if n % 1000 == 0 else " " + number_in_words(n % 1000)
-    return f"{number_in_words(n // 1000)} thousand{rest}"
-
-
-def _number_words() -> pd.DataFrame:
-    """6,000 distinct numbers below 1,000,000 (seeded), as digits and as English words."""
-    rng = np.random.default_rng(0)
-    numbers = rng.choice(1_000_000, size=6000, replace=False)
-    return pd.DataFrame(
-        {"number": [str(n) for n in numbers], "words": [number_in_words(int(n)) for n in numbers]}
-    )
-
-
 def _python_stdlib() -> pd.DataFrame:
     from megalith.data.corpus import python_stdlib_corpus  # imports the text features
 
@@ -354,7 +297,7 @@ _DATASETS = [
         [{"name": "number", "type": "text", "tokenizer": "char"}],
         [{"name": "words", "type": "text", "tokenizer": "word", "vocab_size": 64}],
         "seq2seq",
-        _number_words,
+        number_words_table,
     ),
     BuiltinDataset(
         "python_stdlib",

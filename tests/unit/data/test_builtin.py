@@ -123,7 +123,7 @@ def test_unknown_name_suggests_and_lists() -> None:
 
 
 def test_numbers_in_words() -> None:
-    from megalith.data.builtin import number_in_words
+    from megalith.data.number_words import number_in_words
 
     assert number_in_words(0) == "zero"
     assert number_in_words(40) == "forty"
