@@ -40,10 +40,10 @@ def scores(log_probs: torch.Tensor, prefix: list[int], candidates: list[int]) ->
     r = scorer.initial().unsqueeze(0)
     for i, token in enumerate(prefix):
         last = torch.tensor([prefix[i - 1] if i else -1])
-        _, r_all = scorer.extend(r, last, torch.tensor([[token]]), empty=i == 0)
+        _, r_all = scorer.extend(r, last, torch.tensor([[token]]), i)
         r = r_all[:, 0]
     last = torch.tensor([prefix[-1] if prefix else -1])
-    psi, _ = scorer.extend(r, last, torch.tensor([candidates]), empty=not prefix)
+    psi, _ = scorer.extend(r, last, torch.tensor([candidates]), len(prefix))
     return psi[0]
 
 
