@@ -31,6 +31,15 @@ def transcribe(
     token_bonus: Annotated[
         float | None, typer.Option("--token-bonus", help="Score added per written token.")
     ] = None,
+    ctc_weight: Annotated[
+        float | None,
+        typer.Option(
+            "--ctc-weight",
+            min=0.0,
+            max=1.0,
+            help="A hybrid model's CTC weight in joint decoding (1: CTC alone; default: run's).",
+        ),
+    ] = None,
     overlap: Annotated[
         float | None,
         typer.Option(
@@ -67,6 +76,7 @@ def transcribe(
             lm_weight=lm_weight,
             token_bonus=token_bonus,
             overlap=overlap,
+            ctc_weight=ctc_weight,
         )
     for text in texts:
         typer.echo(text)

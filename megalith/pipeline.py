@@ -59,7 +59,7 @@ from megalith.training.private_run import (
     public_table,
 )
 from megalith.training.resume import check_resume_changes, check_resume_fits
-from megalith.training.speech import check_speech_splits, ctc_total_loss, speech_job
+from megalith.training.speech import check_speech_splits, speech_job, speech_loss
 from megalith.training.start_from import (
     save_architecture_record,
     starting_model,
@@ -270,7 +270,7 @@ def _train(
         augment=augment,
         privacy=private,
     )
-    job = speech_job(job, preprocessor) if isinstance(cfg.model, ASRConfig) else job
+    job = speech_job(job, preprocessor, cfg.model) if isinstance(cfg.model, ASRConfig) else job
     job = teacher.distill(job) if teacher is not None else job
     result = train_loop(job, resume=checkpoint)
     if ddp.sharded:  # the whole weights, gathered by every rank, in an ordinary model
@@ -371,7 +371,7 @@ def _with_batch_size(
 
     device = ddp.device(resolve_device(cfg.train.device))
     dtype = resolve_precision(cfg.train.precision, device)
-    loss = ctc_total_loss if isinstance(cfg.model, ASRConfig) else total_loss
+    loss = speech_loss(cfg.model) if isinstance(cfg.model, ASRConfig) else total_loss
     found = find_batch_size(model, train, cfg.outputs, device, dtype, ddp.world_size, loss)
     model.cpu()
     size = int(ddp.smallest(torch.tensor(found, device=device)))

@@ -197,11 +197,12 @@ class Run:
         lm_weight: float | None = None,
         token_bonus: float | None = None,
         overlap: float | None = None,
+        ctc_weight: float | None = None,
     ) -> list[str]:
         """One transcript per recording of any length, from a speech recognizer (model.arch
         asr): sound file paths or bytes (WAV, FLAC, OGG), or float32 samples at the model's
         rate. Long recordings are cut into windows `overlap` seconds apart and stitched; the
-        decoding keys default to the run's (megalith.transcribe).
+        decoding keys default to the run's (megalith.transcribe; ctc_weight: decode_ctc_weight).
 
         Raises:
             RunError: the run is not a speech recognizer.
@@ -218,6 +219,7 @@ class Run:
             lm=str(lm) if lm is not None else None,
             lm_weight=lm_weight,
             token_bonus=token_bonus,
+            decode_ctc_weight=ctc_weight,
         )
         return transcriber.transcribe(recordings, names=names)
 

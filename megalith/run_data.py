@@ -15,7 +15,8 @@ from megalith.data.sources import Table, load_table
 from megalith.data.split import split_table
 from megalith.data.tensors import TensorTable
 from megalith.errors import DataError
-from megalith.models import GPTConfig, PretrainedConfig, Seq2SeqConfig
+from megalith.models import ASRConfig, GPTConfig, PretrainedConfig, Seq2SeqConfig
+from megalith.models.hybrid_asr import attention_inputs
 from megalith.models.pretrained import language_model_context
 from megalith.models.seq2seq import teacher_forcing
 
@@ -48,6 +49,8 @@ def transform_split(
     tensors = preprocessor.transform(frame, base_dir=table.base_dir, origin=where)
     if isinstance(cfg.model, Seq2SeqConfig):
         tensors = teacher_forcing(tensors, cfg.outputs[0].name)
+    if isinstance(cfg.model, ASRConfig) and cfg.model.ctc_weight < 1:  # the hybrid's decoder
+        tensors = attention_inputs(tensors, cfg.outputs[0].name)
     if console is not None:
         for notice in preprocessor.dropped_notices():
             console.print(f"[yellow]note[/]: {split} split: {notice}")

@@ -23,6 +23,7 @@ from megalith.data.preprocess import Preprocessor
 from megalith.data.specs import OutputSpec
 from megalith.data.tensors import TensorTable
 from megalith.models.asr import ASR, ctc_loss, ctc_targets, greedy_ctc
+from megalith.models.joint_decoding import JointDecoder
 
 SPEECH_METRICS = ("loss", "wer", "cer")
 """What evaluating a speech recognizer reports (all lower-is-better)."""
@@ -47,9 +48,19 @@ def error_rates(hypotheses: Sequence[str], references: Sequence[str]) -> dict[st
     return {"wer": float(jiwer.wer(refs, hyps)), "cer": float(jiwer.cer(refs, hyps))}
 
 
-LogitsDecoder = Callable[[torch.Tensor], torch.Tensor]
+LogitsDecoder = Callable[[torch.Tensor], torch.Tensor] | JointDecoder
 """CTC logits (B, T', V) -> int64 ids (B, L), PAD-padded: greedy_ctc, or a beam search
-(megalith.transcribe.transcriber.logits_decoder)."""
+(megalith.transcribe.transcriber.logits_decoder); or a hybrid model's joint CTC/attention
+decoding, which also reads the encoder output."""
+
+
+def decode_outputs(
+    decode: LogitsDecoder, outputs: dict[str, torch.Tensor], name: str
+) -> torch.Tensor:
+    """A recognizer's outputs for one batch -> int64 ids (B, L) by `decode`."""
+    if isinstance(decode, JointDecoder):
+        return decode.from_outputs(outputs)
+    return decode(outputs[name])
 
 
 def transcribe_ids(
@@ -63,7 +74,7 @@ def transcribe_ids(
     """CTC ids of every row (greedy unless `ctc_decode` says otherwise): int64 (N, L) on the
     CPU, PAD-padded."""
     pieces = [
-        ctc_decode(outputs[model.name])
+        decode_outputs(ctc_decode, outputs, model.name)
         for _, outputs in forward_batches(model, table, batch_size, device, dtype)
     ]
     return _stacked(pieces)
@@ -97,7 +108,7 @@ def evaluate_speech(
         count = int(lengths.sum())
         nll += float(ctc_loss(logits, framed)) * max(count, 1)
         tokens += count
-        written.append(ctc_decode(logits))
+        written.append(decode_outputs(ctc_decode, predicted, model.name))
         targets.append(framed.cpu())
     if not targets:
         return {}

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 
 from megalith.data.rows import describe_rows
@@ -42,6 +42,7 @@ from megalith.models.attention import Positions, TransformerBlock, check_heads
 from megalith.models.ctc_decoding import CTCDecoding
 from megalith.models.logmel import AudioFrontEnd
 from megalith.models.registry import register_model
+from megalith.models.seq2seq import TextDecoder
 
 BLANK = PAD
 """The CTC blank id: PAD (0), which never occurs inside a transcript."""
@@ -49,6 +50,12 @@ SUBSAMPLING = 4
 """Frames of log-mel per frame of the acoustic encoder (two stride-2 convolutions)."""
 _NOT_BLANK = -1e4
 """Logit of every non-blank id on a padding frame: exp(-1e4) is 0 in every float type."""
+MEMORY = ":memory"
+"""A hybrid model's output key suffix for its encoder output (B, T', D)."""
+ATTENTION = ":attention"
+"""A hybrid model's output key suffix for its teacher-forced decoder logits (B, L+1, V)."""
+DECODER_CLIPS = 8
+"""A hybrid's decoder positions cover the transcript of this many clips (long recordings)."""
 
 
 class ASRConfig(CTCDecoding):
@@ -66,6 +73,31 @@ class ASRConfig(CTCDecoding):
     """Output channels of the two subsampling convolutions."""
     dropout: float = Field(0.1, ge=0, lt=1)
     """Dropout on the subsampled frames, attention and block outputs."""
+    ctc_weight: float = Field(1.0, gt=0, le=1)
+    """Weight of the CTC loss; below 1 the model also has an attention decoder, trained
+    jointly: loss = ctc_weight * CTC + (1 - ctc_weight) * decoder cross-entropy (hybrid
+    CTC/attention, Watanabe et al. 2017). 1 is a CTC model alone."""
+    decoder_layers: int | None = Field(None, gt=0)
+    """Transformer decoder blocks of a hybrid model (ctc_weight below 1); 2 is a good start."""
+
+    @model_validator(mode="after")
+    def _decoder_with_hybrid(self) -> ASRConfig:
+        if self.ctc_weight < 1 and self.decoder_layers is None:
+            raise ValueError(
+                f"decoder_layers: ctc_weight {self.ctc_weight} trains an attention decoder "
+                "beside the CTC head; give its size, e.g. decoder_layers: 2"
+            )
+        if self.ctc_weight == 1 and self.decoder_layers is not None:
+            raise ValueError(
+                "decoder_layers: a decoder is trained only when ctc_weight is below 1 (0.3 is "
+                "the usual hybrid); lower ctc_weight or drop decoder_layers"
+            )
+        if (self.decode_ctc_weight or 1.0) < 1 and self.ctc_weight == 1:
+            raise ValueError(
+                "decode_ctc_weight: attention decoding needs the decoder of a hybrid model; "
+                "lower ctc_weight (e.g. 0.3, with decoder_layers: 2) or drop decode_ctc_weight"
+            )
+        return self
 
 
 def subsampled_frames(frames: torch.Tensor | int) -> torch.Tensor | int:
@@ -101,10 +133,14 @@ class ConvSubsampling(nn.Module):
         return self.out(x.permute(0, 3, 1, 2).flatten(2))  # (B, T', C * M') -> (B, T', D)
 
 
-class ASR(nn.Module):
+class ASR(TextDecoder, nn.Module):
     """forward({audio: waveform (B, S)}) -> {text: CTC logits (B, T', V)}, T' = frames / 4.
 
     Logits, not log-probabilities: `ctc_loss` and `greedy_ctc` apply log_softmax / argmax.
+    A hybrid model (ctc_weight < 1) also returns the encoder output under `text` + MEMORY
+    (B, T', D), what its attention decoder (megalith.models.seq2seq.TextDecoder) reads, and,
+    when the inputs hold decoder ids under `text` (B, L+1: BOS ... , teacher forcing,
+    `attention_inputs`), the decoder's next-token logits under `text` + ATTENTION (B, L+1, V).
     """
 
     def __init__(self, config: ASRConfig, audio: InputSpec, text: OutputSpec) -> None:
@@ -126,11 +162,27 @@ class ASR(nn.Module):
         padding_logits = torch.full((text.num_classes,), _NOT_BLANK)
         padding_logits[BLANK] = 0.0
         self.register_buffer("padding_logits", padding_logits, persistent=False)
+        self.ctc_weight = config.ctc_weight
+        self.hybrid = config.ctc_weight < 1
+        if self.hybrid:
+            self._build_attention_decoder(config, text)
 
     padding_logits: torch.Tensor  # (V,) buffer
 
-    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        wave = inputs[self.audio_name]
+    def _build_attention_decoder(self, config: ASRConfig, text: OutputSpec) -> None:
+        # sinusoidal positions cost no weights: room for the transcripts of several clips
+        # (a long recording's stitched windows), a CTC transcript having at most one token a frame
+        self.max_tokens = DECODER_CLIPS * max(self.max_frames, text.shape[0] if text.shape else 1)
+        layers = config.decoder_layers or 1
+        dim, heads, dropout = config.dim, config.heads, config.dropout
+        self.build_decoder(text.num_classes, self.max_tokens + 1, dim, heads, dropout, layers)
+        self.scale = dim**0.5
+        nn.init.normal_(self.target_embedding.weight, std=dim**-0.5)  # as seq2seq: tied output
+        with torch.no_grad():
+            self.target_embedding.weight[PAD].zero_()
+
+    def encode(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Waveforms (B, S) -> encoder output (B, T', D) and its real frames, bool (B, T')."""
         # real lengths before augmentation, whose noise fills the padding
         lengths = clip_frames(wave, self.hop_length)  # (B,)
         x = self.subsample(self.front_end(wave))  # (B, T', D)
@@ -139,9 +191,19 @@ class ASR(nn.Module):
         mask = real[:, None, None, :]  # (B, 1, 1, T'): keys a frame may attend to
         for block in self.blocks:
             x, _ = block(x, mask=mask)
-        logits = self.head(self.norm(x))  # (B, T', V)
+        return self.norm(x), real
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        memory, real = self.encode(inputs[self.audio_name])
+        logits = self.head(memory)  # (B, T', V)
         padding = self.padding_logits.to(logits.dtype)
-        return {self.name: torch.where(real.unsqueeze(-1), logits, padding)}
+        outputs = {self.name: torch.where(real.unsqueeze(-1), logits, padding)}
+        if self.hybrid:
+            outputs[self.name + MEMORY] = memory
+            if self.name in inputs:  # teacher forcing: the transcript so far, BOS first
+                mask = real[:, None, None, :]
+                outputs[self.name + ATTENTION], _ = self.decode(inputs[self.name], memory, mask)
+        return outputs
 
 
 def ctc_targets(framed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -30,6 +30,10 @@ class CTCDecoding(ConfigModel):
     token_bonus: float = 0.0
     """Added to a hypothesis' score per token, offsetting the language model's pull to short
     outputs (try 0.5-2 with an LM)."""
+    decode_ctc_weight: float | None = Field(None, gt=0, le=1)
+    """A hybrid CTC/attention model's decoding: below 1, attention beam search scored with
+    this weight on the CTC prefix score (megalith.models.joint_decoding); 1, CTC alone (greedy
+    or prefix beam search, as a CTC model). None: the model's ctc_weight."""
 
     @model_validator(mode="after")
     def _lm_needs_a_beam(self) -> CTCDecoding:
@@ -38,17 +42,23 @@ class CTCDecoding(ConfigModel):
                 "lm: shallow fusion happens inside beam search; set beam_size to 2 or more "
                 "(8 is a good start) or drop lm"
             )
+        if self.lm is not None and (self.decode_ctc_weight or 1.0) < 1:
+            raise ValueError(
+                "lm: shallow fusion happens inside the CTC prefix beam search; set "
+                "decode_ctc_weight to 1 (CTC alone) to fuse a language model, or drop lm"
+            )
         return self
 
 
-OVERRIDABLE = ("beam_size", "beam_top_k", "lm", "lm_weight", "token_bonus")
+OVERRIDABLE = ("beam_size", "beam_top_k", "lm", "lm_weight", "token_bonus", "decode_ctc_weight")
 """Decoding keys a command (transcribe, predict) may change for one call."""
 LM_BEAM_SIZE = 8
 """The beam used when a language model is given to a run that decodes greedily."""
 
 
 def decoding_settings(model_config: Any, **overrides: Any) -> CTCDecoding:
-    """The run's decoding keys (those its `model` config has) with `overrides` (None = keep).
+    """The run's decoding keys (those its `model` config has) with `overrides` (None = keep);
+    decode_ctc_weight is filled in: the model's ctc_weight (1 with a language model).
 
     Raises:
         ConfigError: an override is out of range (e.g. an LM with beam_size 1).
@@ -60,6 +70,14 @@ def decoding_settings(model_config: Any, **overrides: Any) -> CTCDecoding:
         keys["beam_size"] = LM_BEAM_SIZE  # an LM asked for on a greedy run: search with a beam
     if given.get("beam_size") == 1 and "lm" not in given:
         keys["lm"] = None  # greedy asked for on a run with an LM: greedy decoding uses none
+    trained = getattr(model_config, "ctc_weight", 1.0)
+    if keys.get("decode_ctc_weight") is None:
+        keys["decode_ctc_weight"] = 1.0 if keys.get("lm") is not None else trained
+    elif keys["decode_ctc_weight"] < 1 and trained == 1:
+        raise ConfigError(
+            "model.decode_ctc_weight: attention decoding needs a hybrid model (trained with "
+            "model.ctc_weight below 1); this one has only its CTC head, so use 1 or leave it out"
+        )
     try:
         return CTCDecoding(**keys)
     except ValidationError as error:

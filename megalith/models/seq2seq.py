@@ -45,7 +45,52 @@ class Seq2SeqConfig(ConfigModel):
     """Longest output when decoding; by default the longest train target."""
 
 
-class Seq2Seq(nn.Module):
+class TextDecoder:
+    """The seq2seq family's Transformer decoder, for any nn.Module with an encoder memory (the
+    seq2seq model, the hybrid CTC/attention recognizer of megalith.models.asr): token embeddings
+    + sinusoidal positions -> causal blocks that also attend to the memory -> logits through the
+    tied embedding. The host sets `drop` (nn.Dropout) and `scale` (sqrt(dim))."""
+
+    target_embedding: nn.Embedding
+    target_positions: Positions
+    decoder: nn.ModuleList
+    decoder_norm: nn.LayerNorm
+    drop: nn.Module
+    scale: float
+
+    def build_decoder(
+        self, vocab: int, positions: int, dim: int, heads: int, dropout: float, layers: int
+    ) -> None:
+        """Create the decoder's modules on the host (their names are the checkpoint's keys)."""
+        self.target_embedding = nn.Embedding(vocab, dim, padding_idx=PAD)
+        self.target_positions = Positions("sinusoidal", positions, dim)
+        self.decoder = nn.ModuleList(
+            TransformerBlock(dim, heads, dropout, cross=True) for _ in range(layers)
+        )
+        self.decoder_norm = nn.LayerNorm(dim)
+
+    def decode(
+        self,
+        target: torch.Tensor,
+        memory: torch.Tensor,
+        mask: torch.Tensor,
+        caches: Sequence[KVCache] | None = None,
+        start: int = 0,
+    ) -> tuple[torch.Tensor, list[KVCache]]:
+        """target ids (B, T) at positions start.., BOS first -> next-token logits (B, T, V) and
+        each decoder block's self-attention keys / values; with `caches` (from the previous
+        call) the ids continue that prefix, so decoding feeds one new token per step."""
+        x = self.target_embedding(target) * self.scale
+        x = self.drop(self.target_positions(x, start))
+        new_caches = []
+        for i, block in enumerate(self.decoder):
+            cache = caches[i] if caches else None
+            x, kv = block(x, causal=True, cache=cache, context=memory, context_mask=mask)
+            new_caches.append(kv)
+        return F.linear(self.decoder_norm(x), self.target_embedding.weight), new_caches  # tied
+
+
+class Seq2Seq(TextDecoder, nn.Module):
     """forward({source: (B, S), target: (B, T)}) -> {target: logits (B, T, V)} (teacher forcing)."""
 
     def __init__(self, config: Seq2SeqConfig, source: InputSpec, target: OutputSpec) -> None:
@@ -62,13 +107,8 @@ class Seq2Seq(nn.Module):
             TransformerBlock(dim, heads, dropout) for _ in range(config.layers)
         )
         self.encoder_norm = nn.LayerNorm(dim)
-        self.target_embedding = nn.Embedding(target.num_classes, dim, padding_idx=PAD)
         positions = max(self.max_target, self.max_new_tokens + 1)
-        self.target_positions = Positions("sinusoidal", positions, dim)
-        self.decoder = nn.ModuleList(
-            TransformerBlock(dim, heads, dropout, cross=True) for _ in range(config.layers)
-        )
-        self.decoder_norm = nn.LayerNorm(dim)
+        self.build_decoder(target.num_classes, positions, dim, heads, dropout, config.layers)
         self.drop = nn.Dropout(dropout)
         self.scale = dim**0.5
         for embedding in (self.source_embedding, self.target_embedding):
@@ -92,26 +132,6 @@ class Seq2Seq(nn.Module):
         for block in self.encoder:
             x, _ = block(x, mask=mask)
         return self.encoder_norm(x), mask
-
-    def decode(
-        self,
-        target: torch.Tensor,
-        memory: torch.Tensor,
-        mask: torch.Tensor,
-        caches: Sequence[KVCache] | None = None,
-        start: int = 0,
-    ) -> tuple[torch.Tensor, list[KVCache]]:
-        """target ids (B, T) at positions start.., BOS first -> next-token logits (B, T, V) and
-        each decoder block's self-attention keys / values; with `caches` (from the previous
-        call) the ids continue that prefix, so decoding feeds one new token per step."""
-        x = self.target_embedding(target) * self.scale
-        x = self.drop(self.target_positions(x, start))
-        new_caches = []
-        for i, block in enumerate(self.decoder):
-            cache = caches[i] if caches else None
-            x, kv = block(x, causal=True, cache=cache, context=memory, context_mask=mask)
-            new_caches.append(kv)
-        return F.linear(self.decoder_norm(x), self.target_embedding.weight), new_caches  # tied
 
 
 @torch.inference_mode()

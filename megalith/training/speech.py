@@ -9,7 +9,8 @@ normalisation work as for any text output) and its `evaluate`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
@@ -17,7 +18,8 @@ from megalith.data.features import OutputFeature
 from megalith.data.preprocess import Preprocessor
 from megalith.data.tensors import TensorTable
 from megalith.evaluate.speech import speech_evaluation
-from megalith.models.asr import check_ctc_fits, ctc_loss
+from megalith.models.asr import ASRConfig, check_ctc_fits
+from megalith.models.hybrid_asr import hybrid_loss
 from megalith.training.loop import TrainJob
 
 
@@ -27,17 +29,26 @@ def ctc_total_loss(
     targets: dict[str, torch.Tensor],
     tokens: Mapping[str, torch.Tensor] | None = None,
     class_weights: Mapping[str, torch.Tensor] | None = None,
+    ctc_weight: float = 1.0,
 ) -> torch.Tensor:
     """The CTC loss of the one text output (weighted), in `total_loss`'s signature; `tokens`
-    divides the summed loss by the step's share of target tokens. class_weights is unused."""
+    divides the summed loss by the step's share of target tokens. class_weights is unused.
+    A hybrid model (ctc_weight < 1) adds its decoder's cross-entropy (hybrid_loss)."""
     (feature,) = features
     share = (tokens or {}).get(feature.name)
-    return feature.weight * ctc_loss(outputs[feature.name], targets[feature.name], share)
+    framed = targets[feature.name]
+    return feature.weight * hybrid_loss(outputs, framed, feature.name, ctc_weight, share)
 
 
-def speech_job(job: TrainJob, preprocessor: Preprocessor) -> TrainJob:
-    """`job` with the CTC loss and WER / CER validation."""
-    return dataclasses.replace(job, loss=ctc_total_loss, evaluate=speech_evaluation(preprocessor))
+def speech_loss(model_config: ASRConfig) -> Callable[..., torch.Tensor]:
+    """`ctc_total_loss` with the model's ctc_weight."""
+    return functools.partial(ctc_total_loss, ctc_weight=model_config.ctc_weight)
+
+
+def speech_job(job: TrainJob, preprocessor: Preprocessor, model_config: ASRConfig) -> TrainJob:
+    """`job` with the CTC (or hybrid CTC/attention) loss and WER / CER validation."""
+    evaluate = speech_evaluation(preprocessor)
+    return dataclasses.replace(job, loss=speech_loss(model_config), evaluate=evaluate)
 
 
 def check_speech_splits(

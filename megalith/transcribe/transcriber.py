@@ -82,7 +82,7 @@ class Transcriber:
             overlap: seconds shared by neighbouring windows of a long recording (default: a
                 quarter of the model's clip length).
             load: loads the language model run a `lm` setting names (megalith.load).
-            decoding: beam_size, beam_top_k, lm, lm_weight, token_bonus for this transcriber
+            decoding: beam_size, beam_top_k, lm, lm_weight, token_bonus, decode_ctc_weight
                 (None or absent: the run's own `model.*` settings).
         Raises:
             RunError: the run is not a speech recognizer.
@@ -93,14 +93,23 @@ class Transcriber:
         self.windows = speech_windows(run.preprocessor, overlap)
         self.settings = decoding_settings(run.config.model, **decoding)
         lm = language_model_for(self.settings, self.tokenizer, load)
-        self.decoder = CTCDecoder(self.settings, self.tokenizer, lm)
+        self.joint = joint_decoder(self.model, self.settings)
+        ctc = CTCDecoder(self.settings, self.tokenizer, lm)
+        self.decoder = ctc if self.joint is None else self.joint.from_frames
 
     @torch.inference_mode()
     def forward(self, windows: np.ndarray) -> np.ndarray:
-        """float32 waveforms (N, window) -> CTC logits (N, T', V), on the CPU."""
+        """float32 waveforms (N, window) -> CTC logits (N, T', V), on the CPU; for joint
+        decoding the encoder output follows on the last axis (N, T', V + D), so a long
+        recording's windows stitch both alike."""
+        from megalith.models.asr import MEMORY
+
         model: Any = self.model
         outputs = model({model.audio_name: torch.from_numpy(windows)})
-        return outputs[model.name].float().numpy()
+        logits = outputs[model.name].float()
+        if self.joint is not None:
+            logits = torch.cat([logits, outputs[model.name + MEMORY].float()], dim=-1)
+        return logits.numpy()
 
     def transcribe(
         self, recordings: Sequence[Recording], *, names: Sequence[str] | None = None
@@ -116,13 +125,17 @@ class Transcriber:
         return [self.tokenizer.decode(row) for row in ids]
 
 
-def logits_decoder(run: SpeechRun, load: LoadRun) -> Callable[[torch.Tensor], torch.Tensor]:
+def logits_decoder(run: SpeechRun, load: LoadRun) -> Callable[[torch.Tensor], torch.Tensor] | Any:
     """How `predict` and `evaluate` turn a recognizer's CTC logits (B, T', V) into ids (B, L):
-    greedy at the run's beam_size 1, else its beam search (and language model)."""
+    greedy at the run's beam_size 1, else its beam search (and language model); a hybrid
+    model's joint CTC/attention search (a JointDecoder) at decode_ctc_weight below 1."""
     from megalith.models.asr import greedy_ctc
     from megalith.runtime.speech import padded_ids
 
     settings = decoding_settings(run.config.model)
+    joint = joint_decoder(run.model, settings)
+    if joint is not None:
+        return joint
     if settings.beam_size == 1:
         return greedy_ctc
     tokenizer = _recognizer_tokenizer(run)
@@ -133,6 +146,16 @@ def logits_decoder(run: SpeechRun, load: LoadRun) -> Callable[[torch.Tensor], to
         return torch.from_numpy(padded_ids(rows))
 
     return decode
+
+
+def joint_decoder(model: Any, settings: CTCDecoding) -> Any:
+    """A hybrid model's JointDecoder when the settings ask for attention decoding, else None."""
+    weight = settings.decode_ctc_weight or 1.0
+    if weight >= 1 or not getattr(model, "hybrid", False):
+        return None
+    from megalith.models.joint_decoding import JointDecoder
+
+    return JointDecoder(model, settings.beam_size, weight)
 
 
 def check_language_model(model_config: Any, preprocessor: Any, load: LoadRun) -> None:
