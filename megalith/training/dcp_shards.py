@@ -21,10 +21,13 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
+
+if TYPE_CHECKING:
+    from torch.distributed.checkpoint.metadata import TensorStorageMetadata
 
 SHARD_SUFFIX = ".safetensors"
 
@@ -81,14 +84,28 @@ def read_whole(folder: Path) -> dict[str, torch.Tensor]:
     Raises:
         ValueError: no shard files, or pieces that do not cover a tensor (a file missing).
     """
-    import torch.distributed.checkpoint as dcp
+    tensors = {
+        name: torch.empty(meta.size, dtype=meta.properties.dtype)
+        for name, meta in tensor_layout(folder).items()
+    }
+    read_pieces(folder, tensors, collective=False)
+    return tensors
+
+
+def tensor_layout(folder: Path) -> dict[str, TensorStorageMetadata]:
+    """Each tensor's whole size, dtype and stored pieces, from the safetensors headers of the
+    files in `folder` (no tensor bytes are read).
+
+    Raises:
+        ValueError: no shard files, or pieces that do not cover a tensor (a file missing).
+    """
     from torch.distributed.checkpoint.hf_storage import HuggingFaceStorageReader
     from torch.distributed.checkpoint.metadata import TensorStorageMetadata
 
     if not any(folder.glob(f"*{SHARD_SUFFIX}")):
         raise ValueError(f"no shard files in {folder}")
     layout = HuggingFaceStorageReader(str(folder)).read_metadata().state_dict_metadata
-    tensors: dict[str, torch.Tensor] = {}
+    tensors: dict[str, TensorStorageMetadata] = {}
     for name, meta in layout.items():
         if not isinstance(meta, TensorStorageMetadata):
             raise ValueError(f"{folder}: '{name}' is not a tensor")
@@ -98,10 +115,27 @@ def read_whole(folder: Path) -> dict[str, torch.Tensor]:
             raise ValueError(
                 f"{folder}: the pieces of '{name}' hold {stored} of its {values} values"
             )
-        tensors[name] = torch.empty(meta.size, dtype=meta.properties.dtype)
-    with _one_process_is_meant():
-        dcp.load(tensors, storage_reader=HuggingFaceStorageReader(str(folder)), no_dist=True)
+        tensors[name] = meta
     return tensors
+
+
+def read_pieces(folder: Path, tensors: Mapping[str, torch.Tensor], collective: bool = True) -> None:
+    """Fill `tensors` in place from the files in `folder`: a DTensor receives only this
+    process's shard, read from the byte ranges of the pieces that overlap it (safetensors'
+    `get_slice`: no file is read whole), a plain tensor the whole tensor.
+
+    Args:
+        tensors: names -> destinations (the names in the files; any subset of them).
+        collective: every process calls it at once with the same names (DCP plans the reads
+            together); False reads in this process alone.
+    """
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.hf_storage import HuggingFaceStorageReader
+
+    reader = HuggingFaceStorageReader(str(folder))
+    with _one_process_is_meant():
+        no_dist = not (collective and _distributed())
+        dcp.load(dict(tensors), storage_reader=reader, no_dist=no_dist)
 
 
 def _writer(folder: Path) -> Any:
