@@ -15,7 +15,10 @@ Only tensors go through here: a non-tensor value would be written by DCP as `tor
 
 from __future__ import annotations
 
+import hashlib
+import io
 import math
+import os
 import warnings
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
@@ -32,26 +35,32 @@ if TYPE_CHECKING:
 SHARD_SUFFIX = ".safetensors"
 
 
-def write_shards(folder: Path, tensors: Mapping[str, torch.Tensor]) -> None:
+def write_shards(folder: Path, tensors: Mapping[str, torch.Tensor]) -> dict[str, str]:
     """Write this process's pieces of `tensors` into `folder` (a collective: every process
     calls it with the same names; one process alone writes everything).
 
     Args:
         folder: created if missing; one file per process lands in it.
         tensors: names -> tensors (DTensors sharded by FSDP, or plain tensors).
+    Returns:
+        The SHA-256 (hex) of each file this process wrote, by file name, taken of its bytes
+        as they were written (no file is read back).
     """
     import torch.distributed.checkpoint as dcp
 
+    writer = _writer(folder)
     with _one_process_is_meant():
-        dcp.save(dict(tensors), storage_writer=_writer(folder), no_dist=not _distributed())
+        dcp.save(dict(tensors), storage_writer=writer, no_dist=not _distributed())
+    return writer.fs.digests
 
 
 def start_writing_shards(
     folder: Path, tensors: Mapping[str, torch.Tensor], group: dist.ProcessGroup | None
-) -> Future[Any]:
+) -> tuple[Future[Any], dict[str, str]]:
     """`write_shards` from a copy taken now, the writing on a background thread (DCP's
-    `async_save`); returns the future of the write. Training may change `tensors` in place
-    as soon as this returns.
+    `async_save`); returns the future of the write and the digests of this process's files,
+    filled in by the time the future is done. Training may change `tensors` in place as soon
+    as this returns.
 
     Args:
         group: a process group of its own for the write's collectives (gloo), so that they never
@@ -64,17 +73,18 @@ def start_writing_shards(
     # on the CPU: a plain synchronous copy (pinned memory and CUDA streams are GPU-only)
     cuda = torch.cuda.is_available()
     stager = DefaultStager(StagingOptions(cuda, False, False, cuda))
+    writer = _writer(folder)
     with _one_process_is_meant():
         response = dcp.async_save(
             dict(tensors),
-            storage_writer=_writer(folder),
+            storage_writer=writer,
             process_group=group,
             async_stager=stager,
             no_dist=not _distributed(),
         )
     upload = response.upload_completion if isinstance(response, AsyncSaveResponse) else response
     upload.add_done_callback(lambda _: stager.close())
-    return upload
+    return upload, writer.fs.digests
 
 
 def read_whole(folder: Path) -> dict[str, torch.Tensor]:
@@ -141,7 +151,65 @@ def read_pieces(folder: Path, tensors: Mapping[str, torch.Tensor], collective: b
 def _writer(folder: Path) -> Any:
     from torch.distributed.checkpoint.hf_storage import HuggingFaceStorageWriter
 
-    return HuggingFaceStorageWriter(str(folder), save_distributed=True)
+    writer = HuggingFaceStorageWriter(str(folder), save_distributed=True)
+    writer.fs = _hashing_file_system()
+    return writer
+
+
+def _hashing_file_system() -> Any:
+    """DCP's local file system, taking the SHA-256 of every file as its bytes are written
+    (`.digests`: file name -> hex). DCP writes each safetensors file in one sequence of writes,
+    on the thread of the write (the background one for async_save), so every process hashes
+    its own files while it writes them."""
+    from torch.distributed.checkpoint.filesystem import FileSystem
+
+    class HashingFileSystem(FileSystem):
+        def __init__(self) -> None:
+            super().__init__()
+            self.digests: dict[str, str] = {}
+
+        @contextmanager
+        def create_stream(self, path: str | os.PathLike[str], mode: str) -> Iterator[Any]:
+            with super().create_stream(path, mode) as stream:
+                if mode != "wb":
+                    yield stream
+                    return
+                hashing = _HashingStream(stream)
+                yield hashing
+            self.digests[Path(path).name] = hashing.digest.hexdigest()
+
+    return HashingFileSystem()
+
+
+class _HashingStream(io.RawIOBase):
+    """A file written front to back, hashed on the way; seeking is refused (it would make
+    the hash wrong) by io.RawIOBase itself."""
+
+    def __init__(self, raw: Any) -> None:
+        super().__init__()
+        self.raw, self.digest = raw, hashlib.sha256()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        written = self.raw.write(data)
+        self.digest.update(memoryview(data).cast("B")[:written])
+        return int(written)
+
+    def tell(self) -> int:
+        return int(self.raw.tell())
+
+    def fileno(self) -> int:
+        return int(self.raw.fileno())
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def close(self) -> None:
+        if not self.closed:
+            super().close()  # flushes first
+            self.raw.close()
 
 
 @contextmanager

@@ -1,7 +1,9 @@
 """An FSDP process resuming reads only its own pieces of a checkpoint (DCP's load into the
 sharded state dict): what each of 3 processes then holds, gathered, equals the checkpoint read
-whole, for shards written by 2 processes (cut otherwise). Reading an unsharded checkpoint by pieces
-(1 -> 2) is tested through the CLI in tests/integration/test_dcp_sharded.py."""
+whole, for shards written by 2 processes (cut otherwise). Their digests in state.json were taken
+by the processes that wrote them: rank 0 reads no shard back, and the read-whole check verifies
+them. Reading an unsharded checkpoint by pieces (1 -> 2) is tested through the CLI in
+tests/integration/test_dcp_sharded.py."""
 
 from __future__ import annotations
 
@@ -36,8 +38,13 @@ if mode != "read":  # a step, so that the weights and moments are not what the s
     torch.manual_seed(1 + ddp.rank)
     model(torch.randn(4, 6)).pow(2).mean().backward()
     optimizer.step()
-if mode == "shards":
+if mode == "shards":  # rank 0 hashes no shard: each process hashed its own while writing
+    import megalith.training.checkpoint_files as files
+    hashed, real = [], files.file_sha256
+    files.file_sha256 = lambda path: hashed.append(str(path)) or real(path)
     save_sharded_checkpoint(root, 1, model, optimizer, {"at": 1})
+    ckpt.wait_until_durable()
+    print(json.dumps({"hashed": hashed}))
 elif mode == "whole":
     weights, moments = ddp.full_weights(model), ddp.full_optimizer_state(optimizer)
     if ddp.is_main:
@@ -72,7 +79,9 @@ def test_three_processes_read_their_pieces_of_two_processes_shards(
     script: Path, tmp_path: Path
 ) -> None:
     root = tmp_path / "checkpoints"
-    run_ranks(script, 2, str(root), "shards")  # rows 0-4 and 5-9 of the first weight
+    written = run_ranks(script, 2, str(root), "shards")  # rows 0-4 and 5-9 of the first weight
+    hashed = json.loads(written[0].strip().splitlines()[-1])["hashed"]
+    assert hashed and not [path for path in hashed if "/shards/" in path]
     outputs = run_ranks(script, 3, str(root), "read")  # rows 0-3, 4-7 and 8-9: pieces of both
     results = [json.loads(out.strip().splitlines()[-1]) for out in outputs]
     assert [result["shard"] for result in results] == [4, 4, 2]
