@@ -38,6 +38,30 @@ def start_train(folder: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
+def children(pid: int) -> list[int]:
+    """The pids of the processes whose parent is `pid` (from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def worker(launcher: int, rank: int) -> int:
+    """The pid of torchrun's worker of `rank`, under `megalith train --devices N` (pid)."""
+    for agent in children(launcher):
+        for process in children(agent):
+            environ = Path(f"/proc/{process}/environ").read_bytes().split(b"\0")
+            if f"RANK={rank}".encode() in environ:
+                return process
+    raise LookupError(f"no worker of rank {rank} under {launcher}")
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
