@@ -179,7 +179,8 @@ def _train(
     splits = split_data(cfg, table)
     for note in split_notes(table.frame, cfg.data.split):
         console.print(f"[yellow]note[/]: {note}")
-    checkpoint = ckpt.load_latest_checkpoint(run_dir.checkpoints) if resuming else None
+    ddp = dataclasses.replace(ddp, sharded=ddp.enabled and cfg.train.strategy == "fsdp")
+    checkpoint = ckpt.load_latest_checkpoint(run_dir.checkpoints, ddp.sharded) if resuming else None
     if checkpoint is not None:
         check_resume_fits(checkpoint.state["loop"], cfg.model_dump(mode="json"), run_dir.path)
     if start_from is not None:
@@ -242,7 +243,6 @@ def _train(
         change = describe_world_change(written_by, ddp.world_size, cfg.train.rows_per_batch)
         if change:
             console.print(change)
-    ddp = dataclasses.replace(ddp, sharded=ddp.enabled and cfg.train.strategy == "fsdp")
     watch = (
         cfg.train.early_stop.metric if cfg.train.early_stop else _default_watch(cfg, preprocessor)
     )

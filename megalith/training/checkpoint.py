@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from safetensors.torch import load_file
 
 from megalith.errors import RunError
@@ -38,7 +39,7 @@ from megalith.training.checkpoint_files import (
     write_checkpoint,
 )
 from megalith.training.checkpoint_writer import CheckpointWriter
-from megalith.training.dcp_shards import read_whole
+from megalith.training.dcp_shards import read_whole, tensor_layout
 
 __all__ = [
     "KEEP_LAST",
@@ -68,6 +69,21 @@ class Checkpoint:
     optimizer: dict[str, Any]
     state: dict[str, Any]
     """The loop's own state (epoch, step, early stopping), the scheduler and the grad scaler."""
+    pieces: TensorFiles | None = None
+    """Set when the tensors were left in their files for each process to read only its own
+    pieces of them (`load_latest_checkpoint(pieces=True)`): `model` then holds meta tensors
+    (names, shapes and dtypes from the headers, no values) and `optimizer` the random
+    generators only."""
+
+
+@dataclass(frozen=True)
+class TensorFiles:
+    """Where a checkpoint's tensors are, for megalith.training.sharded_resume."""
+
+    folder: Path
+    """Every safetensors file in it holds some of them."""
+    model_prefix: str
+    """What the model's weight names start with there: 'model.' in shards, '' otherwise."""
 
 
 def save_checkpoint(
@@ -148,11 +164,18 @@ def wait_until_durable() -> None:
             ) from error
 
 
-def load_latest_checkpoint(root: Path) -> Checkpoint | None:
-    """The newest checkpoint whose files verify, or None when there is none."""
+def load_latest_checkpoint(root: Path, pieces: bool = False) -> Checkpoint | None:
+    """The newest checkpoint whose files verify, or None when there is none.
+
+    Args:
+        pieces: verify the files but leave the weights and optimizer moments in them
+            (`Checkpoint.pieces`), for a sharded run whose every process then reads only the
+            pieces it holds (megalith.training.sharded_resume); the memory check counts this
+            process's share of them.
+    """
     for path in reversed(checkpoint_dirs(root)):
         try:
-            return _load_checkpoint(path)
+            return _load_checkpoint(path, pieces)
         except (OSError, ValueError, KeyError, RuntimeError) as error:
             warnings.warn(f"skipping checkpoint {path}: {error}", stacklevel=2)
     return None
@@ -184,25 +207,14 @@ def optimizer_state_dict(checkpoint: Checkpoint) -> dict[str, Any]:
     return {"state": per_param, "param_groups": layout["param_groups"]}
 
 
-def _load_checkpoint(path: Path) -> Checkpoint:
+def _load_checkpoint(path: Path, pieces: bool) -> Checkpoint:
     manifest = json.loads((path / STATE_FILE).read_text())
-    available = available_bytes()
-    for name in manifest["files"]:  # before hashing or reading
-        if name.endswith(".safetensors"):
-            try:
-                read_safetensors_header(path / name)
-            except RunError as error:
-                raise ValueError(str(error)) from None
-    size = sum((path / name).stat().st_size for name in manifest["files"])
-    if size > available:
-        raise ValueError(
-            f"its files hold {format_bytes(size)}, more than the {format_bytes(available)} of "
-            "memory available"
-        )
-    for name, digest in manifest["files"].items():
-        if file_sha256(path / name) != digest:
-            raise ValueError(f"{name} does not match its checksum (truncated or corrupt)")
-    if manifest.get("format") == SHARDED_FORMAT:
+    _check_files(path, manifest, share=_processes() if pieces else 1)
+    sharded = manifest.get("format") == SHARDED_FORMAT
+    if pieces:
+        files = TensorFiles(path / SHARDS_DIR, "model.") if sharded else TensorFiles(path, "")
+        return Checkpoint(path, _stored_weights(files), _rng(path), manifest, files)
+    if sharded:
         model, optimizer = split_whole_shards(read_whole(path / SHARDS_DIR))
         optimizer.update(load_file(path / RNG_FILE))
         return Checkpoint(path=path, model=model, optimizer=optimizer, state=manifest)
@@ -212,6 +224,57 @@ def _load_checkpoint(path: Path) -> Checkpoint:
         optimizer=load_file(path / "optimizer.safetensors"),
         state=manifest,
     )
+
+
+def _check_files(path: Path, manifest: dict[str, Any], share: int) -> None:
+    """Every file a safetensors file, small enough for memory (1/share of them is read
+    here), and matching its SHA-256."""
+    available = available_bytes()
+    for name in manifest["files"]:  # before hashing or reading
+        if name.endswith(".safetensors"):
+            try:
+                read_safetensors_header(path / name)
+            except RunError as error:
+                raise ValueError(str(error)) from None
+    size = sum((path / name).stat().st_size for name in manifest["files"]) // share
+    if size > available:
+        raise ValueError(
+            f"its files hold {format_bytes(size)}, more than the {format_bytes(available)} of "
+            "memory available" + (f" (per process, of {share})" if share > 1 else "")
+        )
+    for name, digest in manifest["files"].items():
+        if file_sha256(path / name) != digest:
+            raise ValueError(f"{name} does not match its checksum (truncated or corrupt)")
+
+
+def _stored_weights(files: TensorFiles) -> dict[str, torch.Tensor]:
+    """The model's weights as meta tensors: names, shapes and dtypes, no values."""
+    layout, prefix = tensor_layout(files.folder), files.model_prefix
+    names = (
+        [name for name in layout if name.startswith(prefix)]
+        if prefix
+        else list(read_safetensors_header(files.folder / "model.safetensors"))
+    )
+    return {
+        name.removeprefix(prefix): torch.empty(
+            layout[name].size, dtype=layout[name].properties.dtype, device="meta"
+        )
+        for name in names
+    }
+
+
+def _rng(path: Path) -> dict[str, torch.Tensor]:
+    """The random generators' states only, from rng.safetensors or optimizer.safetensors."""
+    from safetensors import safe_open
+
+    name = RNG_FILE if (path / RNG_FILE).is_file() else "optimizer.safetensors"
+    with safe_open(str(path / name), framework="pt") as file:
+        names = file.keys()  # a safetensors file is not iterable
+        return {key: file.get_tensor(key) for key in names if key.startswith("rng.")}
+
+
+def _processes() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
 def split_whole_shards(

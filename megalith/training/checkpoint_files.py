@@ -63,16 +63,22 @@ def begin_checkpoint(root: Path, step: int, name: str) -> tuple[Path, Path]:
     return tmp, final
 
 
-def seal_checkpoint(tmp: Path, final: Path, manifest: dict[str, Any]) -> Path:
+def seal_checkpoint(
+    tmp: Path, final: Path, manifest: dict[str, Any], known: dict[str, str] | None = None
+) -> Path:
     """state.json last (with the SHA-256 of every file under `tmp`), then `tmp` renamed to
     `final`; older checkpoints pruned to KEEP_LAST.
 
+    Args:
+        known: digests already taken while the files were written (path under `tmp` -> hex);
+            the other files are hashed here.
     Raises:
         RunError: the folder cannot be written; nothing half-written stays.
     """
     try:
         names = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
-        files = {name: file_sha256(tmp / name) for name in names}
+        known = known or {}
+        files = {name: known.get(name) or file_sha256(tmp / name) for name in names}
         (tmp / STATE_FILE).write_text(json.dumps({**manifest, "files": files}))
         remove_path(final)
         os.replace(tmp, final)

@@ -29,6 +29,8 @@ from torch import nn
 
 from megalith.errors import ConfigError
 
+_groups: dict[str, dist.ProcessGroup] = {}
+
 
 @dataclass(frozen=True)
 class Distributed:
@@ -120,6 +122,17 @@ class Distributed:
             value = value.clone()
             dist.all_reduce(value, op=dist.ReduceOp.MIN)
         return value
+
+    def largest(self, value: int) -> int:
+        """The largest of every rank's `value` (a collective), over a Gloo group of its own:
+        a CPU all-reduce of one number, with no wait for a GPU."""
+        if not self.enabled:
+            return value
+        if "cpu" not in _groups:  # made once, by every rank at the same step
+            _groups["cpu"] = dist.new_group(backend="gloo")
+        both = torch.tensor([value])
+        dist.all_reduce(both, op=dist.ReduceOp.MAX, group=_groups["cpu"])
+        return int(both[0])
 
     def local_part(self, index: torch.Tensor) -> torch.Tensor:
         """This rank's rows of a global batch: every world_size-th row from its rank on."""

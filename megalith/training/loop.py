@@ -302,7 +302,7 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
                 logged = float(loss.detach()) if at.step % cfg.log_every == 0 else None  # sync
                 for cb in job.callbacks:
                     cb.on_step_end(at.step, at.epoch, len(batch) * cfg.grad_accumulation, logged)
-                if signals.received or timer.due(at.step):
+                if signals.agree(ddp.largest) or timer.due(at.step):  # all stop together
                     at.loss_sum = float(loss_sum)
                     checkpoint(at)
                     signals.raise_if_received(at.step, job.checkpoints.parent)
@@ -334,7 +334,7 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
                 cb.on_epoch_end(at.epoch, metrics)
             at = Position(epoch=at.epoch + 1, step=at.step)
             checkpoint(at)
-            signals.raise_if_received(at.step, job.checkpoints.parent)
+            signals.raise_if_received(at.step, job.checkpoints.parent, ddp.largest)
 
     for cb in job.callbacks:
         cb.on_train_end(stopped)

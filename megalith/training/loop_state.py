@@ -16,6 +16,7 @@ from megalith.training import checkpoint as ckpt
 from megalith.training.callbacks import Callback
 from megalith.training.distributed import Distributed
 from megalith.training.early_stop import EarlyStopping
+from megalith.training.sharded_resume import read_own_pieces
 
 
 @dataclass
@@ -63,8 +64,11 @@ def restore_loop(
 ) -> Position:
     """Load every piece of state; returns where training stopped."""
     loop = checkpoint.state["loop"]
-    ddp.load_full_weights(model, checkpoint.model)
-    ddp.load_optimizer_state(optimizer, ckpt.optimizer_state_dict(checkpoint))
+    if checkpoint.pieces is not None:  # FSDP: each process reads the pieces it holds
+        read_own_pieces(checkpoint, model, optimizer)
+    else:
+        ddp.load_full_weights(model, checkpoint.model)
+        ddp.load_optimizer_state(optimizer, ckpt.optimizer_state_dict(checkpoint))
     _state_in_param_layout(optimizer)
     lambdas = [None] * len(optimizer.param_groups)
     scheduler.load_state_dict({**loop["scheduler"], "lr_lambdas": lambdas})

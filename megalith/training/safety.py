@@ -12,7 +12,7 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -38,13 +38,18 @@ class StopSignals:
     """Turns the first SIGTERM / SIGINT into a request to stop after the current step.
 
     A second Ctrl-C interrupts at once. Outside the main thread signals cannot be caught,
-    so the handlers are only installed there.
+    so the handlers are only installed there. With several processes a signal may reach only
+    some of them: `agree` makes every process stop at the same step (one checkpoint written
+    by all, as FSDP's sharded checkpoints need), instead of one entering it alone and hanging.
     """
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(self) -> None:
         self.received: int | None = None
+        """The signal this process received (set by its handler at any moment)."""
+        self.agreed: int | None = None
+        """The signal some process received, as every process agreed at the last `agree`."""
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopSignals:
@@ -66,15 +71,27 @@ class StopSignals:
         self.received = signum
         signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C is immediate
 
-    def raise_if_received(self, step: int, run_dir: Path) -> None:
-        """After the checkpoint of a signalled step: stop, saying how to resume."""
-        if self.received is None:
+    def agree(self, largest: Callable[[int], int]) -> int | None:
+        """Whether any process received a signal, agreed by all (every process calls it at
+        the same step): `largest` is the largest of every process's value (the identity with
+        one process). Returns the signal's number, or None."""
+        self.agreed = largest(self.received or 0) or None
+        return self.agreed
+
+    def raise_if_received(
+        self, step: int, run_dir: Path, largest: Callable[[int], int] | None = None
+    ) -> None:
+        """After the checkpoint of a signalled step: stop, saying how to resume. Only a signal
+        agreed on stops (with `largest`, agreed here first), so that every process stops."""
+        if largest is not None:
+            self.agree(largest)
+        if self.agreed is None:
             return
-        name = signal.Signals(self.received).name
+        name = signal.Signals(self.agreed).name
         raise TrainingInterrupted(
             f"stopped by {name} after step {step}; checkpoint written. "
             f"Resume with: megalith train --resume {run_dir}",
-            self.received,
+            self.agreed,
         )
 
 

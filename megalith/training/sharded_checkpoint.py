@@ -4,12 +4,14 @@ With `train.strategy: fsdp` on several processes, a checkpoint `checkpoints/step
 holds `shards/` (one safetensors file per process, written in parallel through
 torch.distributed.checkpoint: megalith.training.dcp_shards), `rng.safetensors` (rank 0's random
 generators) and `state.json` (the optimizer's param groups and scalars, the loop's state, the
-SHA-256 of every file, `"format": "dcp-safetensors"`). As with an unsharded checkpoint, it is
-written under a temporary name and renamed by rank 0 once every process's shards are on the
-disk, state.json last, so a process killed at any moment leaves the previous checkpoint the
-newest complete one. Any number of processes reads it back (megalith.training.checkpoint
-reads the shards whole; FSDP cuts them to its own shards again), and the run's final
-`model.safetensors` is still one whole file.
+SHA-256 of every file, `"format": "dcp-safetensors"`). Each process takes the SHA-256 of its own
+shard file while writing it and sends it to rank 0, so no file is read back to be hashed. As
+with an unsharded checkpoint, it is written under a temporary name and renamed by rank 0 once
+every process's shards are on the disk, state.json last, so a process killed at any moment
+leaves the previous checkpoint the newest complete one. Any number of processes reads it back
+(megalith.training.checkpoint reads the shards whole; a sharded run's processes read only their
+own pieces of them: megalith.training.sharded_resume), and the run's final `model.safetensors`
+is still one whole file.
 """
 
 from __future__ import annotations
@@ -65,12 +67,12 @@ def save_sharded_checkpoint(
     manifest = json.loads(json.dumps({**manifest, "format": ckpt.SHARDED_FORMAT}))
     rng = ckpt.rng_tensors()
     if not background:
-        write_shards(tmp / ckpt.SHARDS_DIR, tensors)
+        digests = _gathered(write_shards(tmp / ckpt.SHARDS_DIR, tensors))
         if main:  # every process's shards are on the disk once write_shards returns
-            ckpt.after_write(ckpt.make_durable, _seal(tmp, final, rng, manifest))
+            ckpt.after_write(ckpt.make_durable, _seal(tmp, final, rng, manifest, digests))
         return final
-    written = start_writing_shards(tmp / ckpt.SHARDS_DIR, tensors, _writer_group())
-    ckpt.after_write(_seal_when_written, written, tmp, final, rng, manifest, main)
+    written, own = start_writing_shards(tmp / ckpt.SHARDS_DIR, tensors, _writer_group())
+    ckpt.after_write(_seal_when_written, written, own, tmp, final, rng, manifest, main)
     return final
 
 
@@ -92,19 +94,27 @@ def sharded_tensors(
     return tensors, {"scalars": scalars, "param_groups": optimizer_state["param_groups"]}
 
 
-def _seal(tmp: Path, final: Path, rng: dict[str, torch.Tensor], manifest: dict[str, Any]) -> Path:
-    """Rank 0, once every process's shards are written: RNG, state.json, then the rename."""
+def _seal(
+    tmp: Path,
+    final: Path,
+    rng: dict[str, torch.Tensor],
+    manifest: dict[str, Any],
+    digests: dict[str, str],
+) -> Path:
+    """Rank 0, once every process's shards are written: RNG, state.json (with the shards'
+    digests, taken by the processes that wrote them), then the rename."""
     from safetensors.torch import save_file
 
     try:
         save_file(rng, tmp / ckpt.RNG_FILE)
     except OSError as error:
         raise ckpt.unwritable(final, error) from error
-    return ckpt.seal_checkpoint(tmp, final, manifest)
+    return ckpt.seal_checkpoint(tmp, final, manifest, digests)
 
 
 def _seal_when_written(
     written: Future[Any],
+    own: dict[str, str],
     tmp: Path,
     final: Path,
     rng: dict[str, torch.Tensor],
@@ -112,8 +122,21 @@ def _seal_when_written(
     main: bool,
 ) -> None:
     written.result()  # the collective write ended on every process
+    digests = _gathered(own)
     if main:
-        ckpt.make_durable(_seal(tmp, final, rng, manifest))
+        ckpt.make_durable(_seal(tmp, final, rng, manifest, digests))
+
+
+def _gathered(own: dict[str, str]) -> dict[str, str]:
+    """Every process's shard digests (file name -> SHA-256), as paths under the checkpoint
+    folder, on rank 0 (a collective over the writer group; other ranks get their own)."""
+    shards = {f"{ckpt.SHARDS_DIR}/{name}": digest for name, digest in own.items()}
+    if not dist.is_initialized():
+        return shards
+    main = dist.get_rank() == 0
+    every: list[Any] = [None] * dist.get_world_size() if main else []
+    dist.gather_object(shards, every if main else None, dst=0, group=_writer_group())
+    return {name: digest for part in every for name, digest in part.items()} if main else shards
 
 
 def _writer_group() -> dist.ProcessGroup | None:

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,9 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
+
+from megalith.training import checkpoint as ckpt
+from tests.multiprocess import TIMEOUT, free_port, megalith_train, start_train, worker
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +36,6 @@ CONFIG = {
         "baselines": False,
     },
 }
-TIMEOUT = 300
 
 
 def _write_config(folder: Path, **train: object) -> Path:
@@ -42,50 +43,6 @@ def _write_config(folder: Path, **train: object) -> Path:
     path = folder / "cfg.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
-
-
-def _megalith(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "megalith", "train", *args],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
-
-
-def _start(folder: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "megalith", "train", *args],
-        cwd=folder,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # a failed test ends torchrun's agent and workers with it
-    )
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry))
-    return found
-
-
-def _worker(launcher: int, rank: int) -> int:
-    """The pid of torchrun's worker of `rank`, under `megalith train --devices N` (pid)."""
-    for agent in _children(launcher):
-        for worker in _children(agent):
-            environ = Path(f"/proc/{worker}/environ").read_bytes().split(b"\0")
-            if f"RANK={rank}".encode() in environ:
-                return worker
-    raise LookupError(f"no worker of rank {rank} under {launcher}")
 
 
 def _kill_after_checkpoint(
@@ -99,7 +56,7 @@ def _kill_after_checkpoint(
         assert process.poll() is None, process.stderr.read() if process.stderr else ""
         assert time.monotonic() < deadline, "no checkpoint in time"
         time.sleep(0.005)
-    os.kill(process.pid if rank is None else _worker(process.pid, rank), signum)
+    os.kill(process.pid if rank is None else worker(process.pid, rank), signum)
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
@@ -108,7 +65,7 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
 
 def _reference(folder: Path, *devices: str) -> Path:
     _write_config(folder)
-    result = _megalith(folder, "cfg.yaml", "-o", "reference", *devices)
+    result = megalith_train(folder, "cfg.yaml", "-o", "reference", *devices)
     assert result.returncode == 0, result.stderr
     return folder / "reference"
 
@@ -131,7 +88,7 @@ def test_a_killed_process_is_restarted_and_the_run_ends_as_if_uninterrupted(
     _write_config(tmp_path)
 
     command = ("cfg.yaml", "-o", "run", "--devices", "2", "--max-restarts", "1")
-    process = _start(tmp_path, *command)
+    process = start_train(tmp_path, *command)
     try:
         _kill_after_checkpoint(process, tmp_path / "run", rank=1)
     except BaseException:
@@ -163,7 +120,7 @@ def test_a_run_resumes_on_another_number_of_processes(
     _write_config(tmp_path, strategy=strategy)
 
     devices = ["--devices", str(before)] if before > 1 else []
-    process = _start(tmp_path, "cfg.yaml", "-o", "run", *devices)
+    process = start_train(tmp_path, "cfg.yaml", "-o", "run", *devices)
     try:
         _kill_after_checkpoint(process, tmp_path / "run", rank=1 if before > 1 else None)
         process.communicate(timeout=TIMEOUT)
@@ -171,7 +128,7 @@ def test_a_run_resumes_on_another_number_of_processes(
         os.killpg(process.pid, signal.SIGKILL)
         raise
     assert process.returncode != 0, "the run finished before it was killed"
-    resumed = _megalith(tmp_path, "--resume", "run", "--devices", str(after))
+    resumed = megalith_train(tmp_path, "--resume", "run", "--devices", str(after))
     assert resumed.returncode == 0, resumed.stderr
     log = " ".join(resumed.stderr.split())  # the console wraps long lines
     assert f"resuming on {after} process(es); the checkpoint was written by {before}" in log
@@ -187,12 +144,34 @@ def test_a_run_resumes_on_another_number_of_processes(
         assert mine["lr"] == pytest.approx(reference_epoch["lr"])  # the schedule is unchanged
 
 
+def test_a_sigterm_reaching_one_fsdp_process_stops_both_at_one_checkpoint(tmp_path: Path) -> None:
+    """Only rank 1 gets the signal; the ranks agree at the next step, write that step's sharded
+    checkpoint together and both stop (alone, rank 1 would wait in the checkpoint's collectives
+    until the collective timeout)."""
+    _write_config(tmp_path, strategy="fsdp", epochs=30, collective_timeout=120)
+    process = start_train(tmp_path, "cfg.yaml", "-o", "run", "--devices", "2")
+    try:
+        _kill_after_checkpoint(process, tmp_path / "run", rank=1, signum=signal.SIGTERM)
+        _, stderr = process.communicate(timeout=90)  # before the collective timeout
+    except BaseException:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
+    assert process.returncode != 0
+    log = " ".join(stderr.split())  # the console wraps long lines
+    steps = re.findall(r"stopped by SIGTERM after step (\d+); checkpoint written", log)
+    assert len(steps) == 2 and steps[0] == steps[1], stderr  # rank 0 too, for rank 1's signal
+    assert "stopped answering" not in log
+    latest = ckpt.load_latest_checkpoint(tmp_path / "run" / "checkpoints")
+    assert latest is not None and latest.state["loop"]["position"]["step"] == int(steps[0])
+    assert len(list((latest.path / "shards").iterdir())) == 2
+
+
 def test_a_stalled_process_ends_the_run_with_an_error_naming_it(tmp_path: Path) -> None:
     _write_config(tmp_path, epochs=30, collective_timeout=10)
-    process = _start(tmp_path, "cfg.yaml", "-o", "run", "--devices", "2")
+    process = start_train(tmp_path, "cfg.yaml", "-o", "run", "--devices", "2")
     try:
         _kill_after_checkpoint(process, tmp_path / "run", rank=1, signum=signal.SIGSTOP)
-        stalled, waiting = _worker(process.pid, 1), _worker(process.pid, 0)
+        stalled, waiting = worker(process.pid, 1), worker(process.pid, 0)
         deadline = time.monotonic() + TIMEOUT
         while Path(f"/proc/{waiting}").exists() and time.monotonic() < deadline:
             time.sleep(0.1)  # rank 0 gives up after the timeout...
@@ -208,12 +187,6 @@ def test_a_stalled_process_ends_the_run_with_an_error_naming_it(tmp_path: Path) 
     assert re.search(r"rank 0: step \d+, last heard [0-2] s ago;", log), stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_two_torchrun_agents_on_one_rendezvous_train_as_two_nodes(
     tmp_path: Path, two_process_run: Path
 ) -> None:
@@ -221,7 +194,7 @@ def test_two_torchrun_agents_on_one_rendezvous_train_as_two_nodes(
     rendezvous: the same run as `--devices 2` on one agent."""
     _write_config(tmp_path)
     agent = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1"]
-    agent += ["--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{_free_port()}"]
+    agent += ["--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{free_port()}"]
     agent += ["--rdzv-id=two-nodes", "-m", "megalith", "train", "cfg.yaml", "-o", "nodes"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # as torchrun sets for several per node
     nodes = [

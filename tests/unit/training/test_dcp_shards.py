@@ -17,7 +17,9 @@ import pytest
 import torch
 from torch import nn
 
+from megalith.paths import file_sha256 as sha
 from megalith.training import checkpoint as ckpt
+from megalith.training import checkpoint_files as files
 from megalith.training.sharded_checkpoint import save_sharded_checkpoint
 
 
@@ -84,11 +86,36 @@ def test_a_sharded_checkpoint_missing_a_shard_is_skipped_for_the_one_before(
     assert latest is not None and latest.state["loop"] == {"at": 1}
 
 
+@pytest.mark.parametrize("background", [False, True])
+def test_shards_are_hashed_as_written_and_a_corrupted_one_is_refused(
+    tmp_path: Path, background: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hashed: list[str] = []
+    monkeypatch.setattr(files, "file_sha256", lambda path: hashed.append(path.name) or sha(path))
+    model, optimizer = _state()
+    save_sharded_checkpoint(tmp_path, 1, model, optimizer, {"at": 1})
+    save_sharded_checkpoint(tmp_path, 2, model, optimizer, {"at": 2}, background)
+    ckpt.wait_until_durable()
+    assert hashed == ["rng.safetensors"] * 2  # the shard itself is never read back
+    newest = tmp_path / "step-000000002"
+    digests = json.loads((newest / "state.json").read_text())["files"]
+    shard = newest / "shards" / "shard-00001-model-00001-of-00001.safetensors"
+    assert digests["shards/" + shard.name] == sha(shard)
+    data = bytearray(shard.read_bytes())
+    data[-1] ^= 0xFF  # one bit of a value: the header still reads
+    shard.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match="shard-00001.* does not match its checksum"):
+        latest = ckpt.load_latest_checkpoint(tmp_path)
+    assert latest is not None and latest.state["loop"] == {"at": 1}
+
+
 _WRITER = """
 import sys, torch
 from pathlib import Path
 from torch import nn
+from megalith.paths import file_sha256 as sha
 from megalith.training import checkpoint as ckpt
+from megalith.training import checkpoint_files as files
 from megalith.training.sharded_checkpoint import save_sharded_checkpoint
 root = Path(sys.argv[1])
 model = nn.Linear(4, 1)
