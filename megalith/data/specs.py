@@ -56,6 +56,9 @@ class InputSpec:
     """audio: the LogMelSettings of its front end (megalith.data.features.logmel)."""
     augment: Any = None
     """audio: the feature's AudioAugment config (train-time augmentation), or None."""
+    variable_length: bool = False
+    """audio: clips keep their own length; the model cuts each batch after its longest clip and
+    masks the frames after each clip's end (megalith.models.audio_mask)."""
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from pydantic import Field
 # importing each family module runs its @register_model
 from megalith.models.asr import ASRConfig
 from megalith.models.cnn import CNNConfig
+from megalith.models.crnn import CRNNConfig
 from megalith.models.gpt import GPTConfig
 from megalith.models.mlp import MLPConfig
 from megalith.models.pretrained import LoRAConfig, PretrainedConfig
@@ -25,6 +26,7 @@ from megalith.models.vit import ViTConfig
 ModelConfig = Annotated[
     MLPConfig
     | CNNConfig
+    | CRNNConfig
     | ResNetConfig
     | ViTConfig
     | GPTConfig
@@ -41,6 +43,7 @@ ModelConfig = Annotated[
 __all__ = [
     "ASRConfig",
     "CNNConfig",
+    "CRNNConfig",
     "GPTConfig",
     "LoRAConfig",
     "MFConfig",

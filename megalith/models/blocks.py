@@ -22,6 +22,7 @@ from torch.utils.checkpoint import checkpoint
 
 from megalith.data.specs import InputSpec, OutputSpec
 from megalith.errors import ConfigError
+from megalith.models.audio_frames import clip_frames, trim_to_longest
 from megalith.models.fusion import FusionSettings, ModalityDropout, PeriodicEncoder, make_fusion
 from megalith.models.logmel import AudioFrontEnd
 from megalith.models.sequence import SequenceEncoderConfig, build_sequence_encoder
@@ -234,9 +235,21 @@ class AudioEncoder(InputEncoder):
             spec, type="image", shape=(1, settings.n_mels, settings.frames(spec.shape[0]))
         )
         self.backbone, self.out_features = backbone_factory(image)
+        self.hop_length, self.variable_length = settings.hop_length, spec.variable_length
+        self.takes_frames = bool(getattr(self.backbone, "takes_frames", False))
+        if spec.variable_length and not self.takes_frames:
+            raise ConfigError(
+                f"inputs.{spec.name}: variable_length needs a backbone that masks the padding; "
+                "use model.arch cnn or crnn, or set variable_length: false"
+            )
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        return self.backbone(self.front_end(wave))  # (B, 1, M, T) -> (B, F)
+        if self.variable_length:
+            wave = trim_to_longest(wave)  # (B, S') up to the batch's longest clip
+        if not self.takes_frames:
+            return self.backbone(self.front_end(wave))  # (B, 1, M, T) -> (B, F)
+        frames = clip_frames(wave, self.hop_length)  # (B,)
+        return self.backbone(self.front_end(wave), frames)  # (B, 1, M, T), (B,) -> (B, F)
 
 
 def _checked_vocab_size(spec: InputSpec) -> int:

@@ -12,6 +12,7 @@ from torch import nn
 from megalith.configbase import ConfigModel
 from megalith.data.specs import InputSpec, OutputSpec
 from megalith.errors import ConfigError
+from megalith.models.audio_mask import MaskedCNN
 from megalith.models.blocks import FeatureModel, image_shape, init_conv_kaiming, make_activation
 from megalith.models.registry import register_model
 
@@ -98,6 +99,9 @@ def build_cnn(
     require_image_input("cnn", inputs)
 
     def backbone(spec: InputSpec) -> tuple[nn.Module, int]:
+        if spec.variable_length:  # audio clips of their own length: padding masked out
+            masked = MaskedCNN(spec, config.channels, config.kernel_size, config.activation)
+            return masked, masked.stages.out_channels
         return conv_stages(spec, config.channels, config.kernel_size, config.activation)
 
     return FeatureModel(

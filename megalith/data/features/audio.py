@@ -86,6 +86,10 @@ class AudioInput(ConfigModel):
     """'slaney' (linear below 1 kHz, librosa's default) or 'htk' (2595 log10(1 + f / 700))."""
     log_floor: float = Field(1e-6, gt=0)
     """Mel energies are raised to at least this before the natural log."""
+    variable_length: bool = False
+    """Keep each clip's own length (up to `duration`): each batch is cut after its longest clip
+    and a frames mask keeps the padding out of the features (model.arch cnn or crnn), so a clip's
+    prediction does not depend on the clips batched with it."""
     augment: AudioAugment | None = None
     """Train-time augmentation (gain, shift, noise, SpecAugment masks); `augment: {}` for the
     defaults of each; none by default."""
@@ -246,6 +250,7 @@ class AudioInputEncoder:
             std=self.std,
             log_mel=self.settings,
             augment=self.config.augment,
+            variable_length=self.config.variable_length,
         )
 
 
