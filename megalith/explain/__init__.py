@@ -13,6 +13,7 @@ the attention maps of Transformer-encoded inputs, and of GPT runs (language.py) 
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from megalith.explain.attention import AttentionMap
 from megalith.explain.output import write_explanations
 from megalith.explain.permutation import permutation_comparison
 from megalith.models.blocks import FeatureModel
+from megalith.models.pretrained import PretrainedModel
 from megalith.models.seq2seq import Seq2Seq
 
 if TYPE_CHECKING:
@@ -117,6 +119,7 @@ def explain_run(
     """
     from megalith.explain.explainer import Explainer
     from megalith.explain.methods import METHODS
+    from megalith.models.gpt import GPT
 
     if method not in METHODS:
         raise RunError(
@@ -131,7 +134,7 @@ def explain_run(
         raise RunError("--rows and --row-ids: give one of them, not both")
     if rows is not None and rows < 1:
         raise RunError(f"--rows {rows}: explain at least one row")
-    if not isinstance(run.model, FeatureModel):  # GPT or seq2seq: attention maps only
+    if isinstance(run.model, GPT | Seq2Seq):  # their own tokens and attention maps
         from megalith.explain.language import explain_language_model
         from megalith.explain.translation import explain_seq2seq
 
@@ -188,11 +191,13 @@ def check_supported(run: Run) -> None:
 
     if isinstance(run.model, FeatureModel | GPT | Seq2Seq):
         return
+    if isinstance(run.model, PretrainedModel) and run.model.task == "classify":
+        return
     what = "a pretrained language model" if is_language_model(run.config) else None
     raise RunError(
         f"{run.path}: explaining {what or f'a model.arch {run.config.model.arch} run'} is not "
-        "supported yet; explain takes mlp, cnn and resnet runs (tables, images, text, sequences) "
-        "and the attention maps of gpt and seq2seq runs"
+        "supported yet; explain takes mlp, cnn, resnet and pretrained classifier runs (tables, "
+        "images, text, sequences) and the gpt and seq2seq runs' tokens and attention maps"
     )
 
 
@@ -209,6 +214,12 @@ def _source(
         return splits[split], table.base_dir, f"{table.origin} ({split} split)"
     if isinstance(data, pd.DataFrame):
         return data, Path(base_dir) if base_dir is not None else Path.cwd(), "data frame"
+    given = Path(data).expanduser()
+    if not str(data).startswith("builtin:") and not os.path.lexists(given):
+        raise DataError(
+            f"--data {data}: no such file or folder (looked for {given.absolute()}); give the "
+            "path of a table or image folder, relative to the current folder"
+        )
     table = run.read_table(data)
     return table.frame, table.base_dir, table.origin
 

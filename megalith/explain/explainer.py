@@ -20,13 +20,13 @@ from megalith.explain.mapping import (
     word_values,
 )
 from megalith.explain.methods import (
-    COMPLETENESS_GOAL,
     METHODS,
     Attributions,
     attribute,
     automatic_batch_size,
     output_at,
 )
+from megalith.explain.pretrained import forward_for, pretrained_attention, spaces_for
 from megalith.explain.sanity import (
     RANDOMISATION_ROWS,
     flattened,
@@ -35,9 +35,16 @@ from megalith.explain.sanity import (
     rank_correlations,
     valid_elements,
 )
-from megalith.explain.space import AttributedModel, InputSpace, input_spaces
-from megalith.explain.trust import deletion_curves, deletion_summary
+from megalith.explain.space import InputSpace, first_rows
+from megalith.explain.trust import (
+    DELETION_ROWS,
+    additivity_summary,
+    completeness_summary,
+    deletion_curves,
+    deletion_summary,
+)
 from megalith.models.blocks import FeatureModel
+from megalith.models.pretrained import PretrainedModel
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -91,12 +98,13 @@ class Explainer:
                     f"{did_you_mean(target, known)}; its classes: {', '.join(known[:20])}"
                 )
         self.specs = preprocessor.input_specs
-        assert isinstance(run.model, FeatureModel)  # check_supported said so
-        self.model = run.model.eval()
-        self.forward = AttributedModel(self.model, self.specs, self.output).eval()
+        self.model = run.model.eval()  # a FeatureModel or a PretrainedModel: check_supported
+        self.forward = forward_for(self.model, self.specs, self.output)
         self.attention = True
         """Record the attention maps of Transformer-encoded inputs."""
         self.maps: list[AttentionMap] = []
+        self.deletion_rows = DELETION_ROWS
+        """Rows the deletion check still takes (it checks the first DELETION_ROWS)."""
         self.randomisation: np.ndarray | None = None
         """(rows,) the model-randomisation rank correlation of the first rows."""
 
@@ -117,6 +125,7 @@ class Explainer:
             random.append(found["random"])
             if found["gap"] is not None:
                 gaps.append(found["gap"])
+            if found["steps"] is not None:
                 used.append(found["steps"])
         summary = self._summary(
             origin,
@@ -140,9 +149,12 @@ class Explainer:
             outputs = model({k: torch.as_tensor(v) for k, v in encoded.items()})
         decoded = self.encoder.decode(outputs[self.output.name])
         target = self._target(decoded)
-        spaces = input_spaces(model, self.specs, encoded)
+        spaces = spaces_for(model, self.specs, encoded)
         if self.internal_batch_size is None:
-            self.internal_batch_size = automatic_batch_size(spaces)
+            self.internal_batch_size = automatic_batch_size(self.forward, spaces, target)
+        extras = tuple(s.extra for s in spaces)
+        explained = output_at(self.forward, tuple(s.values for s in spaces), extras, target)
+        at_baseline = output_at(self.forward, tuple(s.baseline for s in spaces), extras, target)
         found = attribute(
             self.method,
             self.forward,
@@ -150,36 +162,37 @@ class Explainer:
             target,
             steps=self.steps,
             internal_batch_size=self.internal_batch_size,
+            change=explained - at_baseline,
         )
-        if self.attention:
-            self.maps += feature_attention(
-                model,
-                self.specs,
-                self.run.preprocessor.inputs,
-                encoded,
-                [_plain(i) for i in part.index],
-            )
+        labels = [_plain(i) for i in part.index]
+        if self.attention and isinstance(model, PretrainedModel):
+            tokenizer = getattr(self.run.preprocessor.inputs[0], "tokenizer", None)
+            self.maps += pretrained_attention(model, self.specs, tokenizer, encoded, labels)
+        elif self.attention and isinstance(model, FeatureModel):
+            inputs = self.run.preprocessor.inputs
+            self.maps += feature_attention(model, self.specs, inputs, encoded, labels)
         units = unit_values(spaces, found.values, self.method)
         columns = column_values(spaces, units)
         if self.randomisation is None:
             self.randomisation = self._randomisation(spaces, target, found.values)
+        checked = min(self.deletion_rows, len(part))  # the first rows: the check's sample
+        self.deletion_rows -= checked
         attributed, random = deletion_curves(
             self.forward,
-            spaces,
-            target,
-            units,
-            valid_units(spaces),
+            first_rows(spaces, checked),
+            None if target is None else target[:checked],
+            units[:checked],
+            valid_units(spaces)[:checked],
             internal_batch_size=self.internal_batch_size,
-        )
-        explained = output_at(
-            self.forward, tuple(s.values for s in spaces), tuple(s.extra for s in spaces), target
+            ends=(explained[:checked], at_baseline[:checked]),
         )
         for i, label in enumerate(part.index):
             row = self._row(i, label, decoded, target, float(explained[i]), columns[i], found)
-            row["deletion"] = {
-                "area_attributed": float(attributed[i]),
-                "area_random": float(random[i]),
-            }
+            if i < checked:
+                row["deletion"] = {
+                    "area_attributed": float(attributed[i]),
+                    "area_random": float(random[i]),
+                }
             row.update(self._details(part, i, spaces, units, found.values))
             rows.append(row)
         images.extend(_image_maps(part, spaces, found.values, self.method))
@@ -214,6 +227,8 @@ class Explainer:
                 "steps": int(found.steps[i]),
                 "completeness_gap": float(found.gap[i]),
             }
+        elif found.gap is not None:
+            row["kernel_shap"] = {"additivity_gap": float(found.gap[i])}
         return row
 
     def _randomisation(
@@ -221,17 +236,7 @@ class Explainer:
     ) -> np.ndarray:
         """(rows,) the model-randomisation rank correlation of the first rows (sanity.py)."""
         count = min(RANDOMISATION_ROWS, len(values[0]))
-        first = [
-            InputSpace(
-                s.spec,
-                s.values[:count],
-                s.baseline[:count],
-                None if s.extra is None else s.extra[:count],
-                s.units,
-                s.valid[:count],
-            )
-            for s in spaces
-        ]
+        first = first_rows(spaces, count)
         randomised = randomised_attributions(
             self.model,
             self.specs,
@@ -299,6 +304,8 @@ class Explainer:
             trust["randomisation"] = randomisation_summary(self.randomisation)
         if gaps is not None and used is not None:
             trust["completeness"] = completeness_summary(gaps, used)
+        elif gaps is not None:
+            trust["additivity"] = additivity_summary(gaps)
         return {
             "run": str(self.run.path),
             "data": origin,
@@ -335,27 +342,6 @@ def _image_maps(
                 for i, label in enumerate(part.index)
             )
     return found
-
-
-def completeness_summary(gaps: torch.Tensor, used: torch.Tensor) -> dict[str, Any]:
-    """The completeness figures of Integrated Gradients over rows: gaps (B,), steps used (B,)."""
-    worst = float(gaps.max())
-    passed = worst <= COMPLETENESS_GOAL
-    steps = {str(int(s)): int((used == s).sum()) for s in used.unique()}
-    return {
-        "goal": COMPLETENESS_GOAL,
-        "gap_max": worst,
-        "gap_median": float(gaps.median()),
-        "rows_within_goal": float((gaps <= COMPLETENESS_GOAL).double().mean()),
-        "rows_by_steps": steps,
-        "passed": passed,
-        "note": (
-            "every row's attributions sum to f(x) - f(baseline) within 5%"
-            if passed
-            else f"some rows miss completeness after {int(used.max())} steps (worst gap "
-            f"{worst:.1%}); their attributions are approximate"
-        ),
-    }
 
 
 def _classes(encoder: Any, kind: str) -> list[Any]:

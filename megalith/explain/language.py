@@ -59,7 +59,7 @@ def explain_language_model(
         DataError: the text column is missing, or no row holds any text.
     """
     from megalith.explain import Explanations
-    from megalith.explain.explainer import completeness_summary
+    from megalith.explain.trust import completeness_summary
 
     if method != "ig":
         raise RunError(f"--method {method}: a gpt run is explained by ig only; leave it out")

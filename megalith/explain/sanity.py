@@ -27,8 +27,8 @@ from torch import nn
 
 from megalith.data.specs import InputSpec, OutputSpec
 from megalith.explain.methods import attribute
-from megalith.explain.space import AttributedModel, InputSpace
-from megalith.models.blocks import FeatureModel
+from megalith.explain.pretrained import forward_for
+from megalith.explain.space import InputSpace
 
 RANK_CORRELATION_LIMIT = 0.5
 """Mean Spearman correlation between trained and randomised |attributions| accepted as
@@ -94,7 +94,7 @@ def randomisation_summary(correlations: np.ndarray) -> dict[str, Any]:
 
 
 def randomised_attributions(
-    model: FeatureModel,
+    model: nn.Module,
     specs: list[InputSpec],
     output: OutputSpec,
     method: str,
@@ -108,9 +108,7 @@ def randomised_attributions(
     explained by `method` at `target` with `model`'s weights re-initialised after the
     attributed space (the rows' embeddings stay as they are, so both sets of attributions
     are over the same numbers)."""
-    fresh = randomised_copy(model)
-    assert isinstance(fresh, FeatureModel)
-    forward = AttributedModel(fresh, specs, output).eval()
+    forward = forward_for(randomised_copy(model), specs, output)
     # at the starting step count: raising it would buy a completeness nobody reads here
     found = attribute(
         method,

@@ -64,6 +64,21 @@ def input_spaces(
     return spaces
 
 
+def first_rows(spaces: list[InputSpace], count: int) -> list[InputSpace]:
+    """The spaces of the first `count` rows only."""
+    return [
+        InputSpace(
+            s.spec,
+            s.values[:count],
+            s.baseline[:count],
+            None if s.extra is None else s.extra[:count],
+            s.units,
+            s.valid[:count],
+        )
+        for s in spaces
+    ]
+
+
 def _space(encoder: nn.Module, spec: InputSpec, array: torch.Tensor, first: int) -> InputSpace:
     rows = array.shape[0]
     if spec.type in ("number", "binary"):
@@ -143,9 +158,17 @@ class AttributedModel(nn.Module):
                 encoded.append(encoder(torch.stack([x, extra], dim=-1)))  # (B, L, 2)
             else:
                 encoded.append(encoder(x))
-        out = self.model.decode_features(encoded)[self.output.name]
-        if self.output.type == "binary":
-            return torch.stack([-out, out], dim=-1)  # (B, 2)
-        if self.output.type == "number":
-            return out * self.output.std + self.output.mean  # (B,)
-        return out  # (B, K)
+        return explained_output(self.model.decode_features(encoded)[self.output.name], self.output)
+
+
+def explained_output(out: torch.Tensor, output: OutputSpec, squeeze: bool = False) -> torch.Tensor:
+    """A model's output as explained: category logits (B, K) as they are; a binary logit (B,)
+    as (B, 2) = [-logit, logit]; a number (B,) in the target's units. `squeeze`: the binary
+    logit or number comes as (B, 1)."""
+    if squeeze and output.type != "category":
+        out = out.squeeze(-1)
+    if output.type == "binary":
+        return torch.stack([-out, out], dim=-1)  # (B, 2)
+    if output.type == "number":
+        return out * output.std + output.mean  # (B,)
+    return out  # (B, K)

@@ -105,6 +105,8 @@ def test_other_methods_find_the_deciding_columns_too(table_run: mg.Run, method: 
     assert set(list(explanations.importance)[:2]) == {"amount", "grade"}
     assert "completeness" not in explanations.summary["trust"]
     assert explanations.summary["trust"]["deletion"]["passed"]
+    if method == "shap":  # Kernel SHAP's values sum to f(x) - f(baseline), as the fit asks
+        assert explanations.summary["trust"]["additivity"]["gap_max"] <= 0.05
     if method == "saliency":  # occlusion keeps more of the input's ranking (docs/explain.md)
         assert explanations.summary["trust"]["randomisation"]["passed"]
 
@@ -241,6 +243,7 @@ def test_cli_writes_the_explain_folder_and_refuses_to_replace_it_silently(
         (["--output-name", "price"], "--output-name price: the run has no such output"),
         (["--row-ids", "0,x"], "--row-ids 0,x: give row numbers separated by commas"),
         (["--row-ids", "999"], "--row-ids 999 is out of range"),
+        (["--data", "nope.csv"], "--data nope.csv: no such file or folder"),
         (["--output", "run"], "--output run holds other files"),
     ],
 )

@@ -49,6 +49,7 @@ def test_a_unit_of_several_numbers_gets_one_value_shared_by_its_numbers() -> Non
     found = attribute("shap", _Linear(), spaces, None, internal_batch_size=64)
     # every number of the unit holds the unit's whole value; unit_values takes their mean
     assert torch.equal(found.values[0][:, 0], found.values[0][:, 1])
+    assert found.gap is not None and float(found.gap.max()) < 1e-3  # the unit counted once
     units = unit_values(spaces, found.values, "shap")
     torch.testing.assert_close(
         units[:, 0].float(), a @ torch.tensor([1.0, -2.0, 0.5]), atol=1e-3, rtol=1e-3
@@ -60,3 +61,15 @@ def test_few_units_sample_fewer_coalitions() -> None:
     assert shap_samples(few) == 4 * 2**3
     many = [_space(torch.zeros(1, 64), torch.arange(64).view(1, 64))]
     assert shap_samples(many) == 2 * 64 + 2048
+
+
+def test_the_additivity_gap_is_measured_and_near_zero_on_a_linear_model() -> None:
+    torch.manual_seed(2)
+    a, b = torch.randn(5, 3), torch.randn(5, 1)
+    spaces = [_space(a, torch.tensor([[0, 1, 2]])), _space(b, torch.tensor([[3]]))]
+    found = attribute("shap", _Linear(), spaces, None, internal_batch_size=64)
+    assert found.gap is not None and found.gap.shape == (5,) and found.steps is None
+    assert float(found.gap.max()) < 1e-3
+    # a change given by the caller is what the gap is measured against
+    wrong = attribute("shap", _Linear(), spaces, None, internal_batch_size=64, change=a[:, 0] * 0)
+    assert wrong.gap is not None and float(wrong.gap.max()) > 1
