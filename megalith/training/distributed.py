@@ -30,6 +30,7 @@ from torch import nn
 from megalith.errors import ConfigError
 
 _groups: dict[str, dist.ProcessGroup] = {}
+_timeouts: dict[str, timedelta] = {}
 
 
 @dataclass(frozen=True)
@@ -90,11 +91,13 @@ class Distributed:
             world_size=world_size,
             timeout=timedelta(seconds=timeout),
         )
+        _timeouts["collective"] = timedelta(seconds=timeout)
         return store
 
     def stop(self) -> None:
         if self.enabled and dist.is_initialized():
             dist.destroy_process_group()
+            _groups.clear()  # ended with the default group
 
     def barrier(self) -> None:
         if self.enabled:
@@ -128,10 +131,8 @@ class Distributed:
         a CPU all-reduce of one number, with no wait for a GPU."""
         if not self.enabled:
             return value
-        if "cpu" not in _groups:  # made once, by every rank at the same step
-            _groups["cpu"] = dist.new_group(backend="gloo")
         both = torch.tensor([value])
-        dist.all_reduce(both, op=dist.ReduceOp.MAX, group=_groups["cpu"])
+        dist.all_reduce(both, op=dist.ReduceOp.MAX, group=gloo_group("agree"))
         return int(both[0])
 
     def local_part(self, index: torch.Tensor) -> torch.Tensor:
@@ -203,6 +204,15 @@ class Distributed:
                             value.to(param.device), param.device_mesh, param.placements
                         )
         optimizer.load_state_dict(state)
+
+
+def gloo_group(name: str) -> dist.ProcessGroup:
+    """A Gloo group of every training process, one per `name` (collectives of different names
+    may run on different threads at once), with the run's `train.collective_timeout`; made on
+    first use, a collective: every process asks for it at the same point."""
+    if name not in _groups:
+        _groups[name] = dist.new_group(backend="gloo", timeout=_timeouts.get("collective"))
+    return _groups[name]
 
 
 def whole(tensor: torch.Tensor) -> torch.Tensor:

@@ -28,8 +28,7 @@ from torch import nn
 from megalith.paths import check_inside
 from megalith.training import checkpoint as ckpt
 from megalith.training.dcp_shards import start_writing_shards, write_shards
-
-_groups: dict[str, dist.ProcessGroup] = {}
+from megalith.training.distributed import gloo_group
 
 
 def save_sharded_checkpoint(
@@ -140,10 +139,6 @@ def _gathered(own: dict[str, str]) -> dict[str, str]:
 
 
 def _writer_group() -> dist.ProcessGroup | None:
-    """A gloo group of the training processes for background writes, made once (a collective:
-    every process reaches its first background save at the same step)."""
-    if not dist.is_initialized():
-        return None
-    if "writer" not in _groups:
-        _groups["writer"] = dist.new_group(backend="gloo")
-    return _groups["writer"]
+    """A Gloo group of the training processes for checkpoint writes (made once, a collective:
+    every process reaches its first sharded save at the same step)."""
+    return gloo_group("writer") if dist.is_initialized() else None

@@ -1,12 +1,14 @@
 """FSDP checkpoints written as shards by every process (torch.distributed.checkpoint, in
-safetensors) resume on another number of processes, 2 -> 1 and 1 -> 2, and read back whole equal
-the weights they were written from; the run's model.safetensors stays one whole file."""
+safetensors) resume on one process (2 -> 1) and read back whole equal the weights they were
+written from; the run's model.safetensors stays one whole file. An unsharded checkpoint resumed
+on two FSDP processes that write shards (1 -> 2) is tested in test_elastic.py (killed mid-epoch),
+shards read by pieces on another number of processes in tests/unit/training/
+test_dcp_resume_pieces.py."""
 
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ import yaml
 from safetensors.torch import load_file
 
 from megalith.training import checkpoint as ckpt
+from tests.multiprocess import megalith_train
 
 pytestmark = pytest.mark.slow
 
@@ -35,13 +38,7 @@ CONFIG = {
 
 
 def _megalith(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "megalith", "train", *args],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = megalith_train(folder, *args)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -88,15 +85,3 @@ def test_two_processes_write_their_own_shards_and_one_resumes(folder: Path) -> N
     resumed = _megalith(folder, "--resume", "two", "--set", "train.epochs=3")  # 2 -> 1
     assert "the checkpoint was written by 2" in resumed.stdout + resumed.stderr
     _assert_follows(folder / "two", folder / "reference")
-
-
-def test_one_process_resumes_on_two_that_write_shards(folder: Path) -> None:
-    _megalith(folder, "cfg.yaml", "-o", "one", "--set", "train.epochs=2")
-    assert (_last_checkpoint(folder / "one") / "model.safetensors").is_file()  # unsharded
-    _megalith(folder, "--resume", "one", "--devices", "2", "--set", "train.epochs=3")  # 1 -> 2
-    written = _last_checkpoint(folder / "one")
-    assert len(list((written / "shards").iterdir())) == 2
-    loaded = ckpt.load_latest_checkpoint(folder / "one" / "checkpoints")
-    final = load_file(folder / "one" / "model.safetensors")
-    assert loaded is not None and all(torch.equal(loaded.model[k], final[k]) for k in final)
-    _assert_follows(folder / "one", folder / "reference")

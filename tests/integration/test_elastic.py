@@ -137,6 +137,10 @@ def test_a_run_resumes_on_another_number_of_processes(
     a, b = _weights(one_process_run), _weights(tmp_path / "run")
     for key in a:  # the same global batches in the same order; only the reduction order differs
         torch.testing.assert_close(a[key], b[key], atol=2e-3, rtol=0)
+    if after > 1 and strategy == "fsdp":  # the two processes wrote sharded checkpoints
+        last = ckpt.load_latest_checkpoint(tmp_path / "run" / "checkpoints")
+        assert last is not None and len(list((last.path / "shards").iterdir())) == after
+        assert all(torch.equal(last.model[key], b[key]) for key in b)  # read whole: the end
     ours, theirs = _epochs(tmp_path / "run"), _epochs(one_process_run)
     assert [e["epoch"] for e in ours] == [1, 2, 3]
     for mine, reference_epoch in zip(ours, theirs, strict=True):
