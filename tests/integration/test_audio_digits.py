@@ -39,7 +39,7 @@ def test_init_config_learns_spoken_digits_and_the_bundle_agrees(digits: Path, cl
     written = cli("init", digits.parent / "mixed.csv", "--target", "digit")
     assert written.returncode == 0, written.stderr
     config = yaml.safe_load(written.stdout)
-    assert config["inputs"][0]["type"] == "audio" and config["model"]["arch"] == "cnn"
+    assert config["inputs"][0]["type"] == "audio" and config["model"]["arch"] == "crnn"
     config["data"]["source"] = str(digits.parent / "mixed.csv")
     config["data"]["split"] = {"val": 0.15, "test": 0.25}
     assert config["train"]["batch_size"] == 16 and config["outputs"][0]["label_smoothing"] == 0.1
