@@ -2,10 +2,13 @@
 
 The column is typed `audio` (by file ending, see AUDIO_SUFFIXES); the file headers fix its
 sample_rate (the most common rate) and duration (the 95th percentile of clip lengths, so a few
-long clips do not pad every other one); the model is the CNN over the log-mel spectrogram with
-SpecAugment masks and random gain. On synthetic spoken digits with held-out voices this reached
-0.89 test accuracy where MFCC features and an RBF SVM reached 0.72 (benchmarks/audio_digits.py).
-"""
+long clips are cut rather than kept in memory at full length); clips keep their own length
+(`variable_length`, each batch cut to its longest clip, padding masked). The model is the CRNN
+(conv stages + a bidirectional GRU over time) on the log-mel spectrogram, with SpecAugment masks
+and random gain, 15 epochs. On synthetic spoken digits with held-out voices
+(benchmarks/audio_digits.py, 2 shared cores) it reached 0.97 test accuracy in 15 epochs and 264
+CPU-seconds, where the earlier CNN config reached 0.89 in 30 epochs and MFCC features with an RBF
+SVM 0.72."""
 
 from __future__ import annotations
 
@@ -21,8 +24,8 @@ from megalith.data.features.audio import AUDIO_SUFFIXES
 
 _HEADERS_READ = 500
 """Files whose headers are read for the rate and duration (evenly spaced over the table)."""
-AUDIO_MODEL: dict[str, Any] = {"arch": "cnn", "channels": [16, 32, 64], "hidden": [128]}
-_EPOCHS = 30
+AUDIO_MODEL: dict[str, Any] = {"arch": "crnn", "channels": [16, 32, 64], "gru_hidden": 64}
+_EPOCHS = 15
 _MAX_WARMUP = 50
 """Warm-up steps: 5% of all steps, at most this many (a small table has few steps in all)."""
 
@@ -61,12 +64,18 @@ def audio_input(values: pd.Series, base_dir: Path | None, notices: list[str]) ->
         )
     else:
         notices.append(f"column '{name}' names sound files, none of which could be read yet")
+    feature["variable_length"] = True
     feature["augment"] = {}
+    notices.append(
+        f"column '{name}': a CRNN (conv + bidirectional GRU) over its log-mel spectrogram, clips "
+        "at their own length with the padding masked; on spoken digits by held-out voices it "
+        "reached 0.97 accuracy where a CNN reached 0.89"
+    )
     return feature
 
 
 def audio_config(config: dict[str, Any], rows: int) -> dict[str, Any]:
-    """`config` with the model and training settings for audio inputs (a CNN over log-mels):
+    """`config` with the model and training settings for audio inputs (a CRNN over log-mels):
     AdamW with a warm-up and cosine decay, label smoothing 0.1 on category outputs."""
     batch_size = 16 if rows < 1000 else 32
     steps = _EPOCHS * math.ceil(0.8 * rows / batch_size)
@@ -76,7 +85,7 @@ def audio_config(config: dict[str, Any], rows: int) -> dict[str, Any]:
         "batch_size": batch_size,
         "optimizer": {"name": "adamw", "lr": 0.003, "weight_decay": 0.01},
         "schedule": {"name": "cosine", "warmup_steps": max(1, min(_MAX_WARMUP, steps // 20))},
-        "early_stop": {"metric": "val/loss", "patience": 10},
+        "early_stop": {"metric": "val/loss", "patience": 5},
     }
     outputs = [
         {**output, "label_smoothing": 0.1} if output["type"] == "category" else output

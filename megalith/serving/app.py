@@ -21,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from megalith.errors import DataError, RunError
+from megalith.errors import DataError
 from megalith.serving.answers import json_rows
 from megalith.serving.backend import Backend
 from megalith.serving.batcher import DynamicBatcher, QueueFull
@@ -57,16 +57,10 @@ class ServeSettings:
 def build_app(backend: Backend, settings: ServeSettings) -> FastAPI:
     """A FastAPI app serving `backend` with `settings`.
 
-    Raises:
-        RunError: the model takes audio: a speech recognizer is served as POST /transcribe
-            (megalith.serving.build_server), other audio models not yet.
+    Audio fields carry the sound file's bytes, base64-encoded (never a path on the server;
+    megalith.serving.audio_uploads); a speech recognizer is served as POST /transcribe instead
+    (megalith.serving.build_server).
     """
-    audio = [name for name, kind in backend.input_columns() if kind == "audio"]
-    if audio:  # a path in a request would read any file on the server: refuse, do not guess
-        raise RunError(
-            f"serve does not take audio inputs yet ({', '.join(audio)}); predict sound files "
-            "with `megalith predict` or the exported bundle's runtime"
-        )
     images = ImageDecoder(backend.predictor.preprocessor, settings.allow_paths)
     forward = BatchForward(backend, settings.allow_paths)
 
@@ -127,7 +121,7 @@ def _add_predict(
     async def predict(body: request_model) -> JSONResponse:  # type: ignore[valid-type]
         records = [r.model_dump(by_alias=True) for r in body.rows]  # type: ignore[attr-defined]
         try:
-            if images.limits:  # base64 images decode in a thread, off the event loop
+            if images.limits or images.audio.max_seconds:  # base64 decodes off the event loop
                 records = await run_in_threadpool(images.decode, records)
             predicted = await asyncio.wait_for(batcher.submit(records), settings.timeout_s)
         except QueueFull:

@@ -1,4 +1,5 @@
-"""Image fields of a request: base64 bytes decoded safely, or paths under an allowed folder."""
+"""Image fields of a request: base64 bytes decoded safely, or paths under an allowed folder;
+audio fields through megalith.serving.audio_uploads."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from PIL import Image, UnidentifiedImageError
 from megalith.data.preprocess import Preprocessor
 from megalith.errors import DataError, MegalithError
 from megalith.paths import check_readable, resolved
+from megalith.serving.audio_uploads import AudioUploads
 
 
 class ImageDecoder:
@@ -34,14 +36,18 @@ class ImageDecoder:
             config.name: int(config.max_pixels) for config in configs if config.type == "image"
         }
         self.allow_paths = resolved(allow_paths) if allow_paths is not None else None
+        self.audio = AudioUploads(preprocessor)
+        """The audio fields (base64 sound files), checked in `decode` too."""
 
     def decode(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The records with each image field as a uint8 array (H, W[, C]) or an allowed path.
 
         Raises:
             DataError: an image field is neither an allowed path nor base64 of a readable image
-                within the pixel limit (naming the row and the field).
+                within the pixel limit, or an audio field not base64 of a sound file (naming
+                the row and the field).
         """
+        records = self.audio.decode(records)
         if not self.limits:
             return records
         return [

@@ -14,6 +14,7 @@ _VALUE_TYPES: dict[str, Any] = {
     "category": str | int | float | bool | None,
     "text": str | None,
     "image": str,
+    "audio": str,
     "sequence": list[float] | str | None,
     "set": list[str] | str | None,
 }
@@ -23,6 +24,7 @@ _DESCRIPTIONS = {
     "category": "a category (unseen values count as unknown)",
     "text": "text",
     "image": "the image file's bytes, base64-encoded (PNG, JPEG, ...)",
+    "audio": "the sound file's bytes, base64-encoded (WAV, FLAC, OGG, ...)",
     "sequence": "a number sequence: a list, or numbers separated by spaces or commas",
     "set": "a list of names, or names separated by spaces, '|', ',' or ';' (unseen ones count "
     "as other)",

@@ -11,6 +11,7 @@ soundfile and soxr are the `audio` extra, imported when audio is first read.
 
 from __future__ import annotations
 
+import io
 import math
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -198,9 +199,12 @@ class AudioInputEncoder:
         import soxr
 
         assert self.settings is not None
-        path = self._path(label, cell, where, base_dir)
+        # bytes: a whole sound file sent to `serve` (megalith.serving.audio_uploads)
+        path = Path("(uploaded audio)") if isinstance(cell, bytes) else None
+        source = io.BytesIO(cell) if path else str(self._path(label, cell, where, base_dir))
+        path = path or Path(source)  # type: ignore[arg-type]
         try:
-            data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+            data, rate = soundfile.read(source, dtype="float32", always_2d=True)
         except (RuntimeError, OSError) as error:
             raise self._error(label, path, where, _unreadable(error)) from None
         mono = data.mean(axis=1, dtype=np.float32)  # (frames, channels) -> (frames,)

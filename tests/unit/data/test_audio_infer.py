@@ -34,10 +34,11 @@ def test_a_column_of_sound_files_is_typed_audio_with_the_files_rate_and_length(t
         "type": "audio",
         "sample_rate": 16000,
         "duration": 0.5,
+        "variable_length": True,
         "augment": {},
     }
     assert config["inputs"][1] == {"name": "gain", "type": "number"}  # mixed with a number
-    assert config["model"]["arch"] == "cnn"
+    assert config["model"]["arch"] == "crnn"
     assert config["train"]["schedule"]["name"] == "cosine"
     assert any("typed as audio at 16000 Hz, 0.5 s per clip" in n for n in inference.notices)
     validate_config(config)  # the written config is a valid one
