@@ -36,6 +36,11 @@ _STATS_SAMPLE = 2048
 """Clips that estimate the per-bin mean / std: all up to this many, else evenly spaced."""
 
 
+MIN_SAMPLE_RATE = 4000
+"""Files sampled slower than this are refused naming their row, as transcribe and serve refuse
+them (megalith.runtime.transcription.MIN_SAMPLE_RATE): no speech band fits below it."""
+
+
 class AudioAugment(ConfigModel):
     """Random changes applied to each training batch inside the model, never at evaluation.
 
@@ -148,6 +153,8 @@ class AudioInputEncoder:
                 raise self._error(label, path, where, _unreadable(error)) from None
             if info.frames == 0:
                 raise self._error(label, path, where, EMPTY)
+            if info.samplerate < MIN_SAMPLE_RATE:
+                raise self._error(label, path, where, _too_slow(info.samplerate))
             rate = rate or int(info.samplerate)
             longest = max(longest, info.frames / info.samplerate)
         if longest == 0.0:
@@ -199,6 +206,8 @@ class AudioInputEncoder:
             data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
         except (RuntimeError, OSError) as error:
             raise self._error(label, path, where, _unreadable(error)) from None
+        if rate < MIN_SAMPLE_RATE:
+            raise self._error(label, path, where, _too_slow(rate))
         mono = data.mean(axis=1, dtype=np.float32)  # (frames, channels) -> (frames,)
         if len(mono) == 0:
             raise self._error(label, path, where, EMPTY)
@@ -273,6 +282,14 @@ def _resolve_settings(config: AudioInput, file_rate: int, where: str) -> LogMelS
 
 
 EMPTY = "holds no samples (an empty recording); record it again or drop the row"
+
+
+def _too_slow(rate: int) -> str:
+    """Why a file sampled below MIN_SAMPLE_RATE is refused (transcribe and serve refuse it too)."""
+    return (
+        f"is sampled at {rate} Hz, below the {MIN_SAMPLE_RATE} Hz that speech and sound need; "
+        "resample it or drop the row"
+    )
 
 
 def _unreadable(error: BaseException) -> str:
