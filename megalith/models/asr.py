@@ -112,7 +112,7 @@ class ASR(nn.Module):
         check_heads(config.dim, config.heads, "model.dim")
         settings = audio.log_mel
         self.audio_name, self.name = audio.name, text.name
-        self.hop_length = settings.hop_length
+        self.hop_length, self.samples = settings.hop_length, int(audio.shape[0])
         self.front_end = AudioFrontEnd(settings, audio.mean, audio.std, audio.augment)
         self.subsample = ConvSubsampling(settings.n_mels, config.channels, config.dim)
         self.max_frames = int(subsampled_frames(settings.frames(audio.shape[0])))
@@ -130,10 +130,11 @@ class ASR(nn.Module):
     padding_logits: torch.Tensor  # (V,) buffer
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        wave = inputs[self.audio_name]
-        # real lengths before augmentation, whose noise fills the padding
+        # speed perturbation (training) changes real lengths: read them after it, but before
+        # the rest of augmentation, whose noise fills the padding
+        wave = self.front_end.perturb_speed(inputs[self.audio_name], self.samples)
         lengths = clip_frames(wave, self.hop_length)  # (B,)
-        x = self.subsample(self.front_end(wave))  # (B, T', D)
+        x = self.subsample(self.front_end(wave, speed=False))  # (B, T', D)
         real = torch.arange(x.shape[1], device=x.device) < lengths.unsqueeze(1)  # (B, T')
         x = self.drop(self.positions(x))
         mask = real[:, None, None, :]  # (B, 1, 1, T'): keys a frame may attend to

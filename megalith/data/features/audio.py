@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -64,6 +64,10 @@ class AudioAugment(ConfigModel):
     """SpecAugment: time masks per clip, each of up to `time_mask_width` frames."""
     time_mask_width: int = Field(10, ge=0)
     """Widest time mask, in frames."""
+    speeds: list[Annotated[float, Field(ge=0.5, le=2.0)]] = []
+    """Speed perturbation (T. Ko et al., "Audio Augmentation for Speech Recognition",
+    Interspeech 2015): each clip plays at one of these speeds, drawn uniformly (e.g. [0.9, 1.0,
+    1.1]), tempo and pitch together; empty (the default) for none."""
 
 
 class AudioInput(ConfigModel):
