@@ -13,7 +13,7 @@ and one of its other columns holds sound files. The config is `model.arch: asr` 
   blanks is harder for CTC to start learning);
 - the encoder's size and the epochs follow the hours of speech (see `_model_for`), with SpecAugment
   and random gain as augmentation, AdamW with a warm-up and cosine decay, and early stopping on
-  the validation WER.
+  the validation CER.
 
 On synthetic digit strings by 4 held-out voices (benchmarks/asr_digits.py) this config reached
 9.5% test WER in 40 epochs; its training took 1,543 CPU seconds (see docs/speech.md).
