@@ -24,7 +24,7 @@ from megalith.configbase import ConfigModel
 from megalith.data.features import OutputFeature
 from megalith.data.specs import OutputSpec
 from megalith.data.tensors import TensorTable
-from megalith.device import autocast, resolve_compile, resolve_device, resolve_precision
+from megalith.device import autocast, resolve_compile, resolve_device, resolve_precision, threads
 from megalith.errors import ConfigError
 from megalith.evaluate.evaluation import evaluate_table
 from megalith.models.blocks import enable_activation_checkpointing
@@ -80,6 +80,9 @@ class TrainConfig(ConfigModel):
     """torch.compile the model: auto compiles on GPU only."""
     device: str = "auto"
     """auto, cpu, cuda, cuda:N or mps."""
+    threads: int | None = Field(None, gt=0)
+    """CPU threads of PyTorch's operators while training; null: PyTorch's default, one per core
+    (a small model trains faster on 1, its operators too small to share: docs/speech.md)."""
     collective_timeout: float = Field(1800.0, gt=0)
     """Seconds a process waits in a collective (gradient all-reduce, FSDP gather) for the others
     before the run ends with an error naming the stalled process (several processes only)."""
@@ -255,7 +258,7 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
     started, stopped, metrics = time.perf_counter(), False, {}
     # seconds trained before this process resumed the run: eval.json reports the whole run's
     earlier = float(resume.state["loop"].get("seconds", 0.0)) if resume is not None else 0.0
-    with StopSignals() as signals:
+    with StopSignals() as signals, threads(cfg.threads):
         while at.epoch < cfg.epochs and not stopped and at.step < total_steps:
             epoch_start = time.perf_counter()
             model.train()
