@@ -18,7 +18,8 @@ and one of its other columns holds sound files. The config is `model.arch: asr` 
   machine 3 epochs took 25 CPU seconds on one thread and 126 on two (docs/speech.md).
 
 On synthetic digit strings by 4 held-out voices (benchmarks/asr_digits.py) this config reached
-9.5% test WER in 40 epochs; its training took 1,543 CPU seconds (see docs/speech.md).
+9.3% test WER in 40 epochs; its training took 599 s of wall time and 165 CPU seconds on 2 cores
+shared with other jobs (load average 9-11; see docs/speech.md).
 """
 
 from __future__ import annotations
