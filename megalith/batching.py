@@ -7,15 +7,11 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import nn
 
+from megalith.bucketing import Bucketing
+from megalith.bucketing import epoch_order as epoch_order  # re-exported: its old home
 from megalith.data.tensors import TensorTable
 from megalith.device import autocast
 from megalith.models.cnn import use_channels_last
-
-
-def epoch_order(num_rows: int, seed: int, epoch: int) -> torch.Tensor:
-    """The row order of one epoch, a function of (seed, epoch) only: a resumed run sees the same."""
-    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    return torch.randperm(num_rows, generator=generator)
 
 
 def shuffled_batches(
@@ -25,12 +21,14 @@ def shuffled_batches(
     device: torch.device,
     start_batch: int = 0,
     local_part: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    bucketing: Bucketing | None = None,
 ) -> Iterator[TensorTable]:
     """Training batches in `order` from batch `start_batch` on (to resume mid-epoch).
 
     The last short batch is kept unless it has a single row: that would break batch norm in
     training mode and adds noise for nothing. With several processes, `local_part` picks this
-    process's rows of each global batch.
+    process's rows of each global batch; with `bucketing`, each batch is cut to its longest
+    row (megalith.bucketing).
     """
     if device.type == "cuda" and table.device.type == "cuda":
         order = order.pin_memory()  # each batch's index then goes up without a host wait
@@ -41,7 +39,15 @@ def shuffled_batches(
         if local_part is not None:
             index = local_part(index)
         batch = table.select(index)
+        if bucketing is not None:
+            batch = bucketing.cut(batch, index)
         yield batch if batch.device == device else batch.to(device, non_blocking=True)
+
+
+def count_batches(rows: int, batch_size: int) -> int:
+    """Matches shuffled_batches, which drops a trailing single-row batch."""
+    full, rest = divmod(rows, batch_size)
+    return full + (1 if rest > 1 or (rest == 1 and full == 0) else 0)
 
 
 def forward_batches(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -68,7 +68,11 @@ def transcribe(
     else:
         from megalith.run import Run
 
-        texts = Run.load(run).transcribe(
+        loaded = Run.load(run)
+        note = implied_beam_note(loaded.config.model, beam_size, lm)
+        if note:
+            typer.echo(note, err=True)
+        texts = loaded.transcribe(
             files,
             names=names,
             beam_size=beam_size,
@@ -80,3 +84,17 @@ def transcribe(
         )
     for text in texts:
         typer.echo(text)
+
+
+def implied_beam_note(model_config: Any, beam_size: int | None, lm: Path | None) -> str | None:
+    """What stderr says when --lm comes without --beam-size on a run that decodes greedily:
+    shallow fusion needs a beam search, so one of LM_BEAM_SIZE prefixes is used (None when no
+    beam is implied)."""
+    from megalith.models.ctc_decoding import LM_BEAM_SIZE
+
+    if lm is None or beam_size is not None or getattr(model_config, "beam_size", 1) != 1:
+        return None
+    return (
+        f"note: --lm fuses the language model into a CTC prefix beam search; without --beam-size "
+        f"it keeps {LM_BEAM_SIZE} prefixes (the run decodes greedily); give --beam-size to choose"
+    )

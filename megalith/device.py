@@ -61,3 +61,18 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
         return
     with torch.autocast(device_type=device.type, dtype=dtype):
         yield
+
+
+@contextlib.contextmanager
+def threads(count: int | None) -> Iterator[None]:
+    """PyTorch's intra-op CPU threads set to `count` inside the block, restored after it
+    (None: left as they are)."""
+    if count is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

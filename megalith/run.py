@@ -40,7 +40,7 @@ from megalith.structured import parse_json
 
 if TYPE_CHECKING:
     from megalith.explain import Explanations
-    from megalith.runtime.transcription import Recording
+    from megalith.runtime.transcription import Recording, StopEvent
 
 
 class Run:
@@ -198,11 +198,13 @@ class Run:
         token_bonus: float | None = None,
         overlap: float | None = None,
         ctc_weight: float | None = None,
+        stop: StopEvent | None = None,
     ) -> list[str]:
         """One transcript per recording of any length, from a speech recognizer (model.arch
-        asr): sound file paths or bytes (WAV, FLAC, OGG), or float32 samples at the model's
-        rate. Long recordings are cut into windows `overlap` seconds apart and stitched; the
-        decoding keys default to the run's (megalith.transcribe; ctc_weight: decode_ctc_weight).
+        asr): sound file paths or bytes (WAV, FLAC, OGG), or float32 samples at the model's rate,
+        cut into windows `overlap` seconds apart and stitched; decoding keys default to the run's
+        (megalith.transcribe; ctc_weight: decode_ctc_weight); `stop`, set by another thread, ends
+        it before its next window.
 
         Raises:
             RunError: the run is not a speech recognizer.
@@ -211,7 +213,7 @@ class Run:
         """
         from megalith.transcribe.transcriber import Transcriber
 
-        transcriber = Transcriber(
+        return Transcriber(
             self,
             overlap=overlap,
             load=self._language_model_run,
@@ -220,8 +222,7 @@ class Run:
             lm_weight=lm_weight,
             token_bonus=token_bonus,
             decode_ctc_weight=ctc_weight,
-        )
-        return transcriber.transcribe(recordings, names=names)
+        ).transcribe(recordings, names=names, stop=stop)
 
     def merge(
         self, output: str | Path, *, overwrite: bool = False, console: Console | None = None

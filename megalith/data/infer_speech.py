@@ -13,10 +13,13 @@ and one of its other columns holds sound files. The config is `model.arch: asr` 
   blanks is harder for CTC to start learning);
 - the encoder's size and the epochs follow the hours of speech (see `_model_for`), with SpecAugment
   and random gain as augmentation, AdamW with a warm-up and cosine decay, and early stopping on
-  the validation WER.
+  the validation CER;
+- below an hour of speech it trains on one CPU thread (`train.threads: 1`): on a shared 2-core
+  machine 3 epochs took 25 CPU seconds on one thread and 126 on two (docs/speech.md).
 
 On synthetic digit strings by 4 held-out voices (benchmarks/asr_digits.py) this config reached
-9.5% test WER in 40 epochs; its training took 1,543 CPU seconds (see docs/speech.md).
+9.3% test WER in 40 epochs; its training took 599 s of wall time and 165 CPU seconds on 2 cores
+shared with other jobs (load average 9-11; see docs/speech.md).
 """
 
 from __future__ import annotations
@@ -88,6 +91,8 @@ def speech_config(
         # its CER falls, and a WER watch would stop there and keep the first epoch's weights
         "early_stop": {"metric": "val/cer", "patience": max(5, epochs // 4)},
     }
+    if hours < 1.0:  # its operators are too small to share: a second thread only waits
+        train["threads"] = 1
     output = {"name": target, "type": "text", "tokenizer": "char"}
     return {**config, "inputs": [feature], "outputs": [output], "model": model, "train": train}
 

@@ -148,7 +148,7 @@ class ASR(TextDecoder, nn.Module):
         check_heads(config.dim, config.heads, "model.dim")
         settings = audio.log_mel
         self.audio_name, self.name = audio.name, text.name
-        self.hop_length = settings.hop_length
+        self.hop_length, self.samples = settings.hop_length, int(audio.shape[0])
         self.front_end = AudioFrontEnd(settings, audio.mean, audio.std, audio.augment)
         self.subsample = ConvSubsampling(settings.n_mels, config.channels, config.dim)
         self.max_frames = int(subsampled_frames(settings.frames(audio.shape[0])))
@@ -183,9 +183,11 @@ class ASR(TextDecoder, nn.Module):
 
     def encode(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Waveforms (B, S) -> encoder output (B, T', D) and its real frames, bool (B, T')."""
-        # real lengths before augmentation, whose noise fills the padding
+        # speed perturbation (training) changes real lengths: read them after it, but before
+        # the rest of augmentation, whose noise fills the padding
+        wave = self.front_end.perturb_speed(wave, self.samples)
         lengths = clip_frames(wave, self.hop_length)  # (B,)
-        x = self.subsample(self.front_end(wave))  # (B, T', D)
+        x = self.subsample(self.front_end(wave, speed=False))  # (B, T', D)
         real = torch.arange(x.shape[1], device=x.device) < lengths.unsqueeze(1)  # (B, T')
         x = self.drop(self.positions(x))
         mask = real[:, None, None, :]  # (B, 1, 1, T'): keys a frame may attend to

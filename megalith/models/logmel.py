@@ -18,6 +18,7 @@ to 0, the train mean of the normalised spectrogram.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -76,6 +77,30 @@ def augment_waveform(wave: torch.Tensor, augment: Any, sample_rate: int) -> torc
     return wave
 
 
+def perturb_speed(wave: torch.Tensor, speeds: Any, width: int) -> torch.Tensor:
+    """Speed perturbation (Ko et al. 2015): each clip (B, S) resampled to play at one of
+    `speeds`, drawn uniformly per clip; returns (B, max(S, min(width, ceil(S / slowest)))).
+
+    Sample t of the result is the clip at t * speed, linearly interpolated (a speed-up reads
+    past samples without a low-pass filter: it folds only the band above Nyquist / speed back).
+    A slowed clip grows, up to `width` samples (the model's clip length), and is cut there; the
+    zero padding stays zero, so a clip's real length is still its last non-zero sample."""
+    if not speeds:
+        return wave
+    batch, samples = wave.shape
+    factors = torch.tensor(speeds, dtype=torch.float32, device=wave.device)
+    factor = factors[torch.randint(len(speeds), (batch,), device=wave.device)]  # (B,)
+    out = max(samples, min(width, math.ceil(samples / float(min(speeds)))))
+    position = torch.arange(out, device=wave.device) * factor.unsqueeze(1)  # (B, out)
+    low = position.floor().long()
+    share = (position - low).to(wave.dtype)
+    inside = (low < samples).to(wave.dtype)
+    first = torch.gather(wave, 1, low.clamp(max=samples - 1))
+    second = torch.gather(wave, 1, (low + 1).clamp(max=samples - 1))
+    second = second * (low + 1 < samples).to(wave.dtype)  # past the end: silence
+    return (first * (1 - share) + second * share) * inside
+
+
 def spec_augment(spectrogram: torch.Tensor, augment: Any) -> torch.Tensor:
     """SpecAugment frequency and time masks, set to 0; float (B, M, T) -> (B, M, T)."""
     x = spectrogram
@@ -122,9 +147,18 @@ class AudioFrontEnd(nn.Module):
         self.register_buffer("mean", mean_t.view(1, -1, 1), persistent=False)
         self.register_buffer("std", std_t.float().view(1, -1, 1), persistent=False)
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+    def perturb_speed(self, wave: torch.Tensor, width: int) -> torch.Tensor:
+        """`perturb_speed` by the augment's speeds in training mode (else `wave` unchanged)."""
+        if not self.training or self.augment is None:
+            return wave
+        return perturb_speed(wave.float(), getattr(self.augment, "speeds", []), width)
+
+    def forward(self, wave: torch.Tensor, speed: bool = True) -> torch.Tensor:
+        """`speed` False: the caller perturbed the speed already (`perturb_speed`)."""
         augmenting = self.training and self.augment is not None  # fixed per mode: no data branch
         wave = wave.float()
+        if augmenting and speed:
+            wave = self.perturb_speed(wave, wave.shape[1])  # a clip keeps its shape
         if augmenting:
             wave = augment_waveform(wave, self.augment, self.sample_rate)
         x = (self.log_mel(wave) - self.mean) / self.std  # (B, M, T)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -117,10 +118,12 @@ class Bundle:
         names: Sequence[str] | None = None,
         beam_size: int | None = None,
         overlap: float | None = None,
+        stop: threading.Event | None = None,
     ) -> list[str]:
         """One transcript per sound file (path or bytes) or float32 waveform, of any length,
         from a speech recognizer's bundle (megalith.runtime.speech): greedy CTC, or prefix beam
-        search with `beam_size`; `overlap` seconds between the windows of long recordings.
+        search with `beam_size`; `overlap` seconds between the windows of long recordings;
+        setting `stop` (another thread) ends it before its next window.
 
         Raises:
             RunError: the bundle is not a speech recognizer's.
@@ -129,7 +132,9 @@ class Bundle:
         from megalith.runtime.speech import BundleRecognizer
 
         recognizer = BundleRecognizer(self)
-        return recognizer.transcribe(recordings, names=names, beam_size=beam_size, overlap=overlap)
+        return recognizer.transcribe(
+            recordings, names=names, beam_size=beam_size, overlap=overlap, stop=stop
+        )
 
     def generate(
         self,

@@ -11,6 +11,7 @@ greedy or with CTC prefix beam search (no language model: that needs PyTorch). T
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,6 +26,7 @@ from megalith.runtime.transcription import (
     SpeechWindows,
     read_recordings,
     transcribe_waves,
+    valid_text,
 )
 
 TASK = "asr"
@@ -89,11 +91,14 @@ class BundleRecognizer:
         beam_size: int | None = None,
         overlap: float | None = None,
         batch_size: int = 16,
+        stop: threading.Event | None = None,
     ) -> list[str]:
-        """One transcript per recording of any length (see megalith.runtime.transcription).
+        """One transcript per recording of any length (see megalith.runtime.transcription);
+        setting `stop` (another thread) ends it before its next window.
 
         Raises:
             DataError: a recording is missing, unreadable or empty; a bad overlap.
+            TranscriptionStopped: `stop` was set.
         """
         ctc = self.ctc
         windows = SpeechWindows.of(ctc["sample_rate"], ctc["window"], ctc["frame"], overlap)
@@ -103,8 +108,8 @@ class BundleRecognizer:
         def decode(logits: np.ndarray) -> list[int]:
             return decode_logits(logits, ctc["blank"], beams)
 
-        ids = transcribe_waves(waves, self.forward, windows, decode, batch_size)
-        return [self.tokenizer.decode(row) for row in ids]
+        ids = transcribe_waves(waves, self.forward, windows, decode, batch_size, stop)
+        return [valid_text(self.tokenizer.decode(row)) for row in ids]
 
     def ids(self, logits: np.ndarray) -> np.ndarray:
         """(N, T', V) logits of clips -> PAD-padded ids (N, L), as `Bundle.predict` writes."""

@@ -12,6 +12,7 @@ differs. Torch-free.
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +31,28 @@ Recording = str | Path | bytes | np.ndarray
 """A sound file's path, its bytes (WAV, FLAC, OGG), or float32 samples (n,) at the model's
 sample rate."""
 
+ACCEPTED = (
+    "a sound file's path (str or Path), its bytes (WAV, FLAC, OGG, ...) or float32 samples "
+    "at the model's rate (a 1-D numpy array)"
+)
+"""What a recording may be, as errors say it."""
+
 MIN_SAMPLE_RATE = 4000
 """Recordings sampled slower than this are refused: no speech band fits, and resampling a few
 bytes declared at 1 Hz up to the model's rate would fill memory."""
+
+STOP_WINDOWS = 8
+"""With a `stop` event, windows per forward pass: how soon a stopped transcription ends."""
+
+
+StopEvent = threading.Event
+"""Set from another thread (a server's time limit) to end a transcription before its next
+window."""
+
+
+class TranscriptionStopped(RuntimeError):
+    """The `stop` event was set (a server's time limit passed): the transcription ended early."""
+
 
 OVERLAP_SHARE = 0.25
 """Default overlap between windows, as a share of the window."""
@@ -129,11 +149,23 @@ def read_recordings(
     the path, or `recording i`).
 
     Raises:
-        DataError: a file is missing, unreadable, empty or not finite.
+        DataError: a file is missing, unreadable, empty or not finite; `recordings` is not a
+            list, or holds something other than a path, bytes or samples.
     """
+    if isinstance(recordings, (str, Path, bytes, np.ndarray)) or not isinstance(
+        recordings, Sequence
+    ):
+        raise DataError(
+            f"recordings: give a list of recordings (got {type(recordings).__name__}); "
+            f"{ACCEPTED}, e.g. transcribe(['a.wav'])"
+        )
     waves = []
     for i, recording in enumerate(recordings):
         where = names[i] if names is not None else _name(recording, i)
+        if not isinstance(recording, (str, Path, bytes, np.ndarray)):
+            raise DataError(
+                f"{where}: got {type(recording).__name__}; each recording is {ACCEPTED}"
+            )
         if isinstance(recording, np.ndarray):
             wave = np.asarray(recording, dtype=np.float32)
             if wave.ndim != 1 or len(wave) == 0 or not np.isfinite(wave).all():
@@ -152,15 +184,25 @@ def _name(recording: Recording, i: int) -> str:
 
 
 def frame_scores(
-    waves: Sequence[np.ndarray], forward: Forward, windows: SpeechWindows, batch_size: int
+    waves: Sequence[np.ndarray],
+    forward: Forward,
+    windows: SpeechWindows,
+    batch_size: int,
+    stop: threading.Event | None = None,
 ) -> list[np.ndarray]:
     """Per recording (samples,), its stitched CTC logits (T, V); windows of every recording
-    go through `forward` together, `batch_size` at a time."""
+    go through `forward` together, `batch_size` at a time (STOP_WINDOWS with `stop`).
+
+    Raises:
+        TranscriptionStopped: `stop` was set before a forward pass.
+    """
     cut = [cut_windows(w, windows.window, windows.overlap, windows.frame) for w in waves]
     stacked = np.concatenate([pieces for pieces, _ in cut], axis=0)  # (N, window)
-    outputs = [
-        forward(stacked[start : start + batch_size]) for start in range(0, len(stacked), batch_size)
-    ]
+    step = batch_size if stop is None else min(batch_size, STOP_WINDOWS)
+    outputs = []
+    for start in range(0, len(stacked), step):
+        _check(stop)
+        outputs.append(forward(stacked[start : start + step]))
     logits = np.concatenate(outputs, axis=0)  # (N, T', V)
     stitched, first = [], 0
     for pieces, starts in cut:
@@ -176,6 +218,27 @@ def transcribe_waves(
     windows: SpeechWindows,
     decode: Decode,
     batch_size: int = 16,
+    stop: threading.Event | None = None,
 ) -> list[list[int]]:
-    """Token ids of each recording (samples,) at the model's rate."""
-    return [decode(scores) for scores in frame_scores(waves, forward, windows, batch_size)]
+    """Token ids of each recording (samples,) at the model's rate; with `stop`, checked
+    before each forward pass and each recording's decoding.
+
+    Raises:
+        TranscriptionStopped: `stop` was set.
+    """
+    ids = []
+    for scores in frame_scores(waves, forward, windows, batch_size, stop):
+        _check(stop)
+        ids.append(decode(scores))
+    return ids
+
+
+def _check(stop: threading.Event | None) -> None:
+    if stop is not None and stop.is_set():
+        raise TranscriptionStopped("transcription stopped: its time limit passed")
+
+
+def valid_text(text: str) -> str:
+    """`text` as valid UTF-8 text: a lone surrogate (half a character) becomes U+FFFD, so a
+    transcript always prints and serialises as JSON."""
+    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")

@@ -52,6 +52,8 @@ class ServeSettings:
     """When set, every request needs `Authorization: Bearer <token>`."""
     allow_paths: Path | None = None
     """Image fields may name files under this folder (else they must be base64)."""
+    max_audio_seconds: float = 600.0
+    """Longest recording POST /transcribe decodes, read from its header first (413 above)."""
 
 
 def build_app(backend: Backend, settings: ServeSettings) -> FastAPI:

@@ -1,16 +1,19 @@
 """The HTTP app of a speech recognizer: POST /transcribe, /health, /metadata.
 
-A recording comes as the request body (Content-Type audio/wav, audio/flac, audio/ogg or
-application/octet-stream) or as file fields of a multipart/form-data form (one transcript per
-file, in order). The predict server's safe defaults hold: a bearer token, the body size limit
-(413 before the body is read), at most `max_rows` files, a time limit per request (504). A
-request that carries no sound gets a 4xx naming the problem, never a 500: 415 for another
-content type, 422 for an empty, corrupt or non-audio upload.
+A recording comes as the request body (Content-Type audio/wav, audio/flac, audio/ogg, audio/mpeg
+... whatever this machine's libsndfile reads, or application/octet-stream) or as file fields of a
+multipart/form-data form (one transcript per file, in order). The predict server's safe defaults
+hold: a bearer token, the body size limit (413 before the body is read), at most `max_rows` files,
+a time limit per request (504; the worker stops before its next window). A recording whose header
+declares more than `max_audio_seconds` is refused with 413 before it is decoded. A request that
+carries no sound gets a 4xx naming the problem, never a 500: 415 for another content type (the
+answer lists those taken), 422 for an empty, corrupt or non-audio upload.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -22,26 +25,24 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from megalith.errors import DataError
+from megalith.runtime.transcription import TranscriptionStopped
 from megalith.serving.app import ServeSettings, _bearer, _BodyLimit, _validation_error
-
-AUDIO_TYPES = (
-    "audio/wav",
-    "audio/x-wav",
-    "audio/wave",
-    "audio/vnd.wave",
-    "audio/flac",
-    "audio/x-flac",
-    "audio/ogg",
-    "application/octet-stream",
+from megalith.serving.sound_uploads import (
+    audio_content_types,
+    check_durations,
+    refuse_content_type,
 )
-"""Content types of a raw recording body."""
 
 
 class Transcribes(Protocol):
     """A speech recognizer run (PyTorch) or its exported bundle (ONNX Runtime)."""
 
     def transcribe(
-        self, recordings: Sequence[Any], *, names: Sequence[str] | None = None
+        self,
+        recordings: Sequence[Any],
+        *,
+        names: Sequence[str] | None = None,
+        stop: threading.Event | None = None,
     ) -> list[str]: ...
 
 
@@ -59,8 +60,9 @@ def build_transcribe_app(
     described = {
         **metadata,
         "task": "transcribe",
-        "accepts": [*AUDIO_TYPES, "multipart/form-data"],
+        "accepts": [*audio_content_types(), "multipart/form-data"],
         "max_body_bytes": settings.max_body_bytes,
+        "max_audio_seconds": settings.max_audio_seconds,
         "max_files": settings.max_rows,
     }
 
@@ -75,17 +77,22 @@ def build_transcribe_app(
     @app.post("/transcribe", summary="Transcribe WAV / FLAC / OGG recordings")
     async def transcribe(request: Request) -> JSONResponse:
         names, recordings = await _uploads(request, settings.max_rows)
+        check_durations(list(zip(names, recordings, strict=True)), settings.max_audio_seconds)
+        stop = threading.Event()  # set at the time limit: the worker ends before its next window
+        timer = asyncio.get_running_loop().call_later(settings.timeout_s, stop.set)
         try:
             texts = await asyncio.wait_for(
-                run_in_threadpool(recognizer.transcribe, recordings, names=names),
+                run_in_threadpool(recognizer.transcribe, recordings, names=names, stop=stop),
                 settings.timeout_s,
             )
-        except TimeoutError:
+        except (TimeoutError, TranscriptionStopped):
             raise HTTPException(
                 504, f"no transcript within the time limit ({settings.timeout_s:g} s)"
             ) from None
         except DataError as error:
             raise HTTPException(422, str(error)) from None
+        finally:
+            timer.cancel()
         answers = [{"file": name, "text": text} for name, text in zip(names, texts, strict=True)]
         return JSONResponse({"transcripts": answers})
 
@@ -99,17 +106,12 @@ async def _uploads(request: Request, max_files: int) -> tuple[list[str], list[by
         HTTPException: 415 another content type; 422 no file, too many or an empty one.
     """
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind in AUDIO_TYPES:
+    if kind in audio_content_types():
         named = [("body", await request.body())]
     elif kind == "multipart/form-data":
         named = await _form_files(request, max_files)
     else:
-        raise HTTPException(
-            415,
-            f"Content-Type {kind or '(none)'}: send a WAV, FLAC or OGG recording as the body "
-            "(Content-Type audio/wav, audio/flac or audio/ogg) or as a file field of a "
-            "multipart/form-data form",
-        )
+        raise refuse_content_type(kind)
     for name, data in named:
         if not data:
             raise HTTPException(422, f"{name}: the upload is empty; send a recording")

@@ -27,7 +27,7 @@ from safetensors.torch import load_file
 from megalith.errors import RunError
 from megalith.memory import available_bytes, format_bytes
 from megalith.paths import check_inside, file_sha256
-from megalith.runs import read_safetensors_header
+from megalith.runs import read_safetensors_header, save_tensors_atomically
 from megalith.training.checkpoint_files import (
     KEEP_LAST,
     STATE_FILE,
@@ -319,3 +319,9 @@ def rng_json() -> dict[str, Any]:
 
 def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
+
+
+def save_best(root: Path, weights: dict[str, torch.Tensor]) -> None:
+    """The best epoch's weights (early stopping), replaced atomically."""
+    root.mkdir(parents=True, exist_ok=True)
+    save_tensors_atomically(weights, root / "best.safetensors")

@@ -18,17 +18,17 @@ from pydantic import Field, field_validator, model_validator
 from safetensors.torch import load_file
 from torch import nn
 
-from megalith.batching import epoch_order, shuffled_batches
+from megalith.batching import count_batches, shuffled_batches
+from megalith.bucketing import Bucketing, batch_order
 from megalith.configbase import ConfigModel
 from megalith.data.features import OutputFeature
 from megalith.data.specs import OutputSpec
 from megalith.data.tensors import TensorTable
-from megalith.device import autocast, resolve_compile, resolve_device, resolve_precision
+from megalith.device import autocast, resolve_compile, resolve_device, resolve_precision, threads
 from megalith.errors import ConfigError
 from megalith.evaluate.evaluation import evaluate_table
 from megalith.models.blocks import enable_activation_checkpointing
 from megalith.models.cnn import use_channels_last
-from megalith.runs import save_tensors_atomically
 from megalith.training import checkpoint as ckpt
 from megalith.training.augment import BatchAugmenter, augment_batch, mixed_loss
 from megalith.training.callbacks import Callback
@@ -80,6 +80,9 @@ class TrainConfig(ConfigModel):
     """torch.compile the model: auto compiles on GPU only."""
     device: str = "auto"
     """auto, cpu, cuda, cuda:N or mps."""
+    threads: int | None = Field(None, gt=0)
+    """CPU threads of PyTorch's operators while training; null: PyTorch's default, one per core
+    (a small model trains faster on 1, its operators too small to share: docs/speech.md)."""
     collective_timeout: float = Field(1800.0, gt=0)
     """Seconds a process waits in a collective (gradient all-reduce, FSDP gather) for the others
     before the run ends with an error naming the stalled process (several processes only)."""
@@ -167,6 +170,8 @@ class TrainJob:
     """Train-time image augmentation of each batch (megalith.training.augment)."""
     privacy: PrivateTraining | None = None
     """Set when train.privacy is: Poisson batches, clipped noisy steps and the accountant."""
+    bucketing: Bucketing | None = None
+    """Batches of similar length, each cut to its longest row (megalith.bucketing)."""
 
 
 @dataclass
@@ -201,7 +206,7 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
     batches_per_epoch = (
         private.batches_per_epoch
         if private is not None
-        else _batches_per_epoch(len(job.train), cfg.rows_per_batch)
+        else count_batches(len(job.train), cfg.rows_per_batch)
     )
     steps_per_epoch = math.ceil(batches_per_epoch / cfg.grad_accumulation)
     total_steps = min(steps_per_epoch * cfg.epochs, cfg.max_steps or math.inf)
@@ -253,17 +258,23 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
     started, stopped, metrics = time.perf_counter(), False, {}
     # seconds trained before this process resumed the run: eval.json reports the whole run's
     earlier = float(resume.state["loop"].get("seconds", 0.0)) if resume is not None else 0.0
-    with StopSignals() as signals:
+    with StopSignals() as signals, threads(cfg.threads):
         while at.epoch < cfg.epochs and not stopped and at.step < total_steps:
             epoch_start = time.perf_counter()
             model.train()
             loss_sum = torch.tensor(at.loss_sum, device=device)  # stays on the device: no sync
-            order = epoch_order(len(job.train), job.seed, at.epoch)
+            order = batch_order(job.bucketing, len(job.train), job.seed, at.epoch, cfg)
             batches = (
                 private.batches(train_data, at.epoch, at.batch, device)
                 if private is not None
                 else shuffled_batches(
-                    train_data, cfg.rows_per_batch, order, device, at.batch, ddp.local_part
+                    train_data,
+                    cfg.rows_per_batch,
+                    order,
+                    device,
+                    at.batch,
+                    ddp.local_part,
+                    job.bucketing,
                 )
             )
             shares: dict[str, torch.Tensor] = {}
@@ -327,7 +338,7 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
             if improved and (ddp.is_main or ddp.sharded):
                 best = ddp.full_weights(model)  # sharded: a collective
                 if ddp.is_main:
-                    _save_best(job.checkpoints, best)
+                    ckpt.save_best(job.checkpoints, best)
             stopped = stopper is not None and stopper.should_stop
             metrics["time"] = time.perf_counter() - epoch_start
             for cb in job.callbacks:
@@ -387,15 +398,3 @@ def _token_shares(
     device = next(iter(table.targets.values())).device
     parts = cfg.grad_accumulation * ddp.world_size
     return step_token_shares(table.targets, names, rows.to(device, non_blocking=True), parts)
-
-
-def _batches_per_epoch(rows: int, batch_size: int) -> int:
-    """Matches shuffled_batches, which drops a trailing single-row batch."""
-    full, rest = divmod(rows, batch_size)
-    return full + (1 if rest > 1 or (rest == 1 and full == 0) else 0)
-
-
-def _save_best(root: Path, weights: dict[str, torch.Tensor]) -> None:
-    """The best epoch's weights, replaced atomically."""
-    root.mkdir(parents=True, exist_ok=True)
-    save_tensors_atomically(weights, root / "best.safetensors")

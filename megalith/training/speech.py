@@ -3,7 +3,10 @@ validation scores (WER / CER of greedy transcripts) and the check that CTC can a
 
 The loop itself is unchanged: `speech_job` swaps the job's `loss` (called like
 megalith.training.losses.total_loss, so gradient accumulation, DDP and the step's token-share
-normalisation work as for any text output) and its `evaluate`.
+normalisation work as for any text output) and its `evaluate`, and buckets the clips by length
+(megalith.bucketing): each batch holds clips of similar length and is cut to its longest one plus
+`speech_margin` samples, which leaves every real frame's logits as they were (the recognizer masks
+what lies past a clip's end, and the margin covers what its STFT and convolutions read past it).
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
+from megalith.bucketing import Bucketing, padded_lengths
 from megalith.data.features import OutputFeature
 from megalith.data.preprocess import Preprocessor
+from megalith.data.specs import InputSpec
 from megalith.data.tensors import TensorTable
 from megalith.evaluate.speech import speech_evaluation
-from megalith.models.asr import ASRConfig, check_ctc_fits
+from megalith.models.asr import SUBSAMPLING, ASRConfig, check_ctc_fits
 from megalith.models.hybrid_asr import hybrid_loss
 from megalith.training.loop import TrainJob
 
@@ -45,10 +50,26 @@ def speech_loss(model_config: ASRConfig) -> Callable[..., torch.Tensor]:
     return functools.partial(ctc_total_loss, ctc_weight=model_config.ctc_weight)
 
 
+def speech_margin(audio: InputSpec) -> int:
+    """Samples kept past a batch's longest clip so that cutting changes no real frame's logits:
+    the log-mel of a clip of n samples has 1 + n // hop frames, the two stride-2 convolutions
+    read up to 3 frames past the last real encoder frame's 4, so 2 * SUBSAMPLING hops cover
+    them; a random time shift (augment.shift) may move speech that far past the end."""
+    settings = audio.log_mel
+    augment = audio.augment
+    shift = round(augment.shift * settings.sample_rate) if augment is not None else 0
+    return 2 * SUBSAMPLING * settings.hop_length + shift
+
+
 def speech_job(job: TrainJob, preprocessor: Preprocessor, model_config: ASRConfig) -> TrainJob:
-    """`job` with the CTC (or hybrid CTC/attention) loss and WER / CER validation."""
+    """`job` with the CTC (or hybrid CTC/attention) loss, WER / CER validation and clips
+    bucketed by length."""
+    audio = preprocessor.input_specs[0]
+    lengths = padded_lengths(job.train.inputs[audio.name])
+    bucketing = Bucketing(lengths, (audio.name,), speech_margin(audio))
     evaluate = speech_evaluation(preprocessor)
-    return dataclasses.replace(job, loss=speech_loss(model_config), evaluate=evaluate)
+    loss = speech_loss(model_config)
+    return dataclasses.replace(job, loss=loss, evaluate=evaluate, bucketing=bucketing)
 
 
 def check_speech_splits(

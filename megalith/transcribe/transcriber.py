@@ -8,6 +8,7 @@ their CTC frame logits are stitched and decoded: greedy, or prefix beam search w
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,7 +20,12 @@ from torch import nn
 from megalith.errors import ConfigError, RunError
 from megalith.models.ctc_decoding import CTCDecoding, decoding_settings
 from megalith.runtime.ctc import LanguageModel
-from megalith.runtime.transcription import Recording, read_recordings, transcribe_waves
+from megalith.runtime.transcription import (
+    Recording,
+    read_recordings,
+    transcribe_waves,
+    valid_text,
+)
 from megalith.transcribe.decode import CTCDecoder, speech_windows
 
 LoadRun = Callable[[str], Any]
@@ -112,17 +118,23 @@ class Transcriber:
         return logits.numpy()
 
     def transcribe(
-        self, recordings: Sequence[Recording], *, names: Sequence[str] | None = None
+        self,
+        recordings: Sequence[Recording],
+        *,
+        names: Sequence[str] | None = None,
+        stop: threading.Event | None = None,
     ) -> list[str]:
-        """One transcript per recording (see `Recording`), any length.
+        """One transcript per recording (see `Recording`), any length; setting `stop` (from
+        another thread) ends it before its next window.
 
         Raises:
             DataError: a recording is missing, unreadable or empty (naming it).
+            TranscriptionStopped: `stop` was set.
         """
         waves = read_recordings(recordings, self.windows.sample_rate, names)
         batch_size = self.run.config.train.eval_batch_size
-        ids = transcribe_waves(waves, self.forward, self.windows, self.decoder, batch_size)
-        return [self.tokenizer.decode(row) for row in ids]
+        ids = transcribe_waves(waves, self.forward, self.windows, self.decoder, batch_size, stop)
+        return [valid_text(self.tokenizer.decode(row)) for row in ids]
 
 
 def logits_decoder(run: SpeechRun, load: LoadRun) -> Callable[[torch.Tensor], torch.Tensor] | Any:

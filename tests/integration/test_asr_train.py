@@ -100,6 +100,7 @@ def test_init_writes_a_recognizer_for_recordings_and_transcripts(strings: Path, 
     assert config["outputs"] == [{"name": "text", "type": "text", "tokenizer": "char"}]
     assert config["data"]["split"] == {"column": "split"}
     assert config["train"]["early_stop"]["metric"] == "val/cer"
+    assert config["train"]["threads"] == 1  # a few minutes of speech: one CPU thread
     assert "not inputs of a recognizer: speaker" in written.stderr
     assert "classes" not in written.stderr  # no classifier's notes about the target
     # single words are labels: a classifier, not a recognizer

@@ -15,7 +15,7 @@ import io
 import math
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,11 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".mp3
 """File endings read as audio (compared lower-cased); `megalith init` recognises these."""
 _STATS_SAMPLE = 2048
 """Clips that estimate the per-bin mean / std: all up to this many, else evenly spaced."""
+
+
+MIN_SAMPLE_RATE = 4000
+"""Files sampled slower than this are refused naming their row, as transcribe and serve refuse
+them (megalith.runtime.transcription.MIN_SAMPLE_RATE): no speech band fits below it."""
 
 
 class AudioAugment(ConfigModel):
@@ -60,6 +65,10 @@ class AudioAugment(ConfigModel):
     """SpecAugment: time masks per clip, each of up to `time_mask_width` frames."""
     time_mask_width: int = Field(10, ge=0)
     """Widest time mask, in frames."""
+    speeds: list[Annotated[float, Field(ge=0.5, le=2.0)]] = []
+    """Speed perturbation (T. Ko et al., "Audio Augmentation for Speech Recognition",
+    Interspeech 2015): each clip plays at one of these speeds, drawn uniformly (e.g. [0.9, 1.0,
+    1.1]), tempo and pitch together; empty (the default) for none."""
 
 
 class AudioInput(ConfigModel):
@@ -153,6 +162,8 @@ class AudioInputEncoder:
                 raise self._error(label, path, where, _unreadable(error)) from None
             if info.frames == 0:
                 raise self._error(label, path, where, EMPTY)
+            if info.samplerate < MIN_SAMPLE_RATE:
+                raise self._error(label, path, where, _too_slow(info.samplerate))
             rate = rate or int(info.samplerate)
             longest = max(longest, info.frames / info.samplerate)
         if longest == 0.0:
@@ -207,6 +218,8 @@ class AudioInputEncoder:
             data, rate = soundfile.read(source, dtype="float32", always_2d=True)
         except (RuntimeError, OSError) as error:
             raise self._error(label, path, where, _unreadable(error)) from None
+        if rate < MIN_SAMPLE_RATE:
+            raise self._error(label, path, where, _too_slow(rate))
         mono = data.mean(axis=1, dtype=np.float32)  # (frames, channels) -> (frames,)
         if len(mono) == 0:
             raise self._error(label, path, where, EMPTY)
@@ -282,6 +295,14 @@ def _resolve_settings(config: AudioInput, file_rate: int, where: str) -> LogMelS
 
 
 EMPTY = "holds no samples (an empty recording); record it again or drop the row"
+
+
+def _too_slow(rate: int) -> str:
+    """Why a file sampled below MIN_SAMPLE_RATE is refused (transcribe and serve refuse it too)."""
+    return (
+        f"is sampled at {rate} Hz, below the {MIN_SAMPLE_RATE} Hz that speech and sound need; "
+        "resample it or drop the row"
+    )
 
 
 def _unreadable(error: BaseException) -> str:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from megalith.batching import epoch_order, shuffled_batches
+from megalith.batching import count_batches, epoch_order, shuffled_batches
 from megalith.config import load_config, validate_config
 from megalith.data.specs import InputSpec, OutputSpec
 from megalith.data.tensors import TensorTable
@@ -17,7 +17,7 @@ from megalith.errors import ConfigError
 from megalith.models import build_model
 from megalith.training import checkpoint as ckpt
 from megalith.training.early_stop import EarlyStopConfig, EarlyStopping
-from megalith.training.loop import TrainJob, _batches_per_epoch, _unscale_and_clip, train_loop
+from megalith.training.loop import TrainJob, _unscale_and_clip, train_loop
 
 
 def test_clipping_bounds_the_update() -> None:
@@ -49,7 +49,7 @@ def test_batches_cover_every_row_once_and_match_the_count() -> None:
     for rows, batch_size in [(10, 4), (9, 4), (4, 4), (1, 4), (65, 64)]:
         order = epoch_order(rows, seed=0, epoch=0)
         batches = list(shuffled_batches(_table(rows), batch_size, order, torch.device("cpu")))
-        assert len(batches) == _batches_per_epoch(rows, batch_size)
+        assert len(batches) == count_batches(rows, batch_size)
         seen = torch.cat([b.inputs["x"] for b in batches]).long()
         assert len(set(seen.tolist())) == len(seen)
         assert all(len(b) > 1 for b in batches) or rows == 1
