@@ -139,7 +139,8 @@ def _repeat(run: mg.Run, frame: Any, explanations: int) -> dict[str, Any]:
     return {
         "explanations": explanations,
         "seconds": round(time.perf_counter() - started, 2),
-        "resident_mb_after_20": round(resident[min(19, len(resident) - 1)], 1),
+        "first": max(1, min(20, explanations // 2)),
+        "resident_mb_after_first": round(resident[max(1, min(20, explanations // 2)) - 1], 1),
         "resident_mb_after_last": round(resident[-1], 1),
     }
 
