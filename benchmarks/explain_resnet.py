@@ -11,7 +11,7 @@ memory (ru_maxrss) is that measurement's:
   - `explain`: `run.explain(rows=1)`, everything: IG, the deletion check, the model-randomisation
     check (a second IG of the same image);
   - `repeat`: `run.explain(rows=1)` on 16x16 images (a small ResNet) many times; resident memory
-    after the first few and after the last.
+    after the first 20 (half of them, for fewer than 40) and after the last.
 Prints one JSON object.
 
     python benchmarks/explain_resnet.py [--explanations 200]
