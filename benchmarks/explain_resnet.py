@@ -11,7 +11,7 @@ memory (ru_maxrss) is that measurement's:
   - `explain`: `run.explain(rows=1)`, everything: IG, the deletion check, the model-randomisation
     check (a second IG of the same image);
   - `repeat`: `run.explain(rows=1)` on 16x16 images (a small ResNet) many times; resident memory
-    after the first few and after the last.
+    after the first 20 (half of them, for fewer than 40) and after the last.
 Prints one JSON object.
 
     python benchmarks/explain_resnet.py [--explanations 200]
@@ -139,7 +139,8 @@ def _repeat(run: mg.Run, frame: Any, explanations: int) -> dict[str, Any]:
     return {
         "explanations": explanations,
         "seconds": round(time.perf_counter() - started, 2),
-        "resident_mb_after_20": round(resident[min(19, len(resident) - 1)], 1),
+        "first": max(1, min(20, explanations // 2)),
+        "resident_mb_after_first": round(resident[max(1, min(20, explanations // 2)) - 1], 1),
         "resident_mb_after_last": round(resident[-1], 1),
     }
 

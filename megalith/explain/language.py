@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -24,7 +25,16 @@ from megalith.explain.attention import (
     token_label,
 )
 from megalith.explain.methods import attribute
+from megalith.explain.sanity import (
+    RANDOMISATION_ROWS,
+    flattened,
+    randomisation_summary,
+    randomised_copy,
+    rank_correlations,
+    valid_elements,
+)
 from megalith.explain.space import InputSpace
+from megalith.explain.trust import completeness_summary, deletion_curves, deletion_summary
 from megalith.models.gpt import GPT
 
 if TYPE_CHECKING:
@@ -59,7 +69,6 @@ def explain_language_model(
         DataError: the text column is missing, or no row holds any text.
     """
     from megalith.explain import Explanations
-    from megalith.explain.trust import completeness_summary
 
     if method != "ig":
         raise RunError(f"--method {method}: a gpt run is explained by ig only; leave it out")
@@ -77,6 +86,8 @@ def explain_language_model(
     maps: list[AttentionMap] = []
     gaps: list[float] = []
     step_counts: list[int] = []
+    areas: list[tuple[float, float]] = []
+    correlations: list[float] = []
     model.eval()
     for label, ids in zip(frame.index, ids_by_row, strict=True):
         ids = ids[:length]
@@ -88,9 +99,14 @@ def explain_language_model(
         weights = torch.stack([calls[0][0] for calls in found])  # (layers, heads, T, T)
         maps.append(AttentionMap(_plain(label), name, tokens, weights.numpy()))
         predicted = logits[0].argmax(dim=-1).tolist()
-        values, used, gap = _next_token_attributions(model, ids, predicted[-1], steps)
+        checked = _next_token_attributions(
+            model, ids, predicted[-1], steps, randomise=len(rows) < RANDOMISATION_ROWS
+        )
+        values, used, gap = checked["values"], checked["steps"], checked["gap"]
         gaps.append(gap)
         step_counts.append(used)
+        areas.append(checked["deletion"])
+        correlations.append(checked["randomisation"])
         rows.append(
             {
                 "row": _plain(label),
@@ -99,10 +115,15 @@ def explain_language_model(
                 "explained": {"next_token": token_label(encoder.tokenizer, predicted[-1])},
                 "token_attributions": [[t, v] for t, v in zip(tokens, values, strict=True)],
                 "integrated_gradients": {"steps": used, "completeness_gap": gap},
+                "deletion": {
+                    "area_attributed": checked["deletion"][0],
+                    "area_random": checked["deletion"][1],
+                },
             }
         )
     if not rows:
         raise DataError(f"{origin}: the rows to explain hold no text in column '{name}'")
+    deleted = torch.tensor(areas, dtype=torch.float64)  # (rows, 2)
     summary = {
         "run": str(run.path),
         "data": origin,
@@ -120,17 +141,22 @@ def explain_language_model(
         "steps": steps,
         "global_importance": {},
         "trust": {
-            "completeness": completeness_summary(torch.tensor(gaps), torch.tensor(step_counts))
+            "completeness": completeness_summary(torch.tensor(gaps), torch.tensor(step_counts)),
+            "deletion": deletion_summary(deleted[:, 0], deleted[:, 1]),
+            "randomisation": randomisation_summary(np.array(correlations, dtype=float)),
         },
     }
     return Explanations(rows, summary, attention=maps)
 
 
 def _next_token_attributions(
-    model: GPT, ids: list[int], target: int, steps: int
-) -> tuple[list[float], int, float]:
+    model: GPT, ids: list[int], target: int, steps: int, *, randomise: bool
+) -> dict[str, Any]:
     """Each token's attribution (its embedding's, summed) to the logit of `target` after the
-    last token; the steps Integrated Gradients took and its completeness gap."""
+    last token ("values"); the steps Integrated Gradients took and its completeness gap; the
+    deletion check's areas (tokens' embeddings put to 0, most attributed first, against random
+    orders; trust.py); and, with `randomise`, the model-randomisation rank correlation
+    (sanity.py; NaN without)."""
     with torch.no_grad():
         embeddings = model.embedding(torch.tensor([ids]))  # (1, T, D)
     space = InputSpace(
@@ -141,13 +167,31 @@ def _next_token_attributions(
         torch.arange(len(ids)).view(1, -1, 1),
         torch.ones(1, len(ids), dtype=torch.bool),
     )
-    found = attribute(
-        "ig", _NextToken(model).eval(), [space], torch.tensor([target]), steps=steps,
-        internal_batch_size=max(1, 4096 // len(ids)),
-    )  # fmt: skip
+    forward, chosen = _NextToken(model).eval(), torch.tensor([target])
+    size = max(1, 4096 // len(ids))
+    found = attribute("ig", forward, [space], chosen, steps=steps, internal_batch_size=size)
     assert found.steps is not None and found.gap is not None
-    values = found.values[0][0].sum(dim=-1).tolist()  # (T,)
-    return values, int(found.steps[0]), float(found.gap[0])
+    values = found.values[0].sum(dim=-1)  # (1, T)
+    attributed, random = deletion_curves(
+        forward, [space], chosen, values.double(), space.valid, internal_batch_size=size
+    )
+    correlation = float("nan")
+    if randomise:
+        fresh = _NextToken(randomised_copy(model)).eval()  # type: ignore[arg-type]
+        again = attribute(
+            "ig", fresh, [space], chosen, steps=steps, internal_batch_size=size, raise_steps=False
+        )
+        valid = valid_elements([space], "ig")
+        correlation = float(
+            rank_correlations(flattened(found.values), flattened(again.values), valid)[0]
+        )
+    return {
+        "values": values[0].tolist(),
+        "steps": int(found.steps[0]),
+        "gap": float(found.gap[0]),
+        "deletion": (float(attributed[0]), float(random[0])),
+        "randomisation": correlation,
+    }
 
 
 def _plain(value: Any) -> Any:

@@ -290,6 +290,8 @@ def test_a_language_model_is_explained_by_its_causal_attention_maps(tmp_path: Pa
     # the values sum to the change of the explained logit from the all-zero embeddings
     assert row["integrated_gradients"]["completeness_gap"] <= 0.05
     assert row["explained"]["next_token"] == row["predicted_next"][-1]
+    assert set(summary["trust"]) == {"completeness", "deletion", "randomisation"}
+    assert summary["trust"]["randomisation"]["rows"] == 1 and "area_random" in row["deletion"]
     page = (folder / "explain.html").read_text()
     assert "Attention</h2>" in page and "Explaining the next token" in page
     refused = run_cli("explain", tmp_path / "lm", "--method", "saliency", "--overwrite")
