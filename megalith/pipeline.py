@@ -49,15 +49,11 @@ from megalith.training.elastic import (
     restart_note,
     run_dir_on_this_try,
 )
+from megalith.training.fixed_preprocessing import new_run_preprocessor
 from megalith.training.heartbeat import Heartbeat, collective_failure
 from megalith.training.loop import TrainJob, train_loop
 from megalith.training.losses import total_loss
-from megalith.training.private_run import (
-    prepare_privacy,
-    private_model,
-    private_summary,
-    public_table,
-)
+from megalith.training.private_run import prepare_privacy, private_model, private_summary
 from megalith.training.resume import check_resume_changes, check_resume_fits
 from megalith.training.speech import check_speech_splits, ctc_total_loss, speech_job
 from megalith.training.start_from import (
@@ -187,11 +183,8 @@ def _train(
     elif checkpoint is not None and run_dir.preprocessor.is_file():
         preprocessor = Preprocessor.load(run_dir.preprocessor)
     else:
-        fit_on = public_table(cfg.train.privacy, base_dir) or table  # privacy.public_data
-        rows = splits["train"] if fit_on is table else fit_on.frame
-        preprocessor = Preprocessor.fit(
-            cfg.inputs, cfg.outputs, rows, base_dir=fit_on.base_dir, origin=fit_on.origin
-        )
+        # on the train rows, privacy.public_data, or given (privacy.preprocessing: fixed)
+        preprocessor = new_run_preprocessor(cfg, splits["train"], table, base_dir)
     tensors = {
         name: transform_split(cfg, preprocessor, frame, table, name, console)
         for name, frame in splits.items()

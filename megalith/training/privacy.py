@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 
 from megalith.configbase import ConfigModel
@@ -47,12 +47,28 @@ class PrivacyConfig(ConfigModel):
     public_data: str | None = None
     """A public table with the same columns: the preprocessing (normalisation statistics,
     category lists, vocabularies) is fitted on it instead of on the private train rows."""
+    preprocessing: Literal["fitted", "fixed"] = "fitted"
+    """fitted: the preprocessing is fitted on the train rows (or on public_data), outside the
+    guarantee; fixed: nothing is fitted on private rows, each column's state comes from
+    public_data or from `fixed` (megalith.training.fixed_preprocessing)."""
+    fixed: dict[str, dict[str, Any]] = {}
+    """preprocessing fixed: each column's preprocessing state, as preprocessor.json keeps it
+    (a number's {mean, std, min, max}, a category's {vocabulary: [...]}, a target's
+    {classes: [...]})."""
     clipping: Literal["auto", "per_sample", "ghost"] = "auto"
     """How each row's gradient is clipped: per_sample materialises every row's gradient;
     ghost computes each row's gradient norm of linear and embedding layers without it and
     backpropagates twice (megalith.training.ghost_clipping), far cheaper for embeddings; auto
     takes ghost when the model has an embedding table. Both give the same clipped sum, except
     that per_sample (Opacus) also counts an embedding's padding positions (docs/privacy.md)."""
+
+    @model_validator(mode="after")
+    def _fixed_needs_fixed(self) -> PrivacyConfig:
+        if self.fixed and self.preprocessing != "fixed":
+            raise ValueError(
+                "fixed (the given preprocessing) is read only with preprocessing: fixed"
+            )
+        return self
 
 
 def default_delta(rows: int) -> float:

@@ -103,7 +103,11 @@ def fitted_from_private_rows(preprocessor: Preprocessor) -> list[str]:
     lines = []
     encoders: list[Any] = [*preprocessor.inputs, *preprocessor.outputs]
     for encoder in encoders:
-        fitted = sorted(key for key, value in encoder.state().items() if value not in (None, {}))
+        state = encoder.state()
+        tokenizer = state.get("tokenizer")
+        if isinstance(tokenizer, dict) and tokenizer.get("kind") == "hash":
+            del state["tokenizer"]  # hashing fits nothing: no vocabulary
+        fitted = sorted(key for key, value in state.items() if value not in (None, {}))
         if fitted:
             name = getattr(encoder.config, "name", "?")
             lines.append(f"{name}: {', '.join(fitted)}")
@@ -115,6 +119,8 @@ def private_summary(
 ) -> dict[str, Any]:
     """eval.json's `privacy`: the epsilon spent and what the guarantee leaves out (printed)."""
     public = private.config.public_data
+    if public is None and private.config.preprocessing == "fixed":
+        public = "given in the config (train.privacy.fixed)"
     fitted = [] if public else fitted_from_private_rows(preprocessor)
     summary = private.summary()
     summary["preprocessing_fitted_on"] = public or "the private train rows"
