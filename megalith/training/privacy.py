@@ -13,6 +13,7 @@ function of (seed, epoch, step) only, so a resumed run draws the same ones.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -55,6 +56,9 @@ class PrivacyConfig(ConfigModel):
     """preprocessing fixed: each column's preprocessing state, as preprocessor.json keeps it
     (a number's {mean, std, min, max}, a category's {vocabulary: [...]}, a target's
     {classes: [...]})."""
+    text_embedding_scale: float = Field(0.01, gt=0)
+    """A new model's text token embeddings start at this times PyTorch's N(0, 1), so that each
+    row's clipped gradient reaches them (megalith.models.private_init); 1 keeps PyTorch's."""
     clipping: Literal["auto", "per_sample", "ghost"] = "auto"
     """How each row's gradient is clipped: per_sample materialises every row's gradient;
     ghost computes each row's gradient norm of linear and embedding layers without it and
@@ -228,9 +232,15 @@ class PrivateTraining:
         self.accountant.step(noise_multiplier=self.noise_multiplier, sample_rate=self.sample_rate)
 
     def epsilon(self) -> float:
-        """The epsilon spent so far at this run's delta (0.0 before the first step)."""
+        """The epsilon spent so far at this run's delta (0.0 before the first step).
+
+        With the RDP accountant, each (noise, sample rate) pair's one-step Renyi DP is computed
+        once and scaled by the steps taken (RDP composes additively): the epsilon Opacus's
+        `RDPAccountant.get_epsilon` gives, without recomputing its orders every epoch."""
         if self.accountant is None or not self.accountant.history:
             return 0.0
+        if self.config.accountant == "rdp":
+            return rdp_epsilon(self.accountant.history, self.delta)
         return float(self.accountant.get_epsilon(delta=self.delta))
 
     def state_dict(self) -> dict[str, Any]:
@@ -290,6 +300,27 @@ class PrivateTraining:
             "steps": sum(int(steps) for _, _, steps in self.state_dict()["history"]),
             "planned_steps": self.planned_steps,
         }
+
+
+def rdp_epsilon(history: Sequence[tuple[float, float, int]], delta: float) -> float:
+    """Epsilon at `delta` after the (noise multiplier, sample rate, steps) entries of an
+    Opacus RDP accountant's history, at its default orders (Mironov 2017; Mironov et al. 2019)."""
+    from opacus.accountants import RDPAccountant
+    from opacus.accountants.analysis import rdp
+
+    total = sum(_one_step_rdp(sigma, q) * steps for sigma, q, steps in history)
+    epsilon, _ = rdp.get_privacy_spent(orders=RDPAccountant.DEFAULT_ALPHAS, rdp=total, delta=delta)
+    return float(epsilon)
+
+
+@functools.lru_cache(maxsize=16)
+def _one_step_rdp(noise_multiplier: float, sample_rate: float) -> Any:
+    """The Renyi DP of one subsampled Gaussian step at each default order (numpy array)."""
+    from opacus.accountants import RDPAccountant
+    from opacus.accountants.analysis import rdp
+
+    orders = RDPAccountant.DEFAULT_ALPHAS
+    return rdp.compute_rdp(q=sample_rate, noise_multiplier=noise_multiplier, steps=1, orders=orders)
 
 
 def ghost_clipping_for(clipping: str, model: nn.Module) -> bool:
