@@ -204,7 +204,7 @@ def _train(
     if cfg.train.batch_size == "auto":
         cfg = _with_batch_size(cfg, model, tensors["train"], ddp, console)
     private = prepare_privacy(cfg, len(tensors["train"]), ddp.world_size, teacher is not None)
-    model = private_model(cfg, model, console)
+    model = private_model(cfg, model, console, fresh=start_from is None)
     if checkpoint is not None:  # refused here, before the run directory is touched
         check_weights_fit(checkpoint.model, model, checkpoint.path)
         if private is not None and "privacy" in checkpoint.state["loop"]:

@@ -6,8 +6,9 @@ comes from `train.privacy.public_data` (fitted on that table) or is written in t
 `train.privacy.fixed.COLUMN`, in the form `preprocessor.json` keeps it (e.g. a number's
 `{mean, std, min, max}`, a binary's `{values: [negative, positive], mode: 0.0}` (mode: the
 fill for a missing value), a category's `{vocabulary: [...]}`, a category target's
-`{classes: [...]}`). A text input with `tokenizer: hash` and a `max_length` needs no entry: hashing
-fits no vocabulary (data/hashing_tokenizer.py).
+`{classes: [...]}`). A text input with `tokenizer: hash`, a `max_length` and no `idf` needs
+no entry: hashing fits no vocabulary (data/hashing_tokenizer.py); idf weights are document
+frequencies, so they must be given (`idf: [...]`, one per id) or come from public data.
 """
 
 from __future__ import annotations
@@ -103,12 +104,12 @@ def _entry(feature: Any, given: dict[str, dict[str, Any]], role: str) -> dict[st
             state = {**state, "counts": [0] * len(state.get("classes", []))}  # not known
         return {**config, "state": state}
     hashed = feature.type == "text" and getattr(feature, "tokenizer", None) == "hash"
-    if hashed and role == "input" and feature.max_length is not None:
+    if hashed and role == "input" and feature.max_length is not None and not feature.idf:
         tokenizer = {"kind": "hash", "vocab_size": feature.vocab_size}
         tokenizer.update(lowercase=feature.lowercase, ngrams=feature.ngrams)
         return {**config, "state": {"tokenizer": tokenizer, "max_length": feature.max_length}}
     example = _example(feature, role)
-    hint = " (or tokenizer: hash with a max_length)" if feature.type == "text" else ""
+    hint = " (or tokenizer: hash with a max_length, idf: false)" if feature.type == "text" else ""
     raise ConfigError(
         f"train.privacy.preprocessing fixed: {role} '{feature.name}' ({feature.type}) has no "
         f"given preprocessing; add train.privacy.fixed.{feature.name}: {example}{hint}, "

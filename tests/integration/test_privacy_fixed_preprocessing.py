@@ -97,6 +97,9 @@ def test_a_column_without_a_given_state_is_a_config_error_naming_the_key() -> No
             [CategoryOutput(name="label")],
             given,
         )
+    idf = TextInput(name="t", tokenizer="hash", max_length=9, idf=True)  # idf: fitted on rows
+    with pytest.raises(ConfigError, match=r"input 't' \(text\).*fixed\.t"):
+        fixed_preprocessor([idf], [], {})
     with pytest.raises(ConfigError, match=r"text\).*tokenizer: hash with a max_length"):
         fixed_preprocessor(
             [TextInput(name="t", tokenizer="hash")],
