@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import sysconfig
 import tempfile
@@ -72,7 +73,9 @@ def config_for(
     of 1,024 rows (the noise is added once per batch, so it weighs less in a larger one) and a
     clip near the typical per-row gradient norm (5 for the table, 1 for the text); non-private
     runs take batches of 256 (the table) or what `megalith init` writes (the text: 128 rows,
-    AdamW with weight decay 0.1), unless `same_batch` (for timing: both run batches of 1,024)."""
+    AdamW with weight decay 0.1), unless `same_batch` (for timing: both run batches of 1,024).
+    Private text runs weight tokens by idf (the bag becomes an L2-normalised TF-IDF vector times
+    the embeddings) and start from small embeddings (train.privacy.text_embedding_scale)."""
     private = math.isfinite(epsilon)
     optimizer: dict[str, Any] = {"name": "adam", "lr": 0.01}
     batch, clip = 256, 5.0
@@ -82,6 +85,8 @@ def config_for(
     else:  # init's text bag (word pairs too), with a vocabulary of 20,000 x 64
         text = {"name": "text", "type": "text", "tokenizer": "word", "ngrams": 2}
         inputs = [{**text, "vocab_size": 20_000, "embedding_dim": 64, "encoder": "bag"}]
+        if private:  # the L2-normalised TF-IDF bag: each token's share of a row's gradient
+            inputs[0]["idf"] = True
         outputs, model = [{"name": "module", "type": "category"}], {"arch": "mlp", "hidden": []}
         optimizer = {"name": "adamw", "lr": 0.01, "weight_decay": 0.0 if private else 0.1}
         batch, clip = 128, 1.0
@@ -198,6 +203,11 @@ def _train_tensors(run: mg.Run) -> Any:
     return run.preprocessor.transform(splits["train"], base_dir=table.base_dir, origin="train")
 
 
+def _load() -> float:
+    """The 1-minute load average: how busy the machine was (the figures depend on it)."""
+    return round(os.getloadavg()[0], 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="Tiny: table task, eps 3 and inf.")
@@ -206,6 +216,7 @@ def main() -> None:
     parser.add_argument("--overfit-rows", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=2, help="Interleaved timing runs.")
     parser.add_argument("--timing-only", action="store_true", help="Skip accuracy against eps.")
+    parser.add_argument("--no-timing", action="store_true", help="Skip the epoch-time runs.")
     args = parser.parse_args()
     torch.manual_seed(0)
     default = ["table", "audit"] if args.quick else ["table", "docstrings", "audit"]
@@ -223,9 +234,10 @@ def main() -> None:
             (table if task == "table" else docstrings_task(700)).to_csv(csv, index=False)
             if not args.timing_only:
                 for row in accuracy_against_epsilon(task, csv, folder, epochs, epsilons):
-                    print(json.dumps({**row, **machine}), flush=True)
-            timing = epoch_time_ratio(task, csv, folder, 1 if args.quick else args.repeats)
-            print(json.dumps({**timing, **machine}), flush=True)
+                    print(json.dumps({**row, **machine, "load": _load()}), flush=True)
+            if not args.no_timing:
+                timing = epoch_time_ratio(task, csv, folder, 1 if args.quick else args.repeats)
+                print(json.dumps({**timing, **machine, "load": _load()}), flush=True)
         if "audit" in only:
             rows, audit_epochs = (200, 3) if args.quick else (args.overfit_rows, 60)
             print(json.dumps({**overfit_audit(table, folder, rows, audit_epochs), **machine}))

@@ -22,5 +22,7 @@ def test_text_embeddings_are_scaled_with_a_notice_and_padding_stays_zero() -> No
     after = model["text"].embedding.weight.detach()
     assert torch.equal(after, before * 0.01) and after[0].abs().sum() == 0
     assert torch.equal(model["head"].weight, head)  # other layers untouched
-    assert len(lines) == 1 and "text token embeddings start at 0.01" in lines[0]
+    assert len(lines) == 2 and "text token embeddings start at 0.01" in lines[0]
+    assert "idf: true" in lines[1]  # the advice for an unweighted bag
+    lines.clear()
     assert shrink_text_embeddings(model, 1.0, lines.append) == [] and len(lines) == 1
