@@ -43,8 +43,8 @@ def shrink_text_embeddings(
         bag = isinstance(module, TextEncoder) and isinstance(module.sequence, BagEncoder)
         if bag and not module.weighted and notice is not None:
             notice(
-                f"train.privacy: {name} is not idf-weighted; with privacy, idf: true on the "
-                "text input (an L2-normalised TF-IDF bag) keeps far more accuracy "
-                "(docs/privacy.md, Text models)"
+                f"train.privacy: {name} is not idf-weighted; with privacy, idf: true and "
+                "tokenizer: hash on the text input (a hashed, L2-normalised TF-IDF bag) keep "
+                "far more accuracy (docs/privacy.md, Text models)"
             )
     return changed
