@@ -75,11 +75,11 @@ def config_for(
     clip near the typical per-row gradient norm (5 for the table, 1 for the text); non-private
     runs take batches of 256 (the table) or what `megalith init` writes (the text: 128 rows,
     AdamW with weight decay 0.1), unless `same_batch` (for timing: both run batches of 1,024).
-    Private text runs hash words and word pairs into the same 20,000 ids (tokenizer: hash, no
-    vocabulary), weight them by idf (the bag becomes an L2-normalised TF-IDF vector times the
+    Private text runs hash single words (no pairs) into the same 20,000 ids (tokenizer: hash,
+    no vocabulary), weight them by idf (the bag becomes an L2-normalised TF-IDF vector times the
     embeddings), start from small embeddings (train.privacy.text_embedding_scale) and train
-    PRIVATE_TEXT_EPOCHS times the epochs: DP-SGD takes few, large steps (about 9 an epoch
-    here), and the noise grows slowly with them."""
+    PRIVATE_TEXT_EPOCHS times the epochs: DP-SGD takes few, large steps (about 9 an epoch here)
+    and its noise grows slowly with their number."""
     private = math.isfinite(epsilon)
     optimizer: dict[str, Any] = {"name": "adam", "lr": 0.01}
     batch, clip = 256, 5.0
@@ -90,7 +90,7 @@ def config_for(
         text = {"name": "text", "type": "text", "tokenizer": "word", "ngrams": 2}
         inputs = [{**text, "vocab_size": 20_000, "embedding_dim": 64, "encoder": "bag"}]
         if private and not same_batch:  # hashed words: an L2-normalised TF-IDF bag
-            inputs[0].update(tokenizer="hash", idf=True)
+            inputs[0].update(tokenizer="hash", idf=True, ngrams=1)
             epochs *= PRIVATE_TEXT_EPOCHS
         outputs, model = [{"name": "module", "type": "category"}], {"arch": "mlp", "hidden": []}
         optimizer = {"name": "adamw", "lr": 0.01, "weight_decay": 0.0 if private else 0.1}
