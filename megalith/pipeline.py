@@ -49,15 +49,11 @@ from megalith.training.elastic import (
     restart_note,
     run_dir_on_this_try,
 )
+from megalith.training.fixed_preprocessing import new_run_preprocessor
 from megalith.training.heartbeat import Heartbeat, collective_failure
 from megalith.training.loop import TrainJob, train_loop
 from megalith.training.losses import total_loss
-from megalith.training.private_run import (
-    prepare_privacy,
-    private_model,
-    private_summary,
-    public_table,
-)
+from megalith.training.private_run import prepare_privacy, private_model, private_summary
 from megalith.training.resume import check_resume_changes, check_resume_fits
 from megalith.training.speech import check_speech_splits, speech_job, speech_loss
 from megalith.training.start_from import (
@@ -188,11 +184,8 @@ def _train(
     elif checkpoint is not None and run_dir.preprocessor.is_file():
         preprocessor = Preprocessor.load(run_dir.preprocessor)
     else:
-        fit_on = public_table(cfg.train.privacy, base_dir) or table  # privacy.public_data
-        rows = splits["train"] if fit_on is table else fit_on.frame
-        preprocessor = Preprocessor.fit(
-            cfg.inputs, cfg.outputs, rows, base_dir=fit_on.base_dir, origin=fit_on.origin
-        )
+        # on the train rows, privacy.public_data, or given (privacy.preprocessing: fixed)
+        preprocessor = new_run_preprocessor(cfg, splits["train"], table, base_dir)
     tensors = {
         name: transform_split(cfg, preprocessor, frame, table, name, console)
         for name, frame in splits.items()
@@ -212,7 +205,7 @@ def _train(
     if cfg.train.batch_size == "auto":
         cfg = _with_batch_size(cfg, model, tensors["train"], ddp, console)
     private = prepare_privacy(cfg, len(tensors["train"]), ddp.world_size, teacher is not None)
-    model = private_model(cfg, model, console)
+    model = private_model(cfg, model, console, fresh=start_from is None)
     if checkpoint is not None:  # refused here, before the run directory is touched
         check_weights_fit(checkpoint.model, model, checkpoint.path)
         if private is not None and "privacy" in checkpoint.state["loop"]:

@@ -1,4 +1,5 @@
-"""Tokenizers fitted on the train split: words, characters, BPE or WordPiece.
+"""Tokenizers fitted on the train split: words, characters, BPE or WordPiece (or hashed words,
+which are not fitted: data/hashing_tokenizer.py).
 
 Every kind reserves the same four ids, so models and decoding never ask which kind made them:
 
@@ -15,22 +16,22 @@ ids are moved up by one so that 0 still means padding, and a pretrained model mo
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-TokenizerKind = Literal["word", "char", "bpe", "wordpiece", "pretrained"]
-
-PAD, UNKNOWN, BOS, EOS = 0, 1, 2, 3
-SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[BOS]", "[EOS]"]
-"""Their ids are their positions; ordinary tokens start at len(SPECIAL_TOKENS)."""
+from megalith.data.hashing_tokenizer import HashingTokenizer
+from megalith.data.token_ids import BOS as BOS  # re-exported: the ids' home is token_ids
+from megalith.data.token_ids import EOS as EOS
+from megalith.data.token_ids import PAD as PAD
+from megalith.data.token_ids import SPECIAL_TOKENS as SPECIAL_TOKENS
+from megalith.data.token_ids import UNKNOWN as UNKNOWN
+from megalith.data.token_ids import TokenizerKind as TokenizerKind
+from megalith.data.token_ids import word_tokens
 
 BYTE_LEVEL_MINIMUM = 256 + len(SPECIAL_TOKENS)
 """Byte-level BPE starts from all 256 bytes, so its vocabulary is never smaller."""
-
-_WORD = re.compile(r"\w+|[^\w\s]")
 
 
 class Tokenizer(Protocol):
@@ -84,16 +85,9 @@ class _VocabularyTokenizer:
     end_id = EOS
 
     def split(self, text: str) -> list[str]:
-        text = text.lower() if self.lowercase else text
         if self.kind == "char":
-            return list(text)
-        words = _WORD.findall(text)
-        # n-grams after all the words: a bag encoder sees them as extra tokens
-        return words + [
-            " ".join(words[i : i + n])
-            for n in range(2, self.ngrams + 1)
-            for i in range(len(words) - n + 1)
-        ]
+            return list(text.lower() if self.lowercase else text)
+        return word_tokens(text, self.lowercase, self.ngrams)
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         ids = self._ids
@@ -338,6 +332,8 @@ def fit_tokenizer(
     tokenizer also counts runs of up to `ngrams` words as tokens."""
     if kind == "word" or kind == "char":
         return _VocabularyTokenizer.fit(kind, texts, vocab_size, lowercase, ngrams)
+    if kind == "hash":  # nothing to fit: no vocabulary
+        return HashingTokenizer(vocab_size, lowercase, ngrams)
     if kind == "pretrained":
         raise ValueError("a pretrained tokenizer is loaded (PretrainedTokenizer.load), not fitted")
     return _HuggingFaceTokenizer.fit(kind, texts, vocab_size, lowercase)
@@ -354,6 +350,8 @@ def tokenizer_from_state(state: dict[str, Any]) -> Tokenizer:
         return _VocabularyTokenizer(
             kind, bool(state["lowercase"]), list(state["vocabulary"]), int(state.get("ngrams", 1))
         )
+    if kind == "hash":
+        return HashingTokenizer.from_state(state)
     if kind in ("bpe", "wordpiece", "pretrained"):
         try:
             if kind == "pretrained":

@@ -13,6 +13,7 @@ function of (seed, epoch, step) only, so a resumed run draws the same ones.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 
 from megalith.configbase import ConfigModel
@@ -47,12 +48,31 @@ class PrivacyConfig(ConfigModel):
     public_data: str | None = None
     """A public table with the same columns: the preprocessing (normalisation statistics,
     category lists, vocabularies) is fitted on it instead of on the private train rows."""
+    preprocessing: Literal["fitted", "fixed"] = "fitted"
+    """fitted: the preprocessing is fitted on the train rows (or on public_data), outside the
+    guarantee; fixed: nothing is fitted on private rows, each column's state comes from
+    public_data or from `fixed` (megalith.training.fixed_preprocessing)."""
+    fixed: dict[str, dict[str, Any]] = {}
+    """preprocessing fixed: each column's preprocessing state, as preprocessor.json keeps it
+    (a number's {mean, std, min, max}, a category's {vocabulary: [...]}, a target's
+    {classes: [...]})."""
+    text_embedding_scale: float = Field(0.01, gt=0)
+    """A new model's text token embeddings start at this times PyTorch's N(0, 1), so that each
+    row's clipped gradient reaches them (megalith.models.private_init); 1 keeps PyTorch's."""
     clipping: Literal["auto", "per_sample", "ghost"] = "auto"
     """How each row's gradient is clipped: per_sample materialises every row's gradient;
     ghost computes each row's gradient norm of linear and embedding layers without it and
     backpropagates twice (megalith.training.ghost_clipping), far cheaper for embeddings; auto
     takes ghost when the model has an embedding table. Both give the same clipped sum, except
     that per_sample (Opacus) also counts an embedding's padding positions (docs/privacy.md)."""
+
+    @model_validator(mode="after")
+    def _fixed_needs_fixed(self) -> PrivacyConfig:
+        if self.fixed and self.preprocessing != "fixed":
+            raise ValueError(
+                "fixed (the given preprocessing) is read only with preprocessing: fixed"
+            )
+        return self
 
 
 def default_delta(rows: int) -> float:
@@ -212,9 +232,15 @@ class PrivateTraining:
         self.accountant.step(noise_multiplier=self.noise_multiplier, sample_rate=self.sample_rate)
 
     def epsilon(self) -> float:
-        """The epsilon spent so far at this run's delta (0.0 before the first step)."""
+        """The epsilon spent so far at this run's delta (0.0 before the first step).
+
+        With the RDP accountant, each (noise, sample rate) pair's one-step Renyi DP is computed
+        once and scaled by the steps taken (RDP composes additively): the epsilon Opacus's
+        `RDPAccountant.get_epsilon` gives, without recomputing its orders every epoch."""
         if self.accountant is None or not self.accountant.history:
             return 0.0
+        if self.config.accountant == "rdp":
+            return rdp_epsilon(self.accountant.history, self.delta)
         return float(self.accountant.get_epsilon(delta=self.delta))
 
     def state_dict(self) -> dict[str, Any]:
@@ -274,6 +300,27 @@ class PrivateTraining:
             "steps": sum(int(steps) for _, _, steps in self.state_dict()["history"]),
             "planned_steps": self.planned_steps,
         }
+
+
+def rdp_epsilon(history: Sequence[tuple[float, float, int]], delta: float) -> float:
+    """Epsilon at `delta` after the (noise multiplier, sample rate, steps) entries of an
+    Opacus RDP accountant's history, at its default orders (Mironov 2017; Mironov et al. 2019)."""
+    from opacus.accountants import RDPAccountant
+    from opacus.accountants.analysis import rdp
+
+    total = sum(_one_step_rdp(sigma, q) * steps for sigma, q, steps in history)
+    epsilon, _ = rdp.get_privacy_spent(orders=RDPAccountant.DEFAULT_ALPHAS, rdp=total, delta=delta)
+    return float(epsilon)
+
+
+@functools.lru_cache(maxsize=16)
+def _one_step_rdp(noise_multiplier: float, sample_rate: float) -> Any:
+    """The Renyi DP of one subsampled Gaussian step at each default order (numpy array)."""
+    from opacus.accountants import RDPAccountant
+    from opacus.accountants.analysis import rdp
+
+    orders = RDPAccountant.DEFAULT_ALPHAS
+    return rdp.compute_rdp(q=sample_rate, noise_multiplier=noise_multiplier, steps=1, orders=orders)
 
 
 def ghost_clipping_for(clipping: str, model: nn.Module) -> bool:

@@ -11,6 +11,7 @@ from torch import nn
 
 from megalith.data.sources import Table, load_table
 from megalith.errors import ConfigError
+from megalith.models.private_init import shrink_text_embeddings
 from megalith.models.private_layers import make_private_safe
 from megalith.training.privacy import PrivacyConfig, PrivateTraining, check_private_training
 
@@ -73,9 +74,13 @@ def _refuse_mixup(cfg: Config) -> None:
             )
 
 
-def private_model(cfg: Config, model: nn.Module, console: Console | None = None) -> nn.Module:
+def private_model(
+    cfg: Config, model: nn.Module, console: Console | None = None, fresh: bool = False
+) -> nn.Module:
     """`model` made private-safe when train.privacy is set (BatchNorm -> GroupNorm, ...), with
-    a printed notice per replaced layer; `model` unchanged otherwise.
+    a printed notice per replaced layer; `model` unchanged otherwise. A `fresh` model (newly
+    initialised, not loaded) also gets its text embeddings scaled by
+    train.privacy.text_embedding_scale (megalith.models.private_init).
 
     Raises:
         ConfigError: a layer that no private-safe equivalent replaces, by name.
@@ -83,7 +88,10 @@ def private_model(cfg: Config, model: nn.Module, console: Console | None = None)
     if cfg.train.privacy is None:
         return model
     notice = (lambda line: console.print(f"[yellow]note[/]: {line}")) if console else None
-    return make_private_safe(model, notice)
+    model = make_private_safe(model, notice)
+    if fresh:
+        shrink_text_embeddings(model, cfg.train.privacy.text_embedding_scale, notice)
+    return model
 
 
 def public_table(privacy: PrivacyConfig | None, base_dir: Path) -> Table | None:
@@ -103,7 +111,11 @@ def fitted_from_private_rows(preprocessor: Preprocessor) -> list[str]:
     lines = []
     encoders: list[Any] = [*preprocessor.inputs, *preprocessor.outputs]
     for encoder in encoders:
-        fitted = sorted(key for key, value in encoder.state().items() if value not in (None, {}))
+        state = encoder.state()
+        tokenizer = state.get("tokenizer")
+        if isinstance(tokenizer, dict) and tokenizer.get("kind") == "hash":
+            del state["tokenizer"]  # hashing fits nothing: no vocabulary
+        fitted = sorted(key for key, value in state.items() if value not in (None, {}))
         if fitted:
             name = getattr(encoder.config, "name", "?")
             lines.append(f"{name}: {', '.join(fitted)}")
@@ -115,6 +127,8 @@ def private_summary(
 ) -> dict[str, Any]:
     """eval.json's `privacy`: the epsilon spent and what the guarantee leaves out (printed)."""
     public = private.config.public_data
+    if public is None and private.config.preprocessing == "fixed":
+        public = "given in the config (train.privacy.fixed)"
     fitted = [] if public else fitted_from_private_rows(preprocessor)
     summary = private.summary()
     summary["preprocessing_fitted_on"] = public or "the private train rows"

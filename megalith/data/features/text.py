@@ -70,8 +70,9 @@ class TextInput(ConfigModel):
     """Column name in the table."""
     type: Literal["text"] = "text"
     tokenizer: TokenizerKind = "word"
-    """word (words and punctuation), char, bpe (byte-level BPE), wordpiece, or pretrained (the
-    tokenizer of a Hugging Face model directory; the default with model.arch pretrained)."""
+    """word (words and punctuation), char, bpe (byte-level BPE), wordpiece, pretrained (the
+    tokenizer of a Hugging Face model directory; the default with model.arch pretrained), or
+    hash (words hashed into vocab_size buckets: no vocabulary fitted; for private training)."""
     tokenizer_path: str | None = None
     """tokenizer pretrained: the model directory holding it (model.path by default)."""
     vocab_size: int = Field(20_000, ge=8)
@@ -85,15 +86,15 @@ class TextInput(ConfigModel):
     encoder: SequenceEncoderConfig = SequenceEncoderConfig()
     """How the token embeddings become one vector: bag, cnn, rnn, lstm, gru or transformer."""
     ngrams: int = Field(1, ge=1, le=3)
-    """word tokenizer: also count runs of 2 (or 3) neighbouring words as tokens (for a bag)."""
+    """word / hash tokenizer: also count runs of 2 (or 3) neighbouring words as tokens (bag)."""
     idf: bool = False
     """bag encoder: weight tokens by inverse document frequency on train, as TF-IDF does."""
 
     @model_validator(mode="after")
     def _tokenizer_settings_fit(self) -> TextInput:
         check_tokenizer(self.tokenizer, self.vocab_size, self.tokenizer_path)
-        if self.ngrams > 1 and self.tokenizer != "word":
-            raise ValueError("ngrams needs the word tokenizer")
+        if self.ngrams > 1 and self.tokenizer not in ("word", "hash"):
+            raise ValueError("ngrams needs the word (or hash) tokenizer")
         return self
 
 

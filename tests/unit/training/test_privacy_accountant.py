@@ -16,6 +16,7 @@ from megalith.training.privacy import (
     PrivateTraining,
     check_private_training,
     default_delta,
+    rdp_epsilon,
 )
 
 
@@ -192,3 +193,17 @@ def test_mixup_is_refused_with_privacy_and_other_augmentation_is_not() -> None:
     with pytest.raises(ConfigError, match=r"inputs\.image\.augment: mixup"):
         prepare_privacy(config("photos"), 1000, 1, False)  # type: ignore[arg-type]
     assert prepare_privacy(config("shapes"), 1000, 1, False) is not None  # type: ignore[arg-type]
+
+
+def test_cached_rdp_epsilon_equals_opacus_at_every_step_count() -> None:
+    reference = RDPAccountant()
+    for steps in (1, 7, 30):  # the history Opacus keeps: (sigma, q, steps), merged when equal
+        for _ in range(steps):
+            reference.step(noise_multiplier=1.1, sample_rate=0.02)
+        assert rdp_epsilon(reference.history, 1e-5) == pytest.approx(
+            reference.get_epsilon(delta=1e-5), rel=1e-12
+        )
+    reference.step(noise_multiplier=0.8, sample_rate=0.05)  # a second entry composes with it
+    assert rdp_epsilon(reference.history, 1e-5) == pytest.approx(
+        reference.get_epsilon(delta=1e-5), rel=1e-12
+    )

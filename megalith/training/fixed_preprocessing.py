@@ -1,0 +1,117 @@
+"""The preprocessing of a private run: fitted on the train rows, on a public table, or given.
+
+DP-SGD covers the model's weights, not what the preprocessing fits on the same rows
+(docs/privacy.md). `train.privacy.preprocessing: fixed` fits nothing on them: each column's state
+comes from `train.privacy.public_data` (fitted on that table) or is written in the config under
+`train.privacy.fixed.COLUMN`, in the form `preprocessor.json` keeps it (e.g. a number's
+`{mean, std, min, max}`, a binary's `{values: [negative, positive], mode: 0.0}` (mode: the
+fill for a missing value), a category's `{vocabulary: [...]}`, a category target's
+`{classes: [...]}`). A text input with `tokenizer: hash`, a `max_length` and no `idf` needs
+no entry: hashing fits no vocabulary (data/hashing_tokenizer.py); idf weights are document
+frequencies, so they must be given (`idf: [...]`, one per id) or come from public data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from megalith.data.preprocess import FORMAT, VERSION, Preprocessor
+from megalith.data.sources import Table
+from megalith.errors import ConfigError, DataError
+from megalith.training.private_run import public_table
+
+if TYPE_CHECKING:
+    from megalith.config import Config
+
+EXAMPLES = {
+    "number": "{mean: 0.0, std: 1.0, min: -3.0, max: 3.0}",
+    "binary": "{values: [no, yes], mode: 0.0}",
+    "category": "{vocabulary: [a, b, c]}",
+    "text": "{tokenizer: {kind: word, lowercase: true, vocabulary: [...]}, max_length: 64}",
+}
+"""What a `train.privacy.fixed` entry looks like, per feature type (a category target:
+`{classes: [...]}`); preprocessor.json of any run shows the full form."""
+
+
+def new_run_preprocessor(
+    cfg: Config, train: pd.DataFrame, table: Table, base_dir: Path
+) -> Preprocessor:
+    """The preprocessor of a new run: fitted on `train.privacy.public_data` when given, built
+    from the given states with `preprocessing: fixed`, fitted on the `train` rows otherwise.
+
+    Raises:
+        ConfigError: `fixed` without public data, and a column has no (valid) given state.
+        DataError: the public table cannot be read, or a column is absent from the table.
+    """
+    privacy = cfg.train.privacy
+    public = public_table(privacy, base_dir)
+    fit_on, rows = (public, public.frame) if public is not None else (table, train)
+    if public is None and privacy is not None and privacy.preprocessing == "fixed":
+        return fixed_preprocessor(cfg.inputs, cfg.outputs, privacy.fixed)
+    return Preprocessor.fit(
+        cfg.inputs, cfg.outputs, rows, base_dir=fit_on.base_dir, origin=fit_on.origin
+    )
+
+
+def fixed_preprocessor(
+    inputs: Sequence[Any], outputs: Sequence[Any], given: dict[str, dict[str, Any]]
+) -> Preprocessor:
+    """A preprocessor whose every state is given (nothing fitted on any row).
+
+    Raises:
+        ConfigError: a feature has no entry in `given` (naming the column and the key to add),
+            an entry is invalid, or `given` names a column that is not a feature.
+    """
+    names = {feature.name for feature in [*inputs, *outputs]}
+    unknown = sorted(set(given) - names)
+    if unknown:
+        raise ConfigError(
+            f"train.privacy.fixed: {', '.join(map(repr, unknown))} is not an input or output; "
+            f"the features are: {', '.join(sorted(names))}"
+        )
+    built = [_built(feature, given, "input").inputs[0] for feature in inputs]
+    return Preprocessor(built, [_built(f, given, "output").outputs[0] for f in outputs])
+
+
+def _built(feature: Any, given: dict[str, dict[str, Any]], role: str) -> Preprocessor:
+    """A preprocessor of the one feature, from its given state; a ConfigError naming it."""
+    entry = _entry(feature, given, role)
+    entries = {"format": FORMAT, "version": VERSION, "inputs": [], "outputs": []}
+    entries[f"{role}s"] = [entry]
+    try:
+        return Preprocessor.from_json(entries)
+    except DataError as error:
+        example = _example(feature, role)
+        raise ConfigError(
+            f"train.privacy.fixed.{feature.name}: {error} A {feature.type} {role} takes "
+            f"{example} (preprocessor.json of a run shows the form)."
+        ) from None
+
+
+def _example(feature: Any, role: str) -> str:
+    return "{classes: [...]}" if role == "output" else EXAMPLES.get(feature.type, "{...}")
+
+
+def _entry(feature: Any, given: dict[str, dict[str, Any]], role: str) -> dict[str, Any]:
+    config = {"config": feature.model_dump(mode="json")}
+    if feature.name in given:
+        state = given[feature.name]
+        if role == "output" and feature.type == "category" and "counts" not in state:
+            state = {**state, "counts": [0] * len(state.get("classes", []))}  # not known
+        return {**config, "state": state}
+    hashed = feature.type == "text" and getattr(feature, "tokenizer", None) == "hash"
+    if hashed and role == "input" and feature.max_length is not None and not feature.idf:
+        tokenizer = {"kind": "hash", "vocab_size": feature.vocab_size}
+        tokenizer.update(lowercase=feature.lowercase, ngrams=feature.ngrams)
+        return {**config, "state": {"tokenizer": tokenizer, "max_length": feature.max_length}}
+    example = _example(feature, role)
+    hint = " (or tokenizer: hash with a max_length, idf: false)" if feature.type == "text" else ""
+    raise ConfigError(
+        f"train.privacy.preprocessing fixed: {role} '{feature.name}' ({feature.type}) has no "
+        f"given preprocessing; add train.privacy.fixed.{feature.name}: {example}{hint}, "
+        "or give train.privacy.public_data"
+    )
