@@ -164,7 +164,7 @@ def find_side_tables(
 def side_features(path: Path, id_column: str, notices: list[str]) -> list[dict[str, Any]]:
     """The feature list `init` writes for a side table: its other columns typed as `init`
     types inputs (lists of names such as 'Action|Comedy' as sets split on '|')."""
-    from megalith.data.infer import infer_inputs
+    from megalith.data.infer_columns import infer_inputs
     from megalith.data.sources import load_table
 
     frame = load_table(str(path)).frame
