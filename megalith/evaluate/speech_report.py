@@ -52,9 +52,11 @@ class SpeechSection:
 def decoding_words(model_config: Any) -> str:
     """The run's decoding as the report names it: greedy CTC, or the beam and its GPT."""
     beam_size = getattr(model_config, "beam_size", 1)
-    from megalith.models.ctc_decoding import decoding_settings
+    from megalith.models.ctc_decoding import decoding_settings, joint_ctc_weight
 
-    joint = decoding_settings(model_config).decode_ctc_weight or 1.0
+    joint = joint_ctc_weight(
+        decoding_settings(model_config), getattr(model_config, "ctc_weight", 1.0)
+    )
     if joint < 1:  # a hybrid model's own decoding (megalith.models.joint_decoding)
         return f"joint CTC/attention beam search of {beam_size} (CTC weight {joint:g})"
     if beam_size == 1:

@@ -57,8 +57,7 @@ LM_BEAM_SIZE = 8
 
 
 def decoding_settings(model_config: Any, **overrides: Any) -> CTCDecoding:
-    """The run's decoding keys (those its `model` config has) with `overrides` (None = keep);
-    decode_ctc_weight is filled in: the model's ctc_weight (1 with a language model).
+    """The run's decoding keys (those its `model` config has) with `overrides` (None = keep).
 
     Raises:
         ConfigError: an override is out of range (e.g. an LM with beam_size 1).
@@ -71,9 +70,7 @@ def decoding_settings(model_config: Any, **overrides: Any) -> CTCDecoding:
     if given.get("beam_size") == 1 and "lm" not in given:
         keys["lm"] = None  # greedy asked for on a run with an LM: greedy decoding uses none
     trained = getattr(model_config, "ctc_weight", 1.0)
-    if keys.get("decode_ctc_weight") is None:
-        keys["decode_ctc_weight"] = 1.0 if keys.get("lm") is not None else trained
-    elif keys["decode_ctc_weight"] < 1 and trained == 1:
+    if (keys.get("decode_ctc_weight") or 1.0) < 1 and trained == 1:
         raise ConfigError(
             "model.decode_ctc_weight: attention decoding needs a hybrid model (trained with "
             "model.ctc_weight below 1); this one has only its CTC head, so use 1 or leave it out"
@@ -85,3 +82,11 @@ def decoding_settings(model_config: Any, **overrides: Any) -> CTCDecoding:
         where = ".".join(str(part) for part in first["loc"]) or "decoding"
         message = str(first["msg"]).removeprefix("Value error, ")
         raise ConfigError(f"model.{where}: {message}") from None
+
+
+def joint_ctc_weight(settings: CTCDecoding, trained: float) -> float:
+    """The CTC weight λ decoding uses: decode_ctc_weight, else the model's trained ctc_weight;
+    1 (CTC alone) with a language model, which fuses into the CTC beam search only."""
+    if settings.decode_ctc_weight is not None:
+        return settings.decode_ctc_weight
+    return 1.0 if settings.lm is not None else trained

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from megalith.errors import ConfigError, RunError
-from megalith.models.ctc_decoding import CTCDecoding, decoding_settings
+from megalith.models.ctc_decoding import CTCDecoding, decoding_settings, joint_ctc_weight
 from megalith.runtime.ctc import LanguageModel
 from megalith.runtime.transcription import (
     Recording,
@@ -162,7 +162,7 @@ def logits_decoder(run: SpeechRun, load: LoadRun) -> Callable[[torch.Tensor], to
 
 def joint_decoder(model: Any, settings: CTCDecoding) -> Any:
     """A hybrid model's JointDecoder when the settings ask for attention decoding, else None."""
-    weight = settings.decode_ctc_weight or 1.0
+    weight = joint_ctc_weight(settings, getattr(model, "ctc_weight", 1.0))
     if weight >= 1 or not getattr(model, "hybrid", False):
         return None
     from megalith.models.joint_decoding import JointDecoder

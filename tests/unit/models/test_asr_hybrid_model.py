@@ -14,7 +14,7 @@ from megalith.data.tokenizers import BOS, EOS, PAD
 from megalith.errors import ConfigError
 from megalith.models import ASRConfig, build_model
 from megalith.models.asr import ATTENTION, MEMORY, ctc_loss
-from megalith.models.ctc_decoding import decoding_settings
+from megalith.models.ctc_decoding import decoding_settings, joint_ctc_weight
 from megalith.models.hybrid_asr import attention_inputs, hybrid_loss
 
 SETTINGS = LogMelSettings(8000, 128, 80, 16, 0.0, 4000.0, "slaney", 1e-6)
@@ -118,9 +118,11 @@ def test_the_config_refuses_a_hybrid_it_cannot_build(model, message):
 
 def test_decoding_settings_default_to_the_trained_weight_and_take_overrides():
     hybrid = validate_config(_config(ctc_weight=0.3, decoder_layers=1)).model
-    assert decoding_settings(hybrid).decode_ctc_weight == 0.3
-    assert decoding_settings(hybrid, decode_ctc_weight=1.0).decode_ctc_weight == 1.0
+    assert joint_ctc_weight(decoding_settings(hybrid), 0.3) == 0.3
+    assert joint_ctc_weight(decoding_settings(hybrid, decode_ctc_weight=1.0), 0.3) == 1.0
+    # a language model fuses into the CTC beam search: CTC alone unless asked otherwise
+    assert joint_ctc_weight(decoding_settings(hybrid, lm="runs/lm"), 0.3) == 1.0
     ctc = validate_config(_config()).model
-    assert decoding_settings(ctc).decode_ctc_weight == 1.0
+    assert joint_ctc_weight(decoding_settings(ctc), 1.0) == 1.0
     with pytest.raises(ConfigError, match=r"model\.decode_ctc_weight: attention decoding needs"):
         decoding_settings(ctc, decode_ctc_weight=0.5)
