@@ -108,7 +108,7 @@ def test_init_writes_a_recognizer_for_recordings_and_transcripts(strings: Path, 
     frame["text"] = frame["text"].str.split().str[0]
     frame.to_csv(strings.parent / "words.csv", index=False)
     labels = yaml.safe_load(cli("init", strings.parent / "words.csv", "--target", "text").stdout)
-    assert labels["model"]["arch"] == "cnn" and labels["outputs"][0]["type"] == "category"
+    assert labels["model"]["arch"] == "crnn" and labels["outputs"][0]["type"] == "category"
 
 
 def sf_seconds(path: Path) -> float:
