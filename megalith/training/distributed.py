@@ -243,7 +243,7 @@ def launch(devices: int, argv: Sequence[str], max_restarts: int = 0) -> int:
     command = [
         sys.executable,
         "-m",
-        "torch.distributed.run",
+        "megalith.training.torchrun",  # torch.distributed.run, without its traceback
         "--standalone",
         f"--nproc_per_node={devices}",
         f"--max-restarts={max_restarts}",
