@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -150,6 +151,12 @@ class Distributed:
         if self.sharded:
             from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
+            # a binary / number head returns its (B, 1) logits squeezed, a view; the loop never
+            # changes an output in place, so FSDP's warning about it (once per step per process,
+            # hundreds of lines) would only bury the log
+            warnings.filterwarnings(
+                "ignore", r"FSDP2-wrapped module .* returned a view tensor", UserWarning
+            )
             policy = MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32)
             # one unit per block: only one block's whole weights exist at a time
             for module in model.modules():
