@@ -157,6 +157,9 @@ class Distributed:
             warnings.filterwarnings(
                 "ignore", r"FSDP2-wrapped module .* returned a view tensor", UserWarning
             )
+            # FSDP shards only contiguous parameters: convolution weights stored channels-last
+            # (megalith.models.cnn.use_channels_last) go back to the default layout
+            model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
             policy = MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32)
             # one unit per block: only one block's whole weights exist at a time
             for module in model.modules():

@@ -36,3 +36,21 @@ def test_fsdp_says_nothing_about_a_binary_heads_view(one_process_group):
     messages = [str(warning.message) for warning in caught]
     assert not [message for message in messages if "returned a view tensor" in message]
     assert "another warning" in messages
+
+
+def test_fsdp_shards_a_conv_net_whose_weights_were_stored_channels_last(one_process_group):
+    """The loop stores conv weights channels-last before wrapping; FSDP refused them
+    (NotImplementedError: non-contiguous parameters), so no cnn, resnet or crnn run trained."""
+    from megalith.models import CNNConfig
+    from megalith.models.cnn import use_channels_last
+
+    image = InputSpec("image", "image", shape=(1, 8, 8), mean=(0.5,), std=(0.2,))
+    outputs = [OutputSpec("label", "category", num_classes=3)]
+    model = build_model(CNNConfig(channels=[4, 8], hidden=[8]), [image], outputs)
+    use_channels_last(model, torch.device("cpu"))
+    sharded = Distributed(world_size=2, sharded=True).wrap(model, torch.device("cpu"))
+    logits = sharded({"image": torch.randint(0, 255, (2, 1, 8, 8), dtype=torch.uint8)})["label"]
+    logits.sum().backward()
+    assert logits.shape == (2, 3)
+    use_channels_last(sharded, torch.device("cpu"))  # evaluation's batching calls it again
+    assert sharded({"image": torch.zeros(1, 1, 8, 8, dtype=torch.uint8)})["label"].shape == (1, 3)
