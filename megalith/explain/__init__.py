@@ -189,7 +189,15 @@ def check_supported(run: Run) -> None:
     from megalith.config import is_language_model
     from megalith.models.gpt import GPT
 
-    if isinstance(run.model, FeatureModel | GPT | Seq2Seq):
+    if isinstance(run.model, FeatureModel):
+        audio = [spec.name for spec in run.preprocessor.input_specs if spec.type == "audio"]
+        if audio:
+            raise RunError(
+                f"{run.path}: input '{audio[0]}' is audio, which explain does not attribute yet; "
+                "explain takes tables, images, text and sequences"
+            )
+        return
+    if isinstance(run.model, GPT | Seq2Seq):
         return
     if isinstance(run.model, PretrainedModel) and run.model.task == "classify":
         return

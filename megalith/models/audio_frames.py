@@ -33,6 +33,16 @@ def trim_to_longest(wave: torch.Tensor) -> torch.Tensor:
     return wave[:, :longest]
 
 
+def pad_to_length(wave: torch.Tensor, samples: int) -> torch.Tensor:
+    """float (B, S) -> (B, max(S, samples)): zeros appended up to `samples`. Eager mode only, as
+    `trim_to_longest` (an exported graph is given the fitted length)."""
+    if torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing():
+        return wave
+    if wave.shape[1] >= samples:
+        return wave
+    return torch.nn.functional.pad(wave, (0, samples - wave.shape[1]))
+
+
 def frame_mask(frames: torch.Tensor, length: int) -> torch.Tensor:
     """int (B,) frames, a time length T -> float32 (B, 1, 1, T): 1.0 on a clip's frames, else 0."""
     steps = torch.arange(length, device=frames.device)

@@ -45,8 +45,9 @@ class MaskedConvStages(nn.Module):
         super().__init__()
         if kernel_size % 2 == 0:
             raise ConfigError(
-                f"inputs.{spec.name}: variable-length audio needs an odd model.kernel_size "
-                f"(got {kernel_size}), so a convolution keeps the frames aligned"
+                f"inputs.{spec.name}: model.arch crnn and variable-length audio need an odd "
+                f"model.kernel_size (got {kernel_size}), so a convolution keeps the frames "
+                "aligned; use 3 or 5"
             )
         in_channels, height, width = image_shape(spec)
         stages, pools = [], []

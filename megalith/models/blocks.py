@@ -22,7 +22,7 @@ from torch.utils.checkpoint import checkpoint
 
 from megalith.data.specs import InputSpec, OutputSpec
 from megalith.errors import ConfigError
-from megalith.models.audio_frames import clip_frames, trim_to_longest
+from megalith.models.audio_frames import clip_frames, pad_to_length, trim_to_longest
 from megalith.models.fusion import FusionSettings, ModalityDropout, PeriodicEncoder, make_fusion
 from megalith.models.logmel import AudioFrontEnd
 from megalith.models.sequence import SequenceEncoderConfig, build_sequence_encoder
@@ -236,6 +236,7 @@ class AudioEncoder(InputEncoder):
         )
         self.backbone, self.out_features = backbone_factory(image)
         self.hop_length, self.variable_length = settings.hop_length, spec.variable_length
+        self.samples = spec.shape[0]
         self.takes_frames = bool(getattr(self.backbone, "takes_frames", False))
         if spec.variable_length and not self.takes_frames:
             raise ConfigError(
@@ -244,12 +245,21 @@ class AudioEncoder(InputEncoder):
             )
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        if self.variable_length:
+        if self.variable_length and self._unmasked_norm():
+            wave = pad_to_length(wave, self.samples)  # (B, S) as fitted, as the graph takes it
+        elif self.variable_length:
             wave = trim_to_longest(wave)  # (B, S') up to the batch's longest clip
         if not self.takes_frames:
             return self.backbone(self.front_end(wave))  # (B, 1, M, T) -> (B, F)
         frames = clip_frames(wave, self.hop_length)  # (B,)
         return self.backbone(self.front_end(wave), frames)  # (B, 1, M, T), (B,) -> (B, F)
+
+    def _unmasked_norm(self) -> bool:
+        """Whether the backbone normalises over the padding too: GroupNorm (BatchNorm under
+        train.privacy) counts every frame, so a clip's output depends on the batch's length; the
+        batch is then padded to the fitted length, which the exported graph takes, so a clip
+        predicts the same alone, batched or exported."""
+        return any(isinstance(module, nn.GroupNorm) for module in self.backbone.modules())
 
 
 def _checked_vocab_size(spec: InputSpec) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Literal
 
@@ -79,6 +80,9 @@ def use_channels_last(model: nn.Module, device: torch.device) -> None:
     if device.type not in ("cpu", "cuda"):
         return
     weights = [m.weight for m in model.modules() if isinstance(m, nn.Conv2d)]
+    sharded = sys.modules.get("torch.distributed.tensor")  # loaded once FSDP is (never imported)
+    if sharded is not None and any(isinstance(w, sharded.DTensor) for w in weights):
+        return  # FSDP shards only contiguous parameters (train.strategy fsdp)
     if weights and not all(w.is_contiguous(memory_format=torch.channels_last) for w in weights):
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -150,6 +151,15 @@ class Distributed:
         if self.sharded:
             from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
+            # a binary / number head returns its (B, 1) logits squeezed, a view; the loop never
+            # changes an output in place, so FSDP's warning about it (once per step per process,
+            # hundreds of lines) would only bury the log
+            warnings.filterwarnings(
+                "ignore", r"FSDP2-wrapped module .* returned a view tensor", UserWarning
+            )
+            # FSDP shards only contiguous parameters: convolution weights stored channels-last
+            # (megalith.models.cnn.use_channels_last) go back to the default layout
+            model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
             policy = MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32)
             # one unit per block: only one block's whole weights exist at a time
             for module in model.modules():
@@ -243,7 +253,7 @@ def launch(devices: int, argv: Sequence[str], max_restarts: int = 0) -> int:
     command = [
         sys.executable,
         "-m",
-        "torch.distributed.run",
+        "megalith.training.torchrun",  # torch.distributed.run, without its traceback
         "--standalone",
         f"--nproc_per_node={devices}",
         f"--max-restarts={max_restarts}",

@@ -1,0 +1,34 @@
+"""`megalith explain` on a run with an audio input: refused in one line naming the input (it
+raised a bare ValueError traceback from the attribution space)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from megalith.data.features.logmel import LogMelSettings
+from megalith.data.specs import InputSpec, OutputSpec
+from megalith.errors import RunError
+from megalith.explain import check_supported
+from megalith.models import CRNNConfig, build_model
+
+CLIP = InputSpec(
+    "clip",
+    "audio",
+    shape=(2400,),
+    mean=(-5.0,) * 16,
+    std=(3.0,) * 16,
+    log_mel=LogMelSettings(8000, 128, 80, 16, 0.0, 4000.0, "slaney", 1e-6),
+    variable_length=True,
+)
+
+
+def test_explain_refuses_an_audio_run_in_one_line_naming_the_input():
+    label = [OutputSpec("label", "category", num_classes=3)]
+    model = build_model(CRNNConfig(channels=[8], gru_hidden=8), [CLIP], label)
+    run = SimpleNamespace(
+        path="runs/digits", model=model, preprocessor=SimpleNamespace(input_specs=[CLIP])
+    )
+    with pytest.raises(RunError, match=r"runs/digits: input 'clip' is audio, which explain"):
+        check_supported(run)  # type: ignore[arg-type]
