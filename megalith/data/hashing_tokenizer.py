@@ -2,7 +2,8 @@
 
 Feature hashing (Weinberger et al. 2009, "Feature hashing for large scale multitask learning";
 scikit-learn's `HashingVectorizer`) gives every token the bucket |MurmurHash3| modulo the number
-of buckets (the signed 32-bit hash, seed 0, by scikit-learn's `murmurhash3_32`: the buckets of
+of buckets (the signed 32-bit hash, seed 0, as scikit-learn's `murmurhash3_32` computes it, in
+megalith.data.murmur so the torch-free runtime needs no scikit-learn: the buckets of
 `HashingVectorizer(n_features=buckets, alternate_sign=False)`). Nothing is fitted: there
 is no vocabulary, so the tokenizer's state says nothing about the train rows (what private
 training needs: docs/privacy.md), a word never seen in train still lands in a bucket, and the
@@ -18,8 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sklearn.utils import murmurhash3_32
-
+from megalith.data.murmur import murmurhash3_32
 from megalith.data.token_ids import EOS, SPECIAL_TOKENS, TokenizerKind, word_tokens
 
 

@@ -69,3 +69,32 @@ def test_text_input_with_hash_tokenizer_pads_to_max_length() -> None:
 def test_hash_tokenizer_needs_room_for_buckets() -> None:
     with pytest.raises(ValueError, match="vocab_size > 4"):
         HashingTokenizer(4)
+
+
+def test_our_murmurhash_equals_scikit_learns() -> None:
+    """The runtime hashes without scikit-learn; its buckets must be training's."""
+    from sklearn.utils import murmurhash3_32 as reference
+
+    from megalith.data.murmur import murmurhash3_32
+
+    words = ["", "a", "ab", "abc", "abcd", "abcde", "héllo wörld", "日本語", "the quick brown"]
+    words += [f"word{i} {'é' * (i % 5)}" for i in range(300)]
+    for seed in (0, 7):
+        assert [murmurhash3_32(w, seed) for w in words] == [reference(w, seed=seed) for w in words]
+
+
+def test_the_runtime_hashes_text_without_scikit_learn() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; sys.modules['sklearn'] = None; sys.modules['torch'] = None\n"
+        "import megalith.runtime\n"
+        "from megalith.data.hashing_tokenizer import HashingTokenizer\n"
+        "print(HashingTokenizer(104).encode(['a b'])[0])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    from megalith.data.hashing_tokenizer import HashingTokenizer
+
+    assert done.stdout.strip() == str(HashingTokenizer(104).encode(["a b"])[0])
