@@ -13,6 +13,7 @@ frequencies, so they must be given (`idf: [...]`, one per id) or come from publi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,8 +34,14 @@ EXAMPLES = {
     "category": "{vocabulary: [a, b, c]}",
     "text": "{tokenizer: {kind: word, lowercase: true, vocabulary: [...]}, max_length: 64}",
 }
-"""What a `train.privacy.fixed` entry looks like, per feature type (a category target:
-`{classes: [...]}`); preprocessor.json of any run shows the full form."""
+"""What a `train.privacy.fixed` entry looks like, per input type; preprocessor.json of any run
+shows the full form."""
+OUTPUT_EXAMPLES = {
+    "category": "{classes: [...]}",
+    "binary": "{values: [no, yes], mode: 0.0}",
+    "number": "{mean: 0.0, std: 1.0}",
+}
+"""The same per output type."""
 
 
 def new_run_preprocessor(
@@ -92,14 +99,53 @@ def _built(feature: Any, given: dict[str, dict[str, Any]], role: str) -> Preproc
         ) from None
 
 
+def _check_state(feature: Any, state: Any, role: str) -> None:
+    """What from_json lets through but would make a useless or broken run: an empty category
+    list, a statistic that is not a finite number, a number target's spread of 0 or less.
+
+    Raises:
+        ConfigError: naming train.privacy.fixed.COLUMN.KEY and the form it takes.
+    """
+    key = f"train.privacy.fixed.{feature.name}"
+    form = f"A {feature.type} {role} takes {_example(feature, role)}."
+    if not isinstance(state, dict):
+        raise ConfigError(f"{key}: expected a mapping, got {state!r}. {form}")
+    if feature.type == "category":
+        name = "classes" if role == "output" else "vocabulary"
+        values = state.get(name)
+        if isinstance(values, list) and not values:
+            raise ConfigError(
+                f"{key}.{name} is empty: every value would be unknown; list the values. {form}"
+            )
+    if feature.type == "number":
+        for stat in ("mean", "std", "min", "max"):
+            value = state.get(stat)
+            if stat in state and not (
+                isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+            ):
+                raise ConfigError(
+                    f"{key}.{stat} must be a finite number, got {value!r} "
+                    f"(a NaN or infinite statistic reaches the model as NaN). {form}"
+                )
+        if role == "output" and isinstance(state.get("std"), int | float) and state["std"] <= 0:
+            raise ConfigError(
+                f"{key}.std must be above 0 (the target is divided by it), got {state['std']!r}."
+            )
+
+
 def _example(feature: Any, role: str) -> str:
-    return "{classes: [...]}" if role == "output" else EXAMPLES.get(feature.type, "{...}")
+    if role == "output":
+        return OUTPUT_EXAMPLES.get(feature.type, "{...}")
+    return EXAMPLES.get(feature.type, "{...}")
 
 
 def _entry(feature: Any, given: dict[str, dict[str, Any]], role: str) -> dict[str, Any]:
     config = {"config": feature.model_dump(mode="json")}
     if feature.name in given:
         state = given[feature.name]
+        _check_state(feature, state, role)
         if role == "output" and feature.type == "category" and "counts" not in state:
             state = {**state, "counts": [0] * len(state.get("classes", []))}  # not known
         return {**config, "state": state}
