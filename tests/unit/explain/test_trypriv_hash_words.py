@@ -1,0 +1,21 @@
+"""Explain names a hashed text's values by its words (the hash tokenizer had no `split`, so
+`megalith explain` on a `tokenizer: hash` run failed with an AttributeError)."""
+
+from __future__ import annotations
+
+from megalith.data.hashing_tokenizer import HashingTokenizer
+from megalith.explain.mapping import text_words
+
+
+def test_hashed_text_values_are_named_by_its_words_and_word_pairs() -> None:
+    tokenizer = HashingTokenizer(64, lowercase=True, ngrams=2)
+    text = "Good film GOOD"
+    assert len(tokenizer.split(text)) == len(tokenizer.encode([text])[0])
+    assert text_words(tokenizer, text, 5) == [
+        ("Good", [0]),
+        ("film", [1]),
+        ("GOOD", [2]),
+        ("good film", [3]),
+        ("film good", [4]),
+    ]
+    assert [word for word, _ in text_words(tokenizer, text, 2)] == ["Good", "film"]  # max_length
