@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from megalith.data.features.category import CategoryOutputEncoder
 from megalith.data.preprocess import FORMAT, VERSION, Preprocessor
 from megalith.data.sources import Table
 from megalith.errors import ConfigError, DataError
@@ -81,7 +82,11 @@ def fixed_preprocessor(
             f"the features are: {', '.join(sorted(names))}"
         )
     built = [_built(feature, given, "input").inputs[0] for feature in inputs]
-    return Preprocessor(built, [_built(f, given, "output").outputs[0] for f in outputs])
+    targets = [_built(feature, given, "output").outputs[0] for feature in outputs]
+    for target in targets:
+        if isinstance(target, CategoryOutputEncoder):  # a label they lack names the key
+            target.classes_from = f"train.privacy.fixed.{target.config.name}.classes"
+    return Preprocessor(built, targets)
 
 
 def _built(feature: Any, given: dict[str, dict[str, Any]], role: str) -> Preprocessor:

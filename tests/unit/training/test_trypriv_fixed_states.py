@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from megalith.data.features.binary import BinaryOutput
 from megalith.data.features.category import CategoryInput, CategoryOutput
 from megalith.data.features.number import NumberInput, NumberOutput
-from megalith.errors import ConfigError
+from megalith.errors import ConfigError, DataError
 from megalith.training.fixed_preprocessing import fixed_preprocessor
 from megalith.training.privacy import PrivacyConfig
 
@@ -56,3 +57,17 @@ def test_fixed_and_public_data_together_are_refused() -> None:
     with pytest.raises(ValueError, match="not both"):
         PrivacyConfig(preprocessing="fixed", fixed={"age": NUMBER}, public_data="public.csv")
     PrivacyConfig(preprocessing="fixed", public_data="public.csv")  # either alone is fine
+
+
+def test_a_label_the_given_classes_lack_names_the_fixed_key() -> None:
+    built = fixed_preprocessor(
+        [NumberInput(name="age")],
+        [CategoryOutput(name="label")],
+        {"age": NUMBER, "label": {"classes": ["no", "yes"]}},
+    )
+    with pytest.raises(DataError) as caught:
+        built.outputs[0].encode(pd.Series(["no", "neg"]), where="t.csv (train split)")
+    message = str(caught.value)
+    assert "has label 'neg', which train.privacy.fixed.label.classes lacks" in message
+    assert "Add the label to train.privacy.fixed.label.classes" in message
+    assert "the train split lacks" not in message
