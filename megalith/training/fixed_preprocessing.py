@@ -106,7 +106,8 @@ def _built(feature: Any, given: dict[str, dict[str, Any]], role: str) -> Preproc
 
 def _check_state(feature: Any, state: Any, role: str) -> None:
     """What from_json lets through but would make a useless or broken run: an empty category
-    list, a statistic that is not a finite number, a number target's spread of 0 or less.
+    list, or one that is a text or repeats a value, a statistic that is not a finite number, a
+    number target's spread of 0 or less.
 
     Raises:
         ConfigError: naming train.privacy.fixed.COLUMN.KEY and the form it takes.
@@ -118,9 +119,21 @@ def _check_state(feature: Any, state: Any, role: str) -> None:
     if feature.type == "category":
         name = "classes" if role == "output" else "vocabulary"
         values = state.get(name)
+        if name in state and not isinstance(values, list):
+            raise ConfigError(
+                f"{key}.{name} must be a list of values, got {values!r} (a text would be read "
+                f"as its characters). {form}"
+            )
         if isinstance(values, list) and not values:
             raise ConfigError(
                 f"{key}.{name} is empty: every value would be unknown; list the values. {form}"
+            )
+        listed: list[Any] = values if isinstance(values, list) else []
+        repeated = sorted({str(v) for v in listed if listed.count(v) > 1})
+        if repeated:
+            raise ConfigError(
+                f"{key}.{name} lists {', '.join(map(repr, repeated))} more than once; list "
+                "each value once"
             )
     if feature.type == "number":
         for stat in ("mean", "std", "min", "max"):

@@ -29,6 +29,9 @@ def _build(inputs: list[Any], outputs: list[Any], given: dict[str, Any]) -> None
         ({"age": {**NUMBER, "min": None}}, "fixed.age.min must be a finite"),
         ({"age": {**NUMBER, "max": float("inf")}}, "fixed.age.max must be a finite"),
         ({"label": {"classes": []}}, "train.privacy.fixed.label.classes is empty"),
+        ({"city": {"vocabulary": "Paris"}}, "fixed.city.vocabulary must be a list of values"),
+        ({"label": {"classes": "neg"}}, "fixed.label.classes must be a list of values"),
+        ({"city": {"vocabulary": ["Rome", "Rome"]}}, "fixed.city.vocabulary lists 'Rome' more"),
     ],
 )
 def test_broken_fixed_states_are_refused_by_key(given: dict[str, Any], message: str) -> None:
