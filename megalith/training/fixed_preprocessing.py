@@ -135,6 +135,16 @@ def _check_state(feature: Any, state: Any, role: str) -> None:
                 f"{key}.{name} lists {', '.join(map(repr, repeated))} more than once; list "
                 "each value once"
             )
+    if feature.type == "text" and role == "input" and "idf" in state:
+        idf, size = state["idf"], feature.vocab_size
+        fine = isinstance(idf, list) and all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in idf
+        )
+        if not fine or (_hashed(feature, role) and len(idf) != size):
+            raise ConfigError(
+                f"{key}.idf must be a list of {size} finite weights (one per id, the "
+                f"input's vocab_size), got {_described(idf)}"
+            )
     if feature.type == "number":
         for stat in ("mean", "std", "min", "max"):
             value = state.get(stat)
@@ -166,16 +176,37 @@ def _entry(feature: Any, given: dict[str, dict[str, Any]], role: str) -> dict[st
         _check_state(feature, state, role)
         if role == "output" and feature.type == "category" and "counts" not in state:
             state = {**state, "counts": [0] * len(state.get("classes", []))}  # not known
+        if _hashed(feature, role) and "tokenizer" not in state:  # hashing fits nothing
+            state = {"tokenizer": _hash_state(feature), "max_length": feature.max_length, **state}
         return {**config, "state": state}
-    hashed = feature.type == "text" and getattr(feature, "tokenizer", None) == "hash"
-    if hashed and role == "input" and feature.max_length is not None and not feature.idf:
-        tokenizer = {"kind": "hash", "vocab_size": feature.vocab_size}
-        tokenizer.update(lowercase=feature.lowercase, ngrams=feature.ngrams)
-        return {**config, "state": {"tokenizer": tokenizer, "max_length": feature.max_length}}
+    if _hashed(feature, role) and feature.max_length is not None and not feature.idf:
+        state = {"tokenizer": _hash_state(feature), "max_length": feature.max_length}
+        return {**config, "state": state}
     example = _example(feature, role)
     hint = " (or tokenizer: hash with a max_length, idf: false)" if feature.type == "text" else ""
+    if _hashed(feature, role) and feature.idf:
+        example = f"{{idf: [...]}} ({feature.vocab_size} weights, one per id)"
+        hint = " and a max_length on the input" if feature.max_length is None else ""
     raise ConfigError(
         f"train.privacy.preprocessing fixed: {role} '{feature.name}' ({feature.type}) has no "
         f"given preprocessing; add train.privacy.fixed.{feature.name}: {example}{hint}, "
         "or give train.privacy.public_data"
     )
+
+
+def _hashed(feature: Any, role: str) -> bool:
+    return role == "input" and feature.type == "text" and feature.tokenizer == "hash"
+
+
+def _hash_state(feature: Any) -> dict[str, Any]:
+    """A hashed text's tokenizer state: its settings only, nothing fitted."""
+    return {
+        "kind": "hash",
+        "vocab_size": feature.vocab_size,
+        "lowercase": feature.lowercase,
+        "ngrams": feature.ngrams,
+    }
+
+
+def _described(value: Any) -> str:
+    return f"a list of {len(value)}" if isinstance(value, list) else repr(value)[:60]

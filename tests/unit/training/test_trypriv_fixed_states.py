@@ -10,6 +10,7 @@ import pytest
 from megalith.data.features.binary import BinaryOutput
 from megalith.data.features.category import CategoryInput, CategoryOutput
 from megalith.data.features.number import NumberInput, NumberOutput
+from megalith.data.features.text import TextInput
 from megalith.errors import ConfigError, DataError
 from megalith.training.fixed_preprocessing import fixed_preprocessor
 from megalith.training.privacy import PrivacyConfig
@@ -74,3 +75,14 @@ def test_a_label_the_given_classes_lack_names_the_fixed_key() -> None:
     assert "has label 'neg', which train.privacy.fixed.label.classes lacks" in message
     assert "Add the label to train.privacy.fixed.label.classes" in message
     assert "the train split lacks" not in message
+
+
+def test_a_hashed_text_with_idf_takes_only_its_weights_of_the_right_length() -> None:
+    text = TextInput(name="t", tokenizer="hash", vocab_size=64, max_length=12, idf=True)
+    with pytest.raises(ConfigError, match=r"fixed\.t: \{idf: \[\.\.\.\]\} \(64 weights"):
+        fixed_preprocessor([text], [], {})  # the form it needs, not a word vocabulary's
+    with pytest.raises(ConfigError, match=r"fixed\.t\.idf must be a list of 64 finite weights"):
+        fixed_preprocessor([text], [], {"t": {"idf": [1.0] * 3}})
+    built = fixed_preprocessor([text], [], {"t": {"idf": [1.0] * 64}})  # tokenizer filled in
+    state = built.to_json()["inputs"][0]["state"]
+    assert state["tokenizer"]["kind"] == "hash" and state["max_length"] == 12
