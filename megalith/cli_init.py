@@ -74,7 +74,12 @@ def init(
             data, name=name, source=as_written(data), written=as_written
         )
         if interactions is None:
-            fail(f"give --target COLUMN: the column of {data} to predict")
+            folder = Path(data).is_dir()  # an image folder reads as columns image and label
+            fail(
+                "give --target label: an image folder's class is its column 'label'"
+                if folder
+                else f"give --target COLUMN: the column of {data} to predict"
+            )
         _write(interactions, output)
         return
     try:

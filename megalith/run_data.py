@@ -11,7 +11,7 @@ from rich.console import Console
 from megalith.config import Config, is_language_model
 from megalith.data.csvfile import SEPARATORS, seeming_separator
 from megalith.data.preprocess import Preprocessor
-from megalith.data.sources import Table, load_table
+from megalith.data.sources import TABLE_SUFFIXES, Table, load_table
 from megalith.data.split import split_table
 from megalith.data.tensors import TensorTable
 from megalith.errors import DataError
@@ -66,6 +66,27 @@ def _context(cfg: Config, preprocessor: Preprocessor) -> int:
     return language_model_context(cfg.model, getattr(tokenizer, "positions", None))
 
 
+def _check_not_a_folder(config: Config, run_path: Path, path: Path, corpus: bool) -> None:
+    """A folder is read as an image folder, which only a run with an image input can use: for
+    any other run say so, rather than describe how an image folder is laid out.
+
+    Raises:
+        DataError: `path` is a folder and the run reads neither images nor a corpus.
+    """
+    if corpus or not path.is_dir() or any(f.type == "image" for f in config.inputs):
+        return
+    columns = ", ".join(f"'{f.name}'" for f in config.inputs)
+    try:
+        tables = sorted(p.name for p in path.iterdir() if p.suffix.lower() in TABLE_SUFFIXES)
+    except OSError:
+        tables = []
+    held = f" (the folder holds {', '.join(tables[:3])})" if tables else ""
+    raise DataError(
+        f"{path} is a folder, but the run {run_path} reads a table with the column(s) "
+        f"{columns}: give a table file ({', '.join(sorted(TABLE_SUFFIXES))}){held}"
+    )
+
+
 def read_run_table(
     config: Config, run_path: Path, path: str | Path, *, keep_text: bool = False
 ) -> Table:
@@ -77,6 +98,7 @@ def read_run_table(
         DataError: the file cannot be read, or seems separated otherwise than the run's data.
     """
     corpus = is_language_model(config)
+    _check_not_a_folder(config, run_path, Path(path), corpus)
     data = config.data
     tsv = Path(path).suffix.lower() == ".tsv"  # the name itself says how it is separated
     table = load_table(

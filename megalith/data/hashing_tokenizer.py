@@ -45,12 +45,17 @@ class HashingTokenizer:
         buckets = self._vocab_size - len(SPECIAL_TOKENS)
         return len(SPECIAL_TOKENS) + abs(murmurhash3_32(token, seed=0)) % buckets
 
+    def split(self, text: str) -> list[str]:
+        """The tokens of `text` before hashing, one per id `encode` gives: its words, then its
+        word n-grams (explain names each token's value by them)."""
+        return word_tokens(text, self.lowercase, self.ngrams)
+
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         cache: dict[str, int] = {}
         encoded = []
         for text in texts:
             ids = []
-            for token in word_tokens(text, self.lowercase, self.ngrams):
+            for token in self.split(text):
                 found = cache.get(token)
                 if found is None:
                     found = cache[token] = self.bucket(token)

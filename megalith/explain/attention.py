@@ -137,9 +137,12 @@ def feature_attention(
     input_encoders: list[Any],
     encoded: dict[str, np.ndarray],
     labels: list[Any],
+    texts: dict[str, list[str]] | None = None,
 ) -> list[AttentionMap]:
     """Attention maps of every Transformer-encoded input (text or number sequence) for the
-    encoded rows (one forward pass), one per row and input, restricted to the real tokens."""
+    encoded rows (one forward pass), one per row and input, restricted to the real tokens.
+    `texts` (each text column's cells, in row order) names a hashed text's tokens by the words
+    hashed, which the bucket ids cannot give back."""
     layers = encoder_attention(model)
     if not layers:
         return []
@@ -163,13 +166,33 @@ def feature_attention(
             if spec.type == "text":
                 ids = [int(t) for t in array[i]]
                 real = [p for p, token in enumerate(ids) if token != 0 or p == 0]
-                tokens = [token_label(input_encoders[position].tokenizer, ids[p]) for p in real]
+                tokenizer = input_encoders[position].tokenizer
+                cells = (texts or {}).get(spec.name)
+                if getattr(tokenizer, "kind", None) == "hash" and cells is not None:
+                    tokens = hashed_labels(tokenizer, cells[i], ids, real)
+                else:
+                    tokens = [token_label(tokenizer, ids[p]) for p in real]
             else:  # a number sequence: (L, 2) value and mask; a step is labelled by its number
                 real = [p for p in range(array.shape[1]) if array[i, p, 1] > 0.5 or p == 0]
                 tokens = [str(p) for p in real]
             kept = stacked[i][:, :, real][:, :, :, real]  # the model gave padding keys 0
             maps.append(AttentionMap(label, spec.name, tokens, kept.numpy()))
     return maps
+
+
+def hashed_labels(tokenizer: Any, text: str, ids: list[int], real: list[int]) -> list[str]:
+    """A hashed text's tokens at positions `real` of `ids`, named by the words and n-grams of
+    `text` in the order they were hashed (`#id` where a word does not give that bucket)."""
+    words = iter(tokenizer.split(text))
+    named = []
+    for position in real:
+        token = ids[position]
+        if token < len(SPECIAL_TOKENS):
+            named.append(SPECIAL_TOKENS[token])
+            continue
+        word = next(words, None)
+        named.append(word if word is not None and tokenizer.bucket(word) == token else f"#{token}")
+    return named
 
 
 def token_label(tokenizer: Tokenizer, token: int) -> str:

@@ -170,7 +170,12 @@ class Explainer:
             self.maps += pretrained_attention(model, self.specs, tokenizer, encoded, labels)
         elif self.attention and isinstance(model, FeatureModel):
             inputs = self.run.preprocessor.inputs
-            self.maps += feature_attention(model, self.specs, inputs, encoded, labels)
+            texts = {
+                spec.name: [c if isinstance(c, str) else "" for c in part[spec.name]]
+                for spec in self.specs
+                if spec.type == "text" and spec.name in part
+            }
+            self.maps += feature_attention(model, self.specs, inputs, encoded, labels, texts)
         units = unit_values(spaces, found.values, self.method)
         columns = column_values(spaces, units)
         if self.randomisation is None:

@@ -24,10 +24,15 @@ from megalith.models.sequence import BagEncoder
 
 
 def shrink_text_embeddings(
-    model: nn.Module, scale: float, notice: Callable[[str], None] | None = None
+    model: nn.Module,
+    scale: float,
+    notice: Callable[[str], None] | None = None,
+    inputs: list[str] | None = None,
 ) -> list[str]:
     """Multiply every text input's token embedding table by `scale`, in place (the padding row
-    stays 0); returns the names of the tables it changed, each with a `notice` line."""
+    stays 0); returns the names of the tables it changed, each with a `notice` line, which
+    names the input column (`inputs`: the column of encoders.i) rather than the module."""
+    columns = {f"encoders.{i}": column for i, column in enumerate(inputs or [])}
     changed = []
     for name, module in model.named_modules():
         if isinstance(module, TextEncoder) and scale != 1.0:
@@ -36,15 +41,20 @@ def shrink_text_embeddings(
             changed.append(name)
             if notice is not None:
                 notice(
-                    f"train.privacy: {name} token embeddings start at {scale:g} x PyTorch's "
-                    "N(0, 1), so each row's clipped gradient reaches them "
+                    f"train.privacy: {_named(name, columns)} token embeddings start at "
+                    f"{scale:g} x PyTorch's N(0, 1), so each row's clipped gradient reaches them "
                     "(train.privacy.text_embedding_scale; docs/privacy.md)"
                 )
         bag = isinstance(module, TextEncoder) and isinstance(module.sequence, BagEncoder)
         if bag and not module.weighted and notice is not None:
             notice(
-                f"train.privacy: {name} is not idf-weighted; with privacy, idf: true and "
-                "tokenizer: hash on the text input (a hashed, L2-normalised TF-IDF bag) keep "
-                "far more accuracy (docs/privacy.md, Text models)"
+                f"train.privacy: {_named(name, columns)} is not idf-weighted; with privacy, "
+                "idf: true and tokenizer: hash on the text input (a hashed, L2-normalised "
+                "TF-IDF bag) keep far more accuracy (docs/privacy.md, Text models)"
             )
     return changed
+
+
+def _named(module: str, columns: dict[str, str]) -> str:
+    """input 'COLUMN' for a model's encoders.i (the user's name for it), else the module name."""
+    return f"input '{columns[module]}'" if module in columns else module

@@ -147,9 +147,22 @@ def audit_json(results: list[AuditResult]) -> dict[str, Any]:
     return {"how": HOW, "rows": [asdict(result) for result in results]}
 
 
+FEW_NON_MEMBERS = 100
+"""Below this many non-members, 1% false positives is less than one row."""
+
+
 def format_results(results: list[AuditResult]) -> str:
     """The results as a small aligned table, one line per (run, attack)."""
-    lines = [f"{'run':40} {'attack':17} {'AUC':>6} {'TPR@1%FPR':>10}"]
+    lines = [f"{'run':40} {'attack':17} {'AUC':>6} {'TPR@1%FPR':>10} {'members':>8}"]
     for r in results:
-        lines.append(f"{r.run[-40:]:40} {r.attack:17} {r.auc:6.3f} {r.tpr_at_1pct_fpr:10.3f}")
+        lines.append(
+            f"{r.run[-40:]:40} {r.attack:17} {r.auc:6.3f} {r.tpr_at_1pct_fpr:10.3f} {r.members:8d}"
+        )
+    few = {r.run: r.non_members for r in results if r.non_members < FEW_NON_MEMBERS}
+    for run, count in few.items():
+        lines.append(
+            f"note: {run} has only {count} non-members (test rows): 1% of them is less than one "
+            "row, so TPR@1%FPR is the rate at no false positive at all, and the AUC is noisy; "
+            "audit a run with a larger test split"
+        )
     return "\n".join(lines)

@@ -72,6 +72,11 @@ class PrivacyConfig(ConfigModel):
             raise ValueError(
                 "fixed (the given preprocessing) is read only with preprocessing: fixed"
             )
+        if self.fixed and self.public_data is not None:
+            raise ValueError(
+                "give either fixed (each column's state) or public_data (every column fitted "
+                "on that table), not both: with public_data the fixed states would be ignored"
+            )
         return self
 
 

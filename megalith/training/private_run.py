@@ -90,7 +90,8 @@ def private_model(
     notice = (lambda line: console.print(f"[yellow]note[/]: {line}")) if console else None
     model = make_private_safe(model, notice)
     if fresh:
-        shrink_text_embeddings(model, cfg.train.privacy.text_embedding_scale, notice)
+        columns = [feature.name for feature in cfg.inputs]
+        shrink_text_embeddings(model, cfg.train.privacy.text_embedding_scale, notice, columns)
     return model
 
 

@@ -194,6 +194,9 @@ class CategoryOutputEncoder:
         """Train labels sorted (numbers numerically, text lexicographically); index = class id."""
         self.counts: list[int] = []
         """Train rows of each class, in class order (empty in runs saved before counts were)."""
+        self.classes_from: str | None = None
+        """Where the classes came from when not from the train split (the config key of a
+        private run's given classes), for the error on a label they lack; not saved."""
         if state is not None:
             self.classes = list(state["classes"])
             self.counts = list(state.get("counts", []))
@@ -233,14 +236,20 @@ class CategoryOutputEncoder:
         )
         known = ", ".join(repr(c) for c in self.classes[:5])
         more = f", ... ({len(self.classes)} in all)" if len(self.classes) > 5 else ""
+        source = self.classes_from or "the train split"
         what = (
             "is missing"
             if pd.isna(value)
-            else f"has label {describe_value(value)}, which the train split lacks"
+            else f"has label {describe_value(value)}, which {source} lacks"
+        )
+        fix = (
+            f"Add the label to {self.classes_from}, or fix or drop these rows."
+            if self.classes_from is not None and not pd.isna(value)
+            else "Fix or drop these rows, or move them into train."
         )
         return DataError(
             f"{where}: target '{self.config.name}' {what} ({describe_rows(values.index[same])}); "
-            f"known labels: {known}{more}. Fix or drop these rows, or move them into train."
+            f"known labels: {known}{more}. {fix}"
         )
 
     def decode(self, outputs: torch.Tensor | np.ndarray) -> dict[str, Any]:
