@@ -35,9 +35,9 @@ def transcribe(
         float | None,
         typer.Option(
             "--ctc-weight",
-            min=0.0,
             max=1.0,
-            help="A hybrid model's CTC weight in joint decoding (1: CTC alone; default: run's).",
+            help="A hybrid model's CTC weight in joint decoding, above 0 (1: CTC alone; "
+            "default: run's).",
         ),
     ] = None,
     overlap: Annotated[
@@ -55,6 +55,13 @@ def transcribe(
     from megalith.runtime.predictor import is_bundle
 
     names = [str(file) for file in files]
+    if ctc_weight is not None and ctc_weight <= 0:
+        from megalith.cli_args import fail
+
+        fail(
+            f"--ctc-weight {ctc_weight}: give a weight above 0 and at most 1 (the CTC prefix "
+            "score decides where a transcript ends; 1 decodes with CTC alone)"
+        )
     if is_bundle(run):
         from megalith.runtime import load_bundle
 
@@ -62,6 +69,14 @@ def transcribe(
             from megalith.cli_args import fail
 
             fail("--lm needs PyTorch: transcribe with the run directory instead of its bundle")
+        if ctc_weight is not None and ctc_weight < 1:
+            from megalith.cli_args import fail
+
+            fail(
+                f"--ctc-weight {ctc_weight}: a bundle holds the encoder and CTC head only "
+                "(attention decoding needs the run); transcribe with the run directory, or "
+                "leave --ctc-weight out"
+            )
         texts = load_bundle(run).transcribe(
             files, names=names, beam_size=beam_size, overlap=overlap
         )

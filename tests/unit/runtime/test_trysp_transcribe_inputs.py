@@ -1,0 +1,48 @@
+"""Transcription input edges found by trying it: an empty list gives no transcripts (not numpy's
+"need at least one array to concatenate"); samples holding NaN say so rather than blaming a
+fine shape; a bundle (CTC head only) refuses --ctc-weight below 1 instead of ignoring it; and
+--ctc-weight 0 is refused by the option itself, as decode_ctc_weight is above 0."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from megalith.errors import DataError
+from megalith.runtime.transcription import SpeechWindows, read_recordings, transcribe_waves
+from tests.conftest import run_cli
+
+
+def test_no_recordings_give_no_transcripts() -> None:
+    windows = SpeechWindows.of(8000, 800, 400, 0.0)
+
+    def forward(batch: np.ndarray) -> np.ndarray:
+        raise AssertionError("nothing to run")
+
+    assert read_recordings([], 8000, None) == []
+    assert transcribe_waves([], forward, windows, lambda scores: [1]) == []
+
+
+def test_samples_with_nan_are_refused_saying_nan_not_shape() -> None:
+    wave = np.zeros(8000, dtype=np.float32)
+    wave[3] = np.nan
+    with pytest.raises(DataError, match=r"recording 0: 1 of its 8000 samples are NaN"):
+        read_recordings([wave], 8000, None)
+
+
+def test_a_bundle_refuses_a_ctc_weight_below_one(tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "bundle.json").write_text(json.dumps({"task": "asr"}))
+    outcome = run_cli("transcribe", bundle, tmp_path / "a.wav", "--ctc-weight", "0.3")
+    assert outcome.code == 2
+    assert "--ctc-weight 0.3: a bundle holds the encoder and CTC head only" in outcome.stderr
+    assert "Traceback" not in outcome.stderr
+
+
+def test_ctc_weight_zero_is_refused_by_the_option(tmp_path: Path) -> None:
+    outcome = run_cli("transcribe", tmp_path, tmp_path / "a.wav", "--ctc-weight", "0")
+    assert outcome.code == 2 and "--ctc-weight 0.0: give a weight above 0" in outcome.stderr
