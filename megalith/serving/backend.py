@@ -111,7 +111,7 @@ def load_backend(
             file=sys.stderr,
         )
     needs_torch = (
-        backend == "auto" and is_bundle(exported) and not stale and _decodes_in_torch(folder)
+        backend == "auto" and is_bundle(exported) and not stale and decodes_in_torch(folder)
     )
     if needs_torch:
         print(
@@ -138,7 +138,7 @@ def load_backend(
     return Backend(run, "torch", folder, language_model=lm, run=run, speech=speech)
 
 
-def _decodes_in_torch(folder: Path) -> str:
+def decodes_in_torch(folder: Path) -> str:
     """What a speech run's own decoding needs beyond its bundle's CTC decoders ("" for nothing):
     the attention decoder of a hybrid (decode_ctc_weight below 1) or a GPT fused by `model.lm`."""
     from megalith.config import load_config

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from megalith.serving.backend import _decodes_in_torch
+from megalith.serving.backend import decodes_in_torch
 
 BASE = {
     "data": {"source": "strings.csv", "split": {"column": "split"}},
@@ -37,11 +37,21 @@ def _run(tmp_path: Path, model: dict) -> Path:
 def test_what_a_speech_runs_decoding_needs_beyond_its_bundle(
     tmp_path: Path, model: dict, needs: str
 ) -> None:
-    found = _decodes_in_torch(_run(tmp_path, model))
+    found = decodes_in_torch(_run(tmp_path, model))
     assert found.startswith(needs) if needs else found == ""
 
 
 def test_an_unreadable_config_is_left_to_run_load(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text("model: [")
-    assert _decodes_in_torch(tmp_path) == ""
-    assert _decodes_in_torch(tmp_path / "nowhere") == ""
+    assert decodes_in_torch(tmp_path) == ""
+    assert decodes_in_torch(tmp_path / "nowhere") == ""
+
+
+def test_export_of_a_hybrid_says_its_bundle_decodes_with_ctc_alone(tmp_path: Path) -> None:
+    from megalith.cli_stages import bundle_decoding_note
+
+    hybrid = _run(tmp_path, {"arch": "asr", "ctc_weight": 0.3, "decoder_layers": 1})
+    note = bundle_decoding_note(hybrid)
+    assert note is not None and "the bundle decodes with the CTC head alone" in note
+    assert "joint CTC/attention" in note
+    assert bundle_decoding_note(_run(tmp_path, {"arch": "asr"})) is None
