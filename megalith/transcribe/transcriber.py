@@ -101,7 +101,12 @@ class Transcriber:
         lm = language_model_for(self.settings, self.tokenizer, load)
         self.joint = joint_decoder(self.model, self.settings)
         ctc = CTCDecoder(self.settings, self.tokenizer, lm)
-        self.decoder = ctc if self.joint is None else self.joint.from_frames
+        self.decoder: Any = ctc
+        if self.joint is not None:
+            model: Any = self.model
+            joint, reach = self.joint, int(model.max_tokens)
+            vocab = int(model.padding_logits.shape[0])
+            self.decoder = lambda frames: joint_or_ctc(joint.from_frames, ctc, reach, vocab, frames)
 
     @torch.inference_mode()
     def forward(self, windows: np.ndarray) -> np.ndarray:
@@ -135,6 +140,31 @@ class Transcriber:
         batch_size = self.run.config.train.eval_batch_size
         ids = transcribe_waves(waves, self.forward, self.windows, self.decoder, batch_size, stop)
         return [valid_text(self.tokenizer.decode(row)) for row in ids]
+
+
+def joint_or_ctc(
+    joint: Callable[[np.ndarray], list[int]],
+    ctc: Callable[[np.ndarray], list[int]],
+    reach: int,
+    vocab: int,
+    frames: np.ndarray,
+) -> list[int]:
+    """One long recording's stitched frames (T, V + D) decoded jointly, unless the transcript
+    reached the end of the decoder's positions (`reach` tokens, model.max_tokens) while CTC
+    allowed more: the joint search was cut there, so the recording is decoded with the CTC
+    head alone (`ctc`, on its first `vocab` columns), and a warning says so."""
+    ids = joint(frames)
+    if len(ids) < reach or len(frames) <= reach:
+        return ids
+    import warnings
+
+    warnings.warn(
+        f"a recording's transcript reached the {reach} tokens a hybrid's attention decoder "
+        "covers (the transcripts of 8 clips); decoded it with the CTC head alone instead "
+        "(ctc_weight 1) rather than cut it",
+        stacklevel=2,
+    )
+    return ctc(np.asarray(frames)[:, :vocab])
 
 
 def logits_decoder(run: SpeechRun, load: LoadRun) -> Callable[[torch.Tensor], torch.Tensor] | Any:
