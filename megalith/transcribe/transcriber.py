@@ -101,12 +101,23 @@ class Transcriber:
         lm = language_model_for(self.settings, self.tokenizer, load)
         self.joint = joint_decoder(self.model, self.settings)
         ctc = CTCDecoder(self.settings, self.tokenizer, lm)
+        self.ctc = ctc
         self.decoder: Any = ctc
         if self.joint is not None:
-            model: Any = self.model
-            joint, reach = self.joint, int(model.max_tokens)
-            vocab = int(model.padding_logits.shape[0])
-            self.decoder = lambda frames: joint_or_ctc(joint.from_frames, ctc, reach, vocab, frames)
+            self.decoder = self.joint_decoding(None)
+
+    def joint_decoding(self, stop: threading.Event | None) -> Callable[[np.ndarray], list[int]]:
+        """Stitched frames (T, V + D) -> ids by the joint search, which `stop` ends before its
+        next step (a long recording's search can outlast a server's time limit by minutes)."""
+        joint: Any = self.joint
+        model: Any = self.model
+        reach, vocab = int(model.max_tokens), int(model.padding_logits.shape[0])
+        ctc = self.ctc
+
+        def decode(frames: np.ndarray) -> list[int]:
+            return joint_or_ctc(lambda f: joint.from_frames(f, stop), ctc, reach, vocab, frames)
+
+        return decode
 
     @torch.inference_mode()
     def forward(self, windows: np.ndarray) -> np.ndarray:
@@ -138,7 +149,8 @@ class Transcriber:
         """
         waves = read_recordings(recordings, self.windows.sample_rate, names)
         batch_size = self.run.config.train.eval_batch_size
-        ids = transcribe_waves(waves, self.forward, self.windows, self.decoder, batch_size, stop)
+        decoder = self.decoder if self.joint is None else self.joint_decoding(stop)
+        ids = transcribe_waves(waves, self.forward, self.windows, decoder, batch_size, stop)
         return [valid_text(self.tokenizer.decode(row)) for row in ids]
 
 
