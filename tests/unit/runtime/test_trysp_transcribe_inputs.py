@@ -46,3 +46,19 @@ def test_a_bundle_refuses_a_ctc_weight_below_one(tmp_path: Path) -> None:
 def test_ctc_weight_zero_is_refused_by_the_option(tmp_path: Path) -> None:
     outcome = run_cli("transcribe", tmp_path, tmp_path / "a.wav", "--ctc-weight", "0")
     assert outcome.code == 2 and "--ctc-weight 0.0: give a weight above 0" in outcome.stderr
+
+
+def test_lm_on_a_hybrid_says_the_attention_decoder_is_left_out() -> None:
+    from types import SimpleNamespace
+
+    from megalith.cli_transcribe import implied_beam_note
+
+    hybrid = SimpleNamespace(beam_size=1, ctc_weight=0.3, decode_ctc_weight=None)
+    note = implied_beam_note(hybrid, None, Path("runs/lm"))
+    assert note is not None and "the run decodes greedily" not in note
+    assert "of 8 prefixes" in note and "attention decoder is not used" in note
+    wide = SimpleNamespace(beam_size=4, ctc_weight=0.3, decode_ctc_weight=None)
+    note = implied_beam_note(wide, None, Path("runs/lm"))
+    assert note is not None and "prefixes" not in note and "attention decoder" in note
+    ctc_alone = implied_beam_note(hybrid, None, Path("runs/lm"), ctc_weight=1.0)
+    assert ctc_alone is not None and "attention decoder" not in ctc_alone
