@@ -15,8 +15,9 @@ hypothesis grows, so the search stops as soon as a finished hypothesis beats eve
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -165,6 +166,31 @@ def real_frames(logits: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
     return (logits.shape[1] - trailing).clamp(min=1)
 
 
+_threads_lock = threading.Lock()
+_threads_users = 0
+_threads_before = 1
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """PyTorch's intra-op threads at 1 while any caller is inside, restored when the last one
+    leaves: a server's concurrent requests each saving and restoring the process-wide count
+    would leave it at 1 when the second to enter left last."""
+    global _threads_users, _threads_before
+    with _threads_lock:
+        if _threads_users == 0:
+            _threads_before = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _threads_users += 1
+    try:
+        yield
+    finally:
+        with _threads_lock:
+            _threads_users -= 1
+            if _threads_users == 0:
+                torch.set_num_threads(_threads_before)
+
+
 class JointDecoder:
     """A hybrid recognizer's joint CTC/attention decoding of whole batches: CTC logits and the
     encoder output -> token ids (see `joint_beam_search`)."""
@@ -181,9 +207,7 @@ class JointDecoder:
         log_probs = logits.float().log_softmax(-1)
         # one thread: every step is one token through a small decoder, where a second thread
         # only adds synchronisation (on 2 busy cores: 0.36 s for two clips on one, 12.9 s on two)
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with one_thread():
             return [
                 joint_beam_search(
                     self.model, memory[i, :n].float(), log_probs[i, :n], self.beam_size,
@@ -191,8 +215,6 @@ class JointDecoder:
                 )
                 for i, n in enumerate(lengths.tolist())
             ]  # fmt: skip
-        finally:
-            torch.set_num_threads(threads)
 
     def from_outputs(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """The model's outputs (CTC logits and `:memory`) -> int64 (B, L) ids, PAD-padded."""

@@ -41,3 +41,24 @@ def test_without_a_stop_event_the_search_runs_to_its_end() -> None:
     log_probs = torch.randn(FRAMES, VOCAB).log_softmax(-1)
     ids = joint_beam_search(model, torch.zeros(FRAMES, 4), log_probs, 2, 0.3)
     assert isinstance(ids, list) and len(steps) >= 1
+
+
+def test_overlapping_joint_searches_restore_the_threads_of_before() -> None:
+    """Two requests of a server decoding at once: the first to enter leaving first must not
+    leave the process at one thread (each saved and restored the count by itself)."""
+    from megalith.models.joint_decoding import one_thread
+
+    before = torch.get_num_threads()
+    wanted = 3 if before != 3 else 2
+    torch.set_num_threads(wanted)
+    try:
+        first, second = one_thread(), one_thread()
+        first.__enter__()
+        second.__enter__()
+        assert torch.get_num_threads() == 1
+        first.__exit__(None, None, None)  # the first request ends while the second decodes
+        assert torch.get_num_threads() == 1
+        second.__exit__(None, None, None)
+        assert torch.get_num_threads() == wanted
+    finally:
+        torch.set_num_threads(before)
