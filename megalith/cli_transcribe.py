@@ -13,7 +13,7 @@ from megalith.cli_args import RunOrBundleArg
 def transcribe(
     run: RunOrBundleArg,
     files: Annotated[
-        list[Path], typer.Argument(help="Sound files (WAV, FLAC, OGG) of any length.")
+        list[Path], typer.Argument(help="Sound files (WAV, FLAC, OGG, MP3) of any length.")
     ],
     beam_size: Annotated[
         int | None,

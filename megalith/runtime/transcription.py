@@ -120,7 +120,7 @@ def read_sound(source: str | Path | bytes, sample_rate: int, where: str) -> np.n
         reason = getattr(error, "error_string", None) or str(error).splitlines()[0]
         reason = reason or type(error).__name__
         raise DataError(
-            f"{where}: cannot be read as audio ({reason}); send WAV, FLAC or OGG"
+            f"{where}: cannot be read as audio ({reason}); send WAV, FLAC, OGG or MP3"
         ) from None
     if rate < MIN_SAMPLE_RATE:
         raise DataError(

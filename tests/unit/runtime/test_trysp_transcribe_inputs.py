@@ -62,3 +62,8 @@ def test_lm_on_a_hybrid_says_the_attention_decoder_is_left_out() -> None:
     assert note is not None and "prefixes" not in note and "attention decoder" in note
     ctc_alone = implied_beam_note(hybrid, None, Path("runs/lm"), ctc_weight=1.0)
     assert ctc_alone is not None and "attention decoder" not in ctc_alone
+
+
+def test_unreadable_bytes_name_mp3_among_the_formats_taken() -> None:
+    with pytest.raises(DataError, match=r"recording 0: cannot be read as audio .*OGG or MP3"):
+        read_recordings([b"junk"], 8000, None)
