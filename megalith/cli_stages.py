@@ -38,6 +38,24 @@ def export(
         typer.echo(f"wrote {folder} (its scores match the run's)", err=True)
         return
     typer.echo(f"wrote {folder} (ONNX Runtime matches PyTorch on the test rows)", err=True)
+    note = bundle_decoding_note(run)
+    if note:
+        typer.echo(note, err=True)
+
+
+def bundle_decoding_note(run: Path) -> str | None:
+    """What `export` adds for a speech run whose own decoding the bundle cannot do (the
+    bundle's transcripts then differ from the run's), else None."""
+    from megalith.serving.backend import decodes_in_torch
+
+    needs = decodes_in_torch(Path(run))
+    if not needs:
+        return None
+    return (
+        f"note: the bundle decodes with the CTC head alone (greedy or prefix beam search); the "
+        f"run decodes with {needs}, which needs PyTorch: transcribe and serve the run directory "
+        f"for its own transcripts"
+    )
 
 
 def serve(

@@ -13,7 +13,7 @@ from megalith.cli_args import RunOrBundleArg
 def transcribe(
     run: RunOrBundleArg,
     files: Annotated[
-        list[Path], typer.Argument(help="Sound files (WAV, FLAC, OGG) of any length.")
+        list[Path], typer.Argument(help="Sound files (WAV, FLAC, OGG, MP3) of any length.")
     ],
     beam_size: Annotated[
         int | None,
@@ -35,9 +35,9 @@ def transcribe(
         float | None,
         typer.Option(
             "--ctc-weight",
-            min=0.0,
             max=1.0,
-            help="A hybrid model's CTC weight in joint decoding (1: CTC alone; default: run's).",
+            help="A hybrid model's CTC weight in joint decoding, above 0 (1: CTC alone; "
+            "default: run's).",
         ),
     ] = None,
     overlap: Annotated[
@@ -55,6 +55,13 @@ def transcribe(
     from megalith.runtime.predictor import is_bundle
 
     names = [str(file) for file in files]
+    if ctc_weight is not None and ctc_weight <= 0:
+        from megalith.cli_args import fail
+
+        fail(
+            f"--ctc-weight {ctc_weight}: give a weight above 0 and at most 1 (the CTC prefix "
+            "score decides where a transcript ends; 1 decodes with CTC alone)"
+        )
     if is_bundle(run):
         from megalith.runtime import load_bundle
 
@@ -62,6 +69,14 @@ def transcribe(
             from megalith.cli_args import fail
 
             fail("--lm needs PyTorch: transcribe with the run directory instead of its bundle")
+        if ctc_weight is not None and ctc_weight < 1:
+            from megalith.cli_args import fail
+
+            fail(
+                f"--ctc-weight {ctc_weight}: a bundle holds the encoder and CTC head only "
+                "(attention decoding needs the run); transcribe with the run directory, or "
+                "leave --ctc-weight out"
+            )
         texts = load_bundle(run).transcribe(
             files, names=names, beam_size=beam_size, overlap=overlap
         )
@@ -69,7 +84,7 @@ def transcribe(
         from megalith.run import Run
 
         loaded = Run.load(run)
-        note = implied_beam_note(loaded.config.model, beam_size, lm)
+        note = implied_beam_note(loaded.config.model, beam_size, lm, ctc_weight)
         if note:
             typer.echo(note, err=True)
         texts = loaded.transcribe(
@@ -86,13 +101,30 @@ def transcribe(
         typer.echo(text)
 
 
-def implied_beam_note(model_config: Any, beam_size: int | None, lm: Path | None) -> str | None:
-    """What stderr says when --lm comes without --beam-size on a run that decodes greedily:
-    shallow fusion needs a beam search, so one of LM_BEAM_SIZE prefixes is used (None when no
-    beam is implied)."""
+def implied_beam_note(
+    model_config: Any, beam_size: int | None, lm: Path | None, ctc_weight: float | None = None
+) -> str | None:
+    """What stderr says when --lm changes how the run decodes (None when it does not): on a
+    run that decodes greedily, without --beam-size, shallow fusion needs a beam search, so one
+    of LM_BEAM_SIZE prefixes is used; on a hybrid without --ctc-weight, fusion happens in the
+    CTC prefix beam search, so the attention decoder is left out (decode_ctc_weight 1)."""
     from megalith.models.ctc_decoding import LM_BEAM_SIZE
 
-    if lm is None or beam_size is not None or getattr(model_config, "beam_size", 1) != 1:
+    if lm is None:
+        return None
+    hybrid = (
+        getattr(model_config, "ctc_weight", 1.0) < 1
+        and ctc_weight is None
+        and getattr(model_config, "decode_ctc_weight", None) is None
+    )
+    beam = beam_size is None and getattr(model_config, "beam_size", 1) == 1
+    if hybrid:
+        width = f" of {LM_BEAM_SIZE} prefixes (give --beam-size to choose)" if beam else ""
+        return (
+            f"note: --lm fuses the language model into a CTC prefix beam search{width}, with "
+            "the CTC head alone: the hybrid's attention decoder is not used with --lm"
+        )
+    if not beam:
         return None
     return (
         f"note: --lm fuses the language model into a CTC prefix beam search; without --beam-size "

@@ -68,11 +68,16 @@ def speech_config(
     (its feature config), `target` the transcript, written by model.arch asr."""
     name = audio["name"]
     # the notes init wrote for a classifier's target and a classifier's cut clips do not hold
-    stale = (f"target '{target}' has ", f"column '{name}' holds sound files")
+    stale = (
+        f"target '{target}' has ",
+        f"column '{name}' holds sound files",
+        f"column '{name}': a CRNN",  # the classifier's model, not the recognizer's
+    )
     notices[:] = [notice for notice in notices if not notice.startswith(stale)]
     dropped = [f["name"] for f in config["inputs"] if f["name"] != name]
     longest, hours = _clip_lengths(frame[name], base_dir)
-    feature = {k: v for k, v in audio.items() if k != "duration"}
+    # the recognizer finds each clip's end itself: variable_length is a classifier's setting
+    feature = {k: v for k, v in audio.items() if k not in ("duration", "variable_length")}
     if longest:
         feature["duration"] = math.ceil(longest * 10) / 10
     feature["augment"] = {"gain_db": 6.0, "time_masks": 2, "time_mask_width": 10}

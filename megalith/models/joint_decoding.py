@@ -15,13 +15,16 @@ hypothesis grows, so the search stops as soon as a finished hypothesis beats eve
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
 from megalith.data.tokenizers import BOS, EOS, PAD
+from megalith.runtime.transcription import TranscriptionStopped
 
 NEG_INF = float("-inf")
 PRE_BEAM = 8
@@ -90,8 +93,10 @@ def joint_beam_search(
     log_probs: torch.Tensor,
     beam_size: int,
     ctc_weight: float,
+    stop: threading.Event | None = None,
 ) -> list[int]:
-    """The best transcript of one utterance by the joint score (module docstring).
+    """The best transcript of one utterance by the joint score (module docstring); `stop`, set
+    by another thread (a server's time limit), ends it before its next step.
 
     Args:
         model: a hybrid megalith.models.asr.ASR (its `decode` and `max_tokens`).
@@ -101,6 +106,8 @@ def joint_beam_search(
         ctc_weight: λ in (0, 1): the CTC prefix score's weight.
     Returns:
         Token ids without BOS / EOS; at most T (CTC's bound) and model.max_tokens of them.
+    Raises:
+        TranscriptionStopped: `stop` was set.
     """
     scorer = CTCPrefixScorer(log_probs)
     frames, vocab = log_probs.shape
@@ -112,6 +119,8 @@ def joint_beam_search(
     caches: Any = None
     finished: list[tuple[float, list[int]]] = []
     for step in range(max_length + 1):
+        if stop is not None and stop.is_set():  # a long recording's search takes minutes
+            raise TranscriptionStopped("transcription stopped: its time limit passed")
         newest = torch.tensor([[h[-1]] for h in hyps], device=memory.device)  # (K, 1)
         context = memory.expand(len(hyps), -1, -1)
         mask = torch.ones(len(hyps), 1, 1, frames, dtype=torch.bool, device=memory.device)
@@ -157,6 +166,31 @@ def real_frames(logits: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
     return (logits.shape[1] - trailing).clamp(min=1)
 
 
+_threads_lock = threading.Lock()
+_threads_users = 0
+_threads_before = 1
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """PyTorch's intra-op threads at 1 while any caller is inside, restored when the last one
+    leaves: a server's concurrent requests each saving and restoring the process-wide count
+    would leave it at 1 when the second to enter left last."""
+    global _threads_users, _threads_before
+    with _threads_lock:
+        if _threads_users == 0:
+            _threads_before = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _threads_users += 1
+    try:
+        yield
+    finally:
+        with _threads_lock:
+            _threads_users -= 1
+            if _threads_users == 0:
+                torch.set_num_threads(_threads_before)
+
+
 class JointDecoder:
     """A hybrid recognizer's joint CTC/attention decoding of whole batches: CTC logits and the
     encoder output -> token ids (see `joint_beam_search`)."""
@@ -164,24 +198,23 @@ class JointDecoder:
     def __init__(self, model: Any, beam_size: int, ctc_weight: float) -> None:
         self.model, self.beam_size, self.ctc_weight = model, beam_size, ctc_weight
 
-    def rows(self, logits: torch.Tensor, memory: torch.Tensor) -> list[list[int]]:
-        """logits (B, T, V) and memory (B, T, D) -> one id list per row."""
+    def rows(
+        self, logits: torch.Tensor, memory: torch.Tensor, stop: threading.Event | None = None
+    ) -> list[list[int]]:
+        """logits (B, T, V) and memory (B, T, D) -> one id list per row; `stop` as in
+        `joint_beam_search`."""
         lengths = real_frames(logits, self.model.padding_logits)
         log_probs = logits.float().log_softmax(-1)
         # one thread: every step is one token through a small decoder, where a second thread
         # only adds synchronisation (on 2 busy cores: 0.36 s for two clips on one, 12.9 s on two)
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with one_thread():
             return [
                 joint_beam_search(
                     self.model, memory[i, :n].float(), log_probs[i, :n], self.beam_size,
-                    self.ctc_weight,
+                    self.ctc_weight, stop,
                 )
                 for i, n in enumerate(lengths.tolist())
             ]  # fmt: skip
-        finally:
-            torch.set_num_threads(threads)
 
     def from_outputs(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """The model's outputs (CTC logits and `:memory`) -> int64 (B, L) ids, PAD-padded."""
@@ -190,12 +223,13 @@ class JointDecoder:
         name = self.model.name
         return padded(self.rows(outputs[name], outputs[name + MEMORY]))
 
-    def from_frames(self, frames: np.ndarray) -> list[int]:
+    def from_frames(self, frames: np.ndarray, stop: threading.Event | None = None) -> list[int]:
         """One recording's stitched frames (T, V + D): CTC logits then encoder output."""
         vocab = int(self.model.padding_logits.shape[0])
         scores = torch.from_numpy(np.asarray(frames, dtype=np.float32)).unsqueeze(0)
         device = self.model.padding_logits.device
-        return self.rows(scores[..., :vocab].to(device), scores[..., vocab:].to(device))[0]
+        logits, memory = scores[..., :vocab].to(device), scores[..., vocab:].to(device)
+        return self.rows(logits, memory, stop)[0]
 
 
 def padded(rows: Sequence[Sequence[int]]) -> torch.Tensor:

@@ -120,7 +120,7 @@ def read_sound(source: str | Path | bytes, sample_rate: int, where: str) -> np.n
         reason = getattr(error, "error_string", None) or str(error).splitlines()[0]
         reason = reason or type(error).__name__
         raise DataError(
-            f"{where}: cannot be read as audio ({reason}); send WAV, FLAC or OGG"
+            f"{where}: cannot be read as audio ({reason}); send WAV, FLAC, OGG or MP3"
         ) from None
     if rate < MIN_SAMPLE_RATE:
         raise DataError(
@@ -168,10 +168,16 @@ def read_recordings(
             )
         if isinstance(recording, np.ndarray):
             wave = np.asarray(recording, dtype=np.float32)
-            if wave.ndim != 1 or len(wave) == 0 or not np.isfinite(wave).all():
+            if wave.ndim != 1 or len(wave) == 0:
                 raise DataError(
                     f"{where}: give samples as a non-empty 1-D array of finite floats "
                     f"at {sample_rate} Hz (got shape {wave.shape})"
+                )
+            if not np.isfinite(wave).all():
+                bad = int((~np.isfinite(wave)).sum())
+                raise DataError(
+                    f"{where}: {bad} of its {len(wave)} samples are NaN or infinite; give "
+                    f"finite floats at {sample_rate} Hz"
                 )
             waves.append(wave)
         else:
@@ -196,6 +202,8 @@ def frame_scores(
     Raises:
         TranscriptionStopped: `stop` was set before a forward pass.
     """
+    if not waves:  # no recordings, no transcripts (np.concatenate needs one array)
+        return []
     cut = [cut_windows(w, windows.window, windows.overlap, windows.frame) for w in waves]
     stacked = np.concatenate([pieces for pieces, _ in cut], axis=0)  # (N, window)
     step = batch_size if stop is None else min(batch_size, STOP_WINDOWS)

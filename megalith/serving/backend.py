@@ -110,7 +110,18 @@ def load_backend(
             f"(`megalith export {folder} --overwrite` brings the bundle up to date)",
             file=sys.stderr,
         )
-    if backend == "onnx" or (backend == "auto" and is_bundle(exported) and not stale):
+    needs_torch = (
+        backend == "auto" and is_bundle(exported) and not stale and decodes_in_torch(folder)
+    )
+    if needs_torch:
+        print(
+            f"note: {folder} decodes with {needs_torch}, which its bundle (encoder and CTC head) "
+            f"cannot; serving it with PyTorch (--backend onnx serves the bundle's CTC decoding)",
+            file=sys.stderr,
+        )
+    if backend == "onnx" or (
+        backend == "auto" and is_bundle(exported) and not stale and not needs_torch
+    ):
         if not is_bundle(exported):
             raise RunError(
                 f"{folder} has no exported bundle (RUN/bundle); run `megalith export {folder}` "
@@ -125,6 +136,28 @@ def load_backend(
     run = Run.load(folder)
     lm, speech = is_language_model(run.config), run.config.model.arch == "asr"
     return Backend(run, "torch", folder, language_model=lm, run=run, speech=speech)
+
+
+def decodes_in_torch(folder: Path) -> str:
+    """What a speech run's own decoding needs beyond its bundle's CTC decoders ("" for nothing):
+    the attention decoder of a hybrid (decode_ctc_weight below 1) or a GPT fused by `model.lm`."""
+    from megalith.config import load_config
+    from megalith.errors import MegalithError
+
+    try:
+        model = load_config(folder / "config.yaml")[0].model
+        if getattr(model, "arch", None) != "asr":
+            return ""
+        from megalith.models.ctc_decoding import decoding_settings
+
+        settings = decoding_settings(model)
+    except (MegalithError, OSError):  # an unreadable run is Run.load's to report
+        return ""
+    if settings.lm is not None:
+        return f"the language model {settings.lm} (model.lm)"
+    if (settings.decode_ctc_weight or 1.0) < 1:
+        return "joint CTC/attention beam search (a hybrid's attention decoder)"
+    return ""
 
 
 def _bundle_backend(bundle: Any, source: Path) -> Backend:

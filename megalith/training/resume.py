@@ -22,6 +22,7 @@ RESUMABLE_KEYS = (
     "train.precision",
     "train.compile",
     "train.device",
+    "train.threads",
     "train.log_every",
     "train.log",
     "train.checkpoint_every",

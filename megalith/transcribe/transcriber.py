@@ -101,7 +101,23 @@ class Transcriber:
         lm = language_model_for(self.settings, self.tokenizer, load)
         self.joint = joint_decoder(self.model, self.settings)
         ctc = CTCDecoder(self.settings, self.tokenizer, lm)
-        self.decoder = ctc if self.joint is None else self.joint.from_frames
+        self.ctc = ctc
+        self.decoder: Any = ctc
+        if self.joint is not None:
+            self.decoder = self.joint_decoding(None)
+
+    def joint_decoding(self, stop: threading.Event | None) -> Callable[[np.ndarray], list[int]]:
+        """Stitched frames (T, V + D) -> ids by the joint search, which `stop` ends before its
+        next step (a long recording's search can outlast a server's time limit by minutes)."""
+        joint: Any = self.joint
+        model: Any = self.model
+        reach, vocab = int(model.max_tokens), int(model.padding_logits.shape[0])
+        ctc = self.ctc
+
+        def decode(frames: np.ndarray) -> list[int]:
+            return joint_or_ctc(lambda f: joint.from_frames(f, stop), ctc, reach, vocab, frames)
+
+        return decode
 
     @torch.inference_mode()
     def forward(self, windows: np.ndarray) -> np.ndarray:
@@ -133,8 +149,34 @@ class Transcriber:
         """
         waves = read_recordings(recordings, self.windows.sample_rate, names)
         batch_size = self.run.config.train.eval_batch_size
-        ids = transcribe_waves(waves, self.forward, self.windows, self.decoder, batch_size, stop)
+        decoder = self.decoder if self.joint is None else self.joint_decoding(stop)
+        ids = transcribe_waves(waves, self.forward, self.windows, decoder, batch_size, stop)
         return [valid_text(self.tokenizer.decode(row)) for row in ids]
+
+
+def joint_or_ctc(
+    joint: Callable[[np.ndarray], list[int]],
+    ctc: Callable[[np.ndarray], list[int]],
+    reach: int,
+    vocab: int,
+    frames: np.ndarray,
+) -> list[int]:
+    """One long recording's stitched frames (T, V + D) decoded jointly, unless the transcript
+    reached the end of the decoder's positions (`reach` tokens, model.max_tokens) while CTC
+    allowed more: the joint search was cut there, so the recording is decoded with the CTC
+    head alone (`ctc`, on its first `vocab` columns), and a warning says so."""
+    ids = joint(frames)
+    if len(ids) < reach or len(frames) <= reach:
+        return ids
+    import warnings
+
+    warnings.warn(
+        f"a recording's transcript reached the {reach} tokens a hybrid's attention decoder "
+        "covers (the transcripts of 8 clips); decoded it with the CTC head alone instead "
+        "(ctc_weight 1) rather than cut it",
+        stacklevel=2,
+    )
+    return ctc(np.asarray(frames)[:, :vocab])
 
 
 def logits_decoder(run: SpeechRun, load: LoadRun) -> Callable[[torch.Tensor], torch.Tensor] | Any:
