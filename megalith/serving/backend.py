@@ -148,14 +148,15 @@ def decodes_in_torch(folder: Path) -> str:
         model = load_config(folder / "config.yaml")[0].model
         if getattr(model, "arch", None) != "asr":
             return ""
-        from megalith.models.ctc_decoding import decoding_settings
+        from megalith.models.ctc_decoding import decoding_settings, joint_ctc_weight
 
         settings = decoding_settings(model)
+        weight = joint_ctc_weight(settings, getattr(model, "ctc_weight", 1.0))
     except (MegalithError, OSError):  # an unreadable run is Run.load's to report
         return ""
     if settings.lm is not None:
         return f"the language model {settings.lm} (model.lm)"
-    if (settings.decode_ctc_weight or 1.0) < 1:
+    if weight < 1:
         return "joint CTC/attention beam search (a hybrid's attention decoder)"
     return ""
 
