@@ -35,24 +35,38 @@ def is_audio_path(text: str) -> bool:
     return Path(text.strip()).suffix.lower() in AUDIO_SUFFIXES
 
 
-def audio_input(values: pd.Series, base_dir: Path | None, notices: list[str]) -> dict[str, Any]:
-    """The config of one audio input: sample_rate and duration from the files' headers."""
+def sampled_sound_headers(
+    values: pd.Series, base_dir: Path | None, limit: int
+) -> list[tuple[int, int]]:
+    """(sample rate in Hz, frames) of up to `limit` sound files named in `values`, evenly spaced
+    over the column; a path relative to `base_dir` is joined to it. Files that cannot be read are
+    skipped: training names every bad file, init only needs typical ones."""
     import soundfile
 
-    name = str(values.name)
     paths = values.dropna().astype(str)
-    positions = np.unique(np.linspace(0, len(paths) - 1, min(len(paths), _HEADERS_READ)).round())
-    rates: Counter[int] = Counter()
-    seconds = []
+    if len(paths) == 0:
+        return []
+    positions = np.unique(np.linspace(0, len(paths) - 1, min(len(paths), limit)).round())
+    headers = []
     for cell in paths.iloc[positions.astype(np.int64)]:
         path = Path(cell.strip())
         path = base_dir / path if base_dir is not None and not path.is_absolute() else path
         try:
             info = soundfile.info(str(path))
         except (RuntimeError, OSError):
-            continue  # training names every bad file; init only needs a typical one
-        rates[int(info.samplerate)] += 1
-        seconds.append(info.frames / info.samplerate)
+            continue
+        headers.append((int(info.samplerate), int(info.frames)))
+    return headers
+
+
+def audio_input(values: pd.Series, base_dir: Path | None, notices: list[str]) -> dict[str, Any]:
+    """The config of one audio input: sample_rate and duration from the files' headers."""
+    name = str(values.name)
+    rates: Counter[int] = Counter()
+    seconds = []
+    for rate, frames in sampled_sound_headers(values, base_dir, _HEADERS_READ):
+        rates[rate] += 1
+        seconds.append(frames / rate)
     feature: dict[str, Any] = {"name": name, "type": "audio"}
     if seconds:
         feature["sample_rate"] = rates.most_common(1)[0][0]

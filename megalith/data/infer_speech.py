@@ -37,6 +37,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from megalith.data.infer_audio import sampled_sound_headers
+
 _MIN_MEAN_WORDS = 2.0
 """Transcripts average at least this many words (single words are labels: a category)."""
 _MIN_DISTINCT_SHARE = 0.5
@@ -126,21 +128,8 @@ def _model_for(hours: float, rows: int) -> tuple[dict[str, Any], int, int]:
 
 def _clip_lengths(values: pd.Series, base_dir: Path | None) -> tuple[float, float]:
     """(seconds of the longest clip read, hours of all clips estimated from those read)."""
-    import soundfile
-
-    paths = values.dropna().astype(str)
-    if len(paths) == 0:
-        return 0.0, 0.0
-    positions = np.unique(np.linspace(0, len(paths) - 1, min(len(paths), _HEADERS_READ)).round())
-    seconds = []
-    for cell in paths.iloc[positions.astype(np.int64)]:
-        path = Path(cell.strip())
-        path = base_dir / path if base_dir is not None and not path.is_absolute() else path
-        try:
-            info = soundfile.info(str(path))
-        except (RuntimeError, OSError):
-            continue  # training names every bad file
-        seconds.append(info.frames / info.samplerate)
+    headers = sampled_sound_headers(values, base_dir, _HEADERS_READ)
+    seconds = [frames / rate for rate, frames in headers]
     if not seconds:
         return 0.0, 0.0
-    return max(seconds), float(np.mean(seconds)) * len(paths) / 3600
+    return max(seconds), float(np.mean(seconds)) * values.count() / 3600

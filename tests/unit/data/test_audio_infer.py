@@ -42,3 +42,25 @@ def test_a_column_of_sound_files_is_typed_audio_with_the_files_rate_and_length(t
     assert config["train"]["schedule"]["name"] == "cosine"
     assert any("typed as audio at 16000 Hz, 0.5 s per clip" in n for n in inference.notices)
     validate_config(config)  # the written config is a valid one
+
+
+def test_sampled_sound_headers_reads_evenly_spaced_files_and_skips_unreadable_ones(tmp_path):
+    from megalith.data.infer_audio import sampled_sound_headers
+
+    names = []
+    for i in range(6):
+        name = f"{i}.wav"
+        soundfile.write(str(tmp_path / name), np.zeros(100 * (i + 1), np.float32), 8000)
+        names.append(name)
+    (tmp_path / "3.wav").write_bytes(b"not a sound file")
+    column = pd.Series([*names, None], name="sound")
+
+    assert sampled_sound_headers(column, tmp_path, limit=10) == [
+        (8000, 100),
+        (8000, 200),
+        (8000, 300),
+        (8000, 500),  # 3.wav cannot be read: skipped
+        (8000, 600),
+    ]
+    assert sampled_sound_headers(column, tmp_path, limit=2) == [(8000, 100), (8000, 600)]
+    assert sampled_sound_headers(pd.Series([None], name="sound"), tmp_path, limit=5) == []
