@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 from typing import Any
 
 from megalith.data.preprocess import Preprocessor
 from megalith.errors import DataError
+from megalith.serving.sound_header import UnreadableSoundError, read_sound_header
 
 MIN_MAX_SECONDS = 30.0
 """The longest upload is 4 times the model's clip `duration`, and at least this many seconds."""
@@ -62,8 +62,6 @@ class AudioUploads:
 
 def _sound(value: str, where: str, max_seconds: float) -> bytes:
     """Base64 text -> the sound file's bytes, its header checked."""
-    import soundfile
-
     try:  # line breaks, as the base64 tool writes them, are not part of the data
         data = base64.b64decode("".join(value.split()), validate=True)
     except (binascii.Error, ValueError):
@@ -71,19 +69,17 @@ def _sound(value: str, where: str, max_seconds: float) -> bytes:
             f"{where}: expected the sound file's bytes, base64-encoded (WAV, FLAC or OGG)"
         ) from None
     try:
-        info = soundfile.info(io.BytesIO(data))
-    except (RuntimeError, OSError, TypeError) as error:
-        reason = getattr(error, "error_string", None) or error
+        header = read_sound_header(data)
+    except UnreadableSoundError as error:
         raise DataError(
-            f"{where}: the bytes are not a sound file soundfile can read ({reason}); "
+            f"{where}: the bytes are not a sound file soundfile can read ({error}); "
             "send WAV, FLAC or OGG"
         ) from None
-    if info.frames <= 0 or info.samplerate <= 0:
+    if header.frames <= 0 or header.sample_rate <= 0:
         raise DataError(f"{where}: the recording holds no samples")
-    seconds = info.frames / info.samplerate
-    if seconds > max_seconds:
+    if header.seconds > max_seconds:
         raise DataError(
-            f"{where}: the recording lasts {seconds:.1f} s, more than this model accepts "
+            f"{where}: the recording lasts {header.seconds:.1f} s, more than this model accepts "
             f"({max_seconds:g} s)"
         )
     return data

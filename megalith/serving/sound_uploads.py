@@ -9,13 +9,13 @@ upload within the byte limit could otherwise decode to hours of audio (gigabytes
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from functools import cache
 
 from fastapi import HTTPException
 
 from megalith.runtime.transcription import MIN_SAMPLE_RATE
+from megalith.serving.sound_header import UnreadableSoundError, read_sound_header
 
 _TYPES_OF_FORMAT = {
     "WAV": ("audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"),
@@ -62,20 +62,17 @@ def check_durations(named: Sequence[tuple[str, bytes]], max_seconds: float) -> N
     Raises:
         HTTPException: 413 naming the upload, its duration and the limit.
     """
-    import soundfile
-
     for name, data in named:
         try:
-            info = soundfile.info(io.BytesIO(data))
-        except (RuntimeError, OSError, ValueError, TypeError):
+            header = read_sound_header(data)
+        except UnreadableSoundError:
             continue  # the reader names what is wrong with it (422)
-        if info.samplerate < MIN_SAMPLE_RATE:
+        if header.sample_rate < MIN_SAMPLE_RATE:
             continue  # the reader refuses the rate (422)
-        seconds = info.frames / info.samplerate
-        if seconds > max_seconds:
+        if header.seconds > max_seconds:
             raise HTTPException(
                 413,
-                f"{name}: {seconds:,.0f} seconds of audio ({info.frames:,} samples at "
-                f"{info.samplerate} Hz); this server transcribes at most {max_seconds:g} s per "
+                f"{name}: {header.seconds:,.0f} seconds of audio ({header.frames:,} samples at "
+                f"{header.sample_rate} Hz); this server transcribes at most {max_seconds:g} s per "
                 "recording: cut it into shorter files",
             )
