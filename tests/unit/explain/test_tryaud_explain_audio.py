@@ -6,22 +6,12 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+from audio_specs import CLIP
 
-from megalith.data.features.logmel import LogMelSettings
-from megalith.data.specs import InputSpec, OutputSpec
+from megalith.data.specs import OutputSpec
 from megalith.errors import RunError
 from megalith.explain import check_supported
 from megalith.models import CRNNConfig, build_model
-
-CLIP = InputSpec(
-    "clip",
-    "audio",
-    shape=(2400,),
-    mean=(-5.0,) * 16,
-    std=(3.0,) * 16,
-    log_mel=LogMelSettings(8000, 128, 80, 16, 0.0, 4000.0, "slaney", 1e-6),
-    variable_length=True,
-)
 
 
 def test_explain_refuses_an_audio_run_in_one_line_naming_the_input():

@@ -7,25 +7,15 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from audio_specs import CLIP
 from model_check import check_model, random_batch
 
-from megalith.data.features.logmel import LogMelSettings
 from megalith.data.specs import InputSpec, OutputSpec
 from megalith.errors import ConfigError
 from megalith.models import CNNConfig, CRNNConfig, ResNetConfig, build_model
 from megalith.models.audio_frames import clip_frames
 from megalith.models.crnn import reverse_in_place
 
-SETTINGS = LogMelSettings(8000, 128, 80, 16, 0.0, 4000.0, "slaney", 1e-6)
-CLIP = InputSpec(
-    "clip",
-    "audio",
-    shape=(2400,),
-    mean=(-5.0,) * 16,
-    std=(3.0,) * 16,
-    log_mel=SETTINGS,
-    variable_length=True,
-)
 LABEL = [OutputSpec("label", "category", num_classes=4)]
 CONFIGS = [CNNConfig(channels=[8, 16], hidden=[16]), CRNNConfig(channels=[8, 16], gru_hidden=8)]
 

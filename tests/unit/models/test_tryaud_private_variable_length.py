@@ -6,23 +6,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from audio_specs import CLIP
 
-from megalith.data.features.logmel import LogMelSettings
-from megalith.data.specs import InputSpec, OutputSpec
+from megalith.data.specs import OutputSpec
 from megalith.models import CNNConfig, CRNNConfig, build_model
 
 pytest.importorskip("opacus")
 
-SETTINGS = LogMelSettings(8000, 128, 80, 16, 0.0, 4000.0, "slaney", 1e-6)
-CLIP = InputSpec(
-    "clip",
-    "audio",
-    shape=(2400,),
-    mean=(-5.0,) * 16,
-    std=(3.0,) * 16,
-    log_mel=SETTINGS,
-    variable_length=True,
-)
 LABEL = [OutputSpec("label", "category", num_classes=4)]
 
 
