@@ -15,7 +15,6 @@ measured on voices never heard in training (their accent or variant may be, in a
 
 from __future__ import annotations
 
-import argparse
 import csv
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,9 +23,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from megalith.data.espeak import cache_folder, espeak_path, generate_once, say
+from megalith.data.espeak import espeak_path, say
+from megalith.data.generated_sets import cached_table, generator_main
 from megalith.data.spoken_digits import DIGITS, speaker_voice
-from megalith.errors import DataError, MegalithError
+from megalith.errors import DataError
 
 CSV_NAME = "strings.csv"
 _VERSION = 1
@@ -165,37 +165,25 @@ def spoken_digit_strings_table() -> pd.DataFrame:
     Raises:
         DataError: espeak-ng is missing, or the cache folder cannot be written.
     """
-    folder = cache_folder() / f"spoken_digit_strings-v{_VERSION}"
-    generate_once(folder, CSV_NAME, make_spoken_digit_strings, "spoken digit strings")
-    frame = pd.read_csv(folder / CSV_NAME)
-    frame["audio"] = [str(folder / file) for file in frame["audio"]]
-    return frame
+    return cached_table(
+        f"spoken_digit_strings-v{_VERSION}",
+        CSV_NAME,
+        make_spoken_digit_strings,
+        "spoken digit strings",
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     """The command line: python -m megalith.data.spoken_digit_strings OUT_DIR [options]."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("out_dir", type=Path)
-    parser.add_argument("--speakers", type=int, default=24)
-    parser.add_argument("--strings", type=int, default=30)
-    parser.add_argument("--sample-rate", type=int, default=8000)
-    parser.add_argument("--test-speakers", type=int, default=4)
-    parser.add_argument("--val-speakers", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    try:
-        table = make_spoken_digit_strings(
-            args.out_dir,
-            speakers=args.speakers,
-            strings=args.strings,
-            sample_rate=args.sample_rate,
-            test_speakers=args.test_speakers,
-            val_speakers=args.val_speakers,
-            seed=args.seed,
-        )
-    except MegalithError as error:  # one line, like the megalith command, not a traceback
-        parser.exit(2, f"error: {error}\n")
-    print(f"wrote {table}")
+    defaults: dict[str, int | str] = {
+        "speakers": 24,
+        "strings": 30,
+        "sample_rate": 8000,
+        "test_speakers": 4,
+        "val_speakers": 2,
+        "seed": 0,
+    }
+    generator_main(make_spoken_digit_strings, __doc__.split("\n")[0], defaults, argv)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ espeak-ng (`apt-get install espeak-ng`) synthesises at 22,050 Hz; clips are resa
 
 from __future__ import annotations
 
-import argparse
 import csv
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from megalith.data.espeak import cache_folder, espeak_path, generate_once, say
-from megalith.errors import DataError, MegalithError
+from megalith.data.espeak import espeak_path, say
+from megalith.data.generated_sets import cached_table, generator_main
+from megalith.errors import DataError
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 ACCENTS = (
@@ -173,39 +173,27 @@ def spoken_digits_table() -> pd.DataFrame:
     Raises:
         DataError: espeak-ng is missing, or the cache folder cannot be written.
     """
-    folder = cache_folder() / f"spoken_digits-v{_VERSION}"
-    generate_once(folder, CSV_NAME, make_spoken_digits, "spoken digits")
-    frame = pd.read_csv(folder / CSV_NAME)
-    frame["audio"] = [str(folder / file) for file in frame["audio"]]
-    return frame
+    return cached_table(f"spoken_digits-v{_VERSION}", CSV_NAME, make_spoken_digits, "spoken digits")
 
 
 def main(argv: list[str] | None = None) -> None:
     """The command line: python -m megalith.data.spoken_digits OUT_DIR [options]."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("out_dir", type=Path)
-    parser.add_argument("--speakers", type=int, default=12)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--sample-rate", type=int, default=8000)
-    parser.add_argument("--test-speakers", type=int, default=2)
-    parser.add_argument("--val-speakers", type=int, default=1)
-    parser.add_argument("--format", choices=FORMATS, default="wav")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    try:
-        table = make_spoken_digits(
-            args.out_dir,
-            speakers=args.speakers,
-            repeats=args.repeats,
-            sample_rate=args.sample_rate,
-            test_speakers=args.test_speakers,
-            val_speakers=args.val_speakers,
-            fmt=args.format,
-            seed=args.seed,
-        )
-    except MegalithError as error:  # one line, like the megalith command, not a traceback
-        parser.exit(2, f"error: {error}\n")
-    print(f"wrote {table}")
+    defaults: dict[str, int | str] = {
+        "speakers": 12,
+        "repeats": 5,
+        "sample_rate": 8000,
+        "test_speakers": 2,
+        "val_speakers": 1,
+        "format": "wav",  # make_spoken_digits's `fmt`
+        "seed": 0,
+    }
+    generator_main(
+        lambda out_dir, format, **rest: make_spoken_digits(out_dir, fmt=format, **rest),
+        __doc__.split("\n")[0],
+        defaults,
+        argv,
+        choices={"format": FORMATS},
+    )
 
 
 if __name__ == "__main__":
