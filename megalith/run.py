@@ -154,38 +154,21 @@ class Run:
         Raises:
             RunError: the run is not a language model (raised here, before any text).
         """
-        from megalith.data.features.text import TextOutputEncoder
-        from megalith.generation import generate_ids, stream_text
+        from megalith.run_generate import generate_text
 
-        model, encoder = self.model, self.preprocessor.outputs[0]
-        if not is_language_model(self.config) or not isinstance(encoder, TextOutputEncoder):
-            raise RunError(
-                f"{self.path} is not a language model (model.arch {self.config.model.arch}); "
-                "generate needs a run trained with model.arch gpt, or pretrained with a text "
-                "output"
-            )
-        tokenizer = encoder.tokenizer
-        assert tokenizer is not None
-        prompt_ids = encoder.encode([prompt])[0]
         device, _ = self._device()
-
-        def pieces() -> Iterator[str]:
-            model.to(device)
-            try:
-                ids = generate_ids(
-                    model,  # type: ignore[arg-type]  # a GPT or a pretrained language model
-                    prompt_ids,
-                    max_new_tokens,
-                    sampling or Sampling(),
-                    seed=seed,
-                    use_cache=use_cache,
-                    end_id=encoder.end_id,
-                )
-                yield from stream_text(tokenizer.decode, ids)
-            finally:
-                model.cpu()
-
-        return pieces()
+        return generate_text(
+            self.path,
+            self.config,
+            self.preprocessor,
+            self.model,
+            device,
+            prompt,
+            max_new_tokens=max_new_tokens,
+            sampling=sampling,
+            seed=seed,
+            use_cache=use_cache,
+        )
 
     def transcribe(
         self,
