@@ -25,10 +25,8 @@ from megalith.data.sources import load_data
 from megalith.data.split import split_notes
 from megalith.data.tensors import TensorTable
 from megalith.device import resolve_device, resolve_precision
-from megalith.errors import ConfigError, RunError, did_you_mean
+from megalith.errors import ConfigError, RunError
 from megalith.evaluate.environment import describe_environment
-from megalith.evaluate.metrics import available_metrics
-from megalith.evaluate.speech import SPEECH_METRICS
 from megalith.finish import publish_results, save_and_evaluate
 from megalith.models import ASRConfig, PretrainedConfig
 from megalith.models.pretrained import (
@@ -62,6 +60,7 @@ from megalith.training.start_from import (
     starting_preprocessor,
 )
 from megalith.training.tensorboard import build_loggers
+from megalith.training.watched_metric import check_watched_metric, watched_metric
 
 ConfigSource = str | Path | Mapping[str, Any] | Config
 
@@ -195,7 +194,7 @@ def _train(
         from megalith.transcribe.transcriber import check_language_model
 
         check_language_model(cfg.model, preprocessor, load)  # the GPT model.lm fuses
-    _check_watched_metric(cfg, preprocessor)
+    check_watched_metric(cfg, preprocessor)
     teacher = attach_teacher(cfg, preprocessor, splits, table, tensors["train"], resuming)
     loggers = build_loggers(cfg.train.log, run_dir.path) if ddp.is_main else []
     throughput = Throughput()
@@ -236,9 +235,7 @@ def _train(
         change = describe_world_change(written_by, ddp.world_size, cfg.train.rows_per_batch)
         if change:
             console.print(change)
-    watch = (
-        cfg.train.early_stop.metric if cfg.train.early_stop else _default_watch(cfg, preprocessor)
-    )
+    watch = watched_metric(cfg, preprocessor)
     job = TrainJob(
         model=model,
         outputs=cfg.outputs,
@@ -330,29 +327,6 @@ def seed_everything(seed: int) -> None:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def _check_watched_metric(cfg: Config, preprocessor: Preprocessor) -> None:
-    if cfg.train.early_stop is None:
-        return
-    known = [f"val/{name}" for name in _metric_names(cfg, preprocessor)]
-    metric = cfg.train.early_stop.metric
-    if metric not in known:
-        raise ConfigError(
-            f"train.early_stop.metric: unknown metric '{metric}'{did_you_mean(metric, known)}; "
-            f"choose from {', '.join(known)}"
-        )
-
-
-def _default_watch(cfg: Config, preprocessor: Preprocessor) -> str:
-    return "val/" + _metric_names(cfg, preprocessor)[1]
-
-
-def _metric_names(cfg: Config, preprocessor: Preprocessor) -> list[str]:
-    """What validation reports: a speech recognizer's loss, WER and CER, else by output type."""
-    if isinstance(cfg.model, ASRConfig):
-        return list(SPEECH_METRICS)
-    return available_metrics(preprocessor.output_specs)
 
 
 def _with_batch_size(
