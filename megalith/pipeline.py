@@ -267,6 +267,7 @@ def _train(
         weights = ddp.full_weights(model)
         model = starting_model(cfg, preprocessor, run_dir, None)
         model.load_state_dict(weights)
+    preprocessor.trained_model = f"the run {run_dir.path}"  # what a missing column's error names
     run = Run(run_dir.path, cfg, preprocessor, model)
     if not ddp.is_main:
         return run

@@ -51,7 +51,6 @@ class Run:
         self.config = config
         self.preprocessor = preprocessor
         self.model = model.cpu().eval()
-        preprocessor.trained_model = f"the run {path}"  # what a missing column's error names
         self._language_model_runs: dict[str, Run] = {}  # GPT runs a recognizer fuses, by path
 
     @classmethod
@@ -68,6 +67,7 @@ class Run:
             )
         preprocessor = Preprocessor.load(run_dir.preprocessor)
         preprocessor.check_features(config.inputs, config.outputs, where=run_dir.preprocessor)
+        preprocessor.trained_model = f"the run {run_dir.path}"
         if isinstance(config.model, PretrainedConfig):
             model: nn.Module = build_pretrained_run(config.model, preprocessor, run_dir.path)
         else:
