@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 import torch
@@ -63,10 +64,25 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
         yield
 
 
+def usable_threads(count: int | None) -> int | None:
+    """`count` capped at this machine's cores (os.cpu_count()): more threads than cores only
+    wait for each other, and a config written on a big machine still runs on a small one."""
+    return None if count is None else min(count, os.cpu_count() or 1)
+
+
+def threads_notice(count: int | None) -> str | None:
+    """One line saying `train.threads: count` is capped here, or None when it is not."""
+    usable = usable_threads(count)
+    if usable == count:
+        return None
+    return f"train.threads {count}: more than the {usable} CPU core(s) here; training uses {usable}"
+
+
 @contextlib.contextmanager
 def threads(count: int | None) -> Iterator[None]:
-    """PyTorch's intra-op CPU threads set to `count` inside the block, restored after it
-    (None: left as they are)."""
+    """PyTorch's intra-op CPU threads set to `count` (capped at the cores, usable_threads)
+    inside the block, restored after it (None: left as they are)."""
+    count = usable_threads(count)
     if count is None:
         yield
         return

@@ -24,7 +24,7 @@ from megalith.data.preprocess import Preprocessor
 from megalith.data.sources import load_data
 from megalith.data.split import split_notes
 from megalith.data.tensors import TensorTable
-from megalith.device import resolve_device, resolve_precision
+from megalith.device import resolve_device, resolve_precision, threads_notice
 from megalith.errors import ConfigError, RunError
 from megalith.evaluate.environment import describe_environment
 from megalith.finish import publish_results, save_and_evaluate
@@ -172,8 +172,9 @@ def _train(
     # config.yaml records how a CSV was read, so that predict reads new files the same way
     cfg = cfg.model_copy(update={"data": cfg.data.read_as(table.dialect)})
     splits = split_data(cfg, table)
-    for note in split_notes(table.frame, cfg.data.split):
-        console.print(f"[yellow]note[/]: {note}")
+    for note in [*split_notes(table.frame, cfg.data.split), threads_notice(cfg.train.threads)]:
+        if note:
+            console.print(f"[yellow]note[/]: {note}")
     ddp = dataclasses.replace(ddp, sharded=ddp.enabled and cfg.train.strategy == "fsdp")
     checkpoint = ckpt.load_latest_checkpoint(run_dir.checkpoints, ddp.sharded) if resuming else None
     if checkpoint is not None:

@@ -81,8 +81,8 @@ class TrainConfig(ConfigModel):
     device: str = "auto"
     """auto, cpu, cuda, cuda:N or mps."""
     threads: int | None = Field(None, gt=0)
-    """CPU threads of PyTorch's operators while training; null: PyTorch's default, one per core
-    (a small model trains faster on 1, its operators too small to share: docs/speech.md)."""
+    """CPU threads of PyTorch's operators while training, capped at the cores; null: PyTorch's
+    default, one per core (a small model trains faster on 1, its operators too small to share)."""
     collective_timeout: float = Field(1800.0, gt=0)
     """Seconds a process waits in a collective (gradient all-reduce, FSDP gather) for the others
     before the run ends with an error naming the stalled process (several processes only)."""
