@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -62,6 +62,8 @@ def transcribe(
             f"--ctc-weight {ctc_weight}: give a weight above 0 and at most 1 (the CTC prefix "
             "score decides where a transcript ends; 1 decodes with CTC alone)"
         )
+    if lm_weight is not None and lm is None and is_bundle(run):
+        _refuse_weight_without_lm(lm_weight, "a bundle decodes without a language model")
     if is_bundle(run):
         from megalith.runtime import load_bundle
 
@@ -84,6 +86,12 @@ def transcribe(
         from megalith.run import Run
 
         loaded = Run.load(run)
+        if (
+            lm_weight is not None
+            and lm is None
+            and getattr(loaded.config.model, "lm", None) is None
+        ):
+            _refuse_weight_without_lm(lm_weight, "the run has no model.lm")
         note = implied_beam_note(loaded.config.model, beam_size, lm, ctc_weight)
         if note:
             typer.echo(note, err=True)
@@ -99,6 +107,17 @@ def transcribe(
         )
     for text in texts:
         typer.echo(text)
+
+
+def _refuse_weight_without_lm(lm_weight: float, why: str) -> NoReturn:
+    """--lm-weight weighs a language model in the beam search; with none it would do nothing."""
+    from megalith.cli_args import fail
+
+    fail(
+        f"--lm-weight {lm_weight:g}: it weighs a language model, and none is given ({why}); "
+        "name a GPT run with --lm RUN (on the run directory, not its bundle), or leave "
+        "--lm-weight out"
+    )
 
 
 def implied_beam_note(

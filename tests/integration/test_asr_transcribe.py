@@ -112,6 +112,18 @@ def test_the_cli_prints_one_transcript_per_file(
     assert lm_on_bundle.code == 2 and "--lm needs PyTorch" in lm_on_bundle.stderr
 
 
+def test_an_lm_weight_without_a_language_model_is_refused_naming_lm(
+    recognizer: tuple[mg.Run, list[Path]],
+) -> None:
+    run, clips = recognizer
+    assert run.config.model.lm is None  # type: ignore[union-attr]
+    outcome = run_cli("transcribe", run.path, clips[0], "--lm-weight", "0.8")
+    assert outcome.code == 2 and outcome.stdout == ""
+    assert "--lm-weight 0.8: it weighs a language model, and none is given" in outcome.stderr
+    assert "the run has no model.lm" in outcome.stderr and "--lm RUN" in outcome.stderr
+    assert "Traceback" not in outcome.stderr
+
+
 def test_bad_recordings_and_runs_are_refused(
     recognizer: tuple[mg.Run, list[Path]], tmp_path: Path
 ) -> None:
