@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -161,6 +162,8 @@ def _exportable(model: nn.Module) -> nn.Module:
 def graph_input_specs(run: Run) -> list[InputSpec]:
     """The graph's inputs: the preprocessor's, or a language model's window of token ids
     (named as its text column, up to `context` tokens)."""
+    from torch import nn
+
     from megalith.models.gpt import GPT
     from megalith.models.pretrained import PretrainedModel
 
@@ -168,6 +171,10 @@ def graph_input_specs(run: Run) -> list[InputSpec]:
     if isinstance(model, (GPT, PretrainedModel)) and not run.preprocessor.input_specs:
         text = run.preprocessor.output_specs[0]
         return [InputSpec(name=text.name, type="text", shape=(model.context,))]
+    if any(isinstance(module, nn.RNNBase) for module in model.modules()):
+        # the exporter cannot decompose a GRU over a symbolic number of frames (a crnn): its
+        # graph takes clips at the fitted length, which the preprocessor pads every clip to
+        return [replace(spec, variable_length=False) for spec in run.preprocessor.input_specs]
     return run.preprocessor.input_specs
 
 

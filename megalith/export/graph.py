@@ -61,19 +61,34 @@ def graph_names(names: Sequence[str], prefix: str) -> list[str]:
 def free_length(spec: InputSpec) -> bool:
     """Whether the graph takes this input at any length up to the fitted one: text and number
     sequences, except through a plain rnn encoder, which the exporter unrolls step by step (its
-    graph takes the fitted length, which is what the preprocessor pads every row to)."""
+    graph takes the fitted length, which is what the preprocessor pads every row to); and a
+    `variable_length` audio input's samples, its frames mask computed in the graph
+    (megalith.models.audio_frames), when the clip holds more than two log-mel windows."""
+    if spec.type == "audio":
+        return spec.variable_length and spec.shape[0] > shortest_audio(spec)
     kind = getattr(spec.encoder, "kind", None)
     return spec.type in _SEQUENCE_TYPES and kind != "rnn"
 
 
+def shortest_audio(spec: InputSpec) -> int:
+    """The fewest samples the exported graph of a variable-length audio input is traced for: two
+    log-mel windows (the front end's reflect padding needs more samples than half a window, and
+    the exporter refuses a symbolic length that could leave it fewer)."""
+    return 2 * int(spec.log_mel.n_fft)
+
+
 def _dynamic_shapes(specs: Sequence[InputSpec]) -> tuple[dict[int, torch.export.Dim], ...]:
-    """The batch dimension of every input is free; so is the length of text and sequences."""
+    """The batch dimension of every input is free; so is the length of text and sequences, and
+    the samples of variable-length audio."""
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
     shapes = []
     for i, spec in enumerate(specs):
         dims = {0: batch}
         if free_length(spec):
-            dims[1] = torch.export.Dim(f"length_{i}", min=1, max=max(spec.shape[0], 2))
+            shortest = shortest_audio(spec) if spec.type == "audio" else 1
+            dims[1] = torch.export.Dim(
+                f"length_{i}", min=shortest, max=max(spec.shape[0], shortest + 1)
+            )
         shapes.append(dims)
     return tuple(shapes)
 

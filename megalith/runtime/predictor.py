@@ -65,8 +65,8 @@ class Bundle:
     @property
     def free_length_inputs(self) -> list[str]:
         """The inputs the graph takes at any length up to the fitted one (text and number
-        sequences, except through a plain rnn encoder): bundle.json gives their shape as
-        ["batch", "length <= N", ...]."""
+        sequences, except through a plain rnn encoder; variable-length audio, except through a
+        crnn): bundle.json gives their shape as ["batch", "length <= N", ...]."""
         return [
             entry["name"]
             for entry in self.description["inputs"]
