@@ -105,7 +105,7 @@ def _write_one_graph(run: Run, files: BundleFiles, exporter: str) -> None:
     from megalith.export.graph import export_graph, graph_names
     from megalith.export.verify import check_export
 
-    specs = graph_input_specs(run)
+    specs = graph_input_specs(run, exporter)
     arrays, split = _check_rows(run, specs)
     graph_inputs = graph_names([s.name for s in specs], "input")
     outputs = graph_outputs(run.preprocessor)
@@ -159,9 +159,10 @@ def _exportable(model: nn.Module) -> nn.Module:
     return without_packing(model)
 
 
-def graph_input_specs(run: Run) -> list[InputSpec]:
+def graph_input_specs(run: Run, exporter: str = "dynamo") -> list[InputSpec]:
     """The graph's inputs: the preprocessor's, or a language model's window of token ids
-    (named as its text column, up to `context` tokens)."""
+    (named as its text column, up to `context` tokens); variable-length audio at the fitted
+    length where the graph cannot leave it free (a recurrent model, the torchscript exporter)."""
     from torch import nn
 
     from megalith.models.gpt import GPT
@@ -171,9 +172,11 @@ def graph_input_specs(run: Run) -> list[InputSpec]:
     if isinstance(model, (GPT, PretrainedModel)) and not run.preprocessor.input_specs:
         text = run.preprocessor.output_specs[0]
         return [InputSpec(name=text.name, type="text", shape=(model.context,))]
-    if any(isinstance(module, nn.RNNBase) for module in model.modules()):
-        # the exporter cannot decompose a GRU over a symbolic number of frames (a crnn): its
-        # graph takes clips at the fitted length, which the preprocessor pads every clip to
+    recurrent = any(isinstance(module, nn.RNNBase) for module in model.modules())
+    if recurrent or exporter == "torchscript":
+        # dynamo cannot decompose a GRU over a symbolic number of frames (a crnn), and tracing
+        # bakes the frame arithmetic in: such a graph takes clips at the fitted length, which the
+        # preprocessor pads every clip to
         return [replace(spec, variable_length=False) for spec in run.preprocessor.input_specs]
     return run.preprocessor.input_specs
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from audio_specs import CLIP
 
-from megalith.data.specs import OutputSpec
+from megalith.data.specs import InputSpec, OutputSpec
 from megalith.export import graph_input_specs
 from megalith.export.graph import export_graph, free_length
 from megalith.export.verify import CheckedOutput, check_export
@@ -59,13 +60,16 @@ def test_a_masked_cnn_graph_predicts_clips_of_other_lengths_as_pytorch(tmp_path:
     assert checked["max_abs_difference"]["label"] < 1e-4
 
 
-def test_a_crnn_graph_keeps_the_fitted_length_and_a_cnn_graph_leaves_it_free() -> None:
+def test_a_crnn_or_a_torchscript_graph_keeps_the_fitted_length() -> None:
     cnn = build_model(CNNConfig(channels=[8], hidden=[8]), [CLIP], LABEL)
     crnn = build_model(CRNNConfig(channels=[8], gru_hidden=8), [CLIP], LABEL)
     inputs = SimpleNamespace(input_specs=[CLIP])
 
-    (as_cnn,) = graph_input_specs(SimpleNamespace(model=cnn, preprocessor=inputs))  # type: ignore[arg-type]
-    (as_crnn,) = graph_input_specs(SimpleNamespace(model=crnn, preprocessor=inputs))  # type: ignore[arg-type]
+    def exported(model: torch.nn.Module, exporter: str = "dynamo") -> InputSpec:
+        run: Any = SimpleNamespace(model=model, preprocessor=inputs)
+        (spec,) = graph_input_specs(run, exporter)
+        return spec
 
-    assert free_length(as_cnn) and not free_length(as_crnn)
-    assert as_crnn.shape == CLIP.shape and as_crnn.log_mel == CLIP.log_mel
+    assert free_length(exported(cnn))  # the dynamo exporter, no GRU: free
+    assert not free_length(exported(crnn)) and not free_length(exported(cnn, "torchscript"))
+    assert exported(crnn).shape == CLIP.shape and exported(crnn).log_mel == CLIP.log_mel
