@@ -43,3 +43,9 @@ def test_a_json_list_and_a_separated_text_get_the_same_answer(tmp_path: Path) ->
     served = [row["label_prob_True"] for row in from_lists.json()["predictions"]]
     assert np.allclose(served, expected, atol=1e-5)
     assert wrong.status_code == 422 and "tags" in wrong.text
+    run.export(tmp_path / "run" / "bundle")  # the bundle's server reads lists the same way
+    with TestClient(build_app(load_backend(tmp_path / "run", "onnx"), ServeSettings())) as client:
+        from_bundle = client.post("/predict", json={"rows": listed})
+    assert from_bundle.status_code == 200, from_bundle.text
+    bundled = [row["label_prob_True"] for row in from_bundle.json()["predictions"]]
+    assert np.allclose(bundled, expected, atol=1e-5)
