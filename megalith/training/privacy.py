@@ -97,6 +97,8 @@ class PrivateTraining:
             drawn into `accumulation` physical batches (Opacus's virtual steps).
         accumulation: train.grad_accumulation.
         seed: the run's seed; batch k of epoch e is a function of (seed, e, k).
+        rank, world_size: this process among the DDP processes: each draws, at the global
+            rate q, from its own 1/world_size of the rows (megalith.training.private_ddp).
     """
 
     config: PrivacyConfig
@@ -104,6 +106,8 @@ class PrivateTraining:
     batch_size: int
     accumulation: int
     seed: int
+    rank: int = 0
+    world_size: int = 1
     noise_multiplier: float | None = None
     planned_steps: int = 0
     accountant: IAccountant | None = field(default=None, repr=False)
@@ -186,18 +190,20 @@ class PrivateTraining:
         return ghost_module(model, self.config.max_grad_norm)
 
     def _optimizer(self, optimizer: torch.optim.Optimizer) -> DPOptimizer:
-        from opacus.optimizers import DPOptimizer, DPOptimizerFastGradientClipping
+        from megalith.training.private_ddp import optimizer_class
 
         settings: dict[str, Any] = {
             "noise_multiplier": self.noise_multiplier,
             "max_grad_norm": self.config.max_grad_norm,
             "loss_reduction": "mean",
         }
-        if not self.ghost:  # Opacus divides by expected_batch_size times the virtual steps
-            return DPOptimizer(optimizer, expected_batch_size=self.batch_size, **settings)
-        # ghost clipping counts no virtual steps: GhostLoss adds each batch's clipped sum
-        rows = self.batch_size * self.accumulation
-        return DPOptimizerFastGradientClipping(optimizer, expected_batch_size=rows, **settings)
+        # Opacus divides by expected_batch_size times the virtual steps; ghost clipping counts
+        # no virtual steps (GhostLoss adds each batch's clipped sum). Under DDP it is this
+        # process's expected share, as in Opacus's make_private: the mean over processes of
+        # each one's sum / (rows / world_size) is the sum over all rows / rows
+        rows = self.batch_size * (self.accumulation if self.ghost else 1) / self.world_size
+        chosen = optimizer_class(self.ghost, self.world_size)
+        return chosen(optimizer, expected_batch_size=rows, **settings)
 
     def loss(self, loss: Callable[..., torch.Tensor]) -> Callable[..., Any]:
         """The loop's batch loss: `loss` guarded for empty batches (private_loss), or under
@@ -221,12 +227,15 @@ class PrivateTraining:
         Each optimizer step draws every row with probability q; its rows are split into
         `accumulation` physical batches (some may be empty, rarely: Opacus handles those).
         """
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch + 7_919)
+        from megalith.training.private_ddp import rank_rows, rank_seed
+
+        generator = torch.Generator().manual_seed(rank_seed(self.seed, epoch, self.rank))
+        own = rank_rows(self.rows, self.rank, self.world_size)
         for step in range(self.steps_per_epoch):
-            drawn = torch.rand(self.rows, generator=generator) < self.sample_rate
+            drawn = torch.rand(len(own), generator=generator) < self.sample_rate
             if (step + 1) * self.accumulation <= start_batch:
                 continue
-            index = drawn.nonzero().squeeze(1)
+            index = own[drawn.nonzero().squeeze(1)]
             for part in index.tensor_split(self.accumulation):
                 batch = table.select(part)
                 yield batch if batch.device == device else batch.to(device, non_blocking=True)
@@ -359,40 +368,3 @@ def private_loss(loss: Callable[..., torch.Tensor]) -> Callable[..., torch.Tenso
         return loss(features, outputs, targets, *args)
 
     return guarded
-
-
-def check_private_training(
-    privacy: PrivacyConfig | None,
-    clip_grad_norm: float | None,
-    precision: str,
-    compile_model: bool | str,
-    output_types: Sequence[str],
-    processes: int,
-    distilled: bool,
-) -> None:
-    """Refuse, before step 0, what DP-SGD here does not cover.
-
-    Raises:
-        ConfigError: naming the key to change.
-    """
-    if privacy is None:
-        return
-    refusals = {
-        "train.clip_grad_norm: with train.privacy, every row's gradient is clipped to "
-        "train.privacy.max_grad_norm; remove clip_grad_norm": clip_grad_norm is not None,
-        "train.precision: fp16 loss scaling and DP-SGD do not go together; use fp32 or bf16": (
-            precision == "fp16"
-        ),
-        "train.compile: Opacus's per-sample gradient hooks do not compile; set it to false": (
-            compile_model is True
-        ),
-        "outputs: text outputs (token losses) are not trained privately yet; use a category, "
-        "binary or number output, or turn train.privacy off": "text" in output_types,
-        "--devices: private training runs in one process for now (DDP with DP-SGD is not "
-        "supported yet); train with --devices 1": processes > 1,
-        "teacher: distillation with train.privacy would train on a teacher fitted to the same "
-        "private rows; drop the teacher or train.privacy": distilled,
-    }
-    for message, refused in refusals.items():
-        if refused:
-            raise ConfigError(message)

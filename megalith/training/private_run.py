@@ -13,11 +13,13 @@ from megalith.data.sources import Table, load_table
 from megalith.errors import ConfigError
 from megalith.models.private_init import shrink_text_embeddings
 from megalith.models.private_layers import make_private_safe
-from megalith.training.privacy import PrivacyConfig, PrivateTraining, check_private_training
+from megalith.training.privacy import PrivacyConfig, PrivateTraining
+from megalith.training.private_checks import check_private_training
 
 if TYPE_CHECKING:
     from megalith.config import Config
     from megalith.data.preprocess import Preprocessor
+    from megalith.training.distributed import Distributed
 
 NOT_COVERED = (
     "the guarantee covers the model's weights, not the preprocessing fitted on the same train rows"
@@ -25,9 +27,10 @@ NOT_COVERED = (
 
 
 def prepare_privacy(
-    cfg: Config, train_rows: int, processes: int, distilled: bool
+    cfg: Config, train_rows: int, ddp: Distributed, distilled: bool
 ) -> PrivateTraining | None:
-    """The run's PrivateTraining when train.privacy is set (None otherwise).
+    """The run's PrivateTraining when train.privacy is set (None otherwise); under DDP
+    (`ddp` of several processes) each process draws its own share of every Poisson batch.
 
     Raises:
         ConfigError: a setting DP-SGD here does not cover (see check_private_training).
@@ -41,7 +44,6 @@ def prepare_privacy(
         cfg.train.precision,
         cfg.train.compile,
         [feature.type for feature in cfg.outputs],
-        processes,
         distilled,
     )
     if privacy is None:
@@ -52,6 +54,8 @@ def prepare_privacy(
         batch_size=cfg.train.rows_per_batch,
         accumulation=cfg.train.grad_accumulation,
         seed=cfg.seed,
+        rank=ddp.rank,
+        world_size=ddp.world_size,
     )
 
 
