@@ -17,6 +17,7 @@ import functools
 import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -27,6 +28,7 @@ from torch import nn
 from megalith.configbase import ConfigModel
 from megalith.data.tensors import TensorTable
 from megalith.errors import ConfigError
+from megalith.training.opacus_notes import OpacusNotes
 
 if TYPE_CHECKING:
     from opacus.accountants import IAccountant
@@ -114,6 +116,15 @@ class PrivateTraining:
     optimizer: DPOptimizer | None = field(default=None, repr=False)
     grad_sampler: nn.Module | None = field(default=None, repr=False)
     ghost: bool = False
+    opacus: OpacusNotes = field(default_factory=OpacusNotes, repr=False)
+    """What Opacus's warnings meant, said once at the end (megalith.training.opacus_notes)."""
+    epsilon_notes: list[str] = field(default_factory=list, repr=False)
+
+    @property
+    def notes(self) -> list[str]:
+        """Opacus's warnings about this run, in Megalith's words: its setup's, and the last
+        epsilon computed's."""
+        return [*self.opacus.notes, *self.epsilon_notes]
 
     @property
     def delta(self) -> float:
@@ -151,14 +162,15 @@ class PrivateTraining:
 
         self.planned_steps = total_steps
         self.ghost = ghost_clipping_for(self.config.clipping, model)
-        try:
-            self.noise_multiplier = get_noise_multiplier(
-                target_epsilon=self.config.epsilon,
-                target_delta=self.delta,
-                sample_rate=self.sample_rate,
-                steps=max(total_steps, 1),
-                accountant=self.config.accountant,
-            )
+        try:  # its warnings are about the trial noises of the search: none is the run's
+            with OpacusNotes().catching(self.sample_rate, self.config.accountant):
+                self.noise_multiplier = get_noise_multiplier(
+                    target_epsilon=self.config.epsilon,
+                    target_delta=self.delta,
+                    sample_rate=self.sample_rate,
+                    steps=max(total_steps, 1),
+                    accountant=self.config.accountant,
+                )
         except ValueError as error:  # "The privacy budget is too low."
             raise ConfigError(
                 f"train.privacy.epsilon: {self.config.epsilon:g} cannot be reached in "
@@ -173,12 +185,17 @@ class PrivateTraining:
         except NotImplementedError as error:
             raise ConfigError(f"train.privacy: {error}; use a model without that layer") from error
         self.optimizer = self._optimizer(optimizer)
-        self.accountant = create_accountant(mechanism=self.config.accountant)
+        with self._opacus_calls():
+            self.accountant = create_accountant(mechanism=self.config.accountant)
         if self.ghost:
             from megalith.training.ghost_clipping import forward_without_hooks_when_empty
 
             return forward_without_hooks_when_empty(self.grad_sampler), self.optimizer
         return self.grad_sampler, self.optimizer
+
+    def _opacus_calls(self) -> AbstractContextManager[None]:
+        """Around a call into Opacus: its warnings become this run's notes (said once)."""
+        return self.opacus.catching(self.sample_rate, self.config.accountant)
 
     def _grad_sampler(self, model: nn.Module) -> nn.Module:
         from opacus import GradSampleModule
@@ -253,9 +270,14 @@ class PrivateTraining:
         `RDPAccountant.get_epsilon` gives, without recomputing its orders every epoch."""
         if self.accountant is None or not self.accountant.history:
             return 0.0
-        if self.config.accountant == "rdp":
-            return rdp_epsilon(self.accountant.history, self.delta)
-        return float(self.accountant.get_epsilon(delta=self.delta))
+        latest = OpacusNotes()  # only the figure reported last is said to be loose
+        with latest.catching(self.sample_rate, self.config.accountant):
+            if self.config.accountant == "rdp":
+                spent = rdp_epsilon(self.accountant.history, self.delta)
+            else:
+                spent = float(self.accountant.get_epsilon(delta=self.delta))
+        self.epsilon_notes = latest.notes
+        return spent
 
     def state_dict(self) -> dict[str, Any]:
         """JSON for the checkpoint: the noise multiplier and the accountant's history."""
@@ -279,9 +301,10 @@ class PrivateTraining:
         now = min(self.steps_per_epoch * epochs, max_steps or math.inf)
         if not planned or now <= planned:
             return
-        projected = create_accountant(self.config.accountant)
-        projected.history = [(float(state["noise_multiplier"]), self.sample_rate, int(now))]
-        epsilon = projected.get_epsilon(self.delta)
+        with self._opacus_calls():
+            projected = create_accountant(self.config.accountant)
+            projected.history = [(float(state["noise_multiplier"]), self.sample_rate, int(now))]
+            epsilon = projected.get_epsilon(self.delta)
         raise ConfigError(
             f"train.epochs: this private run's noise was chosen for {planned} steps at "
             f"epsilon {self.config.epsilon:g}; {int(now)} steps would spend epsilon "
