@@ -49,16 +49,6 @@ def _main(
     _state["debug"] = debug
 
 
-def _refuse_private_ddp(config: Path | None, overrides: list[str] | None) -> None:
-    from megalith.config import load_config
-    from megalith.training.privacy import check_private_training
-
-    if config is not None and config.is_file():
-        cfg, _ = load_config(config, overrides or [])
-        if cfg.train.privacy is not None:
-            check_private_training(cfg.train.privacy, None, "fp32", False, [], 2, False)
-
-
 @app.command()
 def train(
     config: Annotated[
@@ -105,9 +95,6 @@ def train(
         fail("give a CONFIG to train, or --resume RUN_DIR to continue a run")
     if (devices != 1 or max_restarts) and "WORLD_SIZE" not in os.environ:
         from megalith.training.distributed import launch
-
-        if devices > 1:  # refused here, once, not by every worker under torchrun's traceback
-            _refuse_private_ddp(config or (resume / "config.yaml" if resume else None), set_)
 
         argv = ["--debug"] if _state["debug"] else []
         argv += ["train", *([str(config)] if config else [])]

@@ -135,13 +135,21 @@ def _judge_results(
             budget=budget_for(train_seconds),
             seed=run.config.seed,
         )
+        if scores.get("privacy"):  # what epsilon does not cover, said where the budget is
+            from megalith.evaluate.baselines import BASELINES_NOT_PRIVATE
+
+            scores["privacy"]["baselines"] = BASELINES_NOT_PRIVATE
     scores["warnings"] = check_run(run, tensors["test"], scores)
 
 
 def _print_summary(console: Console, scores: dict[str, Any], run_dir: RunDir) -> None:
     from rich.table import Table as RichTable
 
-    from megalith.evaluate.baselines import baseline_columns
+    from megalith.evaluate.baselines import (
+        BASELINES_NOT_PRIVATE,
+        baseline_columns,
+        baseline_heading,
+    )
     from megalith.evaluate.checks import warning_lines
 
     splits = [s for s in ("val", "test") if s in scores]
@@ -151,13 +159,15 @@ def _print_summary(console: Console, scores: dict[str, Any], run_dir: RunDir) ->
     for split in splits:
         table.add_column(split, justify="right")
     for kind in references:
-        table.add_column(f"{kind} (test)", justify="right")
+        table.add_column(baseline_heading(kind, scores), justify="right")
     for metric in scores[splits[-1]] if splits else []:
         values = [f"{scores[s].get(metric, float('nan')):.4f}" for s in splits]
         for column in references.values():
             values.append(f"{column[metric]:.4f}" if metric in column else "-")
         table.add_row(metric, *values)
     console.print(table)
+    if references and scores.get("privacy"):
+        console.print(f"[yellow]note[/]: {BASELINES_NOT_PRIVATE}")
     for output, entry in (scores.get("baselines") or {}).items():
         if entry.get("note"):
             console.print(f"[yellow]note[/]: baselines of {output}: {entry['note']}")

@@ -204,7 +204,7 @@ def _train(
     trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if cfg.train.batch_size == "auto":
         cfg = _with_batch_size(cfg, model, tensors["train"], ddp, console)
-    private = prepare_privacy(cfg, len(tensors["train"]), ddp.world_size, teacher is not None)
+    private = prepare_privacy(cfg, len(tensors["train"]), ddp, teacher is not None, console)
     model = private_model(cfg, model, console, fresh=start_from is None)
     if checkpoint is not None:  # refused here, before the run directory is touched
         check_weights_fit(checkpoint.model, model, checkpoint.path)

@@ -306,3 +306,14 @@ def baseline_columns(scores: Mapping[str, Any]) -> dict[str, dict[str, float]]:
         for kind, values in columns.items():
             values.update({prefix + name: v for name, v in (entry.get(kind) or {}).items()})
     return {kind: values for kind, values in columns.items() if values}
+
+
+BASELINES_NOT_PRIVATE = (
+    "the baselines are not private: fitted on the same private train rows without DP-SGD, so "
+    "epsilon does not cover them (set train.baselines: false to leave them out)"
+)
+
+
+def baseline_heading(kind: str, scores: Mapping[str, Any]) -> str:
+    """A baseline's column heading: '<kind> (test)', and 'not private' in a private run."""
+    return f"{kind} (test, not private)" if scores.get("privacy") else f"{kind} (test)"

@@ -43,6 +43,7 @@ def privacy_section(scores: dict[str, Any], run_path: Path) -> dict[str, Any] | 
         "rows": rows,
         "not_covered": privacy.get("not_covered") if privacy else None,
         "fitted": privacy.get("fitted_from_private_rows", []) if privacy else [],
+        "baselines": privacy.get("baselines") if privacy else None,
         "audit": audit,
     }
 

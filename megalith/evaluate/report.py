@@ -297,7 +297,7 @@ def _environment_rows(training: dict[str, Any], run: Run) -> list[tuple[str, str
 
 def _metrics_table(scores: dict[str, Any]) -> dict[str, Any]:
     """The network's val and test metrics, then the baselines' test metrics (when fitted)."""
-    from megalith.evaluate.baselines import baseline_columns
+    from megalith.evaluate.baselines import baseline_columns, baseline_heading
 
     splits = [s for s in ("val", "test") if s in scores]
     references = baseline_columns(scores)
@@ -310,7 +310,8 @@ def _metrics_table(scores: dict[str, Any]) -> dict[str, Any]:
         ]
         for name in names
     ]
-    return {"splits": splits + [f"{kind} (test)" for kind in references], "rows": rows}
+    headings = [baseline_heading(kind, scores) for kind in references]
+    return {"splits": splits + headings, "rows": rows}
 
 
 def _teacher_comparison(run: Run, scores: dict[str, Any]) -> dict[str, Any] | None:

@@ -141,13 +141,22 @@ class Distributed:
         return index[self.rank :: self.world_size] if self.enabled else index
 
     def wrap(
-        self, model: nn.Module, device: torch.device, dtype: torch.dtype | None = None
+        self,
+        model: nn.Module,
+        device: torch.device,
+        dtype: torch.dtype | None = None,
+        private: bool = False,
     ) -> nn.Module:
         """DistributedDataParallel around the model, or the model sharded in place (FSDP); the
         model itself when single-process. Sharded with a mixed-precision `dtype`, weights are
-        gathered in that type (half the traffic) while gradients are reduced in fp32."""
+        gathered in that type (half the traffic) while gradients are reduced in fp32. A
+        `private` (DP-SGD) model gets Opacus's wrapper (megalith.training.private_ddp)."""
         if not self.enabled:
             return model
+        if private:
+            from megalith.training.private_ddp import private_ddp
+
+            return private_ddp(model)
         if self.sharded:
             from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 

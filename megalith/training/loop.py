@@ -198,7 +198,7 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
             "(resnet, gpt, seq2seq and Transformer text encoders have); set it to false"
         )
     use_channels_last(model, device)  # CNNs: NHWC kernels of oneDNN (CPU) and cuDNN (CUDA)
-    wrapped = ddp.wrap(model, device, dtype)
+    wrapped = ddp.wrap(model, device, dtype, private=job.privacy is not None)
     forward: Callable[..., Any] = (
         torch.compile(wrapped) if resolve_compile(cfg.compile, device) else wrapped
     )
@@ -212,7 +212,7 @@ def train_loop(job: TrainJob, resume: ckpt.Checkpoint | None = None) -> LoopResu
     total_steps = min(steps_per_epoch * cfg.epochs, cfg.max_steps or math.inf)
     optimizer = build_optimizer(model, cfg.optimizer, fused=device.type in ("cuda", "cpu"))
     if private is not None:  # per-sample gradients, clipping, noise and accounting (Opacus)
-        forward, optimizer = private.attach(model, optimizer, int(total_steps))
+        forward, optimizer = private.attach(wrapped, optimizer, int(total_steps))
         loss_fn = private.loss(job.loss)
     scheduler = build_scheduler(optimizer, cfg.schedule, steps_per_epoch, int(total_steps))
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)

@@ -17,6 +17,7 @@ import functools
 import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -27,6 +28,7 @@ from torch import nn
 from megalith.configbase import ConfigModel
 from megalith.data.tensors import TensorTable
 from megalith.errors import ConfigError
+from megalith.training.opacus_notes import OpacusNotes
 
 if TYPE_CHECKING:
     from opacus.accountants import IAccountant
@@ -97,6 +99,8 @@ class PrivateTraining:
             drawn into `accumulation` physical batches (Opacus's virtual steps).
         accumulation: train.grad_accumulation.
         seed: the run's seed; batch k of epoch e is a function of (seed, e, k).
+        rank, world_size: this process among the DDP processes: each draws, at the global
+            rate q, from its own 1/world_size of the rows (megalith.training.private_ddp).
     """
 
     config: PrivacyConfig
@@ -104,12 +108,23 @@ class PrivateTraining:
     batch_size: int
     accumulation: int
     seed: int
+    rank: int = 0
+    world_size: int = 1
     noise_multiplier: float | None = None
     planned_steps: int = 0
     accountant: IAccountant | None = field(default=None, repr=False)
     optimizer: DPOptimizer | None = field(default=None, repr=False)
     grad_sampler: nn.Module | None = field(default=None, repr=False)
     ghost: bool = False
+    opacus: OpacusNotes = field(default_factory=OpacusNotes, repr=False)
+    """What Opacus's warnings meant, said once at the end (megalith.training.opacus_notes)."""
+    epsilon_notes: list[str] = field(default_factory=list, repr=False)
+
+    @property
+    def notes(self) -> list[str]:
+        """Opacus's warnings about this run, in Megalith's words: its setup's, and the last
+        epsilon computed's."""
+        return [*self.opacus.notes, *self.epsilon_notes]
 
     @property
     def delta(self) -> float:
@@ -147,14 +162,15 @@ class PrivateTraining:
 
         self.planned_steps = total_steps
         self.ghost = ghost_clipping_for(self.config.clipping, model)
-        try:
-            self.noise_multiplier = get_noise_multiplier(
-                target_epsilon=self.config.epsilon,
-                target_delta=self.delta,
-                sample_rate=self.sample_rate,
-                steps=max(total_steps, 1),
-                accountant=self.config.accountant,
-            )
+        try:  # its warnings are about the trial noises of the search: none is the run's
+            with OpacusNotes().catching(self.sample_rate, self.config.accountant):
+                self.noise_multiplier = get_noise_multiplier(
+                    target_epsilon=self.config.epsilon,
+                    target_delta=self.delta,
+                    sample_rate=self.sample_rate,
+                    steps=max(total_steps, 1),
+                    accountant=self.config.accountant,
+                )
         except ValueError as error:  # "The privacy budget is too low."
             raise ConfigError(
                 f"train.privacy.epsilon: {self.config.epsilon:g} cannot be reached in "
@@ -169,12 +185,17 @@ class PrivateTraining:
         except NotImplementedError as error:
             raise ConfigError(f"train.privacy: {error}; use a model without that layer") from error
         self.optimizer = self._optimizer(optimizer)
-        self.accountant = create_accountant(mechanism=self.config.accountant)
+        with self._opacus_calls():
+            self.accountant = create_accountant(mechanism=self.config.accountant)
         if self.ghost:
             from megalith.training.ghost_clipping import forward_without_hooks_when_empty
 
             return forward_without_hooks_when_empty(self.grad_sampler), self.optimizer
         return self.grad_sampler, self.optimizer
+
+    def _opacus_calls(self) -> AbstractContextManager[None]:
+        """Around a call into Opacus: its warnings become this run's notes (said once)."""
+        return self.opacus.catching(self.sample_rate, self.config.accountant)
 
     def _grad_sampler(self, model: nn.Module) -> nn.Module:
         from opacus import GradSampleModule
@@ -186,18 +207,20 @@ class PrivateTraining:
         return ghost_module(model, self.config.max_grad_norm)
 
     def _optimizer(self, optimizer: torch.optim.Optimizer) -> DPOptimizer:
-        from opacus.optimizers import DPOptimizer, DPOptimizerFastGradientClipping
+        from megalith.training.private_ddp import optimizer_class
 
         settings: dict[str, Any] = {
             "noise_multiplier": self.noise_multiplier,
             "max_grad_norm": self.config.max_grad_norm,
             "loss_reduction": "mean",
         }
-        if not self.ghost:  # Opacus divides by expected_batch_size times the virtual steps
-            return DPOptimizer(optimizer, expected_batch_size=self.batch_size, **settings)
-        # ghost clipping counts no virtual steps: GhostLoss adds each batch's clipped sum
-        rows = self.batch_size * self.accumulation
-        return DPOptimizerFastGradientClipping(optimizer, expected_batch_size=rows, **settings)
+        # Opacus divides by expected_batch_size times the virtual steps; ghost clipping counts
+        # no virtual steps (GhostLoss adds each batch's clipped sum). Under DDP it is this
+        # process's expected share, as in Opacus's make_private: the mean over processes of
+        # each one's sum / (rows / world_size) is the sum over all rows / rows
+        rows = self.batch_size * (self.accumulation if self.ghost else 1) / self.world_size
+        chosen = optimizer_class(self.ghost, self.world_size)
+        return chosen(optimizer, expected_batch_size=rows, **settings)
 
     def loss(self, loss: Callable[..., torch.Tensor]) -> Callable[..., Any]:
         """The loop's batch loss: `loss` guarded for empty batches (private_loss), or under
@@ -221,12 +244,15 @@ class PrivateTraining:
         Each optimizer step draws every row with probability q; its rows are split into
         `accumulation` physical batches (some may be empty, rarely: Opacus handles those).
         """
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch + 7_919)
+        from megalith.training.private_ddp import rank_rows, rank_seed
+
+        generator = torch.Generator().manual_seed(rank_seed(self.seed, epoch, self.rank))
+        own = rank_rows(self.rows, self.rank, self.world_size)
         for step in range(self.steps_per_epoch):
-            drawn = torch.rand(self.rows, generator=generator) < self.sample_rate
+            drawn = torch.rand(len(own), generator=generator) < self.sample_rate
             if (step + 1) * self.accumulation <= start_batch:
                 continue
-            index = drawn.nonzero().squeeze(1)
+            index = own[drawn.nonzero().squeeze(1)]
             for part in index.tensor_split(self.accumulation):
                 batch = table.select(part)
                 yield batch if batch.device == device else batch.to(device, non_blocking=True)
@@ -244,9 +270,14 @@ class PrivateTraining:
         `RDPAccountant.get_epsilon` gives, without recomputing its orders every epoch."""
         if self.accountant is None or not self.accountant.history:
             return 0.0
-        if self.config.accountant == "rdp":
-            return rdp_epsilon(self.accountant.history, self.delta)
-        return float(self.accountant.get_epsilon(delta=self.delta))
+        latest = OpacusNotes()  # only the figure reported last is said to be loose
+        with latest.catching(self.sample_rate, self.config.accountant):
+            if self.config.accountant == "rdp":
+                spent = rdp_epsilon(self.accountant.history, self.delta)
+            else:
+                spent = float(self.accountant.get_epsilon(delta=self.delta))
+        self.epsilon_notes = latest.notes
+        return spent
 
     def state_dict(self) -> dict[str, Any]:
         """JSON for the checkpoint: the noise multiplier and the accountant's history."""
@@ -270,9 +301,10 @@ class PrivateTraining:
         now = min(self.steps_per_epoch * epochs, max_steps or math.inf)
         if not planned or now <= planned:
             return
-        projected = create_accountant(self.config.accountant)
-        projected.history = [(float(state["noise_multiplier"]), self.sample_rate, int(now))]
-        epsilon = projected.get_epsilon(self.delta)
+        with self._opacus_calls():
+            projected = create_accountant(self.config.accountant)
+            projected.history = [(float(state["noise_multiplier"]), self.sample_rate, int(now))]
+            epsilon = projected.get_epsilon(self.delta)
         raise ConfigError(
             f"train.epochs: this private run's noise was chosen for {planned} steps at "
             f"epsilon {self.config.epsilon:g}; {int(now)} steps would spend epsilon "
@@ -359,40 +391,3 @@ def private_loss(loss: Callable[..., torch.Tensor]) -> Callable[..., torch.Tenso
         return loss(features, outputs, targets, *args)
 
     return guarded
-
-
-def check_private_training(
-    privacy: PrivacyConfig | None,
-    clip_grad_norm: float | None,
-    precision: str,
-    compile_model: bool | str,
-    output_types: Sequence[str],
-    processes: int,
-    distilled: bool,
-) -> None:
-    """Refuse, before step 0, what DP-SGD here does not cover.
-
-    Raises:
-        ConfigError: naming the key to change.
-    """
-    if privacy is None:
-        return
-    refusals = {
-        "train.clip_grad_norm: with train.privacy, every row's gradient is clipped to "
-        "train.privacy.max_grad_norm; remove clip_grad_norm": clip_grad_norm is not None,
-        "train.precision: fp16 loss scaling and DP-SGD do not go together; use fp32 or bf16": (
-            precision == "fp16"
-        ),
-        "train.compile: Opacus's per-sample gradient hooks do not compile; set it to false": (
-            compile_model is True
-        ),
-        "outputs: text outputs (token losses) are not trained privately yet; use a category, "
-        "binary or number output, or turn train.privacy off": "text" in output_types,
-        "--devices: private training runs in one process for now (DDP with DP-SGD is not "
-        "supported yet); train with --devices 1": processes > 1,
-        "teacher: distillation with train.privacy would train on a teacher fitted to the same "
-        "private rows; drop the teacher or train.privacy": distilled,
-    }
-    for message, refused in refusals.items():
-        if refused:
-            raise ConfigError(message)

@@ -13,11 +13,14 @@ from megalith.data.sources import Table, load_table
 from megalith.errors import ConfigError
 from megalith.models.private_init import shrink_text_embeddings
 from megalith.models.private_layers import make_private_safe
-from megalith.training.privacy import PrivacyConfig, PrivateTraining, check_private_training
+from megalith.training.opacus_notes import OpacusNotes
+from megalith.training.privacy import PrivacyConfig, PrivateTraining
+from megalith.training.private_checks import check_private_training
 
 if TYPE_CHECKING:
     from megalith.config import Config
     from megalith.data.preprocess import Preprocessor
+    from megalith.training.distributed import Distributed
 
 NOT_COVERED = (
     "the guarantee covers the model's weights, not the preprocessing fitted on the same train rows"
@@ -25,9 +28,15 @@ NOT_COVERED = (
 
 
 def prepare_privacy(
-    cfg: Config, train_rows: int, processes: int, distilled: bool
+    cfg: Config,
+    train_rows: int,
+    ddp: Distributed,
+    distilled: bool,
+    console: Console | None = None,
 ) -> PrivateTraining | None:
-    """The run's PrivateTraining when train.privacy is set (None otherwise).
+    """The run's PrivateTraining when train.privacy is set (None otherwise); under DDP
+    (`ddp` of several processes) each process draws its own share of every Poisson batch.
+    A batch as large as the train rows is noted on `console` (batch_size_note).
 
     Raises:
         ConfigError: a setting DP-SGD here does not cover (see check_private_training).
@@ -41,17 +50,39 @@ def prepare_privacy(
         cfg.train.precision,
         cfg.train.compile,
         [feature.type for feature in cfg.outputs],
-        processes,
         distilled,
     )
     if privacy is None:
         return None
+    note = batch_size_note(cfg.train.rows_per_batch, cfg.train.grad_accumulation, train_rows)
+    if note and console is not None:
+        console.print(f"[yellow]note[/]: {note}")
     return PrivateTraining(
         config=privacy,
         rows=train_rows,
         batch_size=cfg.train.rows_per_batch,
         accumulation=cfg.train.grad_accumulation,
         seed=cfg.seed,
+        rank=ddp.rank,
+        world_size=ddp.world_size,
+    )
+
+
+def batch_size_note(batch_size: int, accumulation: int, train_rows: int) -> str | None:
+    """A note when one DP-SGD step would draw every train row (sample rate q = 1), else None.
+
+    Poisson sampling at a rate q < 1 is what amplifies privacy (each row is in only some of the
+    steps); at q = 1 every step sees every row, and the same epsilon needs far more noise.
+    """
+    if batch_size * accumulation < train_rows:
+        return None
+    suggested = max(1, train_rows // (10 * accumulation))
+    accumulated = f" x train.grad_accumulation {accumulation}" if accumulation > 1 else ""
+    return (
+        f"train.batch_size {batch_size}{accumulated} is at least the {train_rows} train rows: "
+        "every DP-SGD step takes every row (sample rate 1), so Poisson sampling's privacy "
+        f"amplification is lost and epsilon needs far more noise; set train.batch_size to "
+        f"{suggested} or less (about a tenth of the train rows)"
     )
 
 
@@ -88,7 +119,12 @@ def private_model(
     if cfg.train.privacy is None:
         return model
     notice = (lambda line: console.print(f"[yellow]note[/]: {line}")) if console else None
-    model = make_private_safe(model, notice)
+    opacus = OpacusNotes()
+    with opacus.catching(sample_rate=0.0):  # Opacus's DP layers warn about their settings
+        model = make_private_safe(model, notice)
+    if notice is not None:
+        for line in opacus.notes:
+            notice(line)
     if fresh:
         columns = [feature.name for feature in cfg.inputs]
         shrink_text_embeddings(model, cfg.train.privacy.text_embedding_scale, notice, columns)
@@ -135,12 +171,15 @@ def private_summary(
     summary["preprocessing_fitted_on"] = public or "the private train rows"
     summary["not_covered"] = None if public else NOT_COVERED
     summary["fitted_from_private_rows"] = fitted
+    summary["notes"] = list(private.notes)
     console.print(
         f"privacy: epsilon {summary['epsilon']:.3g} spent (target {summary['target_epsilon']}) "
         f"at delta {summary['delta']:.3g}, {summary['accountant']} accountant, "
         f"noise multiplier {summary['noise_multiplier']:.3g}, "
         f"{summary['clipping'].replace('_', '-')} clipping"
     )
+    for note in private.notes:
+        console.print(f"[yellow]note[/]: {note}")
     if fitted:
         names = [line.split(":")[0] for line in fitted]
         shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")

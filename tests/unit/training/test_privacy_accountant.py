@@ -14,10 +14,10 @@ from megalith.models.private_layers import make_private_safe
 from megalith.training.privacy import (
     PrivacyConfig,
     PrivateTraining,
-    check_private_training,
     default_delta,
     rdp_epsilon,
 )
+from megalith.training.private_checks import check_private_training
 
 
 def _private(epsilon: float = 3.0, rows: int = 1000, accountant: str = "prv") -> PrivateTraining:
@@ -156,7 +156,6 @@ def test_an_unsupported_layer_is_refused_by_name() -> None:
         ({"precision": "fp16"}, "train.precision"),
         ({"compile_model": True}, "train.compile"),
         ({"output_types": ["text"]}, "outputs"),
-        ({"processes": 2}, "--devices"),
         ({"distilled": True}, "teacher"),
     ],
 )
@@ -166,7 +165,6 @@ def test_what_private_training_does_not_cover_is_refused(kwargs: dict, key: str)
         "precision": "auto",
         "compile_model": "auto",
         "output_types": ["category"],
-        "processes": 1,
         "distilled": False,
         **kwargs,
     }
@@ -177,6 +175,7 @@ def test_what_private_training_does_not_cover_is_refused(kwargs: dict, key: str)
 
 def test_mixup_is_refused_with_privacy_and_other_augmentation_is_not() -> None:
     from megalith.config import validate_config
+    from megalith.training.distributed import Distributed
     from megalith.training.private_run import prepare_privacy
 
     def config(augment: object) -> object:
@@ -190,9 +189,10 @@ def test_mixup_is_refused_with_privacy_and_other_augmentation_is_not() -> None:
             }
         )
 
+    one = Distributed()
     with pytest.raises(ConfigError, match=r"inputs\.image\.augment: mixup"):
-        prepare_privacy(config("photos"), 1000, 1, False)  # type: ignore[arg-type]
-    assert prepare_privacy(config("shapes"), 1000, 1, False) is not None  # type: ignore[arg-type]
+        prepare_privacy(config("photos"), 1000, one, False)  # type: ignore[arg-type]
+    assert prepare_privacy(config("shapes"), 1000, one, False) is not None  # type: ignore[arg-type]
 
 
 def test_cached_rdp_epsilon_equals_opacus_at_every_step_count() -> None:
