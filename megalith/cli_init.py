@@ -47,6 +47,16 @@ def init(
         str,
         typer.Option("--decimal", help="A CSV file's decimal mark: . or , (default: detected)."),
     ] = "auto",
+    private: Annotated[
+        bool,
+        typer.Option(
+            "--private",
+            help="Train with differential privacy (DP-SGD, train.privacy; docs/privacy.md).",
+        ),
+    ] = False,
+    epsilon: Annotated[
+        float, typer.Option("--epsilon", help="With --private: the privacy budget epsilon.")
+    ] = 8.0,
 ) -> None:
     """Inspect the data and write a working config: predicting TARGET from a table, a
     language model of a text corpus, or (without --target) a recommender of an interactions
@@ -102,6 +112,11 @@ def init(
         inference = infer_config(table, target, source=source, name=name)
     if pretrained is not None:
         inference = with_pretrained(inference, as_written(str(pretrained)))
+    if private:
+        from megalith.data.infer_private import expected_train_rows, with_privacy
+
+        rows = expected_train_rows(table.frame, inference.config["data"]["split"])
+        inference = with_privacy(inference, epsilon, rows)
     for notice in inference.notices:
         typer.echo(f"note: {notice}", err=True)
     _write(render_config(inference), output)

@@ -42,13 +42,15 @@ _DOCUMENTED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _BLANK_LINE = re.compile(r"\n\s*\n")
 
 
-def docstrings_table(stdlib: Path | None = None) -> pd.DataFrame:
+def docstrings_table(stdlib: Path | None = None, skip_largest: int = 0) -> pd.DataFrame:
     """Docstring first paragraphs (`text`) of the 16 largest stdlib modules (`module`), shuffled.
 
     Texts found under two modules are dropped; repeats within a module are kept once.
 
     Args:
         stdlib: the folder to read; by default the running Python's standard library.
+        skip_largest: keep the 16 modules that follow this many largest ones instead (a second,
+            disjoint task from the same folder).
 
     Raises:
         DataError: no documented .py files there (some embedded Pythons ship only .pyc files).
@@ -65,7 +67,7 @@ def docstrings_table(stdlib: Path | None = None) -> pd.DataFrame:
     largest = (
         frame["module"].value_counts().sort_index().sort_values(ascending=False, kind="stable")
     )
-    frame = frame[frame["module"].isin(largest.index[:CLASSES])]
+    frame = frame[frame["module"].isin(largest.index[skip_largest : skip_largest + CLASSES])]
     frame = frame.sort_values(["module", "text"], kind="stable", ignore_index=True)
     order = np.random.default_rng(SEED).permutation(len(frame))
     return frame.iloc[order].reset_index(drop=True)
