@@ -454,7 +454,7 @@ def test_a_seq2seq_run_writes_which_source_tokens_each_written_token_looked_at(
     }
     run = mg.train(config, output_dir=tmp_path / "run")
     explanations = run.explain(rows=4)
-    assert explanations.summary["method"] == "attention" and len(explanations.rows) == 4
+    assert explanations.summary["method"] == "ig" and len(explanations.rows) == 4
     test_rows = run.data_splits()[1]["test"]
     for row in explanations.rows:
         assert row["source_tokens"] == list(test_rows.loc[row["row"], "word"])
@@ -470,5 +470,5 @@ def test_a_seq2seq_run_writes_which_source_tokens_each_written_token_looked_at(
     lines = (folder / "attention.jsonl").read_text().splitlines()
     assert len(lines) == 8 and "keys" in json.loads(lines[1])
     assert len(list((folder / "attention").glob("*.png"))) == 8
-    with pytest.raises(RunError, match="--method occlusion: a seq2seq run is explained by its"):
+    with pytest.raises(RunError, match="--method occlusion: a seq2seq run is explained by ig"):
         run.explain(rows=1, method="occlusion")
