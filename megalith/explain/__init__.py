@@ -152,11 +152,13 @@ def explain_run(
     source, folder, origin = _source(run, data, base_dir)
     frame = _selected(source, origin, rows, row_ids)
     explanations = explainer.explain(frame, folder, origin, ROWS_PER_PASS)
-    compared = permutation_comparison(
-        run, source, folder, origin, explainer.output, explanations.importance
-    )
+    with explainer.times.part("permutation"):
+        compared = permutation_comparison(
+            run, source, folder, origin, explainer.output, explanations.importance
+        )
     if compared is not None:
         explanations.summary["trust"]["permutation"] = compared
+    explanations.summary["seconds_by_part"] = explainer.times.as_json()
     explanations.summary["seconds"] = round(time.perf_counter() - started, 3)
     return explanations
 

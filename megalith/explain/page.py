@@ -51,6 +51,8 @@ def explain_page(explanations: Explanations, pngs: dict[str, bytes]) -> str:
     by_row: dict[str, list[str]] = {}
     for image in explanations.images:
         name = image_name(image)
+        if name not in pngs:  # drawn for the first rows only (output.IMAGES_DRAWN)
+            continue
         tag = f"<img alt='{escape(name)}' src='{data_uri(pngs[name])}'>"
         by_row.setdefault(str(image.row), []).append(tag)
     drawn = [m for m in explanations.attention if attention_name(m) in pngs]
