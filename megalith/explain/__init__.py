@@ -7,8 +7,8 @@ Captum computes every attribution (methods.py) in the space each input is attrib
 (space.py: embeddings for ids, encoded values for the rest, each with its baseline); mapping.py
 turns them into one value per column, word, pixel or step, and trust.py checks them. Takes MLP,
 CNN and ResNet runs (FeatureModel) with category, binary or number outputs; attention.py records
-the attention maps of Transformer-encoded inputs, and of GPT runs (language.py) and seq2seq runs
-(translation.py), which get maps only.
+the attention maps of Transformer-encoded inputs; GPT runs (language.py) and seq2seq runs
+(translation.py) get token attributions over their own tokens and their attention maps.
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def explain_run(
         source, _, origin = _source(run, data, base_dir)
         selected = _selected(source, origin, rows, row_ids)
         if isinstance(run.model, Seq2Seq):
-            explanations = explain_seq2seq(run, selected, origin)
+            explanations = explain_seq2seq(run, selected, origin, steps, internal_batch_size)
         else:
             explanations = explain_language_model(run, selected, origin, method, steps)
         explanations.summary["seconds"] = round(time.perf_counter() - started, 3)
@@ -152,11 +152,13 @@ def explain_run(
     source, folder, origin = _source(run, data, base_dir)
     frame = _selected(source, origin, rows, row_ids)
     explanations = explainer.explain(frame, folder, origin, ROWS_PER_PASS)
-    compared = permutation_comparison(
-        run, source, folder, origin, explainer.output, explanations.importance
-    )
+    with explainer.times.part("permutation"):
+        compared = permutation_comparison(
+            run, source, folder, origin, explainer.output, explanations.importance
+        )
     if compared is not None:
         explanations.summary["trust"]["permutation"] = compared
+    explanations.summary["seconds_by_part"] = explainer.times.as_json()
     explanations.summary["seconds"] = round(time.perf_counter() - started, 3)
     return explanations
 
@@ -179,8 +181,8 @@ def _check_text_options(run: Run, method: str, target: str | None, output_name: 
         )
     if isinstance(run.model, Seq2Seq) and method != "ig":
         raise RunError(
-            f"--method {method}: {family} is explained by its attention maps (cross-attention "
-            "and the encoder's self-attention); leave --method out"
+            f"--method {method}: {family} is explained by ig (each written token's source "
+            "words) and its attention maps; leave --method out"
         )
 
 

@@ -24,6 +24,7 @@ from megalith.explain.methods import (
     Attributions,
     attribute,
     automatic_batch_size,
+    baseline_outputs,
     output_at,
 )
 from megalith.explain.pretrained import forward_for, pretrained_attention, spaces_for
@@ -35,7 +36,8 @@ from megalith.explain.sanity import (
     rank_correlations,
     valid_elements,
 )
-from megalith.explain.space import InputSpace, first_rows
+from megalith.explain.space import InputSpace, explained_output, first_rows
+from megalith.explain.timing import PartTimes
 from megalith.explain.trust import (
     DELETION_ROWS,
     additivity_summary,
@@ -107,6 +109,8 @@ class Explainer:
         """Rows the deletion check still takes (it checks the first DELETION_ROWS)."""
         self.randomisation: np.ndarray | None = None
         """(rows,) the model-randomisation rank correlation of the first rows."""
+        self.times = PartTimes()
+        """Seconds per part, summed over the passes (summary.json's seconds_by_part)."""
 
     def explain(
         self, frame: pd.DataFrame, base_dir: Path | None, origin: str, rows_per_pass: int
@@ -118,7 +122,9 @@ class Explainer:
         columns, gaps, used, attributed, random = [], [], [], [], []
         for start in range(0, len(frame), rows_per_pass):
             part = frame.iloc[start : start + rows_per_pass]
-            encoded = self.run.preprocessor.encode_inputs(part, base_dir=base_dir, origin=origin)
+            with self.times.part("encode"):
+                preprocessor = self.run.preprocessor
+                encoded = preprocessor.encode_inputs(part, base_dir=base_dir, origin=origin)
             found = self._explain_pass(part, encoded, rows, images)
             columns.append(found["columns"])
             attributed.append(found["attributed"])
@@ -144,26 +150,79 @@ class Explainer:
         rows: list[dict[str, Any]],
         images: list[ImageMap],
     ) -> dict[str, Any]:
-        model = self.model
-        with torch.no_grad():
+        model, times = self.model, self.times
+        with times.part("predict"), torch.no_grad():
             outputs = model({k: torch.as_tensor(v) for k, v in encoded.items()})
-        decoded = self.encoder.decode(outputs[self.output.name])
-        target = self._target(decoded)
-        spaces = spaces_for(model, self.specs, encoded)
-        if self.internal_batch_size is None:
-            self.internal_batch_size = automatic_batch_size(self.forward, spaces, target)
+            decoded = self.encoder.decode(outputs[self.output.name])
+            target = self._target(decoded)
+            spaces = spaces_for(model, self.specs, encoded)
+            if self.internal_batch_size is None:
+                self.internal_batch_size = automatic_batch_size(self.forward, spaces, target)
+            explained = self._explained(outputs, spaces, target)
+            at_baseline = baseline_outputs(self.forward, spaces, target)
+        with times.part(self.method):  # Integrated Gradients: with its steps raised
+            found = attribute(
+                self.method,
+                self.forward,
+                spaces,
+                target,
+                steps=self.steps,
+                internal_batch_size=self.internal_batch_size,
+                change=explained - at_baseline,
+            )
+        with times.part("attention"):
+            self._record_attention(part, encoded)
+        with times.part("mapping"):
+            units = unit_values(spaces, found.values, self.method)
+            columns = column_values(spaces, units)
+        if self.randomisation is None:
+            with times.part("randomisation"):
+                self.randomisation = self._randomisation(spaces, target, found.values)
+        checked = min(self.deletion_rows, len(part))  # the first rows: the check's sample
+        self.deletion_rows -= checked
+        with times.part("deletion"):
+            attributed, random = deletion_curves(
+                self.forward,
+                first_rows(spaces, checked),
+                None if target is None else target[:checked],
+                units[:checked],
+                valid_units(spaces)[:checked],
+                internal_batch_size=self.internal_batch_size,
+                ends=(explained[:checked], at_baseline[:checked]),
+            )
+        with times.part("mapping"):
+            for i, label in enumerate(part.index):
+                row = self._row(i, label, decoded, target, float(explained[i]), columns[i], found)
+                if i < checked:
+                    row["deletion"] = {
+                        "area_attributed": float(attributed[i]),
+                        "area_random": float(random[i]),
+                    }
+                row.update(self._details(part, i, spaces, units, found.values))
+                rows.append(row)
+            images.extend(_image_maps(part, spaces, found.values, self.method))
+        return {
+            "columns": columns,
+            "attributed": attributed,
+            "random": random,
+            "gap": found.gap,
+            "steps": found.steps,
+        }
+
+    def _explained(
+        self, outputs: dict[str, torch.Tensor], spaces: list[InputSpace], target: Any
+    ) -> torch.Tensor:
+        """(B,) the explained output of the rows: from the prediction's own pass for a
+        FeatureModel (the same function of the same numbers), else a pass of its own."""
+        if isinstance(self.model, FeatureModel):
+            out = explained_output(outputs[self.output.name], self.output)
+            return out if target is None else out.gather(1, target.view(-1, 1)).squeeze(1)
         extras = tuple(s.extra for s in spaces)
-        explained = output_at(self.forward, tuple(s.values for s in spaces), extras, target)
-        at_baseline = output_at(self.forward, tuple(s.baseline for s in spaces), extras, target)
-        found = attribute(
-            self.method,
-            self.forward,
-            spaces,
-            target,
-            steps=self.steps,
-            internal_batch_size=self.internal_batch_size,
-            change=explained - at_baseline,
-        )
+        return output_at(self.forward, tuple(s.values for s in spaces), extras, target)
+
+    def _record_attention(self, part: pd.DataFrame, encoded: dict[str, np.ndarray]) -> None:
+        """Add the rows' attention maps of Transformer inputs (and pretrained models')."""
+        model = self.model
         labels = [_plain(i) for i in part.index]
         if self.attention and isinstance(model, PretrainedModel):
             tokenizer = getattr(self.run.preprocessor.inputs[0], "tokenizer", None)
@@ -176,38 +235,6 @@ class Explainer:
                 if spec.type == "text" and spec.name in part
             }
             self.maps += feature_attention(model, self.specs, inputs, encoded, labels, texts)
-        units = unit_values(spaces, found.values, self.method)
-        columns = column_values(spaces, units)
-        if self.randomisation is None:
-            self.randomisation = self._randomisation(spaces, target, found.values)
-        checked = min(self.deletion_rows, len(part))  # the first rows: the check's sample
-        self.deletion_rows -= checked
-        attributed, random = deletion_curves(
-            self.forward,
-            first_rows(spaces, checked),
-            None if target is None else target[:checked],
-            units[:checked],
-            valid_units(spaces)[:checked],
-            internal_batch_size=self.internal_batch_size,
-            ends=(explained[:checked], at_baseline[:checked]),
-        )
-        for i, label in enumerate(part.index):
-            row = self._row(i, label, decoded, target, float(explained[i]), columns[i], found)
-            if i < checked:
-                row["deletion"] = {
-                    "area_attributed": float(attributed[i]),
-                    "area_random": float(random[i]),
-                }
-            row.update(self._details(part, i, spaces, units, found.values))
-            rows.append(row)
-        images.extend(_image_maps(part, spaces, found.values, self.method))
-        return {
-            "columns": columns,
-            "attributed": attributed,
-            "random": random,
-            "gap": found.gap,
-            "steps": found.steps,
-        }
 
     def _row(
         self,
@@ -326,6 +353,7 @@ class Explainer:
             "baselines": BASELINES,
             "steps": self.steps if self.method == "ig" else None,
             "internal_batch_size": self.internal_batch_size,
+            "seconds_by_part": self.times.as_json(),
             "global_importance": {self.specs[j].name: float(importance[j]) for j in order},
             "trust": trust,
         }

@@ -166,6 +166,24 @@ def output_at(
     return out if target is None else out.gather(1, target.view(-1, 1)).squeeze(1)
 
 
+def baseline_outputs(
+    forward: nn.Module, spaces: list[InputSpace], target: torch.Tensor | None
+) -> torch.Tensor:
+    """(B,) the explained output at each row's baselines. When every row has the same baseline
+    and the model takes nothing else (a black image, a table's typical values), one row is run
+    and its output shared: a pass over every row would compute the same numbers B times."""
+    extras = tuple(space.extra for space in spaces)
+    baselines = tuple(space.baseline for space in spaces)
+    rows = len(baselines[0])
+    shared = all(extra is None for extra in extras) and all(
+        torch.equal(b, b[:1].expand_as(b)) for b in baselines
+    )
+    if not shared or rows == 1:
+        return output_at(forward, baselines, extras, target)
+    one = output_at(forward, tuple(b[:1] for b in baselines), extras, None)  # (1, K) or (1,)
+    return one.expand(rows) if target is None else one[0][target]
+
+
 def _change(
     forward: nn.Module, spaces: list[InputSpace], target: torch.Tensor | None
 ) -> torch.Tensor:

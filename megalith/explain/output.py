@@ -3,7 +3,9 @@
     explanations.jsonl   one object per row: the prediction, the explained class, one value
                          per input column, a text's (word, value) pairs, a sequence's steps
     summary.json         method, global importance per column, trust figures, steps
-    images/ROW-COL.png   an image input's attribution map over the image, per row
+    images/ROW-COL.png   an image input's attribution map over the image, for the first
+                         IMAGES_DRAWN rows (drawing is most of what writing costs)
+    image_maps.safetensors  every row's image attribution map (H, W) float32, by "ROW-COL"
     attention.jsonl      Transformer inputs and GPT runs: per row and input, the tokens and each
                          layer's attention weights averaged over heads (token x token)
     attention/ROW-COL.png  the first rows' maps, one panel per layer and head
@@ -31,6 +33,11 @@ SUMMARY_FILE = "summary.json"
 ROWS_FILE = "explanations.jsonl"
 PAGE_FILE = "explain.html"
 ATTENTION_FILE = "attention.jsonl"
+IMAGES_FILE = "image_maps.safetensors"
+IMAGES_DRAWN = 20
+"""Rows whose image maps are drawn as PNGs (per input): matplotlib takes about 0.2 s a PNG
+(on the shared 2-core machine, under load), more than Integrated Gradients takes per row;
+image_maps.safetensors holds every row's map."""
 ATTENTION_DRAWN = 5
 """Rows whose attention maps are drawn (per input); attention.jsonl holds every row's."""
 LABELLED_TOKENS = 32
@@ -46,16 +53,18 @@ def write_explanations(
         RunError: the folder holds other files, or an earlier explanation without `overwrite`,
             or cannot be written.
     """
-    from megalith.explain.page import attention_name, explain_page, image_name
+    from megalith.explain.page import attention_name, explain_page
 
     target = Path(folder)
     check_output_folder(
         target, overwrite, markers=[SUMMARY_FILE, ROWS_FILE], holds="explanations", replace="them"
     )
     with staged_folder(target) as temporary:
-        pngs = {image_name(image): overlay_png(image) for image in explanations.images}
+        pngs = _image_pngs(explanations.images)
         if pngs:
             (temporary / "images").mkdir()
+        if explanations.images:
+            _save_image_maps(explanations.images, temporary / IMAGES_FILE)
         drawn: dict[str, int] = {}
         for found in explanations.attention:
             drawn[found.input] = drawn.get(found.input, 0) + 1
@@ -74,6 +83,34 @@ def write_explanations(
         page = explain_page(explanations, pngs)
         (temporary / PAGE_FILE).write_text(page, encoding="utf-8")
     return target
+
+
+def _image_pngs(images: list[ImageMap]) -> dict[str, bytes]:
+    """The PNG of each image map of the first IMAGES_DRAWN rows (per input), by file name."""
+    from megalith.explain.page import image_name
+
+    drawn: dict[str, int] = {}
+    pngs = {}
+    for image in images:
+        drawn[image.column] = drawn.get(image.column, 0) + 1
+        if drawn[image.column] <= IMAGES_DRAWN:
+            pngs[image_name(image)] = overlay_png(image)
+    return pngs
+
+
+def _save_image_maps(images: list[ImageMap], path: Path) -> None:
+    """Every row's image attribution map (H, W) float32, keyed "ROW-COLUMN" (safetensors)."""
+    from safetensors.numpy import save_file
+
+    from megalith.explain.page import image_name
+
+    maps = {
+        image_name(image).removeprefix("images/").removesuffix(".png"): np.ascontiguousarray(
+            image.values, dtype=np.float32
+        )
+        for image in images
+    }
+    save_file(maps, str(path))
 
 
 def overlay_png(image: ImageMap, size: float = 3.0) -> bytes:

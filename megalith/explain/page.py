@@ -51,9 +51,16 @@ def explain_page(explanations: Explanations, pngs: dict[str, bytes]) -> str:
     by_row: dict[str, list[str]] = {}
     for image in explanations.images:
         name = image_name(image)
+        if name not in pngs:  # drawn for the first rows only (output.IMAGES_DRAWN)
+            continue
         tag = f"<img alt='{escape(name)}' src='{data_uri(pngs[name])}'>"
         by_row.setdefault(str(image.row), []).append(tag)
     drawn = [m for m in explanations.attention if attention_name(m) in pngs]
+    for crossed in [m for m in drawn if m.keys is not None]:  # beside the row's token table
+        name = attention_name(crossed)
+        tag = f"<img alt='{escape(name)}' src='{data_uri(pngs[name])}'>"
+        by_row.setdefault(str(crossed.row), []).append(tag)
+    drawn = [m for m in drawn if m.keys is None]
     if drawn:
         parts.append(
             "<h2>Attention</h2><p>Per layer and head, the weight each token (down) gave each "
@@ -124,8 +131,35 @@ def _words(pairs: list[list[Any]]) -> str:
     return "<p class='words'>" + " ".join(spans) + "</p>"
 
 
+def _heat_table(down: list[str], across: list[str], values: list[list[float]]) -> str:
+    """A table of values, one row per token in `down` and one column per word in `across`,
+    each cell coloured by its value (red raises, blue lowers) relative to the largest."""
+    largest = max((abs(v) for row in values for v in row), default=0.0) or 1.0
+    head = "".join(f"<th>{escape(str(word))}</th>" for word in across)
+    body = []
+    for token, row in zip(down, values, strict=True):
+        cells = []
+        for value in row:
+            colour = "204,51,51" if value >= 0 else "51,102,204"
+            strength = min(1.0, abs(value) / largest)
+            cells.append(
+                f"<td title='{format_number(value)}' style='background:"
+                f"rgba({colour},{strength:.2f})'>{format_number(value)}</td>"
+            )
+        body.append(f"<tr><th>{escape(str(token))}</th>{''.join(cells)}</tr>")
+    return f"<table class='heat'><tr><th></th>{head}</tr>{''.join(body)}</table>"
+
+
 def _row(row: dict[str, Any], images: list[str]) -> str:
     explained = row["explained"]
+    if "source_attributions" in row:  # a seq2seq row: written token x source word
+        return (
+            f"<div class='row'><h3>Row {escape(str(row['row']))}</h3>"
+            f"<p>Wrote {escape(str(explained['written']))!r}; each written token's "
+            "log-probability by source word:</p>"
+            f"{_heat_table(row['output_tokens'], row['source_words'], row['source_attributions'])}"
+            f"{''.join(images)}</div>"
+        )
     if "token_attributions" in row:  # a language model's document
         return (
             f"<div class='row'><h3>Row {escape(str(row['row']))}</h3>"

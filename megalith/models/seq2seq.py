@@ -125,10 +125,17 @@ class Seq2Seq(TextDecoder, nn.Module):
 
     def encode(self, source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """source ids (B, S) -> memory (B, S, D) and its attention mask (B, 1, 1, S)."""
+        return self.encode_embeddings(self.source_embedding(source), source)
+
+    def encode_embeddings(
+        self, embeddings: torch.Tensor, source: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """encode from the source's token embeddings (B, S, D), before scaling and positions
+        (what explain attributes to); `source` ids (B, S) give the padding mask."""
         real = source != PAD
         real = torch.cat([torch.ones_like(real[:, :1]), real[:, 1:]], dim=1)  # never all-masked
         mask = real[:, None, None, :]
-        x = self.drop(self.source_positions(self.source_embedding(source) * self.scale))
+        x = self.drop(self.source_positions(embeddings * self.scale))
         for block in self.encoder:
             x, _ = block(x, mask=mask)
         return self.encoder_norm(x), mask

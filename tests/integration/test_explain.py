@@ -13,6 +13,7 @@ import pytest
 from chromium import CHROMIUM, load_page
 from conftest import run_cli
 from PIL import Image
+from safetensors.numpy import load_file
 
 import megalith as mg
 from megalith.errors import RunError
@@ -150,8 +151,8 @@ def image_run(tmp_path_factory: pytest.TempPathFactory) -> mg.Run:
 def test_the_bright_patch_gets_the_highest_attribution_mass(
     image_run: mg.Run, tmp_path: Path
 ) -> None:
-    explanations = image_run.explain(rows=20)
-    assert len(explanations.images) == 20
+    explanations = image_run.explain(rows=24)
+    assert len(explanations.images) == 24
     for row, image in zip(explanations.rows, explanations.images, strict=True):
         assert image.values.shape == (8, 8)
         windows = image.values[:-1, :-1] + image.values[1:, :-1] + image.values[:-1, 1:]
@@ -161,8 +162,12 @@ def test_the_bright_patch_gets_the_highest_attribution_mass(
     assert explanations.summary["trust"]["deletion"]["passed"]
     folder = write_explanations(explanations, tmp_path / "explain")
     pngs = sorted((folder / "images").glob("*.png"))
-    assert len(pngs) == 20 and pngs[0].read_bytes()[:4] == b"\x89PNG"
+    assert len(pngs) == 20 and pngs[0].read_bytes()[:4] == b"\x89PNG"  # the first 20 rows
     assert (folder / "explain.html").read_text().count("data:image/png;base64,") == 20
+    maps = load_file(str(folder / "image_maps.safetensors"))  # every row's map
+    assert len(maps) == 24
+    first = explanations.images[0]
+    np.testing.assert_allclose(maps[f"{first.row}-{first.column}"], first.values, rtol=1e-6)
 
 
 @pytest.fixture(scope="module")
@@ -320,6 +325,9 @@ def test_the_speed_benchmark_runs_in_tiny_mode() -> None:
     row = json.loads(result.stdout.splitlines()[-1])
     assert row["rows"] == 16 and row["megalith_rows_per_s"] > 0 and row["ratio"] > 0
     assert row["completeness"]["rows_by_steps"]
+    parts = row["seconds_by_part"]  # where the time went, writing included
+    assert {"ig", "deletion", "randomisation", "write"} <= set(parts) and parts["ig"] > 0
+    assert row["ig_alone_rows_per_s"] >= row["megalith_rows_per_s"]
 
 
 def test_a_spike_s_step_gets_the_top_step_value_and_pieces_merge_into_words(
@@ -454,7 +462,7 @@ def test_a_seq2seq_run_writes_which_source_tokens_each_written_token_looked_at(
     }
     run = mg.train(config, output_dir=tmp_path / "run")
     explanations = run.explain(rows=4)
-    assert explanations.summary["method"] == "attention" and len(explanations.rows) == 4
+    assert explanations.summary["method"] == "ig" and len(explanations.rows) == 4
     test_rows = run.data_splits()[1]["test"]
     for row in explanations.rows:
         assert row["source_tokens"] == list(test_rows.loc[row["row"], "word"])
@@ -470,5 +478,5 @@ def test_a_seq2seq_run_writes_which_source_tokens_each_written_token_looked_at(
     lines = (folder / "attention.jsonl").read_text().splitlines()
     assert len(lines) == 8 and "keys" in json.loads(lines[1])
     assert len(list((folder / "attention").glob("*.png"))) == 8
-    with pytest.raises(RunError, match="--method occlusion: a seq2seq run is explained by its"):
+    with pytest.raises(RunError, match="--method occlusion: a seq2seq run is explained by ig"):
         run.explain(rows=1, method="occlusion")
