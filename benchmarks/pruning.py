@@ -1,18 +1,19 @@
 """Structured pruning, measured: a CNN and a ResNet trained on rendered shapes, pruned to about
-half their MACs, fine-tuned, and both models' fp32 ONNX bundles timed with ONNX Runtime.
+half their MACs, fine-tuned, and the models' fp32 ONNX bundles timed with ONNX Runtime.
 
 The images (32x32 RGB, ten classes of shapes drawn with Pillow at random sizes, places, colours
 and with noise) are generated offline into an image folder, large enough that the convolutions
-are most of the cost. For each family it trains a run, prunes it with `prune_run` (default
-amount 0.3: about (1 - 0.3)^2 = 0.49 of the MACs of two pruned convolutions in a row), exports
-both runs (`Run.export`, verified against PyTorch) and times `session.run` of each bundle at
-batch 1 and 32 on the same encoded test rows, alternating original and pruned, median of
-`--calls` runs each, in this one process and with the same threads. Prints one JSON object per
-family: parameters, model.safetensors MB, MACs per image, latencies and their ratios
-(original / pruned: above 1 the pruned model is faster), test accuracy before / after; then the
-machine.
+are most of the cost. For each family it trains a run, prunes it with `prune_run` once per
+scheme, exports the runs (`Run.export`, verified against PyTorch) and times `session.run` of
+each bundle at batch 1 and 32 on the same encoded test rows, alternating original and pruned,
+median of `--calls` runs each, in this one process and with the same threads. Prints one JSON
+object per family, pruning scheme and thread count: parameters, model.safetensors MB, MACs per
+image, latencies and their ratios (original / pruned: above 1 the pruned model is faster), test
+accuracy before / after; then the machine. The schemes (`--schemes by:amount ...`) are
+`macs:0.5` (the default of `megalith compress --prune`: half the MACs, widths in multiples of
+16) and `channels:0.3` (0.3 of every layer's channels: also about half the MACs, odd widths).
 
-    python benchmarks/pruning.py [--images 300] [--epochs 8] [--amount 0.3] [--calls 100]
+    python benchmarks/pruning.py [--images 300] [--epochs 8] [--schemes macs:0.5] [--calls 100]
     python benchmarks/pruning.py --tiny    # few images, one epoch, a few calls: the code runs
 """
 
@@ -161,12 +162,15 @@ def measure(
 ) -> list[dict[str, Any]]:
     """One row per ONNX Runtime thread count (0: its default, one per core)."""
     bundles = {
-        "original": original.export(folder / f"{name}-bundle"),
-        "pruned": pruned.export(folder / f"{name}-pruned-bundle"),
+        "original": folder / f"{name}-bundle",
+        "pruned": pruned.export(pruned.path / "bundle"),
     }
+    if not bundles["original"].is_dir():
+        original.export(bundles["original"])
     record = json.loads((pruned.path / "pruning.json").read_text())
     row: dict[str, Any] = {
         "model": name,
+        "scheme": {k: v for k, v in record["scheme"].items() if k != "allocation"},
         "amount": record["amount"],
         "finetune_epochs": record["finetune"]["epochs"],
         "parameters": record["parameters"],
@@ -213,11 +217,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=300, help="Images per class.")
     parser.add_argument("--epochs", type=int, default=8, help="Epochs of the original runs.")
-    parser.add_argument("--amount", type=float, default=0.3, help="Fraction of channels cut.")
+    parser.add_argument(
+        "--schemes", nargs="+", default=["macs:0.5", "channels:0.3"], help="by:amount pairs."
+    )
     parser.add_argument("--finetune-epochs", type=int, default=None)
     parser.add_argument("--calls", type=int, default=100, help="Timed calls per measurement.")
     parser.add_argument(
-        "--threads", type=int, nargs="+", default=[0, 1], help="ORT threads; 0: its default."
+        "--threads", type=int, nargs="+", default=[1, 2], help="ORT threads; 0: its default."
     )
     parser.add_argument("--only", nargs="+", choices=list(FAMILIES), default=list(FAMILIES))
     parser.add_argument("--tiny", action="store_true", help="Few images, 1 epoch, few calls.")
@@ -229,14 +235,17 @@ def main() -> None:
         data = write_shapes(folder / "shapes", args.images)
         for name in args.only:
             original = train_family(name, data, folder, args.epochs)
-            pruned = prune_run(
-                original,
-                folder / f"{name}-pruned",
-                amount=args.amount,
-                finetune_epochs=args.finetune_epochs,
-            )
-            for row in measure(name, original, pruned, folder, args.calls, args.threads):
-                print(json.dumps(row), flush=True)
+            for scheme in args.schemes:
+                by, amount = scheme.split(":")
+                pruned = prune_run(
+                    original,
+                    folder / f"{name}-pruned-{by}",
+                    amount=float(amount),
+                    finetune_epochs=args.finetune_epochs,
+                    by=by,
+                )
+                for row in measure(name, original, pruned, folder, args.calls, args.threads):
+                    print(json.dumps(row), flush=True)
     print(json.dumps({"machine": machine()}), flush=True)
 
 

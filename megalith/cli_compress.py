@@ -18,7 +18,11 @@ def compress(
     ] = None,
     prune: Annotated[
         float | None,
-        typer.Option("--prune", help="Remove this fraction of channels/neurons/heads (0-1)."),
+        typer.Option("--prune", help="Remove this fraction of the MACs (0-1); see --prune-by."),
+    ] = None,
+    prune_by: Annotated[
+        str | None,
+        typer.Option("--prune-by", help="prune: macs (default, aligned widths) or channels."),
     ] = None,
     finetune_epochs: Annotated[
         int | None, typer.Option("--finetune-epochs", help="prune: epochs of fine-tuning.")
@@ -70,6 +74,7 @@ def compress(
         fail(f"--output {output} is one of the run directory's own folders; choose another")
     settings: dict[str, Any] = {
         "prune": prune,
+        "prune_by": prune_by,
         "finetune_epochs": finetune_epochs,
         "quantize": quantize,
         "scheme": scheme,

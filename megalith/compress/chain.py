@@ -75,6 +75,7 @@ def named_step(name: str, settings: CompressSettings, bundles: dict[Path, Path])
                 run,
                 folder,
                 amount=settings.prune,
+                by=settings.prune_by,
                 finetune_epochs=settings.finetune_epochs,
                 console=console,
             )

@@ -61,6 +61,19 @@ def prune_channels(model: FeatureModel, example: dict[str, torch.Tensor], amount
     Raises:
         MegalithError: Torch-Pruning is not installed (names the `compress` extra).
     """
+    prune_with_ratios(model, example, {layer: amount for layer in prunable_layers(model)})
+
+
+def prune_with_ratios(
+    model: FeatureModel, example: dict[str, torch.Tensor], ratios: dict[nn.Module, float]
+) -> None:
+    """Remove from each layer in `ratios` (a prunable layer of `model`) that fraction of its
+    output channels, the weakest groups by L2 magnitude, in place; Torch-Pruning keeps
+    int(width * (1 - ratio)) of them. Other layers lose only the inputs tied to those.
+
+    Raises:
+        MegalithError: Torch-Pruning is not installed (names the `compress` extra).
+    """
     tp = import_torch_pruning()
     chosen = {id(m) for m in prunable_layers(model)}
     kept = [m for m in model.modules() if isinstance(m, _WEIGHTED) and id(m) not in chosen]
@@ -69,7 +82,8 @@ def prune_channels(model: FeatureModel, example: dict[str, torch.Tensor], amount
         model,
         example,
         importance=tp.importance.GroupMagnitudeImportance(p=2),
-        pruning_ratio=amount,
+        pruning_ratio=0.0,
+        pruning_ratio_dict=dict(ratios),
         ignored_layers=kept,
         forward_fn=lambda net, inputs: net(inputs),
         output_transform=lambda outputs: sum(y.float().sum() for y in outputs.values()),

@@ -21,7 +21,9 @@ class CompressSettings(ConfigModel):
     steps: list[str] = Field(default_factory=lambda: ["quantize"])
     """The steps, in order: distill, prune, quantize (a subset, in that order)."""
     prune: float = Field(0.5, gt=0.0, lt=1.0)
-    """prune: the fraction of channels / neurons / heads removed (0 < amount < 1)."""
+    """prune: the fraction of the MACs (or, by channels, of each layer's channels) removed."""
+    prune_by: Literal["macs", "channels"] = "macs"
+    """prune: macs (widths aligned to 16, one keep fraction, MACs cut by `prune`) or channels."""
     finetune_epochs: int | None = Field(None, ge=1)
     """prune: epochs of fine-tuning after pruning (default: the pruning step's own)."""
     distill_width: float = Field(0.5, gt=0.0, le=1.0)

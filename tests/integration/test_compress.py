@@ -172,7 +172,11 @@ def test_the_whole_chain_distill_prune_quantize_end_to_end(mlp: mg.Run, tmp_path
     assert quantized["scheme"] == "dynamic" and quantized["verdict"]["previous"] == "prune"
     assert quantized["agreement"] >= 0.9  # with the original, after three steps
     records = [p for p in (tmp_path / "out").rglob("*") if p.suffix in (".json", ".html")]
-    assert json.loads((pruned / "pruning.json").read_text())["source"] == str(student.path)
+    record = json.loads((pruned / "pruning.json").read_text())
+    assert record["source"] == str(student.path) and record["scheme"]["by"] == "macs"
+    macs = record["macs_per_row"]  # --prune 0.5 (the default): half the MACs, whole blocks
+    assert macs["after"] <= 0.5 * macs["before"] and record["scheme"]["macs_ratio"] <= 0.5
+    assert all(after % 16 == 0 for _, after in record["scheme"]["widths"].values())
     assert not [p for p in records if "/.out." in p.read_text(encoding="utf-8")]  # staged path
 
 

@@ -51,7 +51,9 @@ def cnn_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict
     """A trained CNN on 8x8 digits and its pruned copy (the source's figures kept aside)."""
     folder = tmp_path_factory.mktemp("cnn")
     source = _digits_run(folder)
-    pruned = prune_run(source, folder / "pruned", amount=0.5, finetune_epochs=1, console=QUIET)
+    pruned = prune_run(
+        source, folder / "pruned", amount=0.5, finetune_epochs=1, console=QUIET, by="channels"
+    )
     before = {"bytes": (source.path / "model.safetensors").stat().st_size}
     return source.path, pruned.path, before
 
@@ -158,9 +160,12 @@ def test_a_text_transformer_loses_feed_forward_width_not_heads(tmp_path: Path) -
         "train": TRAIN_FAST,
     }
     source = mg.train(config, output_dir=tmp_path / "source", console=QUIET)
-    pruned = prune_run(source, tmp_path / "pruned", amount=0.5, finetune_epochs=1, console=QUIET)
+    pruned = prune_run(
+        source, tmp_path / "pruned", amount=0.5, finetune_epochs=1, console=QUIET, by="channels"
+    )
     record = json.loads((pruned.path / "pruning.json").read_text())
     assert record["macs_per_row"]["after"] < record["macs_per_row"]["before"]
+    assert record["scheme"] == {"by": "channels", "amount": 0.5, "allocation": "uniform per layer"}
     block = pruned.model.encoders[0].sequence.blocks[0]
     assert block.mlp[0].out_features == 32 and block.mlp[2].in_features == 32  # 64 halved
     assert block.attention.heads == 2 and block.attention.query.out_features == 16
