@@ -12,8 +12,12 @@ split stratified by the label (seed 0, a `split` column); then
     columns; table: the rest) to show what fusion adds.
 Prints JSON, one object per table, and each Megalith figure as a ratio of the linear baseline's.
 
-    python benchmarks/mixed_tables.py [--tables modules,functions,synthetic] [--cache DIR]
-        [--groups] [--blank] [--set key=value ...] [--no-baselines]
+Also printed: the fusion margin (Megalith on every column minus the best column group alone) and
+each column's blanking cost (test accuracy lost, in points).
+
+    python benchmarks/mixed_tables.py [--tables modules,functions,synthetic,evidence]
+        [--cache DIR] [--groups] [--blank] [--set key=value ...] [--numbers log|quantile]
+        [--no-baselines]
 """
 
 from __future__ import annotations
@@ -237,6 +241,10 @@ def run_table(name: str, args: argparse.Namespace, folder: Path) -> dict[str, An
     config = init_config(data, target, folder)
     config["name"] = name
     inputs = config["inputs"]
+    if args.numbers:  # the lever `transform: quantile` against init's log, on the same columns
+        for feature in inputs:
+            if feature.get("transform") == "log":
+                feature["transform"] = args.numbers
     result: dict[str, Any] = {
         "table": name,
         "rows": len(frame),
@@ -265,10 +273,25 @@ def run_table(name: str, args: argparse.Namespace, folder: Path) -> dict[str, An
                     model.pop("modality_dropout", None)
                 alone = {**config, "name": f"{name}-{group}", "inputs": kept, "model": model}
                 result["groups"][group] = train_megalith(alone, folder, args.set)
+    _summarise(result)
     if "linear" in result and "test_accuracy" in result["megalith"]:
         ratio = result["megalith"]["test_accuracy"] / result["linear"]["test_accuracy"]
         result["megalith_vs_linear"] = round(ratio, 3)
     return result
+
+
+def _summarise(result: dict[str, Any]) -> None:
+    """Add the fusion margin over the best group alone and each column's cost when blanked."""
+    fused = result["megalith"].get("test_accuracy")
+    if fused is None:
+        return
+    alone = [g["test_accuracy"] for g in result.get("groups", {}).values() if "test_accuracy" in g]
+    if alone:
+        result["fusion_margin_points"] = round(100 * (fused - max(alone)), 1)
+    if "blanked" in result:
+        result["blank_cost_points"] = {
+            name: round(100 * (fused - accuracy), 1) for name, accuracy in result["blanked"].items()
+        }
 
 
 def main() -> None:
@@ -280,6 +303,7 @@ def main() -> None:
     parser.add_argument("--blank", action="store_true", help="also blank each column at test")
     parser.add_argument("--set", action="append", default=[], help="a config override")
     parser.add_argument("--no-baselines", action="store_true", help="Megalith only")
+    parser.add_argument("--numbers", choices=("log", "quantile"), help="replace init's log")
     args = parser.parse_args()
     machine = {"python": platform.python_version(), "cpus": __import__("os").cpu_count()}
     with tempfile.TemporaryDirectory() as tmp:

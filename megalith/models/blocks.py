@@ -360,7 +360,9 @@ class FeatureModel(nn.Module):
         fusion = fusion or FusionSettings()
         self.input_names = [spec.name for spec in inputs]
         self.output_names = [spec.name for spec in outputs]
-        self.modality_dropout = ModalityDropout(inputs, fusion.modality_dropout)
+        self.modality_dropout = ModalityDropout(
+            inputs, fusion.modality_dropout, fusion.modality_dropout_by_input
+        )
         # each image input gets its own backbone: the factory is called once per input
         encoders: list[InputEncoder | PeriodicEncoder] = [
             PeriodicEncoder(fusion.frequencies, fusion.sigma, fusion.token_dim)

@@ -20,8 +20,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -41,6 +41,8 @@ class FusionSettings:
     """concat or transformer."""
     modality_dropout: float = 0.0
     """Training only: probability that an input is blanked in a row."""
+    modality_dropout_by_input: Mapping[str, float] = field(default_factory=dict)
+    """Training only: per-input probabilities replacing `modality_dropout` for the named inputs."""
     number_embedding: str = "none"
     """none (the standardised value itself) or periodic."""
     token_dim: int = 64
@@ -77,25 +79,55 @@ class PeriodicEncoder(nn.Module):
 
 
 class ModalityDropout(nn.Module):
-    """Training only: each input of each row is blanked with probability p (to zeros, which is
-    how the preprocessing encodes a missing number, category, text or sequence)."""
+    """Training only: each input of each row is blanked with its probability (to zeros, which is
+    how the preprocessing encodes a missing number, binary, category, text, set or sequence; a
+    set is a text tensor read as a bag), so the blank seen in training is exactly the tensor a
+    missing cell gives at prediction (tests/unit/models/test_fusion_blanking.py checks it).
 
-    def __init__(self, specs: Sequence[InputSpec], p: float) -> None:
+    Args:
+        specs: the model's inputs.
+        p: the probability for every input, in [0, 1).
+        by_input: per-input probabilities that replace `p` for the inputs they name (for instance
+            a higher one for a column the model would otherwise lean on alone).
+
+    Raises:
+        ConfigError: a probability outside [0, 1), fewer than two inputs, or an unknown name.
+    """
+
+    def __init__(
+        self, specs: Sequence[InputSpec], p: float, by_input: Mapping[str, float] | None = None
+    ) -> None:
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ConfigError(f"model.modality_dropout: must be in [0, 1), got {p}")
-        if len(specs) < 2 and p > 0:
+        by_input = dict(by_input or {})
+        names = [spec.name for spec in specs]
+        unknown = sorted(set(by_input) - set(names))
+        if unknown:
+            raise ConfigError(
+                f"model.modality_dropout_by_input: no input named {', '.join(unknown)}; "
+                f"the inputs are {', '.join(names)}"
+            )
+        for where, rate in [("modality_dropout", p)] + [
+            (f"modality_dropout_by_input.{k}", v) for k, v in by_input.items()
+        ]:
+            if not 0.0 <= rate < 1.0:
+                raise ConfigError(f"model.{where}: must be in [0, 1), got {rate}")
+        rates = {spec.name: by_input.get(spec.name, p) for spec in specs}
+        if len(specs) < 2 and any(rates.values()):
             raise ConfigError("model.modality_dropout: needs at least two inputs to drop one")
-        self.names = [spec.name for spec in specs if spec.type in _BLANKABLE]
+        self.rates = {
+            spec.name: rates[spec.name]
+            for spec in specs
+            if spec.type in _BLANKABLE and rates[spec.name] > 0
+        }
         self.p = p
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        if not self.training or self.p == 0.0:
+        if not self.training or not self.rates:
             return inputs
         out = dict(inputs)
-        for name in self.names:
+        for name, p in self.rates.items():
             x = inputs[name]
-            keep = torch.rand(x.shape[0], device=x.device) >= self.p  # (B,)
+            keep = torch.rand(x.shape[0], device=x.device) >= p  # (B,)
             out[name] = x * keep.view(-1, *([1] * (x.dim() - 1))).to(x.dtype)
         return out
 

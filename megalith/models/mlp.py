@@ -35,6 +35,9 @@ class MLPConfig(ConfigModel):
     modality_dropout: float = Field(default=0.0, ge=0, lt=1)
     """Training only: probability of blanking an input in a row (as if its cell were missing),
     so a column missing at prediction time degrades the prediction gracefully."""
+    modality_dropout_by_input: dict[str, float] = {}
+    """Per-input blanking probabilities, in [0, 1), that replace modality_dropout for the inputs
+    named: e.g. {folder: 0.5} for a column the model would otherwise lean on alone."""
     number_embedding: Literal["none", "periodic"] = "none"
     """none (the scaled value itself) or periodic (learned sin / cos frequencies -> linear -> ReLU,
     "PLR" of Gorishniy et al. 2022)."""
@@ -72,6 +75,7 @@ def build_mlp(
         fusion=FusionSettings(
             combiner=config.combiner,
             modality_dropout=config.modality_dropout,
+            modality_dropout_by_input=config.modality_dropout_by_input,
             number_embedding=config.number_embedding,
             token_dim=config.token_dim,
             layers=config.combiner_layers,
