@@ -15,6 +15,7 @@ def check_private_training(
     compile_model: bool | str,
     output_types: Sequence[str],
     distilled: bool,
+    sharded: bool = False,
 ) -> None:
     """Refuse, before step 0, what DP-SGD here does not cover.
 
@@ -36,6 +37,8 @@ def check_private_training(
         "binary or number output, or turn train.privacy off": "text" in output_types,
         "teacher: distillation with train.privacy would train on a teacher fitted to the same "
         "private rows; drop the teacher or train.privacy": distilled,
+        "train.strategy: fsdp shards the weights, while DP-SGD on several processes runs on "
+        "whole weights (Opacus's DDP); use strategy: ddp with train.privacy": sharded,
     }
     for message, refused in refusals.items():
         if refused:

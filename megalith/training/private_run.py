@@ -51,6 +51,7 @@ def prepare_privacy(
         cfg.train.compile,
         [feature.type for feature in cfg.outputs],
         distilled,
+        sharded=ddp.enabled and cfg.train.strategy == "fsdp",
     )
     if privacy is None:
         return None

@@ -16,7 +16,8 @@ from opacus.accountants.utils import get_noise_multiplier
 
 from tests.multiprocess import run_ranks
 
-pytestmark = pytest.mark.slow
+# the reference noise search below is Opacus's own, warnings and all
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:Optimal order:UserWarning")]
 
 _RANK = """
 import hashlib, json, os, signal, sys

@@ -157,6 +157,7 @@ def test_an_unsupported_layer_is_refused_by_name() -> None:
         ({"compile_model": True}, "train.compile"),
         ({"output_types": ["text"]}, "outputs"),
         ({"distilled": True}, "teacher"),
+        ({"sharded": True}, "train.strategy: fsdp"),
     ],
 )
 def test_what_private_training_does_not_cover_is_refused(kwargs: dict, key: str) -> None:
