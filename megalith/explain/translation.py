@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from megalith.data.features.text import text_cells
 from megalith.data.tokenizers import BOS, EOS, PAD
 from megalith.errors import DataError
 from megalith.explain.attention import (
@@ -70,7 +71,7 @@ def explain_seq2seq(
     rows: list[dict[str, Any]] = []
     maps: list[AttentionMap] = []
     found: list[SourceAttributions] = []
-    texts = frame[model.source_name].astype(str).tolist()
+    texts = text_cells(frame[model.source_name])  # as the encoder read them
     for label, ids, text in zip(frame.index, sources, texts, strict=True):
         real = [p for p, token in enumerate(ids.tolist()) if token != PAD or p == 0]
         source = torch.as_tensor(ids[: real[-1] + 1]).unsqueeze(0)  # (1, S): padding cut off
