@@ -41,7 +41,11 @@ from megalith.data.docstrings import docstrings_table
 from megalith.privacy import audit_privacy
 
 EPSILONS = (1.0, 3.0, 8.0, math.inf)
-PRIVATE_TEXT_EPOCHS = 3
+PRIVATE_TEXT_EPOCHS = 6
+"""A private text run's epochs, as a multiple of the non-private run's (with PRIVATE_TEXT_BATCH)."""
+PRIVATE_TEXT_BATCH = 2048
+"""A private text run's batch: twice the table's 1,024 (0.587 against 0.577 at epsilon 8 for
+the same 60 epochs; 4,096 for 120 epochs fell back to 0.573: too few steps)."""
 
 
 def table_task(rows: int) -> pd.DataFrame:
@@ -81,27 +85,32 @@ def config_for(
     AdamW with weight decay 0.1), unless `same_batch` (for timing: both run batches of 1,024).
     Private text runs hash single words (no pairs) into the same 20,000 ids (tokenizer: hash,
     no vocabulary), weight them by idf (the bag becomes an L2-normalised TF-IDF vector times the
-    embeddings), start from small embeddings (train.privacy.text_embedding_scale) and train
-    PRIVATE_TEXT_EPOCHS times the epochs: DP-SGD takes few, large steps (about 9 an epoch here)
-    and its noise grows slowly with their number."""
+    embeddings), start from small embeddings (train.privacy.text_embedding_scale), take batches
+    of PRIVATE_TEXT_BATCH rows for PRIVATE_TEXT_EPOCHS times the epochs (DP-SGD takes few,
+    large steps, about 4 an epoch here, and its noise grows slowly with their number) and the
+    PRV accountant (Megalith's default, tighter than RDP: about 6% less noise for the same
+    epsilon)."""
     private = math.isfinite(epsilon)
+    private_text = private and task != "table" and not same_batch
     optimizer: dict[str, Any] = {"name": "adam", "lr": 0.01}
-    batch, clip = 256, 5.0
+    batch, clip = 1024 if private or same_batch else 256, 5.0
     if task == "table":
         inputs = [{"name": f"f{i}", "type": "number"} for i in range(20)]
         outputs, model = [{"name": "label", "type": "category"}], {"arch": "mlp", "hidden": [64]}
     else:  # init's text bag (word pairs too), with a vocabulary of 20,000 x 64
         text = {"name": "text", "type": "text", "tokenizer": "word", "ngrams": 2}
         inputs = [{**text, "vocab_size": 20_000, "embedding_dim": 64, "encoder": "bag"}]
-        if private and not same_batch:  # hashed words: an L2-normalised TF-IDF bag
+        if private_text:  # hashed words: an L2-normalised TF-IDF bag
             inputs[0].update(tokenizer="hash", idf=True, ngrams=1)
-            epochs *= PRIVATE_TEXT_EPOCHS
+            epochs, batch = epochs * PRIVATE_TEXT_EPOCHS, PRIVATE_TEXT_BATCH
+        elif not (private or same_batch):
+            batch = 128
         outputs, model = [{"name": "module", "type": "category"}], {"arch": "mlp", "hidden": []}
         optimizer = {"name": "adamw", "lr": 0.01, "weight_decay": 0.0 if private else 0.1}
-        batch, clip = 128, 1.0
+        clip = 1.0
     train: dict[str, Any] = {
         "epochs": epochs,
-        "batch_size": 1024 if private or same_batch else batch,
+        "batch_size": batch,
         "optimizer": optimizer,
         "baselines": False,
         "eval_batch_size": 2048,
@@ -110,7 +119,7 @@ def config_for(
         train["privacy"] = {
             "epsilon": epsilon,
             "max_grad_norm": clip,
-            "accountant": "rdp",
+            "accountant": "prv" if private_text else "rdp",
             "clipping": clipping,
         }
     return {

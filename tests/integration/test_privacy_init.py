@@ -67,7 +67,7 @@ def test_private_table_config_trains_without_text_changes(
 
 
 def test_batch_and_epochs_follow_the_train_rows() -> None:
-    assert [private_batch_size(n) for n in (100, 9_000, 20_000, 10**6)] == [256, 1024, 2048, 4096]
+    assert [private_batch_size(n) for n in (100, 9_000, 20_000, 10**6)] == [256, 2048, 4096, 4096]
     frame = pd.DataFrame({"x": range(100), "split": ["train"] * 70 + ["test"] * 30})
     assert expected_train_rows(frame, {"column": "split"}) == 70
     assert expected_train_rows(frame, {"val": 0.1, "test": 0.2}) == 70
@@ -77,7 +77,7 @@ def test_batch_and_epochs_follow_the_train_rows() -> None:
         "train": {"epochs": 30, "batch_size": 128, "early_stop": {"metric": "val/loss"}},
     }
     private = with_privacy(Inference(config, []), 1.0, 9_000).config["train"]
-    assert (private["batch_size"], private["epochs"]) == (1024, 34)  # 9 steps an epoch: 300+
+    assert (private["batch_size"], private["epochs"]) == (2048, 60)  # 5 steps an epoch: 300
 
 
 def test_a_language_model_or_a_bad_epsilon_is_refused() -> None:
