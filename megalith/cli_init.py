@@ -55,8 +55,9 @@ def init(
         ),
     ] = False,
     epsilon: Annotated[
-        float, typer.Option("--epsilon", help="With --private: the privacy budget epsilon.")
-    ] = 8.0,
+        float | None,
+        typer.Option("--epsilon", help="With --private: the privacy budget epsilon (default 8)."),
+    ] = None,
 ) -> None:
     """Inspect the data and write a working config: predicting TARGET from a table, a
     language model of a text corpus, or (without --target) a recommender of an interactions
@@ -74,6 +75,8 @@ def init(
             return path
         return os.path.relpath(Path(path).resolve(), output.resolve().parent)
 
+    if epsilon is not None and not private:
+        fail("--epsilon sets a private config's budget: add --private, or leave out --epsilon")
     corpus = _corpus_kind(data)
     if corpus is not None and target not in (None, "text"):
         fail(f"{data} is a text corpus: it has no column '{target}'; leave out --target")
@@ -116,7 +119,7 @@ def init(
         from megalith.data.infer_private import expected_train_rows, with_privacy
 
         rows = expected_train_rows(table.frame, inference.config["data"]["split"])
-        inference = with_privacy(inference, epsilon, rows)
+        inference = with_privacy(inference, 8.0 if epsilon is None else epsilon, rows)
     for notice in inference.notices:
         typer.echo(f"note: {notice}", err=True)
     _write(render_config(inference), output)

@@ -87,3 +87,12 @@ def test_a_language_model_or_a_bad_epsilon_is_refused() -> None:
     table = {"model": {"arch": "mlp"}, "inputs": [], "train": {}}
     with pytest.raises(DataError, match="--epsilon 0"):
         with_privacy(Inference(table, []), 0.0, 1000)
+
+
+def test_epsilon_without_private_is_refused(tmp_path: Path) -> None:
+    data = tmp_path / "topics.csv"
+    _text_table(40).to_csv(data, index=False)
+    result = run_cli("init", str(data), "--target", "topic", "--epsilon", "3")
+    assert result.code != 0
+    assert "add --private" in result.stderr
+    assert "Traceback" not in result.stderr
