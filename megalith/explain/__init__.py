@@ -7,8 +7,9 @@ Captum computes every attribution (methods.py) in the space each input is attrib
 (space.py: embeddings for ids, encoded values for the rest, each with its baseline); mapping.py
 turns them into one value per column, word, pixel or step, and trust.py checks them. Takes MLP,
 CNN and ResNet runs (FeatureModel) with category, binary or number outputs; attention.py records
-the attention maps of Transformer-encoded inputs; GPT runs (language.py) and seq2seq runs
-(translation.py) get token attributions over their own tokens and their attention maps.
+the attention maps of Transformer-encoded inputs; GPT and pretrained language model runs
+(language.py) and seq2seq runs (translation.py) get token attributions over their own tokens
+and their attention maps.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def explain_run(
         raise RunError("--rows and --row-ids: give one of them, not both")
     if rows is not None and rows < 1:
         raise RunError(f"--rows {rows}: explain at least one row")
-    if isinstance(run.model, GPT | Seq2Seq):  # their own tokens and attention maps
+    if isinstance(run.model, GPT | Seq2Seq) or _language_model(run.model):  # their own tokens
         from megalith.explain.language import explain_language_model
         from megalith.explain.translation import explain_seq2seq
 
@@ -164,13 +165,15 @@ def explain_run(
 
 
 def _check_text_options(run: Run, method: str, target: str | None, output_name: str | None) -> None:
-    """GPT and seq2seq runs take no --target / --output-name, and seq2seq no --method: say so
-    rather than ignore them.
+    """GPT, pretrained language model and seq2seq runs take no --target / --output-name, and
+    seq2seq no --method: say so rather than ignore them.
 
     Raises:
         RunError: naming the option and what the run is explained by instead.
     """
     family = "a seq2seq run" if isinstance(run.model, Seq2Seq) else "a gpt run"
+    if _language_model(run.model):
+        family = "a pretrained language model"
     given = [
         name for name, value in (("--target", target), ("--output-name", output_name)) if value
     ]
@@ -188,7 +191,6 @@ def _check_text_options(run: Run, method: str, target: str | None, output_name: 
 
 def check_supported(run: Run) -> None:
     """Raise RunError in one line when explain does not take the run's model family yet."""
-    from megalith.config import is_language_model
     from megalith.models.gpt import GPT
 
     if isinstance(run.model, FeatureModel):
@@ -199,16 +201,19 @@ def check_supported(run: Run) -> None:
                 "explain takes tables, images, text and sequences"
             )
         return
-    if isinstance(run.model, GPT | Seq2Seq):
+    if isinstance(run.model, GPT | Seq2Seq | PretrainedModel):
         return
-    if isinstance(run.model, PretrainedModel) and run.model.task == "classify":
-        return
-    what = "a pretrained language model" if is_language_model(run.config) else None
     raise RunError(
-        f"{run.path}: explaining {what or f'a model.arch {run.config.model.arch} run'} is not "
-        "supported yet; explain takes mlp, cnn, resnet and pretrained classifier runs (tables, "
-        "images, text, sequences) and the gpt and seq2seq runs' tokens and attention maps"
+        f"{run.path}: explaining a model.arch {run.config.model.arch} run is not supported yet; "
+        "explain takes mlp, cnn, resnet and pretrained classifier runs (tables, images, text, "
+        "sequences) and the gpt, pretrained language model and seq2seq runs' tokens and "
+        "attention maps"
     )
+
+
+def _language_model(model: nn.Module) -> bool:
+    """A pretrained (Hugging Face) causal language model, explained as a GPT run is."""
+    return isinstance(model, PretrainedModel) and model.task == "language_model"
 
 
 def _source(

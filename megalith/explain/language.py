@@ -1,11 +1,13 @@
-"""Explaining a GPT language model over the first tokens of each document (row): which of them
-made it predict the next token, and what each position attended to.
+"""Explaining a causal language model (a GPT run or a pretrained Hugging Face one) over the first
+tokens of each document (row): which of them made it predict the next token, and what each
+position attended to.
 
-Per document, the first ATTENTION_TOKENS tokens are run through the model: the token it predicts
-after each of them; Integrated Gradients (methods.py, Captum; completeness checked and the steps
-raised as for other runs) of the logit of the token it predicts after the last one, attributed
-to the token embeddings (baseline: zeros, as for text inputs) and summed per token; and per
-layer and head which earlier tokens each position attended to (attention.py).
+Per document, the first ATTENTION_TOKENS tokens are run through the model (causal_lm.py gives
+both families one interface): the token it predicts after each of them; Integrated Gradients
+(methods.py, Captum; completeness checked and the steps raised as for other runs) of the logit
+of the token it predicts after the last one, attributed to the token embeddings (baseline:
+zeros, as for text inputs) and summed per token, the tokens then merged into words as for text
+inputs (mapping.py); and per layer and head which earlier tokens each position attended to.
 """
 
 from __future__ import annotations
@@ -14,28 +16,22 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from megalith.data.specs import InputSpec
 from megalith.errors import DataError, RunError
-from megalith.explain.attention import (
-    AttentionMap,
-    attention_modules,
-    recorded_attention,
-    token_label,
-)
+from megalith.explain.attention import AttentionMap
+from megalith.explain.causal_lm import NextToken, next_token_model, token_text
+from megalith.explain.mapping import text_words, word_values
 from megalith.explain.methods import attribute
 from megalith.explain.sanity import (
     RANDOMISATION_ROWS,
     flattened,
     randomisation_summary,
-    randomised_copy,
     rank_correlations,
     valid_elements,
 )
 from megalith.explain.space import InputSpace
 from megalith.explain.trust import completeness_summary, deletion_curves, deletion_summary
-from megalith.models.gpt import GPT
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,23 +42,11 @@ ATTENTION_TOKENS = 64
 """A document's first tokens shown in its attention maps (at most the model's context)."""
 
 
-class _NextToken(nn.Module):
-    """A GPT as a function of its token embeddings (B, T, D): the logits (B, V) of the token
-    after the last position."""
-
-    def __init__(self, model: GPT) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
-        logits, _ = self.model.from_embeddings(x)
-        return logits[:, -1, :]
-
-
 def explain_language_model(
     run: Run, frame: pd.DataFrame, origin: str, method: str = "ig", steps: int = 50
 ) -> Explanations:
-    """Token attributions and attention maps of a GPT run for each document (row) of `frame`.
+    """Token attributions and attention maps of a GPT or pretrained language model run for
+    each document (row) of `frame`.
 
     Raises:
         RunError: a method other than ig.
@@ -71,63 +55,79 @@ def explain_language_model(
     from megalith.explain import Explanations
 
     if method != "ig":
-        raise RunError(f"--method {method}: a gpt run is explained by ig only; leave it out")
-
-    model = run.model
-    assert isinstance(model, GPT)  # check_supported said so
+        family = "a gpt run" if run.config.model.arch == "gpt" else "a pretrained language model"
+        raise RunError(f"--method {method}: {family} is explained by ig only; leave it out")
+    model: Any = run.model
+    forward = next_token_model(model)
     encoder: Any = run.preprocessor.outputs[0]
     name = model.name
     if name not in frame.columns:
         raise DataError(f"{origin}: no column '{name}' holding the documents to explain")
     length = min(ATTENTION_TOKENS, model.context)
     ids_by_row = encoder.encode(frame[name])
-    modules = attention_modules(model.blocks)
     rows: list[dict[str, Any]] = []
     maps: list[AttentionMap] = []
-    gaps: list[float] = []
-    step_counts: list[int] = []
-    areas: list[tuple[float, float]] = []
-    correlations: list[float] = []
+    figures: list[dict[str, Any]] = []
     model.eval()
-    for label, ids in zip(frame.index, ids_by_row, strict=True):
+    for label, text, ids in zip(frame.index, frame[name], ids_by_row, strict=True):
         ids = ids[:length]
         if not ids:
             continue
-        with recorded_attention(modules) as found, torch.no_grad():
-            logits, _ = model.decode(torch.tensor([ids]))  # (1, T, V)
-        tokens = [token_label(encoder.tokenizer, token) for token in ids]
-        weights = torch.stack([calls[0][0] for calls in found])  # (layers, heads, T, T)
+        logits, weights = forward.read(ids)  # (T, V), (layers, heads, T, T)
+        tokens = [token_text(encoder.tokenizer, token) for token in ids]
         maps.append(AttentionMap(_plain(label), name, tokens, weights.numpy()))
-        predicted = logits[0].argmax(dim=-1).tolist()
+        predicted = logits.argmax(dim=-1).tolist()
         checked = _next_token_attributions(
-            model, ids, predicted[-1], steps, randomise=len(rows) < RANDOMISATION_ROWS
+            forward, name, ids, predicted[-1], steps, randomise=len(rows) < RANDOMISATION_ROWS
         )
-        values, used, gap = checked["values"], checked["steps"], checked["gap"]
-        gaps.append(gap)
-        step_counts.append(used)
-        areas.append(checked["deletion"])
-        correlations.append(checked["randomisation"])
-        rows.append(
-            {
-                "row": _plain(label),
-                "tokens": tokens,
-                "predicted_next": [token_label(encoder.tokenizer, t) for t in predicted],
-                "explained": {"next_token": token_label(encoder.tokenizer, predicted[-1])},
-                "token_attributions": [[t, v] for t, v in zip(tokens, values, strict=True)],
-                "integrated_gradients": {"steps": used, "completeness_gap": gap},
-                "deletion": {
-                    "area_attributed": checked["deletion"][0],
-                    "area_random": checked["deletion"][1],
-                },
-            }
-        )
+        figures.append(checked)
+        cell = text if isinstance(text, str) else ""
+        rows.append(_row(_plain(label), encoder.tokenizer, cell, ids, predicted, checked))
     if not rows:
         raise DataError(f"{origin}: the rows to explain hold no text in column '{name}'")
-    deleted = torch.tensor(areas, dtype=torch.float64)  # (rows, 2)
-    summary = {
+    return Explanations(rows, _summary(run, origin, name, length, steps, figures), attention=maps)
+
+
+def _row(
+    label: Any,
+    tokenizer: Any,
+    text: str,
+    ids: list[int],
+    predicted: list[int],
+    checked: dict[str, Any],
+) -> dict[str, Any]:
+    """One document's object in explanations.jsonl: its tokens, the token predicted after each,
+    the explained one's attributions by token and by word (pieces merged), and its checks."""
+    tokens = [token_text(tokenizer, token) for token in ids]
+    values = checked["values"]
+    words = text_words(tokenizer, text, len(ids))
+    return {
+        "row": label,
+        "tokens": tokens,
+        "predicted_next": [token_text(tokenizer, t) for t in predicted],
+        "explained": {"next_token": token_text(tokenizer, predicted[-1])},
+        "token_attributions": [[t, v] for t, v in zip(tokens, values, strict=True)],
+        "word_attributions": [[w, v] for w, v in word_values(words, np.array(values))],
+        "integrated_gradients": {"steps": checked["steps"], "completeness_gap": checked["gap"]},
+        "deletion": {
+            "area_attributed": checked["deletion"][0],
+            "area_random": checked["deletion"][1],
+        },
+    }
+
+
+def _summary(
+    run: Run, origin: str, name: str, length: int, steps: int, figures: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """summary.json of a language model's explanation: what was explained and the trust figures."""
+    deleted = torch.tensor([f["deletion"] for f in figures], dtype=torch.float64)  # (rows, 2)
+    gaps = torch.tensor([f["gap"] for f in figures])
+    used = torch.tensor([f["steps"] for f in figures])
+    correlations = np.array([f["randomisation"] for f in figures], dtype=float)
+    return {
         "run": str(run.path),
         "data": origin,
-        "rows": len(rows),
+        "rows": len(figures),
         "method": "ig",
         "method_name": (
             f"Integrated Gradients (Sundararajan et al. 2017) of the next token after the first "
@@ -141,33 +141,31 @@ def explain_language_model(
         "steps": steps,
         "global_importance": {},
         "trust": {
-            "completeness": completeness_summary(torch.tensor(gaps), torch.tensor(step_counts)),
+            "completeness": completeness_summary(gaps, used),
             "deletion": deletion_summary(deleted[:, 0], deleted[:, 1]),
-            "randomisation": randomisation_summary(np.array(correlations, dtype=float)),
+            "randomisation": randomisation_summary(correlations),
         },
     }
-    return Explanations(rows, summary, attention=maps)
 
 
 def _next_token_attributions(
-    model: GPT, ids: list[int], target: int, steps: int, *, randomise: bool
+    forward: NextToken, name: str, ids: list[int], target: int, steps: int, *, randomise: bool
 ) -> dict[str, Any]:
     """Each token's attribution (its embedding's, summed) to the logit of `target` after the
     last token ("values"); the steps Integrated Gradients took and its completeness gap; the
     deletion check's areas (tokens' embeddings put to 0, most attributed first, against random
     orders; trust.py); and, with `randomise`, the model-randomisation rank correlation
     (sanity.py; NaN without)."""
-    with torch.no_grad():
-        embeddings = model.embedding(torch.tensor([ids]))  # (1, T, D)
+    embeddings = forward.embed(ids)  # (1, T, D)
     space = InputSpace(
-        InputSpec(model.name, "text"),
+        InputSpec(name, "text"),
         embeddings,
         torch.zeros_like(embeddings),
         None,
         torch.arange(len(ids)).view(1, -1, 1),
         torch.ones(1, len(ids), dtype=torch.bool),
     )
-    forward, chosen = _NextToken(model).eval(), torch.tensor([target])
+    chosen = torch.tensor([target])
     size = max(1, 4096 // len(ids))
     found = attribute("ig", forward, [space], chosen, steps=steps, internal_batch_size=size)
     assert found.steps is not None and found.gap is not None
@@ -177,9 +175,14 @@ def _next_token_attributions(
     )
     correlation = float("nan")
     if randomise:
-        fresh = _NextToken(randomised_copy(model)).eval()  # type: ignore[arg-type]
         again = attribute(
-            "ig", fresh, [space], chosen, steps=steps, internal_batch_size=size, raise_steps=False
+            "ig",
+            forward.randomised(),
+            [space],
+            chosen,
+            steps=steps,
+            internal_batch_size=size,
+            raise_steps=False,
         )
         valid = valid_elements([space], "ig")
         correlation = float(

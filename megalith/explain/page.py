@@ -160,11 +160,11 @@ def _row(row: dict[str, Any], images: list[str]) -> str:
             f"{_heat_table(row['output_tokens'], row['source_words'], row['source_attributions'])}"
             f"{''.join(images)}</div>"
         )
-    if "token_attributions" in row:  # a language model's document
+    if "token_attributions" in row:  # a language model's document, by word where merged
         return (
             f"<div class='row'><h3>Row {escape(str(row['row']))}</h3>"
             f"<p>Explaining the next token, {escape(str(explained['next_token']))!r}, after:</p>"
-            f"{_words(row['token_attributions'])}</div>"
+            f"{_words(row.get('word_attributions', row['token_attributions']))}</div>"
         )
     what = explained.get("class", "the predicted value")
     parts = [

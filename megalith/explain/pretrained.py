@@ -64,7 +64,7 @@ def pretrained_spaces(
 
 
 @contextmanager
-def _eager_attention(net: Any) -> Iterator[None]:
+def eager_attention(net: Any) -> Iterator[None]:
     """The model on transformers' eager attention (which returns its weights), then back."""
     base = net.get_base_model() if hasattr(net, "get_base_model") else net
     before = base.config._attn_implementation
@@ -87,7 +87,7 @@ def pretrained_attention(
     ids = torch.as_tensor(encoded[spec.name])
     model_ids, real = model.model_ids(ids)
     net: Any = model.net
-    with _eager_attention(net), torch.no_grad():
+    with eager_attention(net), torch.no_grad():
         found = net(input_ids=model_ids, attention_mask=real.long(), output_attentions=True)
     weights = torch.stack(list(found.attentions), dim=1)  # (B, layers, heads, T, T)
     maps = []

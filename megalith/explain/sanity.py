@@ -41,7 +41,8 @@ attribution of this many rows."""
 
 def randomised_copy(model: nn.Module, seed: int = 0) -> nn.Module:
     """A copy of `model` with every parameter re-initialised as a new model's would be (and
-    batch-norm statistics reset); `model` itself and the global random state are untouched."""
+    batch-norm statistics reset; a Hugging Face model by its `_init_weights`); `model` itself
+    and the global random state are untouched."""
     fresh = copy.deepcopy(model)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -49,6 +50,11 @@ def randomised_copy(model: nn.Module, seed: int = 0) -> nn.Module:
             reset = getattr(module, "reset_parameters", None)
             if callable(reset):
                 reset()
+            # a Hugging Face model's own initialisation: its layers need not have
+            # reset_parameters (GPT-2's Conv1D has none)
+            initialise = getattr(module, "_init_weights", None)
+            if callable(initialise) and hasattr(module, "config"):
+                module.apply(initialise)
     return fresh.eval()
 
 
