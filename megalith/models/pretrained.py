@@ -18,6 +18,7 @@ tensors, `adapter/` in the run directory is the adapter in peft's own format, an
 from __future__ import annotations
 
 import copy
+import inspect
 import os
 import shutil
 from collections.abc import Callable, Sequence
@@ -167,9 +168,12 @@ class PretrainedModel(nn.Module):
         self, tokens: torch.Tensor, caches: Any, *, use_cache: bool
     ) -> tuple[torch.Tensor, Any]:
         ids, _ = self.model_ids(tokens)  # right padding after causal attention changes nothing
-        out = self.net(input_ids=ids, past_key_values=caches, use_cache=use_cache)
+        params = inspect.signature(self.net.forward).parameters  # transformers 5 renamed it
+        key = "cache" if "cache" in params else "past_key_values"
+        given = {} if caches is None else {key: caches}
+        out = self.net(input_ids=ids, use_cache=use_cache, **given)
         logits = out.logits
-        return F.pad(logits, (1, 0), value=torch.finfo(logits.dtype).min), out.past_key_values
+        return F.pad(logits, (1, 0), value=torch.finfo(logits.dtype).min), out.get(key)
 
     @property
     def recompute(self) -> bool:
