@@ -3,7 +3,7 @@ differentially private one (DP-SGD through Opacus, `train.privacy`; docs/privacy
 
 What changes, and why (each change is repeated as a note in the written config):
 - `train.privacy` with the target epsilon (delta left to its default, 1 / (10 N));
-- batches of about a fifth of the train rows (at least 256, at most 4,096): DP-SGD adds the same
+- batches of about a fifth of the train rows (a power of two, at most 4,096): DP-SGD adds the same
   noise to every step whatever the batch, so a larger batch drowns it better (De et al. 2022,
   Li et al. 2022), and the epochs raised so that the run takes about PRIVATE_STEPS noisy steps
   (on the benchmark's 9,000 train rows: 2,048 rows for 60 epochs, the best it found);
@@ -115,6 +115,9 @@ def expected_train_rows(frame: pd.DataFrame, split: dict[str, Any]) -> int:
 
 
 def private_batch_size(train_rows: int) -> int:
-    """About a fifth of the train rows, a power of two between 256 and 4,096."""
-    target = max(256, min(4096, train_rows / 5))
+    """About a fifth of the train rows, a power of two, at most 4,096: from 256 up on tables of
+    1,280 train rows or more, smaller below. A floor of 256 would reach or pass the train rows
+    of a small table, and then every step takes every row (q = 1): no amplification by
+    sampling, and far more noise for the same epsilon (train says so before step 0)."""
+    target = max(1.0, min(4096.0, train_rows / 5))
     return int(2 ** round(math.log2(target)))
