@@ -72,8 +72,16 @@ def with_privacy(inference: Inference, epsilon: float, train_rows: int) -> Infer
     batch = private_batch_size(train_rows)
     steps_per_epoch = max(1, math.ceil(train_rows / batch))
     epochs = min(_MAX_EPOCHS, max(_MIN_EPOCHS, math.ceil(PRIVATE_STEPS / steps_per_epoch)))
-    train.pop("early_stop", None)
+    old_steps = int(train.get("epochs", epochs)) * max(
+        1, math.ceil(train_rows / int(train.get("batch_size", batch)))
+    )
+    if train.pop("early_stop", None) is not None:  # a note on it (images') no longer holds
+        notices = [n for n in notices if "early stopping after" not in n]
     train.update(batch_size=batch, epochs=epochs)
+    schedule = train.get("schedule")
+    if isinstance(schedule, dict) and schedule.get("warmup_steps"):  # the same share of the run
+        share = int(schedule["warmup_steps"]) / old_steps
+        schedule["warmup_steps"] = max(1, round(share * steps_per_epoch * epochs))
     texts = [
         f for f in config["inputs"] if f["type"] == "text" and f.get("encoder") in (None, "bag")
     ]
@@ -92,8 +100,9 @@ def with_privacy(inference: Inference, epsilon: float, train_rows: int) -> Infer
     )
     notices.append(
         f"train.batch_size {batch} and {epochs} epochs (about {steps_per_epoch * epochs} noisy "
-        "steps): DP-SGD adds the same noise to every step, so large batches and more epochs "
-        "keep more accuracy; no early stopping, as epsilon is spent for the planned steps"
+        f"steps{_warmup_text(schedule)}): DP-SGD adds the same noise to every step, so large "
+        "batches and more epochs keep more accuracy; no early stopping, as epsilon is spent for "
+        "the planned steps"
     )
     if bag_only:
         names = ", ".join(f["name"] for f in texts)
@@ -104,6 +113,13 @@ def with_privacy(inference: Inference, epsilon: float, train_rows: int) -> Infer
         )
     summary = inference.summary
     return Inference(config, notices, summary)
+
+
+def _warmup_text(schedule: Any) -> str:
+    """', the learning rate warmed up over the first N' when the config warms it up."""
+    if isinstance(schedule, dict) and schedule.get("warmup_steps"):
+        return f", the learning rate warmed up over the first {schedule['warmup_steps']}"
+    return ""
 
 
 def expected_train_rows(frame: pd.DataFrame, split: dict[str, Any]) -> int:
