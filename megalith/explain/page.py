@@ -52,6 +52,12 @@ def explain_page(explanations: Explanations, pngs: dict[str, bytes]) -> str:
     for image in explanations.images:
         name = image_name(image)
         if name not in pngs:  # drawn for the first rows only (output.IMAGES_DRAWN)
+            key = name.removeprefix("images/").removesuffix(".png")
+            tag = (
+                f"<p class='undrawn'>{escape(image.column)}: its map is drawn for the first "
+                f"rows only; image_maps.safetensors holds it, key '{escape(key)}'</p>"
+            )
+            by_row.setdefault(str(image.row), []).append(tag)
             continue
         tag = f"<img alt='{escape(name)}' src='{data_uri(pngs[name])}'>"
         by_row.setdefault(str(image.row), []).append(tag)
