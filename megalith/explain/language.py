@@ -34,6 +34,7 @@ from megalith.explain.sanity import (
     valid_elements,
 )
 from megalith.explain.space import InputSpace
+from megalith.explain.timing import PartTimes
 from megalith.explain.trust import completeness_summary, deletion_curves, deletion_summary
 from megalith.models.gpt import GPT
 
@@ -80,7 +81,9 @@ def explain_language_model(
     if name not in frame.columns:
         raise DataError(f"{origin}: no column '{name}' holding the documents to explain")
     length = min(ATTENTION_TOKENS, model.context)
-    ids_by_row = encoder.encode(frame[name])
+    times = PartTimes()
+    with times.part("encode"):
+        ids_by_row = encoder.encode(frame[name])
     modules = attention_modules(model.blocks)
     rows: list[dict[str, Any]] = []
     maps: list[AttentionMap] = []
@@ -93,15 +96,16 @@ def explain_language_model(
         ids = ids[:length]
         if not ids:
             continue
-        with recorded_attention(modules) as found, torch.no_grad():
-            logits, _ = model.decode(torch.tensor([ids]))  # (1, T, V)
+        with times.part("attention"), recorded_attention(modules) as found, torch.no_grad():
+            logits, _ = model.decode(torch.tensor([ids]))  # (1, T, V): the maps and prediction
         tokens = [token_label(encoder.tokenizer, token) for token in ids]
         weights = torch.stack([calls[0][0] for calls in found])  # (layers, heads, T, T)
         maps.append(AttentionMap(_plain(label), name, tokens, weights.numpy()))
         predicted = logits[0].argmax(dim=-1).tolist()
         checked = _next_token_attributions(
-            model, ids, predicted[-1], steps, randomise=len(rows) < RANDOMISATION_ROWS
-        )
+            model, ids, predicted[-1], steps, randomise=len(rows) < RANDOMISATION_ROWS,
+            times=times,
+        )  # fmt: skip
         values, used, gap = checked["values"], checked["steps"], checked["gap"]
         gaps.append(gap)
         step_counts.append(used)
@@ -145,12 +149,13 @@ def explain_language_model(
             "deletion": deletion_summary(deleted[:, 0], deleted[:, 1]),
             "randomisation": randomisation_summary(np.array(correlations, dtype=float)),
         },
+        "seconds_by_part": times.as_json(),
     }
     return Explanations(rows, summary, attention=maps)
 
 
 def _next_token_attributions(
-    model: GPT, ids: list[int], target: int, steps: int, *, randomise: bool
+    model: GPT, ids: list[int], target: int, steps: int, *, randomise: bool, times: PartTimes
 ) -> dict[str, Any]:
     """Each token's attribution (its embedding's, summed) to the logit of `target` after the
     last token ("values"); the steps Integrated Gradients took and its completeness gap; the
@@ -169,22 +174,26 @@ def _next_token_attributions(
     )
     forward, chosen = _NextToken(model).eval(), torch.tensor([target])
     size = max(1, 4096 // len(ids))
-    found = attribute("ig", forward, [space], chosen, steps=steps, internal_batch_size=size)
+    with times.part("ig"):
+        found = attribute("ig", forward, [space], chosen, steps=steps, internal_batch_size=size)
     assert found.steps is not None and found.gap is not None
     values = found.values[0].sum(dim=-1)  # (1, T)
-    attributed, random = deletion_curves(
-        forward, [space], chosen, values.double(), space.valid, internal_batch_size=size
-    )
+    with times.part("deletion"):
+        attributed, random = deletion_curves(
+            forward, [space], chosen, values.double(), space.valid, internal_batch_size=size
+        )
     correlation = float("nan")
     if randomise:
-        fresh = _NextToken(randomised_copy(model)).eval()  # type: ignore[arg-type]
-        again = attribute(
-            "ig", fresh, [space], chosen, steps=steps, internal_batch_size=size, raise_steps=False
-        )
-        valid = valid_elements([space], "ig")
-        correlation = float(
-            rank_correlations(flattened(found.values), flattened(again.values), valid)[0]
-        )
+        with times.part("randomisation"):
+            fresh = _NextToken(randomised_copy(model)).eval()  # type: ignore[arg-type]
+            again = attribute(
+                "ig", fresh, [space], chosen, steps=steps, internal_batch_size=size,
+                raise_steps=False,
+            )  # fmt: skip
+            valid = valid_elements([space], "ig")
+            correlation = float(
+                rank_correlations(flattened(found.values), flattened(again.values), valid)[0]
+            )
     return {
         "values": values[0].tolist(),
         "steps": int(found.steps[0]),

@@ -28,6 +28,7 @@ from megalith.explain.attention import (
 from megalith.explain.mapping import text_words, word_values
 from megalith.explain.sanity import RANDOMISATION_ROWS, randomisation_summary, randomised_copy
 from megalith.explain.seq2seq_tokens import SourceAttributions, source_attributions
+from megalith.explain.timing import PartTimes
 from megalith.explain.trust import DELETION_ROWS, completeness_summary, deletion_summary
 from megalith.models.seq2seq import Seq2Seq, beam_search
 
@@ -62,11 +63,14 @@ def explain_seq2seq(
     model.eval()
     if model.source_name not in frame.columns:
         raise DataError(f"{origin}: no column '{model.source_name}' holding the sources to explain")
-    sources = run.preprocessor.encode_inputs(frame, base_dir=None, origin=origin)[
-        model.source_name
-    ]  # (B, S) int64
+    times = PartTimes()
+    with times.part("encode"):
+        sources = run.preprocessor.encode_inputs(frame, base_dir=None, origin=origin)[
+            model.source_name
+        ]  # (B, S) int64
     beams = int(getattr(run.config.model, "beam_size", 1))
-    randomised = randomised_copy(model)  # one copy for every row's randomisation check
+    with times.part("randomisation"):
+        randomised = randomised_copy(model)  # one copy for every row's randomisation check
     assert isinstance(randomised, Seq2Seq)
     rows: list[dict[str, Any]] = []
     maps: list[AttentionMap] = []
@@ -75,11 +79,12 @@ def explain_seq2seq(
     for label, ids, text in zip(frame.index, sources, texts, strict=True):
         real = [p for p, token in enumerate(ids.tolist()) if token != PAD or p == 0]
         source = torch.as_tensor(ids[: real[-1] + 1]).unsqueeze(0)  # (1, S): padding cut off
-        with torch.no_grad():
+        with times.part("predict"), torch.no_grad():
             written = [int(t) for t in beam_search(model, source, beams)[0] if t not in (PAD,)]
         written = written[: written.index(EOS)] if EOS in written else written
         row = label.item() if hasattr(label, "item") else label
-        row_maps, explained = _attention(run, model, row, source, written, real)
+        with times.part("attention"):
+            row_maps, explained = _attention(run, model, row, source, written, real)
         maps.extend(row_maps)
         attributed = source_attributions(
             model,
@@ -90,6 +95,7 @@ def explain_seq2seq(
             internal_batch_size=internal_batch_size,
             randomised=randomised if len(found) < RANDOMISATION_ROWS else None,
             deletion=len(found) < DELETION_ROWS,
+            times=times,
         )
         found.append(attributed)
         explained["row"] = row
@@ -97,6 +103,7 @@ def explain_seq2seq(
             _row_json(run, explained, text, attributed, checked=len(found) <= DELETION_ROWS)
         )
     summary = _summary(run, origin, len(rows), beams, steps, found)
+    summary["seconds_by_part"] = times.as_json()
     return Explanations(rows, summary, attention=maps)
 
 
