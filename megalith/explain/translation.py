@@ -160,6 +160,9 @@ def _row_json(
             "completeness_gap": [round(float(g), 6) for g in found.gaps],
         },
     }
+    cut = len(text_words(tokenizer, text, 1 << 30)) - len(words)  # past max_length
+    if cut > 0:
+        row["source_words_cut"] = cut
     if checked:
         row["deletion"] = {
             "area_attributed": found.deletion[0],
