@@ -11,6 +11,7 @@ sub-word pieces are merged back into words as for text inputs (mapping.py).
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -85,6 +86,7 @@ def explain_seq2seq(
         row = label.item() if hasattr(label, "item") else label
         with times.part("attention"):
             row_maps, explained = _attention(run, model, row, source, written, real)
+        read = int(ids[0]) != PAD  # an empty source has no token to remove in the deletion check
         maps.extend(row_maps)
         attributed = source_attributions(
             model,
@@ -94,14 +96,13 @@ def explain_seq2seq(
             steps=steps,
             internal_batch_size=internal_batch_size,
             randomised=randomised if len(found) < RANDOMISATION_ROWS else None,
-            deletion=len(found) < DELETION_ROWS,
+            deletion=len(found) < DELETION_ROWS and read,
             times=times,
         )
         found.append(attributed)
         explained["row"] = row
-        rows.append(
-            _row_json(run, explained, text, attributed, checked=len(found) <= DELETION_ROWS)
-        )
+        checked = len(found) <= DELETION_ROWS and read
+        rows.append(_row_json(run, explained, text, attributed, checked=checked))
     summary = _summary(run, origin, len(rows), beams, steps, found)
     summary["seconds_by_part"] = times.as_json()
     return Explanations(rows, summary, attention=maps)
@@ -179,8 +180,15 @@ def _summary(
     RANDOMISATION_ROWS)."""
     model = run.model
     assert isinstance(model, Seq2Seq)
-    checked = found[:DELETION_ROWS]
+    checked = [f for f in found[:DELETION_ROWS] if not math.isnan(f.deletion[0])]
     areas = torch.tensor([f.deletion for f in checked], dtype=torch.float64)  # (rows, 2)
+    deletion: dict[str, Any] = {
+        "rows": 0,
+        "passed": True,
+        "note": "not measured: no row has a source token to remove",
+    }
+    if checked:  # rows with an empty source are left out: there is nothing to remove
+        deletion = deletion_summary(areas[:, 0], areas[:, 1])
     correlations = np.array([f.randomisation for f in found], dtype=float)
     return {
         "run": str(run.path),
@@ -203,7 +211,7 @@ def _summary(
             "completeness": completeness_summary(
                 torch.cat([f.gaps for f in found]), torch.cat([f.steps for f in found])
             ),
-            "deletion": deletion_summary(areas[:, 0], areas[:, 1]),
+            "deletion": deletion,
             "randomisation": randomisation_summary(correlations),
         },
     }

@@ -44,3 +44,28 @@ def test_words_past_max_length_are_counted_and_shown() -> None:
                "global_importance": {}}  # fmt: skip
     page = explain_page(Explanations([long], summary), {})
     assert "read the first 5 source words; the 3 after them" in page
+
+
+def _found(deletion: tuple[float, float]) -> SourceAttributions:
+    return SourceAttributions(
+        torch.ones(2, 3, dtype=torch.float64), torch.tensor([50, 50]), torch.zeros(2),
+        deletion, float("nan"),
+    )  # fmt: skip
+
+
+def test_rows_with_an_empty_source_are_left_out_of_the_deletion_check() -> None:
+    from megalith.explain.translation import _summary
+
+    model = Seq2Seq(
+        Seq2SeqConfig(layers=1, heads=2, dim=8, dropout=0.0),
+        InputSpec("word", "text", vocab_size=20, shape=(3,)),
+        OutputSpec("copied", "text", num_classes=20, shape=(8,)),
+    )
+    run: Any = SimpleNamespace(model=model, path="r")
+    empty = (float("nan"), float("nan"))  # an empty source: its deletion check not run
+    summary = _summary(run, "d", 2, 1, 50, [_found((0.5, 0.2)), _found(empty)])
+    deletion = summary["trust"]["deletion"]
+    assert deletion["rows"] == 1 and deletion["passed"]
+    assert deletion["rows_better_than_random"] == 1.0
+    nothing = _summary(run, "d", 1, 1, 50, [_found(empty)])["trust"]["deletion"]
+    assert nothing["rows"] == 0 and nothing["passed"] and "not measured" in nothing["note"]
