@@ -99,6 +99,13 @@ def with_privacy(inference: Inference, epsilon: float, train_rows: int) -> Infer
         "rows (docs/privacy.md)"
     )
     notices.append(
+        "train.privacy.max_grad_norm 1: each row's gradient is clipped to 1, the private text "
+        "bag's best (docs/privacy.md, Text models)"
+        if bag_only
+        else "train.privacy.max_grad_norm 5: each row's gradient is clipped to 5; the benchmark "
+        "table's MLP kept 0.59 accuracy at a clip of 1, 0.73 at 5 (docs/privacy.md)"
+    )
+    notices.append(
         f"train.batch_size {batch} and {epochs} epochs (about {steps_per_epoch * epochs} noisy "
         f"steps{_warmup_text(schedule)}): DP-SGD adds the same noise to every step, so large "
         "batches and more epochs keep more accuracy; no early stopping, as epsilon is spent for "

@@ -30,4 +30,5 @@ def test_a_private_image_config_says_nothing_stale(tmp_path: Path) -> None:
     assert train["schedule"]["warmup_steps"] == round(steps / 20)  # 5%, as before
     assert not any("early stopping after" in note for note in private.notices)
     assert any("small CNN" in note for note in private.notices)  # the model's note stays
+    assert any("max_grad_norm 5" in note for note in private.notices)  # the clip, and why
     assert any(f"warmed up over the first {round(steps / 20)}" in n for n in private.notices)
