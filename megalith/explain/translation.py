@@ -202,7 +202,8 @@ def _summary(
         ),
         "output": model.name,
         "output_type": "text",
-        "target": f"each token of the output written by beam search ({beams} beams)",
+        "target": "each token of the output written by "
+        + (f"beam search ({beams} beams)" if beams > 1 else "greedy decoding (beam_size 1)"),
         "units": "log-probability (attention: weights, each token's summing to 1)",
         "baselines": "source token embeddings 0 (the padding embedding), positions kept",
         "steps": steps,
