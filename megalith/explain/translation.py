@@ -210,7 +210,9 @@ def _summary(
         "global_importance": {},
         "trust": {
             "completeness": completeness_summary(
-                torch.cat([f.gaps for f in found]), torch.cat([f.steps for f in found])
+                torch.cat([f.gaps for f in found]),
+                torch.cat([f.steps for f in found]),
+                unit="written token",
             ),
             "deletion": deletion,
             "randomisation": randomisation_summary(correlations),

@@ -68,6 +68,7 @@ def test_rows_with_an_empty_source_are_left_out_of_the_deletion_check() -> None:
     assert deletion["rows"] == 1 and deletion["passed"]
     assert deletion["rows_better_than_random"] == 1.0
     assert summary["target"].endswith("greedy decoding (beam_size 1)")  # not "(1 beams)"
+    assert summary["trust"]["completeness"]["note"].startswith("every written token's")
     assert _summary(run, "d", 1, 4, 50, [_found(empty)])["target"].endswith("(4 beams)")
     nothing = _summary(run, "d", 1, 1, 50, [_found(empty)])["trust"]["deletion"]
     assert nothing["rows"] == 0 and nothing["passed"] and "not measured" in nothing["note"]
