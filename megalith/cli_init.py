@@ -93,6 +93,11 @@ def init(
                 if folder
                 else f"give --target COLUMN: the column of {data} to predict"
             )
+        if private:  # refused as with_privacy refuses a recommender (it was silently ignored)
+            fail(
+                f"--private: {data} gives a recommender, which private training does not cover "
+                "yet (docs/privacy.md, Models); leave out --private"
+            )
         _write(interactions, output)
         return
     try:

@@ -68,9 +68,9 @@ def apply_image_defaults(
     notices.append(
         f"about {rows} train rows: {epochs} epochs of {steps_per_epoch} steps ({total} steps), "
         "learning rate warmed up over the first 5% then cosine-decayed, early stopping after "
-        f"{max(10, epochs // 4)} epochs without a better val/loss; a small CNN "
-        "(model.channels [32, 64, 128], each stage halving the resolution)"
-    )
+        f"{max(10, epochs // 4)} epochs without a better val/loss"
+    )  # init --private replaces this one (infer_private.py): keep the model's note apart
+    notices.append("a small CNN (model.channels [32, 64, 128], each stage halving the resolution)")
 
 
 def _train_rows(frame: pd.DataFrame, split: dict[str, Any]) -> int:

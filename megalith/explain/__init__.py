@@ -111,8 +111,8 @@ def explain_run(
             completeness gap is at most 5%).
         internal_batch_size: the most (row, step) pairs in one forward pass: bounds memory
             (default: about 2 million attributed numbers per pass, 64 to 4,096 pairs).
-        attention: record the attention maps of Transformer-encoded inputs (a GPT run is
-            explained by its attention maps alone, whatever this says).
+        attention: record the attention maps of Transformer-encoded inputs (a GPT or seq2seq
+            run is explained with its attention maps, whatever this says).
 
     Raises:
         RunError: the method, output or target is unknown, or the family is not supported yet.

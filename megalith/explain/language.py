@@ -31,6 +31,7 @@ from megalith.explain.sanity import (
     valid_elements,
 )
 from megalith.explain.space import InputSpace
+from megalith.explain.timing import PartTimes
 from megalith.explain.trust import completeness_summary, deletion_curves, deletion_summary
 
 if TYPE_CHECKING:
@@ -64,7 +65,9 @@ def explain_language_model(
     if name not in frame.columns:
         raise DataError(f"{origin}: no column '{name}' holding the documents to explain")
     length = min(ATTENTION_TOKENS, model.context)
-    ids_by_row = encoder.encode(frame[name])
+    times = PartTimes()
+    with times.part("encode"):
+        ids_by_row = encoder.encode(frame[name])
     rows: list[dict[str, Any]] = []
     maps: list[AttentionMap] = []
     figures: list[dict[str, Any]] = []
@@ -73,19 +76,23 @@ def explain_language_model(
         ids = ids[:length]
         if not ids:
             continue
-        logits, weights = forward.read(ids)  # (T, V), (layers, heads, T, T)
+        with times.part("attention"):
+            logits, weights = forward.read(ids)  # (T, V), (layers, heads, T, T): maps, prediction
         tokens = [token_text(encoder.tokenizer, token) for token in ids]
         maps.append(AttentionMap(_plain(label), name, tokens, weights.numpy()))
         predicted = logits.argmax(dim=-1).tolist()
         checked = _next_token_attributions(
-            forward, name, ids, predicted[-1], steps, randomise=len(rows) < RANDOMISATION_ROWS
-        )
+            forward, name, ids, predicted[-1], steps, randomise=len(rows) < RANDOMISATION_ROWS,
+            times=times,
+        )  # fmt: skip
         figures.append(checked)
         cell = text if isinstance(text, str) else ""
         rows.append(_row(_plain(label), encoder.tokenizer, cell, ids, predicted, checked))
     if not rows:
         raise DataError(f"{origin}: the rows to explain hold no text in column '{name}'")
-    return Explanations(rows, _summary(run, origin, name, length, steps, figures), attention=maps)
+    summary = _summary(run, origin, name, length, steps, figures)
+    summary["seconds_by_part"] = times.as_json()
+    return Explanations(rows, summary, attention=maps)
 
 
 def _row(
@@ -149,7 +156,14 @@ def _summary(
 
 
 def _next_token_attributions(
-    forward: NextToken, name: str, ids: list[int], target: int, steps: int, *, randomise: bool
+    forward: NextToken,
+    name: str,
+    ids: list[int],
+    target: int,
+    steps: int,
+    *,
+    randomise: bool,
+    times: PartTimes,
 ) -> dict[str, Any]:
     """Each token's attribution (its embedding's, summed) to the logit of `target` after the
     last token ("values"); the steps Integrated Gradients took and its completeness gap; the
@@ -167,27 +181,18 @@ def _next_token_attributions(
     )
     chosen = torch.tensor([target])
     size = max(1, 4096 // len(ids))
-    found = attribute("ig", forward, [space], chosen, steps=steps, internal_batch_size=size)
+    with times.part("ig"):
+        found = attribute("ig", forward, [space], chosen, steps=steps, internal_batch_size=size)
     assert found.steps is not None and found.gap is not None
     values = found.values[0].sum(dim=-1)  # (1, T)
-    attributed, random = deletion_curves(
-        forward, [space], chosen, values.double(), space.valid, internal_batch_size=size
-    )
+    with times.part("deletion"):
+        attributed, random = deletion_curves(
+            forward, [space], chosen, values.double(), space.valid, internal_batch_size=size
+        )
     correlation = float("nan")
     if randomise:
-        again = attribute(
-            "ig",
-            forward.randomised(),
-            [space],
-            chosen,
-            steps=steps,
-            internal_batch_size=size,
-            raise_steps=False,
-        )
-        valid = valid_elements([space], "ig")
-        correlation = float(
-            rank_correlations(flattened(found.values), flattened(again.values), valid)[0]
-        )
+        with times.part("randomisation"):
+            correlation = _randomised_correlation(forward, space, chosen, found, steps, size)
     return {
         "values": values[0].tolist(),
         "steps": int(found.steps[0]),
@@ -195,6 +200,24 @@ def _next_token_attributions(
         "deletion": (float(attributed[0]), float(random[0])),
         "randomisation": correlation,
     }
+
+
+def _randomised_correlation(
+    forward: NextToken, space: InputSpace, chosen: torch.Tensor, found: Any, steps: int, size: int
+) -> float:
+    """The rank correlation of the attributions with those of a weight-randomised copy of the
+    model (the model-randomisation test, Adebayo et al. 2018; sanity.py)."""
+    again = attribute(
+        "ig",
+        forward.randomised(),
+        [space],
+        chosen,
+        steps=steps,
+        internal_batch_size=size,
+        raise_steps=False,
+    )
+    valid = valid_elements([space], "ig")
+    return float(rank_correlations(flattened(found.values), flattened(again.values), valid)[0])
 
 
 def _plain(value: Any) -> Any:

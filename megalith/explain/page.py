@@ -52,6 +52,12 @@ def explain_page(explanations: Explanations, pngs: dict[str, bytes]) -> str:
     for image in explanations.images:
         name = image_name(image)
         if name not in pngs:  # drawn for the first rows only (output.IMAGES_DRAWN)
+            key = name.removeprefix("images/").removesuffix(".png")
+            tag = (
+                f"<p class='undrawn'>{escape(image.column)}: its map is drawn for the first "
+                f"rows only; image_maps.safetensors holds it, key '{escape(key)}'</p>"
+            )
+            by_row.setdefault(str(image.row), []).append(tag)
             continue
         tag = f"<img alt='{escape(name)}' src='{data_uri(pngs[name])}'>"
         by_row.setdefault(str(image.row), []).append(tag)
@@ -150,6 +156,18 @@ def _heat_table(down: list[str], across: list[str], values: list[list[float]]) -
     return f"<table class='heat'><tr><th></th>{head}</tr>{''.join(body)}</table>"
 
 
+def _cut_words(row: dict[str, Any]) -> str:
+    """A seq2seq row whose source was longer than the model reads: say so, as the table
+    shows only the words it read."""
+    cut = row.get("source_words_cut", 0)
+    if not cut:
+        return ""
+    return (
+        f"<p class='cut'>The model read the first {len(row['source_words'])} source words; the "
+        f"{cut} after them, past the source's max_length, were cut off and have no value.</p>"
+    )
+
+
 def _row(row: dict[str, Any], images: list[str]) -> str:
     explained = row["explained"]
     if "source_attributions" in row:  # a seq2seq row: written token x source word
@@ -157,6 +175,7 @@ def _row(row: dict[str, Any], images: list[str]) -> str:
             f"<div class='row'><h3>Row {escape(str(row['row']))}</h3>"
             f"<p>Wrote {escape(str(explained['written']))!r}; each written token's "
             "log-probability by source word:</p>"
+            f"{_cut_words(row)}"
             f"{_heat_table(row['output_tokens'], row['source_words'], row['source_attributions'])}"
             f"{''.join(images)}</div>"
         )

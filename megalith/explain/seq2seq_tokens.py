@@ -24,6 +24,7 @@ from megalith.data.specs import InputSpec
 from megalith.explain.methods import attribute
 from megalith.explain.sanity import flattened, rank_correlations, valid_elements
 from megalith.explain.space import InputSpace
+from megalith.explain.timing import PartTimes
 from megalith.explain.trust import deletion_curves
 from megalith.models.seq2seq import Seq2Seq
 
@@ -77,6 +78,7 @@ def source_attributions(
     internal_batch_size: int | None = None,
     randomised: Seq2Seq | None = None,
     deletion: bool = True,
+    times: PartTimes | None = None,
 ) -> SourceAttributions:
     """Attribute each written token of one row to its source tokens.
 
@@ -89,6 +91,7 @@ def source_attributions(
         randomised: the same architecture re-initialised (sanity.py); given, the rank
             correlation of the two explanations is measured.
         deletion: run the deletion check (else its areas are NaN).
+        times: given, the seconds of ig, deletion and randomisation are added to it.
     """
     from megalith.data.tokenizers import BOS
 
@@ -106,21 +109,24 @@ def source_attributions(
         torch.arange(length).view(1, length, 1),
         torch.ones(count, length, dtype=torch.bool),
     )
-    size = internal_batch_size or max(1, 4096 // length)
+    # Captum takes every written token in each pass: fewer pairs than tokens is not possible
+    size = max(count, internal_batch_size or max(1, 4096 // length))
     forward = WrittenLogProbs(model, decoder_input, targets, total=False).eval()
     chosen = torch.arange(count)  # written token t explains column t
-    found = attribute("ig", forward, [space], chosen, steps=steps, internal_batch_size=size)
+    times = times or PartTimes()
+    with times.part("ig"):
+        found = attribute("ig", forward, [space], chosen, steps=steps, internal_batch_size=size)
     assert found.steps is not None and found.gap is not None
     per_token = found.values[0].sum(dim=-1).double()  # (T, S)
-    return SourceAttributions(
-        per_token,
-        found.steps,
-        found.gap,
-        _deletion(model, space, decoder_input, targets, per_token, size)
-        if deletion
-        else (float("nan"), float("nan")),
-        _randomisation(randomised, space, decoder_input, targets, found.values[0], steps, size),
-    )
+    areas = (float("nan"), float("nan"))
+    if deletion:
+        with times.part("deletion"):
+            areas = _deletion(model, space, decoder_input, targets, per_token, size)
+    with times.part("randomisation"):
+        correlation = _randomisation(
+            randomised, space, decoder_input, targets, found.values[0], steps, size
+        )
+    return SourceAttributions(per_token, found.steps, found.gap, areas, correlation)
 
 
 def _deletion(

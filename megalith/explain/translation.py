@@ -11,6 +11,7 @@ sub-word pieces are merged back into words as for text inputs (mapping.py).
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,6 +29,7 @@ from megalith.explain.attention import (
 from megalith.explain.mapping import text_words, word_values
 from megalith.explain.sanity import RANDOMISATION_ROWS, randomisation_summary, randomised_copy
 from megalith.explain.seq2seq_tokens import SourceAttributions, source_attributions
+from megalith.explain.timing import PartTimes
 from megalith.explain.trust import DELETION_ROWS, completeness_summary, deletion_summary
 from megalith.models.seq2seq import Seq2Seq, beam_search
 
@@ -62,11 +64,14 @@ def explain_seq2seq(
     model.eval()
     if model.source_name not in frame.columns:
         raise DataError(f"{origin}: no column '{model.source_name}' holding the sources to explain")
-    sources = run.preprocessor.encode_inputs(frame, base_dir=None, origin=origin)[
-        model.source_name
-    ]  # (B, S) int64
+    times = PartTimes()
+    with times.part("encode"):
+        sources = run.preprocessor.encode_inputs(frame, base_dir=None, origin=origin)[
+            model.source_name
+        ]  # (B, S) int64
     beams = int(getattr(run.config.model, "beam_size", 1))
-    randomised = randomised_copy(model)  # one copy for every row's randomisation check
+    with times.part("randomisation"):
+        randomised = randomised_copy(model)  # one copy for every row's randomisation check
     assert isinstance(randomised, Seq2Seq)
     rows: list[dict[str, Any]] = []
     maps: list[AttentionMap] = []
@@ -75,11 +80,13 @@ def explain_seq2seq(
     for label, ids, text in zip(frame.index, sources, texts, strict=True):
         real = [p for p, token in enumerate(ids.tolist()) if token != PAD or p == 0]
         source = torch.as_tensor(ids[: real[-1] + 1]).unsqueeze(0)  # (1, S): padding cut off
-        with torch.no_grad():
+        with times.part("predict"), torch.no_grad():
             written = [int(t) for t in beam_search(model, source, beams)[0] if t not in (PAD,)]
         written = written[: written.index(EOS)] if EOS in written else written
         row = label.item() if hasattr(label, "item") else label
-        row_maps, explained = _attention(run, model, row, source, written, real)
+        with times.part("attention"):
+            row_maps, explained = _attention(run, model, row, source, written, real)
+        read = int(ids[0]) != PAD  # an empty source has no token to remove in the deletion check
         maps.extend(row_maps)
         attributed = source_attributions(
             model,
@@ -89,14 +96,15 @@ def explain_seq2seq(
             steps=steps,
             internal_batch_size=internal_batch_size,
             randomised=randomised if len(found) < RANDOMISATION_ROWS else None,
-            deletion=len(found) < DELETION_ROWS,
+            deletion=len(found) < DELETION_ROWS and read,
+            times=times,
         )
         found.append(attributed)
         explained["row"] = row
-        rows.append(
-            _row_json(run, explained, text, attributed, checked=len(found) <= DELETION_ROWS)
-        )
+        checked = len(found) <= DELETION_ROWS and read
+        rows.append(_row_json(run, explained, text, attributed, checked=checked))
     summary = _summary(run, origin, len(rows), beams, steps, found)
+    summary["seconds_by_part"] = times.as_json()
     return Explanations(rows, summary, attention=maps)
 
 
@@ -153,6 +161,9 @@ def _row_json(
             "completeness_gap": [round(float(g), 6) for g in found.gaps],
         },
     }
+    cut = len(text_words(tokenizer, text, 1 << 30)) - len(words)  # past max_length
+    if cut > 0:
+        row["source_words_cut"] = cut
     if checked:
         row["deletion"] = {
             "area_attributed": found.deletion[0],
@@ -169,8 +180,15 @@ def _summary(
     RANDOMISATION_ROWS)."""
     model = run.model
     assert isinstance(model, Seq2Seq)
-    checked = found[:DELETION_ROWS]
+    checked = [f for f in found[:DELETION_ROWS] if not math.isnan(f.deletion[0])]
     areas = torch.tensor([f.deletion for f in checked], dtype=torch.float64)  # (rows, 2)
+    deletion: dict[str, Any] = {
+        "rows": 0,
+        "passed": True,
+        "note": "not measured: no row has a source token to remove",
+    }
+    if checked:  # rows with an empty source are left out: there is nothing to remove
+        deletion = deletion_summary(areas[:, 0], areas[:, 1])
     correlations = np.array([f.randomisation for f in found], dtype=float)
     return {
         "run": str(run.path),
@@ -184,16 +202,19 @@ def _summary(
         ),
         "output": model.name,
         "output_type": "text",
-        "target": f"each token of the output written by beam search ({beams} beams)",
+        "target": "each token of the output written by "
+        + (f"beam search ({beams} beams)" if beams > 1 else "greedy decoding (beam_size 1)"),
         "units": "log-probability (attention: weights, each token's summing to 1)",
         "baselines": "source token embeddings 0 (the padding embedding), positions kept",
         "steps": steps,
         "global_importance": {},
         "trust": {
             "completeness": completeness_summary(
-                torch.cat([f.gaps for f in found]), torch.cat([f.steps for f in found])
+                torch.cat([f.gaps for f in found]),
+                torch.cat([f.steps for f in found]),
+                unit="written token",
             ),
-            "deletion": deletion_summary(areas[:, 0], areas[:, 1]),
+            "deletion": deletion,
             "randomisation": randomisation_summary(correlations),
         },
     }

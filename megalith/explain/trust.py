@@ -146,8 +146,11 @@ def _remove(space: InputSpace, removed: torch.Tensor, rows: int) -> torch.Tensor
     return torch.where(gone, space.baseline, space.values)
 
 
-def completeness_summary(gaps: torch.Tensor, used: torch.Tensor) -> dict[str, Any]:
-    """The completeness figures of Integrated Gradients over rows: gaps (B,), steps used (B,)."""
+def completeness_summary(
+    gaps: torch.Tensor, used: torch.Tensor, unit: str = "row"
+) -> dict[str, Any]:
+    """The completeness figures of Integrated Gradients over rows: gaps (B,), steps used (B,).
+    `unit` names what each gap is of in the note (a seq2seq run's: each written token)."""
     worst = float(gaps.max())
     passed = worst <= COMPLETENESS_GOAL
     steps = {str(int(s)): int((used == s).sum()) for s in used.unique()}
@@ -159,9 +162,9 @@ def completeness_summary(gaps: torch.Tensor, used: torch.Tensor) -> dict[str, An
         "rows_by_steps": steps,
         "passed": passed,
         "note": (
-            "every row's attributions sum to f(x) - f(baseline) within 5%"
+            f"every {unit}'s attributions sum to f(x) - f(baseline) within 5%"
             if passed
-            else f"some rows miss completeness after {int(used.max())} steps (worst gap "
+            else f"some {unit}s miss completeness after {int(used.max())} steps (worst gap "
             f"{worst:.1%}); their attributions are approximate"
         ),
     }

@@ -45,7 +45,7 @@ def test_init_private_writes_a_private_text_config_that_trains(
         1,
         "bag",
     )
-    assert config["train"]["batch_size"] == 256  # 240 train rows: the smallest private batch
+    assert config["train"]["batch_size"] == 64  # 240 train rows: about a fifth, never all of them
     assert "early_stop" not in config["train"]
     assert "DP-SGD at epsilon 3" in written  # the notes say why, in the file's header
     trained = run_cli("train", "c.yaml", "-o", "run", "--set", "train.epochs=1")
@@ -67,7 +67,8 @@ def test_private_table_config_trains_without_text_changes(
 
 
 def test_batch_and_epochs_follow_the_train_rows() -> None:
-    assert [private_batch_size(n) for n in (100, 9_000, 20_000, 10**6)] == [256, 2048, 4096, 4096]
+    sizes = [private_batch_size(n) for n in (1, 16, 100, 1_280, 9_000, 20_000, 10**6)]
+    assert sizes == [1, 4, 16, 256, 2048, 4096, 4096]
     frame = pd.DataFrame({"x": range(100), "split": ["train"] * 70 + ["test"] * 30})
     assert expected_train_rows(frame, {"column": "split"}) == 70
     assert expected_train_rows(frame, {"val": 0.1, "test": 0.2}) == 70
