@@ -38,6 +38,7 @@ def test_parts_are_timed_and_a_small_internal_batch_warns_nothing() -> None:
 
 
 def test_a_gpt_documents_parts_are_timed() -> None:
+    from megalith.explain.causal_lm import next_token_model
     from megalith.explain.language import _next_token_attributions
     from megalith.models.gpt import GPT, GPTConfig
 
@@ -45,6 +46,7 @@ def test_a_gpt_documents_parts_are_timed() -> None:
     config = GPTConfig(context=16, layers=1, heads=2, dim=8, dropout=0.0)
     model = GPT(config, OutputSpec("text", "text", num_classes=20)).eval()
     times = PartTimes()
-    found = _next_token_attributions(model, [4, 5, 6], 7, 8, randomise=True, times=times)
+    forward = next_token_model(model)
+    found = _next_token_attributions(forward, "text", [4, 5, 6], 7, 8, randomise=True, times=times)
     assert len(found["values"]) == 3
     assert set(times.as_json()) == {"ig", "deletion", "randomisation"}
