@@ -39,7 +39,8 @@ def prepare_privacy(
     A batch as large as the train rows is noted on `console` (batch_size_note).
 
     Raises:
-        ConfigError: a setting DP-SGD here does not cover (see check_private_training).
+        ConfigError: a setting DP-SGD here does not cover (see check_private_training), or
+            an epsilon no noise reaches in the planned steps.
     """
     privacy = cfg.train.privacy
     if privacy is not None:
@@ -58,7 +59,7 @@ def prepare_privacy(
     note = batch_size_note(cfg.train.rows_per_batch, cfg.train.grad_accumulation, train_rows)
     if note and console is not None:
         console.print(f"[yellow]note[/]: {note}")
-    return PrivateTraining(
+    private = PrivateTraining(
         config=privacy,
         rows=train_rows,
         batch_size=cfg.train.rows_per_batch,
@@ -67,6 +68,10 @@ def prepare_privacy(
         rank=ddp.rank,
         world_size=ddp.world_size,
     )
+    # the noise for the planned steps, before the run directory is written: an epsilon that
+    # no noise reaches is refused with nothing left behind
+    private.choose_noise(private.planned(cfg.train.epochs, cfg.train.max_steps))
+    return private
 
 
 def batch_size_note(batch_size: int, accumulation: int, train_rows: int) -> str | None:
