@@ -277,8 +277,14 @@ class PrivateTraining:
 
         Each optimizer step draws every row with probability q; its rows are split into
         `accumulation` physical batches (some may be empty, rarely: Opacus handles those).
+
+        On several processes the global generator (dropout's, and rank 0's noise) is also
+        seeded at each step from (seed, epoch, rank, step): the ranks' Poisson batches differ
+        in size, so their generators part (dropout draws one number per unit and row), while a
+        checkpoint keeps rank 0's state alone; resumed, the other ranks would drop other units
+        than in a run left alone.
         """
-        from megalith.training.private_ddp import rank_rows, rank_seed
+        from megalith.training.private_ddp import rank_rows, rank_seed, step_seed
 
         generator = torch.Generator().manual_seed(rank_seed(self.seed, epoch, self.rank))
         own = rank_rows(self.rows, self.rank, self.world_size)
@@ -286,6 +292,8 @@ class PrivateTraining:
             drawn = torch.rand(len(own), generator=generator) < self.sample_rate
             if (step + 1) * self.accumulation <= start_batch:
                 continue
+            if self.world_size > 1:
+                torch.manual_seed(step_seed(self.seed, epoch, self.rank, step))
             index = own[drawn.nonzero().squeeze(1)]
             for part in index.tensor_split(self.accumulation):
                 batch = table.select(part)
