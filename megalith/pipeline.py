@@ -233,7 +233,9 @@ def _train(
             where = f"{checkpoint.path.name} (step {at['step']}, epoch {at['epoch'] + 1})"
         console.print(f"resuming from {where}")
         written_by = checkpoint.state["loop"].get("processes") if checkpoint is not None else None
-        change = describe_world_change(written_by, ddp.world_size, cfg.train.rows_per_batch)
+        change = describe_world_change(
+            written_by, ddp.world_size, cfg.train.rows_per_batch, private is not None
+        )
         if change:
             console.print(change)
     watch = watched_metric(cfg, preprocessor)

@@ -270,4 +270,14 @@ def launch(devices: int, argv: Sequence[str], max_restarts: int = 0) -> int:
         "megalith",
         *argv,
     ]
-    return subprocess.call(command)
+    return subprocess.call(command, env=launch_env(devices, os.environ))
+
+
+def launch_env(devices: int, environ: Any) -> dict[str, str]:
+    """The environment torchrun starts with: `environ`, with OMP_NUM_THREADS at 1 for several
+    processes unless it is set, which is torchrun's own default, minus its banner of warnings
+    on every run (train.threads still sets a process's threads)."""
+    env = dict(environ)
+    if devices > 1:
+        env.setdefault("OMP_NUM_THREADS", "1")
+    return env

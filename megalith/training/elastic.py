@@ -99,18 +99,28 @@ def restart_note(resuming: bool) -> str:
     return f"[yellow]restarted[/] by torchrun (restart {Attempt.from_env().restart}): {where}"
 
 
-def describe_world_change(written_by: int | None, world_size: int, batch_size: int) -> str | None:
+def describe_world_change(
+    written_by: int | None, world_size: int, batch_size: int, private: bool = False
+) -> str | None:
     """A log line when a run resumes on another number of processes than wrote its checkpoint.
 
     `train.batch_size` is the global batch: each process takes every world_size-th row of it
     (Distributed.local_part), so the optimizer steps, the learning-rate schedule and the epoch's
-    row order stay as configured; only the rows per process change.
+    row order stay as configured; only the rows per process change. A `private` run's Poisson
+    batches are drawn per process (megalith.training.private_ddp): each row keeps its rate, but
+    the rows drawn from here on differ from the run's had it not moved.
     """
     if written_by is None or written_by == world_size:
         return None
     share = batch_size / world_size
+    kept = (
+        "each row is still drawn at the same rate and the epsilon is unchanged, but the "
+        f"batches drawn from here on are not those of {written_by} process(es): not an exact "
+        "resume"
+        if private
+        else "the learning-rate schedule and the epoch's row order are unchanged"
+    )
     return (
         f"resuming on {world_size} process(es); the checkpoint was written by {written_by}: "
-        f"the global batch stays {batch_size} rows per step (about {share:g} per process), "
-        "the learning-rate schedule and the epoch's row order are unchanged"
+        f"the global batch stays {batch_size} rows per step (about {share:g} per process), " + kept
     )

@@ -19,6 +19,11 @@ LARGEST_ORDER = (
     "privacy loss is small: few steps or much noise), so it overstates the epsilon spent; "
     "accountant: prv gives a tighter figure"
 )
+SMALLEST_ORDER = (
+    "the RDP accountant's epsilon was bounded at the smallest Renyi order Opacus tries (the "
+    "privacy loss is large: little noise), so it overstates the epsilon spent, and an epsilon "
+    "this large guarantees little"
+)
 GDP_EXPERIMENTAL = (
     "accountant gdp is Opacus's Gaussian-DP approximation, which can understate the epsilon "
     "spent (Gopi et al. 2021); prefer prv or rdp for a figure to publish"
@@ -31,6 +36,8 @@ def _meaning(warning: warnings.WarningMessage, sample_rate: float, accountant: s
     if "Optimal order is the largest alpha" in text:
         # the PRV accountant asks RDP only for the range of its numerical integration
         return LARGEST_ORDER if accountant == "rdp" else None
+    if "Optimal order is the smallest alpha" in text:
+        return SMALLEST_ORDER if accountant == "rdp" else None
     if "GDP accounting is experimental" in text:
         return GDP_EXPERIMENTAL
     if issubclass(warning.category, RuntimeWarning) and sample_rate >= 1.0:

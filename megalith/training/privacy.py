@@ -35,6 +35,12 @@ if TYPE_CHECKING:
     from opacus.optimizers import DPOptimizer
 
 
+LARGEST_EPSILON = 100.0
+"""The largest epsilon the prv and gdp accountants are asked for: beyond it Opacus's PRV epsilon
+becomes infinite at the small noises the search tries (so the search never ends) and its GDP
+epsilon fails (a root bracketed in [0, 500]); RDP's search ends at any epsilon."""
+
+
 class PrivacyConfig(ConfigModel):
     """Differentially private training (DP-SGD through Opacus)."""
 
@@ -70,6 +76,14 @@ class PrivacyConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _fixed_needs_fixed(self) -> PrivacyConfig:
+        if self.accountant != "rdp" and self.epsilon > LARGEST_EPSILON:
+            raise ValueError(
+                f"epsilon {self.epsilon:g} is above {LARGEST_EPSILON:g}, where accountant "
+                f"{self.accountant}'s noise search does not end (Opacus's {self.accountant} "
+                "epsilon turns infinite or fails at such small noise); set accountant: rdp "
+                f"for an epsilon that large (it guarantees little), or an epsilon of "
+                f"{LARGEST_EPSILON:g} or less"
+            )
         if self.fixed and self.preprocessing != "fixed":
             raise ValueError(
                 "fixed (the given preprocessing) is read only with preprocessing: fixed"
@@ -158,25 +172,9 @@ class PrivateTraining:
             ConfigError: a layer of `model` has no per-sample gradient in Opacus.
         """
         from opacus.accountants import create_accountant
-        from opacus.accountants.utils import get_noise_multiplier
 
-        self.planned_steps = total_steps
+        self.choose_noise(total_steps)
         self.ghost = ghost_clipping_for(self.config.clipping, model)
-        try:  # its warnings are about the trial noises of the search: none is the run's
-            with OpacusNotes().catching(self.sample_rate, self.config.accountant):
-                self.noise_multiplier = get_noise_multiplier(
-                    target_epsilon=self.config.epsilon,
-                    target_delta=self.delta,
-                    sample_rate=self.sample_rate,
-                    steps=max(total_steps, 1),
-                    accountant=self.config.accountant,
-                )
-        except ValueError as error:  # "The privacy budget is too low."
-            raise ConfigError(
-                f"train.privacy.epsilon: {self.config.epsilon:g} cannot be reached in "
-                f"{max(total_steps, 1)} steps at sample rate {self.sample_rate:.4g} with any noise "
-                f"Opacus allows ({error}); raise epsilon, or train fewer epochs or smaller batches"
-            ) from None
         # Opacus's hooks on the first layer fire on inputs that need no gradient (data): that is
         # expected, and PyTorch's warning about it would repeat on every run
         warnings.filterwarnings("ignore", message="Full backward hook is firing when gradients")
@@ -192,6 +190,42 @@ class PrivateTraining:
 
             return forward_without_hooks_when_empty(self.grad_sampler), self.optimizer
         return self.grad_sampler, self.optimizer
+
+    def planned(self, epochs: int, max_steps: int | None) -> int:
+        """The optimizer steps a run of `epochs` (capped at `max_steps`) takes, as the loop."""
+        return int(min(self.steps_per_epoch * epochs, max_steps or math.inf))
+
+    def choose_noise(self, total_steps: int) -> float:
+        """The noise multiplier: the smallest that keeps epsilon at the target after
+        `total_steps` steps at this sample rate (Opacus's get_noise_multiplier), searched once
+        per plan. Called before the run directory is written, so that a budget no noise
+        reaches leaves nothing behind.
+
+        Raises:
+            ConfigError: the target epsilon cannot be reached, naming the key.
+        """
+        from opacus.accountants.utils import get_noise_multiplier
+
+        if self.noise_multiplier is not None and self.planned_steps == total_steps:
+            return self.noise_multiplier
+        steps = max(total_steps, 1)
+        try:  # its warnings are about the trial noises of the search: none is the run's
+            with OpacusNotes().catching(self.sample_rate, self.config.accountant):
+                noise = get_noise_multiplier(
+                    target_epsilon=self.config.epsilon,
+                    target_delta=self.delta,
+                    sample_rate=self.sample_rate,
+                    steps=steps,
+                    accountant=self.config.accountant,
+                )
+        except ValueError as error:  # "The privacy budget is too low."
+            raise ConfigError(
+                f"train.privacy.epsilon: {self.config.epsilon:g} cannot be reached in "
+                f"{steps} steps at sample rate {self.sample_rate:.4g} with any noise "
+                f"Opacus allows ({error}); raise epsilon, or train fewer epochs or smaller batches"
+            ) from None
+        self.noise_multiplier, self.planned_steps = float(noise), total_steps
+        return self.noise_multiplier
 
     def _opacus_calls(self) -> AbstractContextManager[None]:
         """Around a call into Opacus: its warnings become this run's notes (said once)."""
@@ -243,8 +277,14 @@ class PrivateTraining:
 
         Each optimizer step draws every row with probability q; its rows are split into
         `accumulation` physical batches (some may be empty, rarely: Opacus handles those).
+
+        On several processes the global generator (dropout's, and rank 0's noise) is also
+        seeded at each step from (seed, epoch, rank, step): the ranks' Poisson batches differ
+        in size, so their generators part (dropout draws one number per unit and row), while a
+        checkpoint keeps rank 0's state alone; resumed, the other ranks would drop other units
+        than in a run left alone.
         """
-        from megalith.training.private_ddp import rank_rows, rank_seed
+        from megalith.training.private_ddp import rank_rows, rank_seed, step_seed
 
         generator = torch.Generator().manual_seed(rank_seed(self.seed, epoch, self.rank))
         own = rank_rows(self.rows, self.rank, self.world_size)
@@ -252,6 +292,8 @@ class PrivateTraining:
             drawn = torch.rand(len(own), generator=generator) < self.sample_rate
             if (step + 1) * self.accumulation <= start_batch:
                 continue
+            if self.world_size > 1:
+                torch.manual_seed(step_seed(self.seed, epoch, self.rank, step))
             index = own[drawn.nonzero().squeeze(1)]
             for part in index.tensor_split(self.accumulation):
                 batch = table.select(part)

@@ -34,6 +34,12 @@ def rank_seed(seed: int, epoch: int, rank: int) -> int:
     return seed * 100_003 + epoch + 7_919 + rank * 1_000_003
 
 
+def step_seed(seed: int, epoch: int, rank: int, step: int) -> int:
+    """The global generator's seed at the start of optimizer step `step` of `epoch` on `rank`
+    (several processes only: see PrivateTraining.batches)."""
+    return (rank_seed(seed, epoch, rank) * 1_000_033 + step) % 2**63
+
+
 def optimizer_class(ghost: bool, world_size: int) -> Any:
     """Opacus's DP optimizer for the clipping mode and the number of processes."""
     from opacus.optimizers import (

@@ -14,7 +14,7 @@ from megalith.errors import ConfigError
 from megalith.models.private_init import shrink_text_embeddings
 from megalith.models.private_layers import make_private_safe
 from megalith.training.opacus_notes import OpacusNotes
-from megalith.training.privacy import PrivacyConfig, PrivateTraining
+from megalith.training.privacy import PrivacyConfig, PrivateTraining, default_delta
 from megalith.training.private_checks import check_private_training
 
 if TYPE_CHECKING:
@@ -36,10 +36,12 @@ def prepare_privacy(
 ) -> PrivateTraining | None:
     """The run's PrivateTraining when train.privacy is set (None otherwise); under DDP
     (`ddp` of several processes) each process draws its own share of every Poisson batch.
-    A batch as large as the train rows is noted on `console` (batch_size_note).
+    A batch as large as the train rows, and a delta of at least 1 / the train rows, are
+    noted on `console` (batch_size_note, delta_note).
 
     Raises:
-        ConfigError: a setting DP-SGD here does not cover (see check_private_training).
+        ConfigError: a setting DP-SGD here does not cover (see check_private_training), or
+            an epsilon no noise reaches in the planned steps.
     """
     privacy = cfg.train.privacy
     if privacy is not None:
@@ -55,10 +57,14 @@ def prepare_privacy(
     )
     if privacy is None:
         return None
-    note = batch_size_note(cfg.train.rows_per_batch, cfg.train.grad_accumulation, train_rows)
-    if note and console is not None:
-        console.print(f"[yellow]note[/]: {note}")
-    return PrivateTraining(
+    notes = [
+        batch_size_note(cfg.train.rows_per_batch, cfg.train.grad_accumulation, train_rows),
+        delta_note(privacy.delta, train_rows),
+    ]
+    for note in notes:
+        if note and console is not None:
+            console.print(f"[yellow]note[/]: {note}")
+    private = PrivateTraining(
         config=privacy,
         rows=train_rows,
         batch_size=cfg.train.rows_per_batch,
@@ -67,6 +73,10 @@ def prepare_privacy(
         rank=ddp.rank,
         world_size=ddp.world_size,
     )
+    # the noise for the planned steps, before the run directory is written: an epsilon that
+    # no noise reaches is refused with nothing left behind
+    private.choose_noise(private.planned(cfg.train.epochs, cfg.train.max_steps))
+    return private
 
 
 def batch_size_note(batch_size: int, accumulation: int, train_rows: int) -> str | None:
@@ -84,6 +94,22 @@ def batch_size_note(batch_size: int, accumulation: int, train_rows: int) -> str 
         "every DP-SGD step takes every row (sample rate 1), so Poisson sampling's privacy "
         f"amplification is lost and epsilon needs far more noise; set train.batch_size to "
         f"{suggested} or less (about a tenth of the train rows)"
+    )
+
+
+def delta_note(delta: float | None, train_rows: int) -> str | None:
+    """A note when train.privacy.delta is at least 1 / the train rows, else None.
+
+    (epsilon, delta)-DP allows a failure of probability delta; at delta >= 1/N a mechanism that
+    publishes one of the N rows outright meets it, so the guarantee says little.
+    """
+    if delta is None or delta < 1.0 / max(train_rows, 1):
+        return None
+    return (
+        f"train.privacy.delta {delta:g} is at least 1 / the {train_rows} train rows: a model "
+        "that gave away one row outright would meet such a guarantee; set delta to "
+        f"{default_delta(train_rows):.3g} (1 / (10 x train rows)) or less, or leave it out "
+        "for that default"
     )
 
 

@@ -5,7 +5,8 @@ Each process already says why it stopped, in one line (`error: ...`, or the resu
 SIGTERM); torchrun then raises ChildFailedError, whose traceback and failure table would follow
 that line and end the command with exit code 1. Here the command instead ends with the first
 failed process's own exit code (143 after SIGTERM, 2 for a bad config or table), and a process
-killed by a signal (which said nothing) is named in one line.
+killed by a signal (which said nothing) is named in one line. torchrun itself stopped by a
+signal (SIGTERM to the command) ends with 128 + that signal, without its traceback.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def exit_code(failed: Any) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run torchrun with `argv` (its own command line); returns the exit code."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
@@ -43,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         run(parse_args(argv))
     except ChildFailedError as failed:
         return exit_code(failed)
+    except SignalException as stopped:  # SIGTERM / SIGINT to torchrun: the processes were
+        return 128 + int(stopped.sigval)  # stopped, and each said where to resume
     return 0
 
 
