@@ -94,19 +94,20 @@ def train(
     if config is None and resume is None:
         fail("give a CONFIG to train, or --resume RUN_DIR to continue a run")
     if (devices != 1 or max_restarts) and "WORLD_SIZE" not in os.environ:
-        from megalith.training.distributed import launch
+        from megalith.cli_launch import launch_training
 
-        if config is not None:  # one line here, not one per process after they start
-            _check_before_launch(config, set_ or [], devices, teacher is not None)
-
-        argv = ["--debug"] if _state["debug"] else []
-        argv += ["train", *([str(config)] if config else [])]
-        argv += ["--output-dir", str(output_dir)] if output_dir else []
-        argv += [arg for value in set_ or [] for arg in ("--set", value)]
-        argv += ["--resume", str(resume)] if resume else []
-        argv += ["--overwrite"] if overwrite else []
-        argv += ["--teacher", str(teacher)] if teacher else []
-        raise typer.Exit(launch(devices, argv, max_restarts))
+        code = launch_training(
+            config,
+            output_dir=output_dir,
+            overrides=set_ or [],
+            resume=resume,
+            overwrite=overwrite,
+            teacher=teacher,
+            devices=devices,
+            max_restarts=max_restarts,
+            debug=_state["debug"],
+        )
+        raise typer.Exit(code)
 
     from megalith.pipeline import train as run_training
 
@@ -118,28 +119,6 @@ def train(
         resume=resume,
         overwrite=overwrite,
         teacher=teacher,
-    )
-
-
-def _check_before_launch(config: Path, overrides: list[str], devices: int, teacher: bool) -> None:
-    """The config read and validated, and what private training refuses on `devices`
-    processes, before torchrun starts them (each would say the same error once).
-
-    Raises:
-        ConfigError: naming the key.
-    """
-    from megalith.config import load_config
-    from megalith.training.private_checks import check_private_training
-
-    cfg, _ = load_config(config, overrides)
-    check_private_training(
-        cfg.train.privacy,
-        cfg.train.clip_grad_norm,
-        cfg.train.precision,
-        cfg.train.compile,
-        [feature.type for feature in cfg.outputs],
-        teacher or bool(cfg.teacher),
-        sharded=devices > 1 and cfg.train.strategy == "fsdp",
     )
 
 

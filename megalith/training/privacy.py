@@ -13,7 +13,6 @@ function of (seed, epoch, step) only, so a resumed run draws the same ones.
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -29,6 +28,8 @@ from megalith.configbase import ConfigModel
 from megalith.data.tensors import TensorTable
 from megalith.errors import ConfigError
 from megalith.training.opacus_notes import OpacusNotes
+from megalith.training.private_loss import private_loss
+from megalith.training.rdp import rdp_epsilon
 
 if TYPE_CHECKING:
     from opacus.accountants import IAccountant
@@ -381,55 +382,9 @@ class PrivateTraining:
         }
 
 
-def rdp_epsilon(history: Sequence[tuple[float, float, int]], delta: float) -> float:
-    """Epsilon at `delta` after the (noise multiplier, sample rate, steps) entries of an
-    Opacus RDP accountant's history, at its default orders (Mironov 2017; Mironov et al. 2019)."""
-    from opacus.accountants import RDPAccountant
-    from opacus.accountants.analysis import rdp
-
-    total = sum(_one_step_rdp(sigma, q) * steps for sigma, q, steps in history)
-    epsilon, _ = rdp.get_privacy_spent(orders=RDPAccountant.DEFAULT_ALPHAS, rdp=total, delta=delta)
-    return float(epsilon)
-
-
-@functools.lru_cache(maxsize=16)
-def _one_step_rdp(noise_multiplier: float, sample_rate: float) -> Any:
-    """The Renyi DP of one subsampled Gaussian step at each default order (numpy array)."""
-    from opacus.accountants import RDPAccountant
-    from opacus.accountants.analysis import rdp
-
-    orders = RDPAccountant.DEFAULT_ALPHAS
-    return rdp.compute_rdp(q=sample_rate, noise_multiplier=noise_multiplier, steps=1, orders=orders)
-
-
 def ghost_clipping_for(clipping: str, model: nn.Module) -> bool:
     """train.privacy.clipping resolved: auto is ghost clipping when `model` has an embedding
     table, whose per-row gradients are what makes per-sample clipping slow."""
     if clipping != "auto":
         return clipping == "ghost"
     return any(isinstance(module, nn.Embedding) for module in model.modules())
-
-
-def private_loss(loss: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
-    """`loss`, except that an empty Poisson batch gives a zero that still reaches every
-    output (a mean over no rows would be NaN), and that with class weights each row's loss is
-    scaled by its class's weight and averaged over the rows (as ghost clipping's), so that a
-    row's clipped gradient depends on that row alone."""
-
-    def guarded(
-        features: Sequence[Any],
-        outputs: dict[str, torch.Tensor],
-        targets: dict[str, torch.Tensor],
-        *args: Any,
-    ) -> torch.Tensor:
-        if next(iter(targets.values())).shape[0] == 0:
-            return sum((value.sum() * 0.0 for value in outputs.values()), torch.tensor(0.0))
-        weights = args[1] if len(args) > 1 else None
-        if weights:  # a weighted mean over the batch (cross_entropy's) divides by the rows'
-            # summed weights: a row's gradient would depend on the other rows' classes
-            from megalith.training.ghost_clipping import row_losses
-
-            return row_losses(features, outputs, targets, weights).mean()
-        return loss(features, outputs, targets, *args)
-
-    return guarded

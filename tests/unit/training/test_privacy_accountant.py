@@ -11,13 +11,9 @@ from torch import nn
 from megalith.data.tensors import TensorTable
 from megalith.errors import ConfigError
 from megalith.models.private_layers import make_private_safe
-from megalith.training.privacy import (
-    PrivacyConfig,
-    PrivateTraining,
-    default_delta,
-    rdp_epsilon,
-)
+from megalith.training.privacy import PrivacyConfig, PrivateTraining, default_delta
 from megalith.training.private_checks import check_private_training
+from megalith.training.rdp import rdp_epsilon
 
 
 def _private(epsilon: float = 3.0, rows: int = 1000, accountant: str = "prv") -> PrivateTraining:
