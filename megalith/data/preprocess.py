@@ -197,7 +197,8 @@ class Preprocessor:
         if self.trained_model is None:
             return _FIX_CONFIG
         named = ", ".join(map(repr, columns))
-        return f"{self.trained_model} reads the column(s) {named}: give the data every one."
+        model = self.trained_model[:1].upper() + self.trained_model[1:]  # a sentence's start
+        return f"{model} reads the column(s) {named}: give the data every one."
 
     def _encode_inputs(
         self, frame: pd.DataFrame, *, base_dir: Path | None, origin: str
