@@ -113,7 +113,12 @@ class ModalityDropout(nn.Module):
                 raise ConfigError(f"model.{where}: must be in [0, 1), got {rate}")
         rates = {spec.name: by_input.get(spec.name, p) for spec in specs}
         if len(specs) < 2 and any(rates.values()):
-            raise ConfigError("model.modality_dropout: needs at least two inputs to drop one")
+            name = specs[0].name  # the one input, at a rate above 0
+            key = f"modality_dropout_by_input.{name}" if name in by_input else "modality_dropout"
+            raise ConfigError(
+                f"model.{key}: blanks an input, which needs at least two "
+                "inputs (one is left to predict from); leave it out or set it to 0"
+            )
         self.rates = {
             spec.name: rates[spec.name]
             for spec in specs
