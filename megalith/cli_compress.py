@@ -93,7 +93,9 @@ def compress(
         )
         if value is not None
     ]
-    chosen = _steps(steps, bool(pruning), quantize, distill_width)
+    # --prune-by / --finetune-epochs alone mean prune, unless a --config names the steps
+    implied = prune is not None or (bool(pruning) and config is None)
+    chosen = _steps(steps, implied, quantize, distill_width)
     if chosen is not None and "prune" not in chosen and pruning:
         fail(
             f"{', '.join(pruning)} set the prune step, which --steps leaves out; "
