@@ -28,3 +28,12 @@ def test_one_input_cannot_be_blanked_and_the_error_names_the_key_set(
 
 def test_a_rate_of_zero_on_the_one_input_is_accepted() -> None:
     assert ModalityDropout(ONE, 0.1, {"size": 0.0}).rates == {}
+
+
+def test_a_rate_for_an_input_that_cannot_be_blanked_is_refused() -> None:
+    specs = [InputSpec("size", "number"), InputSpec("clip", "audio")]
+    with pytest.raises(
+        ConfigError, match=r"by_input\.clip: an input of type audio cannot be blanked"
+    ):
+        ModalityDropout(specs, 0.1, {"clip": 0.5})
+    assert set(ModalityDropout(specs, 0.1, {"clip": 0.0}).rates) == {"size"}
