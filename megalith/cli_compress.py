@@ -84,7 +84,23 @@ def compress(
         "threads": threads,
         "force": force or None,
     }
-    chosen = _steps(steps, prune, quantize, distill_width)
+    pruning = [
+        name
+        for name, value in (
+            ("--prune", prune),
+            ("--prune-by", prune_by),
+            ("--finetune-epochs", finetune_epochs),
+        )
+        if value is not None
+    ]
+    # --prune-by / --finetune-epochs alone mean prune, unless a --config names the steps
+    implied = prune is not None or (bool(pruning) and config is None)
+    chosen = _steps(steps, implied, quantize, distill_width)
+    if chosen is not None and "prune" not in chosen and pruning:
+        fail(
+            f"{', '.join(pruning)} set the prune step, which --steps leaves out; "
+            "add prune to --steps"
+        )
     result = run_compress(run, chosen, output, config=config, overwrite=overwrite, **settings)
     for model in result.models:
         verdict = model["verdict"]
@@ -105,17 +121,21 @@ def compress(
 
 
 def _steps(
-    steps: str | None, prune: float | None, quantize: str | None, width: float | None
+    steps: str | None, prune: bool, quantize: str | None, width: float | None
 ) -> list[str] | None:
-    """--steps as a list; else the steps the options name (--prune alone means prune); else
-    None (the config's steps, or quantize)."""
+    """--steps as a list; else the steps the options name (--prune, --prune-by or
+    --finetune-epochs alone mean prune); else None (the config's steps, or quantize)."""
     if steps is not None:
         return [step.strip() for step in steps.split(",") if step.strip()] or fail(
             "--steps is empty; give distill, prune and/or quantize separated by commas"
         )
     implied = [
         name
-        for name, given in (("distill", width), ("prune", prune), ("quantize", quantize))
-        if given is not None
+        for name, given in (
+            ("distill", width is not None),
+            ("prune", prune),
+            ("quantize", quantize is not None),
+        )
+        if given
     ]
     return implied or None

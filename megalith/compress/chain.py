@@ -162,8 +162,12 @@ def run_chain(
                     f"step {step.name} follows a step that wrote a bundle ({current})"
                     "; a bundle ends the chain"
                 )
-            console.print(f"compress: step {number}, {step.name}")
-            result = step.apply(current, folder / f"{number}-{step.name}", console)
+            name = f"{number}-{step.name}"
+            console.print(
+                f"compress: step {number}, {step.name} -> {target / name} (built in {folder / name}"
+                ", moved into place when every step is done: the paths printed below name it)"
+            )
+            result = step.apply(current, folder / name, console)
             if recorder.measure_step(step.name, result) or settings.force:
                 current = result
         summary = recorder.summary(target, [step.name for step in steps])

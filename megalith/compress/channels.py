@@ -61,7 +61,16 @@ def prune_channels(model: FeatureModel, example: dict[str, torch.Tensor], amount
     Raises:
         MegalithError: Torch-Pruning is not installed (names the `compress` extra).
     """
-    prune_with_ratios(model, example, {layer: amount for layer in prunable_layers(model)})
+    ratios = {}
+    for layer in prunable_layers(model):
+        weight = layer.weight
+        assert isinstance(weight, torch.Tensor)
+        width = int(weight.shape[0])
+        # Torch-Pruning keeps int(width * (1 - ratio)) and leaves a layer whole where that is 0:
+        # aim half a channel above one instead, so a narrow layer keeps one channel, not all
+        keeps_none = int(width * (1 - amount)) < 1
+        ratios[layer] = max(0.0, 1.0 - 1.5 / width) if keeps_none else amount
+    prune_with_ratios(model, example, ratios)
 
 
 def prune_with_ratios(

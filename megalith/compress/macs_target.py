@@ -97,11 +97,12 @@ def plan_macs(
     target = (1.0 - amount) * before
     floor = macs_at(0.0)
     if floor > target:
+        most = math.floor((1 - floor / before) * 100) / 100  # rounded down: that amount works
         raise ConfigError(
             f"prune {amount}: the layers that may be pruned hold too little of the MACs; even "
-            f"the narrowest widths keep {floor / before:.0%} of them (at most "
-            f"{1 - floor / before:.2f} can be removed). Give a smaller amount, or prune_by: "
-            "channels"
+            f"the narrowest widths keep {floor / before:.1%} of them (at most {most:.2f} can "
+            "be removed). Give a smaller amount, or prune by "
+            "channels (--prune-by channels; compress: {prune_by: channels})"
         )
     low, high, low_macs = 0.0, 1.0, floor
     for _ in range(_BISECTIONS):

@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -189,15 +189,21 @@ class Preprocessor:
             DataError: an input column is absent, or a value cannot be encoded.
         """
         columns = [_name(e.config) for e in self.inputs]
-        _check_columns(frame, columns, origin, self._column_advice(columns))
+        _check_columns(frame, columns, origin, self._column_advice(columns, frame.columns))
         self.last_dropped = {}
         return self._encode_inputs(frame, base_dir=base_dir, origin=origin)
 
-    def _column_advice(self, columns: Sequence[str]) -> str:
+    def _column_advice(self, columns: Sequence[str], present: Iterable[object] = ()) -> str:
         if self.trained_model is None:
             return _FIX_CONFIG
         named = ", ".join(map(repr, columns))
-        return f"{self.trained_model} reads the column(s) {named}: give the data every one."
+        model = self.trained_model[:1].upper() + self.trained_model[1:]  # a sentence's start
+        advice = f"{model} reads the column(s) {named}: give the data every one."
+        have = set(present)
+        absent = [e.config for e in self.inputs if _name(e.config) not in have]
+        if absent and all(getattr(c, "type", None) in _MAY_BE_EMPTY for c in absent):
+            advice += " A column you do not have may be given empty: its cells read as missing."
+        return advice
 
     def _encode_inputs(
         self, frame: pd.DataFrame, *, base_dir: Path | None, origin: str
@@ -400,6 +406,8 @@ def _check_unique_names(features: Sequence[InputFeature | OutputFeature], group:
 
 
 _FIX_CONFIG = "Fix the name in the config's inputs / outputs."
+_MAY_BE_EMPTY = ("number", "category", "binary", "text", "set")
+"""Input types whose missing cells predict (the preprocessing's fill for a missing value)."""
 
 
 def _check_columns(frame: pd.DataFrame, names: Sequence[str], origin: str, advice: str) -> None:

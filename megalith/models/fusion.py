@@ -111,9 +111,21 @@ class ModalityDropout(nn.Module):
         ]:
             if not 0.0 <= rate < 1.0:
                 raise ConfigError(f"model.{where}: must be in [0, 1), got {rate}")
+        for spec in specs:
+            if by_input.get(spec.name) and spec.type not in _BLANKABLE:
+                raise ConfigError(
+                    f"model.modality_dropout_by_input.{spec.name}: an input of type "
+                    f"{spec.type} cannot be blanked (a missing cell of it does not predict); "
+                    "leave it out or set it to 0"
+                )
         rates = {spec.name: by_input.get(spec.name, p) for spec in specs}
         if len(specs) < 2 and any(rates.values()):
-            raise ConfigError("model.modality_dropout: needs at least two inputs to drop one")
+            name = specs[0].name  # the one input, at a rate above 0
+            key = f"modality_dropout_by_input.{name}" if name in by_input else "modality_dropout"
+            raise ConfigError(
+                f"model.{key}: blanks an input, which needs at least two "
+                "inputs (one is left to predict from); leave it out or set it to 0"
+            )
         self.rates = {
             spec.name: rates[spec.name]
             for spec in specs

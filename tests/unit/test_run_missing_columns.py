@@ -46,6 +46,6 @@ def test_the_run_train_returns_names_its_input_columns_when_one_is_missing(tmp_p
     message = str(refused.value)
     assert "column 'color' not found" in message
     reads = "reads the column(s) 'size', 'color': give the data every one"
-    assert f"the run {tmp_path / 'tiny'} {reads}" in message
+    assert f". The run {tmp_path / 'tiny'} {reads}" in message  # a sentence of its own
     assert "config" not in message
     assert len(run.predict(table.drop(columns="label"))) == 40  # with them, it predicts

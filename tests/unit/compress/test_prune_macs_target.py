@@ -5,6 +5,7 @@ blocked convolutions), and the widest plan that reaches the target is the one ta
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 import torch
@@ -85,6 +86,11 @@ def test_half_the_macs_go_with_aligned_widths_and_no_wider_plan_would_do(
 def test_a_target_the_prunable_layers_cannot_reach_is_refused() -> None:
     model = build_model(CNNConfig(channels=[32, 64], hidden=[16]), IMAGE, LABEL).eval()
     widths = [layer.weight.shape[0] for layer in prunable_layers(model)]
-    with pytest.raises(ConfigError, match="too little of the MACs"):
+    with pytest.raises(ConfigError, match=r"too little of the MACs.*--prune-by channels") as no:
         plan_macs(model, _rows(), 0.99)
+    said = re.search(r"at most (\d\.\d+) can", str(no.value))
+    assert said is not None
+    most = float(said.group(1))  # the amount the message offers is one that works
+    plan = plan_macs(model, _rows(), most)
+    assert plan.macs_after <= (1 - most) * plan.macs_before
     assert [layer.weight.shape[0] for layer in prunable_layers(model)] == widths  # unchanged

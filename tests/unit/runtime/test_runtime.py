@@ -105,7 +105,7 @@ def test_predictions_keep_the_row_index_and_any_batch_size(bundle: Path) -> None
 def test_a_missing_column_names_it(bundle: Path) -> None:
     with pytest.raises(DataError, match="column 'color' not found") as refused:
         load_bundle(bundle).predict(new_rows().drop(columns=["color"]))
-    assert "the bundle" in str(refused.value) and "config" not in str(refused.value)
+    assert ". The bundle " in str(refused.value) and "config" not in str(refused.value)
 
 
 def test_incomplete_or_newer_bundles_are_refused(bundle: Path, tmp_path: Path) -> None:
