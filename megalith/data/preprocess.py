@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -23,7 +22,12 @@ import pydantic
 
 from megalith.configbase import ConfigModel
 from megalith.data.arrays import to_tensor
-from megalith.data.csvfile import unsplit_header_hint
+from megalith.data.column_checks import (
+    FIX_CONFIG,
+    check_columns,
+    check_unique_names,
+    column_advice,
+)
 from megalith.data.features import InputFeature, OutputFeature
 from megalith.data.features.audio import AudioInputEncoder
 from megalith.data.features.binary import BinaryInputEncoder, BinaryOutputEncoder
@@ -35,7 +39,7 @@ from megalith.data.features.sequence import SequenceInputEncoder
 from megalith.data.features.text import TextInputEncoder, TextOutputEncoder, text_cells
 from megalith.data.rows import describe_rows
 from megalith.data.specs import InputSpec, OutputSpec
-from megalith.errors import ConfigError, DataError, RunError, cannot_write, did_you_mean
+from megalith.errors import DataError, RunError, cannot_write
 from megalith.structured import parse_json
 
 if TYPE_CHECKING:
@@ -129,14 +133,14 @@ class Preprocessor:
         Raises:
             DataError: a column is absent, train is empty, or a value cannot be encoded.
         """
-        _check_unique_names(inputs, "inputs")
-        _check_unique_names(outputs, "outputs")
+        check_unique_names(inputs, "inputs")
+        check_unique_names(outputs, "outputs")
         preprocessor = cls(
             [_INPUT_ENCODERS[c.type](c, None) for c in inputs],
             [_OUTPUT_ENCODERS[c.type](c, None) for c in outputs],
         )
         names = [c.name for c in [*inputs, *outputs]]
-        _check_columns(train, names, origin, _FIX_CONFIG)
+        check_columns(train, names, origin, FIX_CONFIG)
         train = preprocessor._drop_missing_targets(train, origin)
         if len(train) == 0:
             raise DataError(f"{origin}: the train split has no rows (with a target) to fit on.")
@@ -162,7 +166,7 @@ class Preprocessor:
         columns = [_name(e.config) for e in self.inputs]
         if with_targets:
             columns += [_name(e.config) for e in self.outputs]
-        _check_columns(frame, columns, origin, self._column_advice(columns))
+        check_columns(frame, columns, origin, self._column_advice(columns))
         if with_targets:
             frame = self._drop_missing_targets(frame, origin)
         else:
@@ -189,21 +193,13 @@ class Preprocessor:
             DataError: an input column is absent, or a value cannot be encoded.
         """
         columns = [_name(e.config) for e in self.inputs]
-        _check_columns(frame, columns, origin, self._column_advice(columns, frame.columns))
+        check_columns(frame, columns, origin, self._column_advice(columns, frame.columns))
         self.last_dropped = {}
         return self._encode_inputs(frame, base_dir=base_dir, origin=origin)
 
     def _column_advice(self, columns: Sequence[str], present: Iterable[object] = ()) -> str:
-        if self.trained_model is None:
-            return _FIX_CONFIG
-        named = ", ".join(map(repr, columns))
-        model = self.trained_model[:1].upper() + self.trained_model[1:]  # a sentence's start
-        advice = f"{model} reads the column(s) {named}: give the data every one."
-        have = set(present)
-        absent = [e.config for e in self.inputs if _name(e.config) not in have]
-        if absent and all(getattr(c, "type", None) in _MAY_BE_EMPTY for c in absent):
-            advice += " A column you do not have may be given empty: its cells read as missing."
-        return advice
+        configs = [e.config for e in self.inputs]
+        return column_advice(self.trained_model, configs, columns, present)
 
     def _encode_inputs(
         self, frame: pd.DataFrame, *, base_dir: Path | None, origin: str
@@ -223,7 +219,7 @@ class Preprocessor:
 
         (encoder,) = self.outputs
         assert isinstance(encoder, TextOutputEncoder), "a language model has one text output"
-        _check_columns(
+        check_columns(
             frame, [encoder.config.name], origin, self._column_advice([encoder.config.name])
         )
         documents = frame[encoder.config.name].dropna()
@@ -396,33 +392,3 @@ def _rebuild(
 ) -> Any:
     config = configs.validate_python(entry["config"])
     return encoders[config.type](config, dict(entry["state"]))
-
-
-def _check_unique_names(features: Sequence[InputFeature | OutputFeature], group: str) -> None:
-    names = [feature.name for feature in features]
-    repeated = sorted(name for name, n in Counter(names).items() if n > 1)
-    if repeated:
-        raise ConfigError(f"{group}: column(s) {', '.join(map(repr, repeated))} listed twice.")
-
-
-_FIX_CONFIG = "Fix the name in the config's inputs / outputs."
-_MAY_BE_EMPTY = ("number", "category", "binary", "text", "set")
-"""Input types whose missing cells predict (the preprocessing's fill for a missing value)."""
-
-
-def _check_columns(frame: pd.DataFrame, names: Sequence[str], origin: str, advice: str) -> None:
-    """Every configured column must exist; name the missing ones, a close match, and the rest,
-    then `advice`: what to do."""
-    available = [str(column) for column in frame.columns]
-    absent = [name for name in dict.fromkeys(names) if name not in frame.columns]
-    if not absent:
-        return
-    hints = "".join(f" '{name}'{did_you_mean(name, available)}" for name in absent)
-    listed = ", ".join(available[:30]) + (", ..." if len(available) > 30 else "")
-    noun = "column" if len(absent) == 1 else "columns"
-    unsplit = unsplit_header_hint(available)
-    if unsplit:
-        raise DataError(f"{origin}: {noun}{hints} not found.{unsplit}")
-    raise DataError(
-        f"{origin}: {noun}{hints} not found; the columns are: {listed or '(none)'}. {advice}"
-    )
