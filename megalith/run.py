@@ -23,7 +23,7 @@ from megalith.data.preprocess import Preprocessor
 from megalith.data.sources import Table, load_data
 from megalith.data.tensors import TensorTable
 from megalith.device import resolve_device, resolve_precision
-from megalith.errors import DataError, RunError
+from megalith.errors import ConfigError, DataError, RunError
 from megalith.evaluate.evaluation import evaluate_table
 from megalith.evaluate.metrics import generation_metrics
 from megalith.evaluate.speech import speech_evaluation, transcribe_ids
@@ -192,10 +192,16 @@ class Run:
         Raises:
             RunError: the run is not a speech recognizer.
             DataError: a recording is missing, unreadable or empty (naming it).
-            ConfigError: a decoding setting is out of range or `lm` does not fit.
+            ConfigError: a decoding setting is out of range, `lm` does not fit, or
+                `lm_weight` is given without a language model.
         """
         from megalith.transcribe.transcriber import Transcriber
 
+        if lm_weight is not None and lm is None and getattr(self.config.model, "lm", None) is None:
+            raise ConfigError(
+                f"lm_weight {lm_weight:g}: it weighs a language model, and none is given (the "
+                "run has no model.lm); pass lm=GPT_RUN or leave lm_weight out"
+            )
         return Transcriber(
             self,
             overlap=overlap,

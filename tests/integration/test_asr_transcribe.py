@@ -149,3 +149,11 @@ def test_a_language_model_that_cannot_be_fused_stops_training_before_step_0(
     with pytest.raises(ConfigError, match=r"model\.lm: .*shallow fusion needs a GPT"):
         mg.train(config, output_dir=tmp_path / "fused")
     assert not (tmp_path / "fused" / "checkpoints").exists()
+
+
+def test_an_lm_weight_without_a_language_model_is_refused_from_python(
+    recognizer: tuple[mg.Run, list[Path]],
+) -> None:
+    run, clips = recognizer
+    with pytest.raises(ConfigError, match=r"lm_weight 0.8: .* none is given .* lm=GPT_RUN"):
+        run.transcribe([clips[0]], lm_weight=0.8)
