@@ -12,13 +12,9 @@ from megalith.cli_compress import _steps, compress
 from megalith.errors import MegalithError
 
 
-@pytest.mark.parametrize(
-    "options",
-    [{"prune_by": "channels"}, {"finetune_epochs": 2}, {"prune": 0.3}],
-)
-def test_a_pruning_option_alone_means_the_prune_step(
-    options: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+@pytest.fixture
+def seen_steps(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The steps `megalith compress` hands to megalith.compress.compress, which then stops."""
     seen: dict[str, Any] = {}
 
     def fake(run: Path, steps: list[str] | None, *args: Any, **kwargs: Any) -> None:
@@ -26,9 +22,19 @@ def test_a_pruning_option_alone_means_the_prune_step(
         raise SystemExit(0)
 
     monkeypatch.setattr(importlib.import_module("megalith.compress"), "compress", fake)
+    return seen
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"prune_by": "channels"}, {"finetune_epochs": 2}, {"prune": 0.3}],
+)
+def test_a_pruning_option_alone_means_the_prune_step(
+    options: dict[str, Any], seen_steps: dict[str, Any], tmp_path: Path
+) -> None:
     with pytest.raises(SystemExit):
         compress(tmp_path, **options)
-    assert seen["steps"] == ["prune"]
+    assert seen_steps["steps"] == ["prune"]
 
 
 def test_steps_without_prune_refuse_a_pruning_option(tmp_path: Path) -> None:
@@ -42,15 +48,8 @@ def test_no_option_leaves_the_steps_to_the_config() -> None:
 
 
 def test_with_a_config_the_pruning_details_leave_its_steps_alone(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    seen_steps: dict[str, Any], tmp_path: Path
 ) -> None:
-    seen: dict[str, Any] = {}
-
-    def fake(run: Path, steps: list[str] | None, *args: Any, **kwargs: Any) -> None:
-        seen["steps"] = steps
-        raise SystemExit(0)
-
-    monkeypatch.setattr(importlib.import_module("megalith.compress"), "compress", fake)
     with pytest.raises(SystemExit):
         compress(tmp_path, prune_by="channels", config=tmp_path / "c.yaml")
-    assert seen["steps"] is None  # the config's steps (say prune, quantize) stay
+    assert seen_steps["steps"] is None  # the config's steps (say prune, quantize) stay
