@@ -1,15 +1,18 @@
 """Shared helpers of the tests that start several real processes: `megalith train` (under
-torchrun with --devices), and a script run as N ranks of one Gloo group without torchrun's agent
-(a second or two less each)."""
+torchrun with --devices), a script run as N ranks of one Gloo group without torchrun's agent
+(a second or two less each), and `mg.train` run so, straight, stopped by a signal or resumed."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 TIMEOUT = 300
 
@@ -108,3 +111,53 @@ def _failure(logs: list[tuple[Path, Path]], failed: list[int]) -> str:
     if not failed:
         return f"the ranks did not end within {TIMEOUT} s"
     return f"rank {failed[0]} failed: {logs[failed[0]][1].read_text()[-3000:]}"
+
+
+_TRAIN_RANK = """
+import hashlib, json, os, signal, sys
+import torch
+import megalith as mg
+from megalith.training.callbacks import Callback
+from megalith.training.safety import TrainingInterrupted
+
+config, out, mode = json.loads(open(sys.argv[1]).read()), sys.argv[2], sys.argv[3]
+stop_step = int(sys.argv[4])
+torch.set_num_threads(1)
+
+
+class Stop(Callback):  # a SIGTERM at `stop_step`: every rank checkpoints and stops
+    def on_step_end(self, step, epoch, rows, loss):
+        if step == stop_step:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+try:
+    if mode == "resume":
+        run = mg.train(resume=out)
+    else:
+        run = mg.train(config, output_dir=out, callbacks=[Stop()] if mode == "stop" else [])
+except TrainingInterrupted:
+    print(json.dumps({"stopped": True}))
+    sys.exit(0)
+digest = hashlib.sha256()
+for name, tensor in sorted(run.model.state_dict().items()):
+    digest.update(name.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
+print(json.dumps({"weights": digest.hexdigest()}))
+"""
+
+
+def train_ranks(
+    config: dict[str, Any], out: Path, mode: str, stop_step: int = 0, world: int = 2
+) -> list[dict[str, Any]]:
+    """`mg.train(config, output_dir=out)` as ranks 0..world-1 of one Gloo group (run_ranks).
+
+    `mode` is "straight" (to the end), "stop" (a SIGTERM at step `stop_step`: every rank
+    checkpoints and stops) or "resume" (`mg.train(resume=out)`). Returns each rank's answer:
+    {"stopped": True}, or {"weights": the SHA-256 of its model's state dict}. The script and its
+    logs are written beside `out`."""
+    script = out.with_name(f"{out.name}-rank.py")
+    script.write_text(textwrap.dedent(_TRAIN_RANK))
+    config_file = out.with_name(f"{out.name}-config.json")
+    config_file.write_text(json.dumps(config))
+    logs = run_ranks(script, world, str(config_file), str(out), mode, str(stop_step))
+    return [json.loads(log.splitlines()[-1]) for log in logs]

@@ -1,11 +1,12 @@
 """DP-SGD on two Gloo processes (Opacus's distributed DP-SGD): the run learns, spends the
 single-process epsilon for its steps and global sample rate, every rank ends with the same
-weights, and a run stopped mid-epoch resumes to the weights of one left alone, bit for bit."""
+weights, and a run with dropout stopped mid-epoch resumes to the weights of one left alone, bit
+for bit (the ranks' Poisson batches differ in size, so their dropout draws used to move their
+generators apart while a checkpoint keeps rank 0's alone)."""
 
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -14,41 +15,10 @@ from conftest import make_table
 from opacus.accountants import RDPAccountant
 from opacus.accountants.utils import get_noise_multiplier
 
-from tests.multiprocess import run_ranks
+from tests.multiprocess import train_ranks
 
 # the reference noise search below is Opacus's own, warnings and all
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:Optimal order:UserWarning")]
-
-_RANK = """
-import hashlib, json, os, signal, sys
-import torch
-import megalith as mg
-from megalith.training.callbacks import Callback
-from megalith.training.safety import TrainingInterrupted
-
-config, out, mode = json.loads(open(sys.argv[1]).read()), sys.argv[2], sys.argv[3]
-torch.set_num_threads(1)
-
-
-class Stop(Callback):  # a SIGTERM to rank 0 at step 10: every rank checkpoints and stops
-    def on_step_end(self, step, epoch, rows, loss):
-        if step == 10:
-            os.kill(os.getpid(), signal.SIGTERM)
-
-
-try:
-    if mode == "resume":
-        run = mg.train(resume=out)
-    else:
-        run = mg.train(config, output_dir=out, callbacks=[Stop()] if mode == "stop" else [])
-except TrainingInterrupted:
-    print(json.dumps({"stopped": True}))
-    sys.exit(0)
-digest = hashlib.sha256()
-for name, tensor in sorted(run.model.state_dict().items()):
-    digest.update(name.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
-print(json.dumps({"weights": digest.hexdigest()}))
-"""
 
 
 def _config(table: Path) -> dict[str, Any]:
@@ -61,7 +31,7 @@ def _config(table: Path) -> dict[str, Any]:
             {"name": "member", "type": "binary"},
         ],
         "outputs": [{"name": "label", "type": "category"}],
-        "model": {"arch": "mlp", "hidden": [32], "dropout": 0.0},
+        "model": {"arch": "mlp", "hidden": [32], "dropout": 0.3},
         "train": {
             "epochs": 3,
             "batch_size": 32,
@@ -73,21 +43,13 @@ def _config(table: Path) -> dict[str, Any]:
     }
 
 
-def _ranks(script: Path, config: Path, out: Path, mode: str) -> list[dict[str, Any]]:
-    logs = run_ranks(script, 2, str(config), str(out), mode)
-    return [json.loads(log.splitlines()[-1]) for log in logs]
-
-
 def test_two_private_processes_learn_spend_the_single_process_epsilon_and_resume(
     tmp_path: Path,
 ) -> None:
     make_table(rows=600).to_csv(tmp_path / "table.csv", index=False)
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps(_config(tmp_path / "table.csv")))
-    script = tmp_path / "rank.py"
-    script.write_text(textwrap.dedent(_RANK))
+    config = _config(tmp_path / "table.csv")
 
-    straight = _ranks(script, config, tmp_path / "a", "straight")
+    straight = train_ranks(config, tmp_path / "a", "straight")
     assert straight[0]["weights"] == straight[1]["weights"]  # noise added once, then reduced
     metrics = json.loads((tmp_path / "a" / "eval.json").read_text())
     privacy = metrics["privacy"]
@@ -110,8 +72,8 @@ def test_two_private_processes_learn_spend_the_single_process_epsilon_and_resume
     assert len(losses) == 3 and losses[-1] < losses[0]
     assert metrics["test"]["accuracy"] > 0.5  # three classes: chance is about 0.4
 
-    assert _ranks(script, config, tmp_path / "b", "stop") == [{"stopped": True}] * 2
-    resumed = _ranks(script, config, tmp_path / "b", "resume")  # from step 10, inside epoch 1
+    assert train_ranks(config, tmp_path / "b", "stop", stop_step=7) == [{"stopped": True}] * 2
+    resumed = train_ranks(config, tmp_path / "b", "resume")  # from step 7, inside epoch 1
     assert resumed[0]["weights"] == resumed[1]["weights"] == straight[0]["weights"]
     again = json.loads((tmp_path / "b" / "eval.json").read_text())["privacy"]
     assert again["epsilon"] == privacy["epsilon"] and again["steps"] == privacy["steps"]
