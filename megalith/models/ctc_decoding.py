@@ -56,11 +56,19 @@ LM_BEAM_SIZE = 8
 """The beam used when a language model is given to a run that decodes greedily."""
 
 
+_GREEDY_LM_WEIGHT = (
+    "beam_size 1 (--beam-size 1) decodes greedily, without the run's language model "
+    "(model.lm), so lm_weight {weight:g} (--lm-weight) would weigh nothing; give --beam-size 2 "
+    "or more to fuse the language model, or leave --lm-weight out"
+)
+
+
 def decoding_settings(model_config: Any, **overrides: Any) -> CTCDecoding:
     """The run's decoding keys (those its `model` config has) with `overrides` (None = keep).
 
     Raises:
-        ConfigError: an override is out of range (e.g. an LM with beam_size 1).
+        ConfigError: an override is out of range (e.g. an LM with beam_size 1), or asks for
+            greedy decoding (beam_size 1) on a run with an LM while weighing it (lm_weight).
     """
     keys = {key: getattr(model_config, key) for key in OVERRIDABLE if hasattr(model_config, key)}
     given = {key: value for key, value in overrides.items() if value is not None}
@@ -68,6 +76,8 @@ def decoding_settings(model_config: Any, **overrides: Any) -> CTCDecoding:
     if keys.get("lm") is not None and keys.get("beam_size", 1) == 1 and "beam_size" not in given:
         keys["beam_size"] = LM_BEAM_SIZE  # an LM asked for on a greedy run: search with a beam
     if given.get("beam_size") == 1 and "lm" not in given:
+        if keys.get("lm") is not None and "lm_weight" in given:
+            raise ConfigError(_GREEDY_LM_WEIGHT.format(weight=given["lm_weight"]))
         keys["lm"] = None  # greedy asked for on a run with an LM: greedy decoding uses none
     trained = getattr(model_config, "ctc_weight", 1.0)
     if (keys.get("decode_ctc_weight") or 1.0) < 1 and trained == 1:

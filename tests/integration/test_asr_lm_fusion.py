@@ -4,6 +4,7 @@ fixes a deliberately ambiguous CTC decode and leaves clear ones alone."""
 from __future__ import annotations
 
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -170,3 +171,28 @@ def test_a_recognizer_run_transcribes_with_the_gpt_run_loaded_once(
     assert outcome.stdout.splitlines() == [
         run.transcribe(clips[:1], lm=lm_path, lm_weight=0.8, beam_size=8)[0]
     ]
+
+
+def test_greedy_decoding_of_a_fused_run_refuses_an_lm_weight_naming_beam_size(
+    digit_lm: mg.Run, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """--beam-size 1 drops the run's model.lm (greedy decoding has none): an --lm-weight with
+    it used to be dropped too, silently."""
+    from speech_runs import tiny_recognizer
+
+    run, clips = tiny_recognizer(tmp_path_factory)
+    fused = tmp_path / "fused"
+    shutil.copytree(run.path, fused, ignore=shutil.ignore_patterns("checkpoints"))
+    config = yaml.safe_load((fused / "config.yaml").read_text())
+    config["model"].update(lm=str(digit_lm.path), beam_size=4)
+    (fused / "config.yaml").write_text(yaml.safe_dump(config))
+
+    with pytest.raises(ConfigError, match=r"^beam_size 1 \(--beam-size 1\) decodes greedily"):
+        mg.load(fused).transcribe(clips[:1], beam_size=1, lm_weight=0.8)
+    outcome = run_cli("transcribe", fused, clips[0], "--beam-size", "1", "--lm-weight", "0.8")
+    assert outcome.code == 2 and "Traceback" not in outcome.stderr
+    assert len(outcome.stderr.strip().splitlines()) == 1
+    assert "--beam-size 1" in outcome.stderr and "lm_weight 0.8" in outcome.stderr
+    greedy = run_cli("transcribe", fused, clips[0], "--beam-size", "1")  # no weight: as before
+    assert greedy.code == 0, greedy.stderr
+    assert greedy.stdout.splitlines() == run.transcribe(clips[:1], beam_size=1)

@@ -28,3 +28,9 @@ def test_asking_for_an_lm_and_greedy_together_is_refused_in_plain_words() -> Non
     message = str(caught.value)
     assert "shallow fusion happens inside beam search" in message
     assert "Value error" not in message
+
+
+def test_greedy_with_a_weight_for_the_dropped_language_model_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"--beam-size 1\) decodes greedily.*lm_weight 0\.7"):
+        decoding_settings(FUSED, beam_size=1, lm_weight=0.7)
+    assert decoding_settings(FUSED, beam_size=8, lm_weight=0.7).lm_weight == 0.7
