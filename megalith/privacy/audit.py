@@ -8,14 +8,17 @@ attack cannot tell members apart) and its true-positive rate at 1% false positiv
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from megalith.data.sources import Table
 from megalith.data.tensors import TensorTable
 from megalith.errors import DataError
 from megalith.evaluate.privacy_section import AUDIT_FILE
@@ -66,13 +69,19 @@ def audit_privacy(
     Returns:
         one AuditResult per (run, attack): loss_threshold and likelihood_ratio.
     Raises:
-        DataError: the run has no test rows, or its outputs are text (token losses).
+        DataError: the run has no test rows, or its outputs are text (token losses); or
+            `compare` was trained or tested on other rows (naming what differs).
     """
     target = run if isinstance(run, Run) else load(run)
-    results = _audit_one(target, max_rows, seed)
-    if compare is not None:
+    data = target.data_splits()
+    if compare is None:
+        results = _audit_one(target, data, max_rows, seed)
+    else:
         other = compare if isinstance(compare, Run) else load(compare)
-        results += _audit_one(other, max_rows, seed)
+        other_data = other.data_splits()
+        check_same_rows(target, data[1], other, other_data[1])
+        results = _audit_one(target, data, max_rows, seed)
+        results += _audit_one(other, other_data, max_rows, seed)
     if write:
         RunDir(target.path).write_json(target.path / AUDIT_FILE, audit_json(results))
         from megalith.evaluate.report import write_report  # matplotlib loads only here
@@ -81,8 +90,54 @@ def audit_privacy(
     return results
 
 
-def _audit_one(run: Run, max_rows: int, seed: int) -> list[AuditResult]:
-    table, splits = run.data_splits()
+def check_same_rows(
+    run: Run, splits: dict[str, pd.DataFrame], other: Run, other_splits: dict[str, pd.DataFrame]
+) -> None:
+    """Refuse to audit `other` beside `run` unless both split the same rows into train and
+    test: the two audits would otherwise attack different members, and their figures could
+    not be compared. Rows are compared by index and the values of the columns both sources
+    hold, so a copy of the data file elsewhere is the same data.
+
+    Raises:
+        DataError: naming both runs, the split whose rows differ and the setting that differs.
+    """
+    for name in ("train", "test"):
+        rows, other_rows = splits[name], other_splits[name]
+        common = sorted(set(rows.columns) & set(other_rows.columns))
+        if not common or _rows_digest(rows, common) != _rows_digest(other_rows, common):
+            raise DataError(
+                f"--compare {other.path}: its {name} rows are not those of {run.path} "
+                f"({_what_differs(run, other)}); compare a run trained on the same data and "
+                "split, such as its non-private twin"
+            )
+
+
+def _rows_digest(frame: pd.DataFrame, columns: list[str]) -> str:
+    """SHA-256 of the rows' index and of their values in `columns`, in order."""
+    hashed = pd.util.hash_pandas_object(frame[columns], index=True)
+    return hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()
+
+
+def _what_differs(run: Run, other: Run) -> str:
+    """The setting that splits the two runs' rows differently, as `key a vs b`."""
+    data, other_data = run.config.data, other.config.data
+    if data.source != other_data.source:
+        return f"data.source {data.source} vs {other_data.source}"
+    split, other_split = data.split.model_dump(), other_data.split.model_dump()
+    if split != other_split:
+        changed = [key for key in split if split[key] != other_split[key]]
+        return ", ".join(f"data.split.{k} {split[k]} vs {other_split[k]}" for k in changed)
+    if run.config.seed != other.config.seed:
+        return f"seed {run.config.seed} vs {other.config.seed}"
+    if run.config.outputs[0].name != other.config.outputs[0].name:  # the split's strata
+        return f"first output {run.config.outputs[0].name} vs {other.config.outputs[0].name}"
+    return f"the same data.source and split, but {data.source} changed between the trainings"
+
+
+def _audit_one(
+    run: Run, data: tuple[Table, dict[str, pd.DataFrame]], max_rows: int, seed: int
+) -> list[AuditResult]:
+    table, splits = data
     if not len(splits["test"]):
         raise DataError(f"{run.path}: the run has no test rows to serve as non-members")
     if any(feature.type == "text" for feature in run.config.outputs):

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from conftest import make_table, run_cli
 
 import megalith as mg
+from megalith.errors import DataError
 from megalith.models import build_model
 from megalith.privacy import audit_privacy
 from megalith.run import Run
@@ -74,3 +77,43 @@ def test_cli_audits_compares_and_adds_a_report_section(memorised: mg.Run, tmp_pa
 def test_cli_refuses_a_missing_run(tmp_path: Path) -> None:
     outcome = run_cli("audit-privacy", tmp_path / "nowhere")
     assert outcome.code != 0 and "Traceback" not in outcome.stderr
+
+
+def _twin(run: mg.Run, folder: Path, **data: object) -> Path:
+    """A copy of `run` (the same weights) whose config.yaml reads other `data` settings."""
+    shutil.copytree(run.path, folder, ignore=shutil.ignore_patterns("checkpoints"))
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    config["data"].update(data)
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    return folder
+
+
+@pytest.mark.slow
+def test_a_compared_run_on_other_rows_is_refused_naming_both(
+    memorised: mg.Run, tmp_path: Path
+) -> None:
+    source = Path(memorised.config.data.source)
+    shutil.copy(source, tmp_path / "copy.csv")  # the same rows elsewhere: the same data
+    moved = _twin(memorised, tmp_path / "moved", source=str(tmp_path / "copy.csv"))
+    assert len(audit_privacy(memorised, moved, write=False, max_rows=20)) == 4
+
+    resplit = _twin(memorised, tmp_path / "resplit", split={"val": 0.0, "test": 0.4})
+    with pytest.raises(DataError) as caught:
+        audit_privacy(memorised, resplit, write=False)
+    assert str(caught.value) == (
+        f"--compare {resplit}: its train rows are not those of {memorised.path} "
+        "(data.split.test 0.5 vs 0.4); compare a run trained on the same data and split, such "
+        "as its non-private twin"
+    )
+
+    make_table(rows=400, seed=1).to_csv(tmp_path / "other.csv", index=False)
+    other = _twin(memorised, tmp_path / "other", source=str(tmp_path / "other.csv"))
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in memorised.path.iterdir())
+    outcome = run_cli("audit-privacy", memorised.path, "--compare", other)
+    assert outcome.code == 2 and "Traceback" not in outcome.stderr
+    assert len(outcome.stderr.strip().splitlines()) == 1
+    assert f"--compare {other}: its train rows are not those of {memorised.path}" in (
+        outcome.stderr
+    )
+    assert f"data.source {source} vs {tmp_path / 'other.csv'}" in outcome.stderr
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in memorised.path.iterdir()) == before
