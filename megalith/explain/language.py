@@ -44,10 +44,17 @@ ATTENTION_TOKENS = 64
 
 
 def explain_language_model(
-    run: Run, frame: pd.DataFrame, origin: str, method: str = "ig", steps: int = 50
+    run: Run,
+    frame: pd.DataFrame,
+    origin: str,
+    method: str = "ig",
+    steps: int = 50,
+    internal_batch_size: int | None = None,
 ) -> Explanations:
     """Token attributions and attention maps of a GPT or pretrained language model run for
-    each document (row) of `frame`.
+    each document (row) of `frame`; `internal_batch_size` bounds the Integrated Gradients
+    steps of one forward pass (default: 4,096 / the document's tokens), and the largest a
+    document used is recorded in the summary.
 
     Raises:
         RunError: a method other than ig.
@@ -83,7 +90,7 @@ def explain_language_model(
         predicted = logits.argmax(dim=-1).tolist()
         checked = _next_token_attributions(
             forward, name, ids, predicted[-1], steps, randomise=len(rows) < RANDOMISATION_ROWS,
-            times=times,
+            times=times, internal_batch_size=internal_batch_size,
         )  # fmt: skip
         figures.append(checked)
         cell = text if isinstance(text, str) else ""
@@ -146,6 +153,7 @@ def _summary(
         "units": "logits (attention: weights, each position's summing to 1)",
         "baselines": "token embeddings 0 (the padding embedding)",
         "steps": steps,
+        "internal_batch_size": max(f["internal_batch_size"] for f in figures),
         "global_importance": {},
         "trust": {
             "completeness": completeness_summary(gaps, used),
@@ -164,12 +172,13 @@ def _next_token_attributions(
     *,
     randomise: bool,
     times: PartTimes,
+    internal_batch_size: int | None = None,
 ) -> dict[str, Any]:
     """Each token's attribution (its embedding's, summed) to the logit of `target` after the
     last token ("values"); the steps Integrated Gradients took and its completeness gap; the
     deletion check's areas (tokens' embeddings put to 0, most attributed first, against random
     orders; trust.py); and, with `randomise`, the model-randomisation rank correlation
-    (sanity.py; NaN without)."""
+    (sanity.py; NaN without); the steps per forward pass ("internal_batch_size")."""
     embeddings = forward.embed(ids)  # (1, T, D)
     space = InputSpace(
         InputSpec(name, "text"),
@@ -180,7 +189,7 @@ def _next_token_attributions(
         torch.ones(1, len(ids), dtype=torch.bool),
     )
     chosen = torch.tensor([target])
-    size = max(1, 4096 // len(ids))
+    size = internal_batch_size or max(1, 4096 // len(ids))
     with times.part("ig"):
         found = attribute("ig", forward, [space], chosen, steps=steps, internal_batch_size=size)
     assert found.steps is not None and found.gap is not None
@@ -199,6 +208,7 @@ def _next_token_attributions(
         "gap": float(found.gap[0]),
         "deletion": (float(attributed[0]), float(random[0])),
         "randomisation": correlation,
+        "internal_batch_size": size,
     }
 
 

@@ -59,13 +59,15 @@ class SourceAttributions:
     """One row's attributions: `values` (T, S) float64, written token t's log-probability
     attributed to each source token; per written token the steps Integrated Gradients took
     and its completeness gap; the deletion check's areas on the sequence log-likelihood; the
-    model-randomisation rank correlation (NaN when not measured)."""
+    model-randomisation rank correlation (NaN when not measured); the most (written token,
+    step) pairs of one forward pass (summary.json's internal_batch_size; 0: not recorded)."""
 
     values: torch.Tensor
     steps: torch.Tensor
     gaps: torch.Tensor
     deletion: tuple[float, float]
     randomisation: float
+    internal_batch_size: int = 0
 
 
 def source_attributions(
@@ -126,7 +128,7 @@ def source_attributions(
         correlation = _randomisation(
             randomised, space, decoder_input, targets, found.values[0], steps, size
         )
-    return SourceAttributions(per_token, found.steps, found.gap, areas, correlation)
+    return SourceAttributions(per_token, found.steps, found.gap, areas, correlation, size)
 
 
 def _deletion(

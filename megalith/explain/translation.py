@@ -52,7 +52,8 @@ def explain_seq2seq(
     Args:
         steps: Integrated Gradients' starting step count (raised per written token, up to 8x,
             until its completeness gap is at most 5%).
-        internal_batch_size: the most (written token, step) pairs per forward pass.
+        internal_batch_size: the most (written token, step) pairs per forward pass; the
+            largest a row used is recorded in the summary.
 
     Raises:
         DataError: the source column is missing or a value cannot be encoded.
@@ -207,6 +208,7 @@ def _summary(
         "units": "log-probability (attention: weights, each token's summing to 1)",
         "baselines": "source token embeddings 0 (the padding embedding), positions kept",
         "steps": steps,
+        "internal_batch_size": max(f.internal_batch_size for f in found),
         "global_importance": {},
         "trust": {
             "completeness": completeness_summary(

@@ -290,6 +290,7 @@ def test_a_language_model_is_explained_by_its_causal_attention_maps(tmp_path: Pa
     assert (folder / "attention" / f"{first['row']}-text.png").read_bytes()[:4] == b"\x89PNG"
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["method"] == "ig" and summary["trust"]["completeness"]["gap_max"] <= 0.05
+    assert summary["internal_batch_size"] == 4096 // 16  # automatic: 4,096 / the 16 tokens
     row = json.loads((folder / "explanations.jsonl").read_text().splitlines()[0])
     assert [t for t, _ in row["token_attributions"]] == first["tokens"]
     # the values sum to the change of the explained logit from the all-zero embeddings
@@ -466,6 +467,11 @@ def test_a_seq2seq_run_writes_which_source_tokens_each_written_token_looked_at(
     test_rows = run.data_splits()[1]["test"]
     for row in explanations.rows:
         assert row["source_tokens"] == list(test_rows.loc[row["row"], "word"])
+    # automatic: 4,096 / the source's tokens, never fewer than the written ones; the largest
+    assert explanations.summary["internal_batch_size"] == max(
+        max(len(row["output_tokens"]), 4096 // len(row["source_tokens"]))
+        for row in explanations.rows
+    )
     by_input: dict[str, list[Any]] = {}
     for found in explanations.attention:
         by_input.setdefault(found.input, []).append(found)

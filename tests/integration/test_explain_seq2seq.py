@@ -105,7 +105,7 @@ def test_the_cli_writes_the_attribution_matrix_and_a_page_that_renders(
 def test_write_explanations_keeps_the_matrix_in_python_and_on_disk(
     copy_run: mg.Run, tmp_path: Path
 ) -> None:
-    explanations = copy_run.explain(rows=2, steps=20)
+    explanations = copy_run.explain(rows=2, steps=20, internal_batch_size=7)
     folder = write_explanations(explanations, tmp_path / "out")
     written = [json.loads(line) for line in (folder / "explanations.jsonl").read_text().split("\n")
                if line]  # fmt: skip
@@ -113,3 +113,5 @@ def test_write_explanations_keeps_the_matrix_in_python_and_on_disk(
         r["source_attributions"] for r in explanations.rows
     ]
     assert explanations.summary["steps"] == 20
+    assert explanations.summary["internal_batch_size"] == 7  # above any row's written tokens
+    assert json.loads((folder / "summary.json").read_text())["internal_batch_size"] == 7
