@@ -359,7 +359,10 @@ def main() -> None:
     except MegalithError as error:
         if _state["debug"] or "--debug" in sys.argv:
             raise
-        typer.echo(f"error: {error}", err=True)
+        from megalith.training.worker_errors import say_error
+
+        if say_error(f"error: {error}"):  # once, not once per process of `--devices N`
+            typer.echo(f"error: {error}", err=True)
         sys.exit(error.exit_code)
     except ModuleNotFoundError as error:
         hint = missing_extra(error)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -270,7 +271,10 @@ def launch(devices: int, argv: Sequence[str], max_restarts: int = 0) -> int:
         "megalith",
         *argv,
     ]
-    return subprocess.call(command, env=launch_env(devices, os.environ))
+    from megalith.training.worker_errors import ERRORS_DIR
+
+    with tempfile.TemporaryDirectory(prefix="megalith-errors-") as errors:  # one line per rank
+        return subprocess.call(command, env={**launch_env(devices, os.environ), ERRORS_DIR: errors})
 
 
 def launch_env(devices: int, environ: Any) -> dict[str, str]:

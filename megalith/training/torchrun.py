@@ -7,13 +7,27 @@ that line and end the command with exit code 1. Here the command instead ends wi
 failed process's own exit code (143 after SIGTERM, 2 for a bad config or table), and a process
 killed by a signal (which said nothing) is named in one line. torchrun itself stopped by a
 signal (SIGTERM to the command) ends with 128 + that signal, without its traceback.
+
+An error every process meets after they start is printed once (megalith.training.worker_errors),
+without torchrun's log lines about the failed process and the others it stops.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any
+
+ROUTINE = ("failed (exitcode: ", "Sending process ", "Closing process ")
+"""torchrun's log lines (torch.distributed.elastic.multiprocessing.api) about a process that
+failed and the others it stops: the processes said why, and exit_code names a killed one."""
+
+
+def _not_routine(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(ROUTINE)
 
 
 def exit_code(failed: Any) -> int:
@@ -41,10 +55,17 @@ def main(argv: list[str] | None = None) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
+    from megalith.training.worker_errors import ERRORS_DIR, other_ranks_errors
+
+    logging.getLogger("torch.distributed.elastic.multiprocessing.api").addFilter(_not_routine)
     try:
         run(parse_args(argv))
     except ChildFailedError as failed:
-        return exit_code(failed)
+        code = exit_code(failed)
+        if os.environ.get(ERRORS_DIR):
+            for line in other_ranks_errors(Path(os.environ[ERRORS_DIR])):
+                print(line, file=sys.stderr)
+        return code
     except SignalException as stopped:  # SIGTERM / SIGINT to torchrun: the processes were
         return 128 + int(stopped.sigval)  # stopped, and each said where to resume
     return 0
