@@ -61,6 +61,11 @@ _GREEDY_LM_WEIGHT = (
     "(model.lm), so lm_weight {weight:g} (--lm-weight) would weigh nothing; give --beam-size 2 "
     "or more to fuse the language model, or leave --lm-weight out"
 )
+_GREEDY_TOKEN_BONUS = (
+    "token_bonus {bonus:g} (--token-bonus) is added to each hypothesis inside beam search, but "
+    "beam_size 1 (the run's, or --beam-size 1) decodes greedily and would ignore it; give "
+    "--beam-size 2 or more, or leave --token-bonus out"
+)
 
 
 def decoding_settings(model_config: Any, **overrides: Any) -> CTCDecoding:
@@ -68,7 +73,8 @@ def decoding_settings(model_config: Any, **overrides: Any) -> CTCDecoding:
 
     Raises:
         ConfigError: an override is out of range (e.g. an LM with beam_size 1), or asks for
-            greedy decoding (beam_size 1) on a run with an LM while weighing it (lm_weight).
+            greedy decoding (beam_size 1) on a run with an LM while weighing it (lm_weight),
+            or gives a token_bonus to a search that ignores it (greedy, attention).
     """
     keys = {key: getattr(model_config, key) for key in OVERRIDABLE if hasattr(model_config, key)}
     given = {key: value for key, value in overrides.items() if value is not None}
@@ -80,6 +86,8 @@ def decoding_settings(model_config: Any, **overrides: Any) -> CTCDecoding:
             raise ConfigError(_GREEDY_LM_WEIGHT.format(weight=given["lm_weight"]))
         keys["lm"] = None  # greedy asked for on a run with an LM: greedy decoding uses none
     trained = getattr(model_config, "ctc_weight", 1.0)
+    if given.get("token_bonus"):
+        _check_token_bonus_is_used(keys, trained, given["token_bonus"])
     if (keys.get("decode_ctc_weight") or 1.0) < 1 and trained == 1:
         raise ConfigError(
             "model.decode_ctc_weight: attention decoding needs a hybrid model (trained with "
@@ -92,6 +100,19 @@ def decoding_settings(model_config: Any, **overrides: Any) -> CTCDecoding:
         where = ".".join(str(part) for part in first["loc"]) or "decoding"
         message = str(first["msg"]).removeprefix("Value error, ")
         raise ConfigError(f"model.{where}: {message}") from None
+
+
+def _check_token_bonus_is_used(keys: dict[str, Any], trained: float, bonus: float) -> None:
+    """Only CTC prefix beam search adds token_bonus: greedy and attention decoding ignore it."""
+    if keys.get("beam_size", 1) == 1:
+        raise ConfigError(_GREEDY_TOKEN_BONUS.format(bonus=bonus))
+    ctc_weight = keys.get("decode_ctc_weight") or (1.0 if keys.get("lm") else trained)
+    if ctc_weight < 1:
+        raise ConfigError(
+            f"token_bonus {bonus:g} (--token-bonus) is added inside CTC prefix beam search; this "
+            f"hybrid run decodes with attention (CTC weight {ctc_weight:g}), which ignores it: "
+            "give --ctc-weight 1 to search with CTC alone, or leave --token-bonus out"
+        )
 
 
 def joint_ctc_weight(settings: CTCDecoding, trained: float) -> float:

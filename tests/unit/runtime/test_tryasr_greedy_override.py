@@ -34,3 +34,24 @@ def test_greedy_with_a_weight_for_the_dropped_language_model_is_refused() -> Non
     with pytest.raises(ConfigError, match=r"--beam-size 1\) decodes greedily.*lm_weight 0\.7"):
         decoding_settings(FUSED, beam_size=1, lm_weight=0.7)
     assert decoding_settings(FUSED, beam_size=8, lm_weight=0.7).lm_weight == 0.7
+
+
+def test_a_token_bonus_for_greedy_decoding_is_refused() -> None:
+    greedy = CTCDecoding()
+    with pytest.raises(ConfigError, match=r"token_bonus 1\.5 .*decodes greedily"):
+        decoding_settings(greedy, token_bonus=1.5)
+    with pytest.raises(ConfigError, match="token_bonus 2 "):
+        decoding_settings(FUSED, beam_size=1, token_bonus=2.0)
+    assert decoding_settings(greedy, beam_size=4, token_bonus=1.5).token_bonus == 1.5
+    assert decoding_settings(FUSED, token_bonus=1.0).beam_size == 4
+    assert decoding_settings(greedy, token_bonus=0.0).beam_size == 1  # 0 is the default: no-op
+
+
+def test_a_token_bonus_for_attention_decoding_is_refused() -> None:
+    class Hybrid:  # a hybrid CTC/attention model's config: it decodes with attention
+        beam_size, ctc_weight, decode_ctc_weight = 4, 0.3, None
+
+    with pytest.raises(ConfigError, match=r"decodes with attention \(CTC weight 0\.3\)"):
+        decoding_settings(Hybrid(), token_bonus=1.0)
+    ctc_alone = decoding_settings(Hybrid(), token_bonus=1.0, decode_ctc_weight=1.0)
+    assert ctc_alone.token_bonus == 1.0
