@@ -26,7 +26,7 @@ LABEL = [OutputSpec("label", "category", num_classes=4)]
 def _text(kind: str, vocab: int = 2000) -> list[InputSpec]:
     from megalith.data.features.encoding import SequenceEncoderConfig
 
-    encoder = SequenceEncoderConfig(kind=kind, hidden=8, layers=1)  # type: ignore[arg-type]
+    encoder = SequenceEncoderConfig(kind=kind, hidden=8, heads=2, dropout=0.0)  # type: ignore[arg-type]
     return [InputSpec("t", "text", vocab_size=vocab, shape=(7,), embedding_dim=8, encoder=encoder)]
 
 
@@ -35,6 +35,10 @@ MODELS: dict[str, tuple[Callable[[], nn.Module], list[InputSpec]]] = {
     "cnn": (lambda: build_model(CNNConfig(channels=[8, 16], hidden=[32]), DIGITS, LABEL), DIGITS),
     "text bag": (lambda: build_model(MLPConfig(hidden=[]), _text("bag"), LABEL), _text("bag")),
     "text lstm": (lambda: build_model(MLPConfig(hidden=[]), _text("lstm"), LABEL), _text("lstm")),
+    "text transformer": (
+        lambda: build_model(MLPConfig(hidden=[]), _text("transformer"), LABEL),
+        _text("transformer"),
+    ),
 }
 
 
@@ -86,6 +90,7 @@ def test_auto_takes_ghost_clipping_where_most_weights_are_linear_or_embedding() 
     # measured (benchmarks/privacy_clipping.py): ghost faster for MLPs and text bags, not for
     # the digits CNN, whose convolutions still need per-row gradients under ghost clipping
     expected = {"mlp": True, "cnn": False, "text bag": True, "text lstm": True}
+    expected["text transformer"] = True
     for name, (build, _) in MODELS.items():
         model = make_private_safe(build())
         assert ghost_clipping_for("auto", model) == expected[name], name
