@@ -18,6 +18,7 @@ per model with the two ratios and what `clipping: auto` takes for it.
 
     python benchmarks/privacy_clipping.py                      # every model (minutes)
     python benchmarks/privacy_clipping.py --only mlp256-b256 --epochs 1
+    python benchmarks/privacy_clipping.py --quick              # a tiny MLP (a test runs it)
 """
 
 from __future__ import annotations
@@ -30,17 +31,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from privacy import TEXT_TASKS, docstrings_task, table_task  # benchmarks/privacy.py
 from rich.console import Console
 
 import megalith as mg
-from megalith.training.privacy import PrivacyConfig, ghost_clipping_for
+from megalith.training.clipping_choice import ghost_clipping_for, ghost_weight_share
 
 KINDS = ("non_private", "per_sample", "ghost")
 
 
 def _table(folder: Path, rows: int) -> dict[str, Any]:
-    from privacy import table_task  # benchmarks/privacy.py, beside this file
-
     csv = folder / f"table-{rows}.csv"
     if not csv.exists():
         table_task(rows).to_csv(csv, index=False)
@@ -52,8 +52,6 @@ def _table(folder: Path, rows: int) -> dict[str, Any]:
 
 
 def _text(folder: Path) -> dict[str, Any]:
-    from privacy import TEXT_TASKS, docstrings_task
-
     csv = folder / "docstrings.csv"
     if not csv.exists():
         docstrings_task(*TEXT_TASKS["docstrings"]).to_csv(csv, index=False)
@@ -81,11 +79,13 @@ MODELS: dict[str, tuple[Any, dict[str, Any], int, float]] = {
     "text-bag": (_text, {"arch": "mlp", "hidden": []}, 256, 1.0),
 }
 """Each model: its data, model config, batch size (private and not) and clip."""
+QUICK = {"mlp-quick": (lambda f: _table(f, 1500), {"arch": "mlp", "hidden": [32]}, 64, 5.0)}
+"""--quick: a tiny MLP on 1,500 rows, one epoch (the test of this script)."""
 
 
 def config_for(name: str, folder: Path, kind: str, epochs: int) -> dict[str, Any]:
     """The run of model `name` for one kind (non_private, per_sample, ghost)."""
-    data, model, batch, clip = MODELS[name]
+    data, model, batch, clip = {**MODELS, **QUICK}[name]
     train: dict[str, Any] = {
         "epochs": epochs,
         "batch_size": batch,
@@ -124,8 +124,9 @@ def measure(name: str, folder: Path, epochs: int) -> dict[str, Any]:
     base = seconds["non_private"]
     return {
         "model": name,
-        "batch_size": MODELS[name][2],
+        "batch_size": config["train"]["batch_size"],
         "parameters": sum(p.numel() for p in run.model.parameters()),
+        "linear_embedding_share": round(ghost_weight_share(run.model), 2),
         **{f"{kind}_epoch_seconds": round(value, 3) for kind, value in seconds.items()},
         "per_sample_vs_non_private": round(seconds["per_sample"] / base, 2),
         "ghost_vs_non_private": round(seconds["ghost"] / base, 2),
@@ -139,12 +140,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", choices=list(MODELS))
     parser.add_argument("--epochs", type=int, default=2, help="Epochs per run (fastest kept).")
+    parser.add_argument("--quick", action="store_true", help="A tiny MLP, one epoch.")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    assert PrivacyConfig().clipping == "auto"
+    names = list(QUICK) if args.quick else args.only or list(MODELS)
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.only or list(MODELS):
-            row = measure(name, Path(tmp), args.epochs)
+        for name in names:
+            row = measure(name, Path(tmp), 1 if args.quick else args.epochs)
             print(json.dumps({**row, "threads": 1}), flush=True)
 
 
