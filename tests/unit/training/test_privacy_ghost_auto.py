@@ -118,3 +118,16 @@ def test_epsilon_and_noise_do_not_depend_on_the_clipping_mode() -> None:
     assert noise == ghost_noise and epsilon == ghost_epsilon
     assert 0 < epsilon <= 3.0
     assert (summary["clipping"], ghost_summary["clipping"]) == ("per_sample", "ghost")
+
+
+def test_auto_takes_the_same_clipping_inside_opacus_ddp_wrapper(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from megalith.training.private_ddp import private_ddp
+
+    # one process, no process group: the wrapper's broadcast of rank 0's weights is a no-op
+    monkeypatch.setattr(torch.distributed, "broadcast", lambda tensor, src: None)
+    for name, (build, _) in MODELS.items():
+        model = make_private_safe(build())
+        wrapped = private_ddp(model)
+        assert ghost_clipping_for("auto", wrapped) == ghost_clipping_for("auto", model), name
