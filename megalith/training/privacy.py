@@ -27,6 +27,7 @@ from torch import nn
 from megalith.configbase import ConfigModel
 from megalith.data.tensors import TensorTable
 from megalith.errors import ConfigError
+from megalith.training.clipping_choice import ghost_clipping_for
 from megalith.training.opacus_notes import OpacusNotes
 from megalith.training.private_loss import private_loss
 from megalith.training.rdp import rdp_epsilon
@@ -71,8 +72,9 @@ class PrivacyConfig(ConfigModel):
     clipping: Literal["auto", "per_sample", "ghost"] = "auto"
     """How each row's gradient is clipped: per_sample materialises every row's gradient;
     ghost computes each row's gradient norm of linear and embedding layers without it and
-    backpropagates twice (megalith.training.ghost_clipping), far cheaper for embeddings; auto
-    takes ghost when the model has an embedding table. Both give the same clipped sum, except
+    backpropagates twice (megalith.training.ghost_clipping), far cheaper for embeddings and
+    wide linear layers; auto takes ghost when most weights are in Linear and Embedding layers
+    (megalith.training.clipping_choice). Both give the same clipped sum, except
     that per_sample (Opacus) also counts an embedding's padding positions (docs/privacy.md)."""
 
     @model_validator(mode="after")
@@ -380,11 +382,3 @@ class PrivateTraining:
             "steps": sum(int(steps) for _, _, steps in self.state_dict()["history"]),
             "planned_steps": self.planned_steps,
         }
-
-
-def ghost_clipping_for(clipping: str, model: nn.Module) -> bool:
-    """train.privacy.clipping resolved: auto is ghost clipping when `model` has an embedding
-    table, whose per-row gradients are what makes per-sample clipping slow."""
-    if clipping != "auto":
-        return clipping == "ghost"
-    return any(isinstance(module, nn.Embedding) for module in model.modules())

@@ -52,8 +52,8 @@ def test_a_smaller_budget_needs_more_noise() -> None:
 
 
 def test_clipping_bounds_every_per_sample_gradient() -> None:
-    private = PrivateTraining(
-        PrivacyConfig(epsilon=3.0, max_grad_norm=0.5),
+    private = PrivateTraining(  # per-sample: auto would take ghost for these Linear layers
+        PrivacyConfig(epsilon=3.0, max_grad_norm=0.5, clipping="per_sample"),
         rows=100,
         batch_size=1,
         accumulation=1,

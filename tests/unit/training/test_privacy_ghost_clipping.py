@@ -74,10 +74,11 @@ def test_row_losses_average_to_the_training_loss() -> None:
     torch.testing.assert_close(rows.mean(), total_loss(features, outputs, targets))
 
 
-def test_auto_takes_ghost_clipping_for_models_with_an_embedding_table() -> None:
+def test_auto_takes_ghost_clipping_for_linear_and_embedding_models() -> None:
     assert ghost_clipping_for("auto", _Bag())
-    assert not ghost_clipping_for("auto", nn.Sequential(nn.Linear(3, 2)))
-    assert ghost_clipping_for("ghost", nn.Sequential(nn.Linear(3, 2)))
+    assert ghost_clipping_for("auto", nn.Sequential(nn.Linear(3, 2)))
+    assert not ghost_clipping_for("auto", nn.Sequential(nn.Conv1d(3, 8, 5), nn.Linear(8, 2)))
+    assert not ghost_clipping_for("per_sample", nn.Sequential(nn.Linear(3, 2)))
     assert not ghost_clipping_for("per_sample", _Bag())
 
 
