@@ -168,6 +168,7 @@ def explain(
     PNG maps and explain.html, with trust figures (completeness, deletion vs random); attention
     maps for Transformer inputs and GPT runs."""
     from megalith.explain import write_explanations
+    from megalith.explain.output import check_explain_folder
     from megalith.run import Run
     from megalith.runs import RunDir
 
@@ -178,13 +179,13 @@ def explain(
     if output is not None and RunDir(run).owns(output):
         fail(f"--output {output} is one of the run directory's own folders; choose another")
     loaded = Run.load(run)
+    destination = output or RunDir(run).explanations
+    check_explain_folder(destination, overwrite)  # before the work, not after it
     explanations = loaded.explain(
         data, rows=rows, row_ids=ids, method=method, target=target, output_name=output_name,
         steps=steps, internal_batch_size=internal_batch_size, attention=attention,
     )  # fmt: skip
-    folder = write_explanations(
-        explanations, output or RunDir(run).explanations, overwrite=overwrite
-    )
+    folder = write_explanations(explanations, destination, overwrite=overwrite)
     trust = ", ".join(f"{k} {'passed' if v['passed'] else 'FAILED'}" for k, v in
                       explanations.summary["trust"].items())  # fmt: skip
     verdicts = f"; {trust}" if trust else ""
