@@ -72,6 +72,7 @@ def explain_language_model(
     maps: list[AttentionMap] = []
     figures: list[dict[str, Any]] = []
     model.eval()
+    randomised: list[NextToken] = []  # the re-initialised copy, made once for every row
     for label, text, ids in zip(frame.index, frame[name], ids_by_row, strict=True):
         ids = ids[:length]
         if not ids:
@@ -82,8 +83,8 @@ def explain_language_model(
         maps.append(AttentionMap(_plain(label), name, tokens, weights.numpy()))
         predicted = logits.argmax(dim=-1).tolist()
         checked = _next_token_attributions(
-            forward, name, ids, predicted[-1], steps, randomise=len(rows) < RANDOMISATION_ROWS,
-            times=times,
+            forward, name, ids, predicted[-1], steps,
+            randomised=randomised if len(rows) < RANDOMISATION_ROWS else None, times=times,
         )  # fmt: skip
         figures.append(checked)
         cell = text if isinstance(text, str) else ""
@@ -162,14 +163,15 @@ def _next_token_attributions(
     target: int,
     steps: int,
     *,
-    randomise: bool,
+    randomised: list[NextToken] | None,
     times: PartTimes,
 ) -> dict[str, Any]:
     """Each token's attribution (its embedding's, summed) to the logit of `target` after the
     last token ("values"); the steps Integrated Gradients took and its completeness gap; the
     deletion check's areas (tokens' embeddings put to 0, most attributed first, against random
-    orders; trust.py); and, with `randomise`, the model-randomisation rank correlation
-    (sanity.py; NaN without)."""
+    orders; trust.py); and, with `randomised` (a list holding the re-initialised copy of the
+    model once it is made, or empty: it is made here and kept there for the next rows), the
+    model-randomisation rank correlation (sanity.py; NaN without)."""
     embeddings = forward.embed(ids)  # (1, T, D)
     space = InputSpace(
         InputSpec(name, "text"),
@@ -190,9 +192,11 @@ def _next_token_attributions(
             forward, [space], chosen, values.double(), space.valid, internal_batch_size=size
         )
     correlation = float("nan")
-    if randomise:
+    if randomised is not None:
         with times.part("randomisation"):
-            correlation = _randomised_correlation(forward, space, chosen, found, steps, size)
+            if not randomised:
+                randomised.append(forward.randomised())
+            correlation = _randomised_correlation(randomised[0], space, chosen, found, steps, size)
     return {
         "values": values[0].tolist(),
         "steps": int(found.steps[0]),
@@ -203,13 +207,13 @@ def _next_token_attributions(
 
 
 def _randomised_correlation(
-    forward: NextToken, space: InputSpace, chosen: torch.Tensor, found: Any, steps: int, size: int
+    fresh: NextToken, space: InputSpace, chosen: torch.Tensor, found: Any, steps: int, size: int
 ) -> float:
-    """The rank correlation of the attributions with those of a weight-randomised copy of the
-    model (the model-randomisation test, Adebayo et al. 2018; sanity.py)."""
+    """The rank correlation of the attributions with those of `fresh`, the weight-randomised
+    copy of the model (the model-randomisation test, Adebayo et al. 2018; sanity.py)."""
     again = attribute(
         "ig",
-        forward.randomised(),
+        fresh,
         [space],
         chosen,
         steps=steps,
