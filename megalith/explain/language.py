@@ -73,7 +73,8 @@ def explain_language_model(
     figures: list[dict[str, Any]] = []
     model.eval()
     randomised: list[NextToken] = []  # the re-initialised copy, made once for every row
-    for label, text, ids in zip(frame.index, frame[name], ids_by_row, strict=True):
+    files = frame["file"].tolist() if "file" in frame.columns else [None] * len(frame)
+    for label, text, ids, file in zip(frame.index, frame[name], ids_by_row, files, strict=True):
         ids = ids[:length]
         if not ids:
             continue
@@ -88,7 +89,10 @@ def explain_language_model(
         )  # fmt: skip
         figures.append(checked)
         cell = text if isinstance(text, str) else ""
-        rows.append(_row(_plain(label), encoder.tokenizer, cell, ids, predicted, checked))
+        row = _row(_plain(label), encoder.tokenizer, cell, ids, predicted, checked)
+        if isinstance(file, str):  # a prompt folder's file: its rows are numbered without
+            row = {"row": row.pop("row"), "file": file, **row}  # the empty files
+        rows.append(row)
     if not rows:
         raise DataError(f"{origin}: the rows to explain hold no text in column '{name}'")
     summary = _summary(run, origin, name, length, steps, figures)

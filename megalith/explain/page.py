@@ -180,8 +180,9 @@ def _row(row: dict[str, Any], images: list[str]) -> str:
             f"{''.join(images)}</div>"
         )
     if "token_attributions" in row:  # a language model's document, by word where merged
+        file = f" ({escape(str(row['file']))})" if "file" in row else ""
         return (
-            f"<div class='row'><h3>Row {escape(str(row['row']))}</h3>"
+            f"<div class='row'><h3>Row {escape(str(row['row']))}{file}</h3>"
             f"<p>Explaining the next token, {escape(str(explained['next_token']))!r}, after:</p>"
             f"{_words(row.get('word_attributions', row['token_attributions']))}</div>"
         )
