@@ -145,7 +145,9 @@ def explain_run(
         if isinstance(run.model, Seq2Seq):
             explanations = explain_seq2seq(run, selected, origin, steps, internal_batch_size)
         else:
-            explanations = explain_language_model(run, selected, origin, method, steps)
+            explanations = explain_language_model(
+                run, selected, origin, method, steps, internal_batch_size
+            )
         explanations.summary["seconds"] = round(time.perf_counter() - started, 3)
         return explanations
     explainer = Explainer(run, method, output_name, target, steps, internal_batch_size)

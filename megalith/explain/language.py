@@ -44,10 +44,16 @@ ATTENTION_TOKENS = 64
 
 
 def explain_language_model(
-    run: Run, frame: pd.DataFrame, origin: str, method: str = "ig", steps: int = 50
+    run: Run,
+    frame: pd.DataFrame,
+    origin: str,
+    method: str = "ig",
+    steps: int = 50,
+    internal_batch_size: int | None = None,
 ) -> Explanations:
     """Token attributions and attention maps of a GPT or pretrained language model run for
-    each document (row) of `frame`.
+    each document (row) of `frame`; `internal_batch_size` is the most integration steps in one
+    pass (default 4,096 tokens' worth: 4,096 / the document's tokens).
 
     Raises:
         RunError: a method other than ig.
@@ -86,6 +92,7 @@ def explain_language_model(
         checked = _next_token_attributions(
             forward, name, ids, predicted[-1], steps,
             randomised=randomised if len(rows) < RANDOMISATION_ROWS else None, times=times,
+            internal_batch_size=internal_batch_size,
         )  # fmt: skip
         figures.append(checked)
         cell = text if isinstance(text, str) else ""
@@ -169,6 +176,7 @@ def _next_token_attributions(
     *,
     randomised: list[NextToken] | None,
     times: PartTimes,
+    internal_batch_size: int | None = None,
 ) -> dict[str, Any]:
     """Each token's attribution (its embedding's, summed) to the logit of `target` after the
     last token ("values"); the steps Integrated Gradients took and its completeness gap; the
@@ -186,7 +194,7 @@ def _next_token_attributions(
         torch.ones(1, len(ids), dtype=torch.bool),
     )
     chosen = torch.tensor([target])
-    size = max(1, 4096 // len(ids))
+    size = internal_batch_size or max(1, 4096 // len(ids))
     with times.part("ig"):
         found = attribute("ig", forward, [space], chosen, steps=steps, internal_batch_size=size)
     assert found.steps is not None and found.gap is not None
