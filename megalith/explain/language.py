@@ -81,6 +81,7 @@ def explain_language_model(
     randomised: list[NextToken] = []  # the re-initialised copy, made once for every row
     files = frame["file"].tolist() if "file" in frame.columns else [None] * len(frame)
     for label, text, ids, file in zip(frame.index, frame[name], ids_by_row, files, strict=True):
+        cut = max(0, len(ids) - length)  # tokens past the first `length`: not read
         ids = ids[:length]
         if not ids:
             continue
@@ -99,6 +100,8 @@ def explain_language_model(
         row = _row(_plain(label), encoder.tokenizer, cell, ids, predicted, checked)
         if isinstance(file, str):  # a prompt folder's file: its rows are numbered without
             row = {"row": row.pop("row"), "file": file, **row}  # the empty files
+        if cut:
+            row["tokens_cut"] = cut
         rows.append(row)
     if not rows:
         raise DataError(f"{origin}: the rows to explain hold no text in column '{name}'")
