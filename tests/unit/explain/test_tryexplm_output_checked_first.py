@@ -1,6 +1,7 @@
 """`megalith explain` checks its --output folder before explaining: an earlier explanation
 without --overwrite, a missing parent folder or a file used to fail only after every row had
-been explained (minutes on a language model)."""
+been explained (minutes on a language model). It is checked after the options (a wrong --target
+is still the error given), before the work."""
 
 from __future__ import annotations
 
@@ -10,17 +11,19 @@ from typing import Any
 import pytest
 from conftest import run_cli
 
+import megalith.explain
 from megalith.run import Run
 
 
-class _Loaded:
-    def explain(self, *args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("explained before the output folder was checked")
+def _explain_run(run: Any, *args: Any, ready: Any = None, **kwargs: Any) -> Any:
+    ready()  # the options checked: the folder is checked next, before any work
+    raise AssertionError("explained before the output folder was checked")
 
 
 @pytest.fixture
 def loaded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(Run, "load", classmethod(lambda cls, path: _Loaded()))
+    monkeypatch.setattr(Run, "load", classmethod(lambda cls, path: object()))
+    monkeypatch.setattr(megalith.explain, "explain_run", _explain_run)
 
 
 def test_an_earlier_explanation_is_refused_before_explaining(
