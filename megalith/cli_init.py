@@ -119,7 +119,7 @@ def init(
         assert target is not None  # refused above
         inference = infer_config(table, target, source=source, name=name)
     if pretrained is not None:
-        inference = with_pretrained(inference, as_written(str(pretrained)))
+        inference = with_pretrained(inference, as_written(str(pretrained)), pretrained)
     if private:
         from megalith.data.infer_private import expected_train_rows, with_privacy
 

@@ -167,7 +167,8 @@ def explain(
     """Attribute predictions to inputs (Captum) and write explanations.jsonl, summary.json,
     PNG maps and explain.html, with trust figures (completeness, deletion vs random); attention
     maps for Transformer inputs and GPT runs."""
-    from megalith.explain import write_explanations
+    from megalith.explain import explain_run, write_explanations
+    from megalith.explain.output import check_explain_folder
     from megalith.run import Run
     from megalith.runs import RunDir
 
@@ -178,13 +179,13 @@ def explain(
     if output is not None and RunDir(run).owns(output):
         fail(f"--output {output} is one of the run directory's own folders; choose another")
     loaded = Run.load(run)
-    explanations = loaded.explain(
-        data, rows=rows, row_ids=ids, method=method, target=target, output_name=output_name,
-        steps=steps, internal_batch_size=internal_batch_size, attention=attention,
+    destination = output or RunDir(run).explanations  # checked after the options, before the work
+    explanations = explain_run(
+        loaded, data, rows=rows, row_ids=ids, method=method, target=target,
+        output_name=output_name, steps=steps, internal_batch_size=internal_batch_size,
+        attention=attention, ready=lambda: check_explain_folder(destination, overwrite),
     )  # fmt: skip
-    folder = write_explanations(
-        explanations, output or RunDir(run).explanations, overwrite=overwrite
-    )
+    folder = write_explanations(explanations, destination, overwrite=overwrite)
     trust = ", ".join(f"{k} {'passed' if v['passed'] else 'FAILED'}" for k, v in
                       explanations.summary["trust"].items())  # fmt: skip
     verdicts = f"; {trust}" if trust else ""

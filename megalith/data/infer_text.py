@@ -3,6 +3,8 @@ pretrained Hugging Face model (the table configs come from `megalith.data.infer`
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from megalith.data.infer import Inference, default_name
@@ -67,10 +69,12 @@ def infer_language_model(
     return Inference(config, notices, summary)
 
 
-def with_pretrained(inference: Inference, path: str) -> Inference:
+def with_pretrained(inference: Inference, path: str, folder: Path | None = None) -> Inference:
     """The config turned into a fine-tune of the Hugging Face model in `path`: one text input
     (the others dropped with a notice) or the corpus, the model's own tokenizer, and the usual
-    fine-tuning settings (a few epochs at a small learning rate, every weight trained).
+    fine-tuning settings (a few epochs at a small learning rate, every weight trained). A
+    language model's window is 256 tokens, or fewer when the model in `folder` (the directory
+    as found from here; `path` is as the config names it) has fewer positions.
 
     Raises:
         DataError: a table without a text column.
@@ -80,7 +84,15 @@ def with_pretrained(inference: Inference, path: str) -> Inference:
     language_model = config["model"]["arch"] == "gpt"
     if language_model:
         config["outputs"] = [{"name": "text", "type": "text"}]
-        model = {"arch": "pretrained", "path": path, "lora": None, "context": 256}
+        positions = model_positions(folder) if folder is not None else None
+        context = min(256, positions) if positions else 256
+        model = {"arch": "pretrained", "path": path, "lora": None, "context": context}
+        notices = [
+            n.replace("(model.arch gpt)", "(model.arch pretrained)").replace(
+                "raise max_steps, dim, layers and context", "raise max_steps and context"
+            )
+            for n in notices
+        ]
         train: dict[str, Any] = {"epochs": 3, "max_steps": 1000, "batch_size": 8}
         optimizer = {"name": "adamw", "lr": 5.0e-5, "weight_decay": 0.01}
     else:
@@ -109,3 +121,20 @@ def with_pretrained(inference: Inference, path: str) -> Inference:
     }
     notices.append("every pretrained weight trains; set model.lora: {} to train adapters only")
     return Inference(config, notices, inference.summary)
+
+
+def model_positions(folder: Path) -> int | None:
+    """The positions of the Hugging Face model in `folder` (its config.json's
+    max_position_embeddings, n_positions or n_ctx), or None when they cannot be read: training
+    then says what is wrong with the folder."""
+    try:
+        settings = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(settings, dict):
+        return None
+    for key in ("max_position_embeddings", "n_positions", "n_ctx"):
+        value = settings.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -98,6 +99,7 @@ def explain_run(
     internal_batch_size: int | None = None,
     attention: bool = True,
     base_dir: str | Path | None = None,
+    ready: Callable[[], None] | None = None,
 ) -> Explanations:
     """Explain the run's prediction for `rows` rows of `data` (default: the first 50 of the
     run's test split), or the rows at positions `row_ids` (0-based).
@@ -113,6 +115,9 @@ def explain_run(
             (default: about 2 million attributed numbers per pass, 64 to 4,096 pairs).
         attention: record the attention maps of Transformer-encoded inputs (a GPT or seq2seq
             run is explained with its attention maps, whatever this says).
+        ready: called once the options and rows are checked, before the work (the CLI checks
+            its --output folder there, so that a mistake in the options is reported first and
+            one in the folder costs no waiting).
 
     Raises:
         RunError: the method, output or target is unknown, or the family is not supported yet.
@@ -142,6 +147,8 @@ def explain_run(
         _check_text_options(run, method, target, output_name)
         source, _, origin = _source(run, data, base_dir)
         selected = _selected(source, origin, rows, row_ids)
+        if ready is not None:
+            ready()
         if isinstance(run.model, Seq2Seq):
             explanations = explain_seq2seq(run, selected, origin, steps, internal_batch_size)
         else:
@@ -154,6 +161,8 @@ def explain_run(
     explainer.attention = attention
     source, folder, origin = _source(run, data, base_dir)
     frame = _selected(source, origin, rows, row_ids)
+    if ready is not None:
+        ready()
     explanations = explainer.explain(frame, folder, origin, ROWS_PER_PASS)
     with explainer.times.part("permutation"):
         compared = permutation_comparison(

@@ -52,8 +52,8 @@ def explain_language_model(
     internal_batch_size: int | None = None,
 ) -> Explanations:
     """Token attributions and attention maps of a GPT or pretrained language model run for
-    each document (row) of `frame`; `internal_batch_size` bounds the Integrated Gradients
-    steps of one forward pass (default: 4,096 / the document's tokens), and the largest a
+    each document (row) of `frame`; `internal_batch_size` is the most integration steps in one
+    pass (default 4,096 tokens' worth: 4,096 / the document's tokens), and the largest a
     document used is recorded in the summary.
 
     Raises:
@@ -79,7 +79,10 @@ def explain_language_model(
     maps: list[AttentionMap] = []
     figures: list[dict[str, Any]] = []
     model.eval()
-    for label, text, ids in zip(frame.index, frame[name], ids_by_row, strict=True):
+    randomised: list[NextToken] = []  # the re-initialised copy, made once for every row
+    files = frame["file"].tolist() if "file" in frame.columns else [None] * len(frame)
+    for label, text, ids, file in zip(frame.index, frame[name], ids_by_row, files, strict=True):
+        cut = max(0, len(ids) - length)  # tokens past the first `length`: not read
         ids = ids[:length]
         if not ids:
             continue
@@ -89,12 +92,18 @@ def explain_language_model(
         maps.append(AttentionMap(_plain(label), name, tokens, weights.numpy()))
         predicted = logits.argmax(dim=-1).tolist()
         checked = _next_token_attributions(
-            forward, name, ids, predicted[-1], steps, randomise=len(rows) < RANDOMISATION_ROWS,
-            times=times, internal_batch_size=internal_batch_size,
+            forward, name, ids, predicted[-1], steps,
+            randomised=randomised if len(rows) < RANDOMISATION_ROWS else None, times=times,
+            internal_batch_size=internal_batch_size,
         )  # fmt: skip
         figures.append(checked)
         cell = text if isinstance(text, str) else ""
-        rows.append(_row(_plain(label), encoder.tokenizer, cell, ids, predicted, checked))
+        row = _row(_plain(label), encoder.tokenizer, cell, ids, predicted, checked)
+        if isinstance(file, str):  # a prompt folder's file: its rows are numbered without
+            row = {"row": row.pop("row"), "file": file, **row}  # the empty files
+        if cut:
+            row["tokens_cut"] = cut
+        rows.append(row)
     if not rows:
         raise DataError(f"{origin}: the rows to explain hold no text in column '{name}'")
     summary = _summary(run, origin, name, length, steps, figures)
@@ -170,15 +179,17 @@ def _next_token_attributions(
     target: int,
     steps: int,
     *,
-    randomise: bool,
+    randomised: list[NextToken] | None,
     times: PartTimes,
     internal_batch_size: int | None = None,
 ) -> dict[str, Any]:
     """Each token's attribution (its embedding's, summed) to the logit of `target` after the
     last token ("values"); the steps Integrated Gradients took and its completeness gap; the
     deletion check's areas (tokens' embeddings put to 0, most attributed first, against random
-    orders; trust.py); and, with `randomise`, the model-randomisation rank correlation
-    (sanity.py; NaN without); the steps per forward pass ("internal_batch_size")."""
+    orders; trust.py); and, with `randomised` (a list holding the re-initialised copy of the
+    model once it is made, or empty: it is made here and kept there for the next rows), the
+    model-randomisation rank correlation (sanity.py; NaN without); the steps per forward pass
+    ("internal_batch_size")."""
     embeddings = forward.embed(ids)  # (1, T, D)
     space = InputSpace(
         InputSpec(name, "text"),
@@ -199,9 +210,11 @@ def _next_token_attributions(
             forward, [space], chosen, values.double(), space.valid, internal_batch_size=size
         )
     correlation = float("nan")
-    if randomise:
+    if randomised is not None:
         with times.part("randomisation"):
-            correlation = _randomised_correlation(forward, space, chosen, found, steps, size)
+            if not randomised:
+                randomised.append(forward.randomised())
+            correlation = _randomised_correlation(randomised[0], space, chosen, found, steps, size)
     return {
         "values": values[0].tolist(),
         "steps": int(found.steps[0]),
@@ -213,13 +226,13 @@ def _next_token_attributions(
 
 
 def _randomised_correlation(
-    forward: NextToken, space: InputSpace, chosen: torch.Tensor, found: Any, steps: int, size: int
+    fresh: NextToken, space: InputSpace, chosen: torch.Tensor, found: Any, steps: int, size: int
 ) -> float:
-    """The rank correlation of the attributions with those of a weight-randomised copy of the
-    model (the model-randomisation test, Adebayo et al. 2018; sanity.py)."""
+    """The rank correlation of the attributions with those of `fresh`, the weight-randomised
+    copy of the model (the model-randomisation test, Adebayo et al. 2018; sanity.py)."""
     again = attribute(
         "ig",
-        forward.randomised(),
+        fresh,
         [space],
         chosen,
         steps=steps,

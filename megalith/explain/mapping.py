@@ -98,11 +98,21 @@ def _merged_pieces(tokenizer: Tokenizer, text: str, length: int) -> list[tuple[s
             break
         if word is not None and word == last_word and words:
             end = finish
-            words[-1] = (text[start:end].strip(), [*words[-1][1], position])
+            words[-1] = (_word(text[start:end]), [*words[-1][1], position])
             continue
         last_word, start, end = word, begin, finish
-        words.append((text[begin:finish].strip() if word is not None else piece, [position]))
+        words.append((_word(text[begin:finish]) if word is not None else piece, [position]))
     return words
+
+
+def _word(written: str) -> str:
+    """A word as written, without the space before it; a piece of only whitespace (a byte-level
+    tokenizer's newline, say) is named by it escaped (`\\n`, `\\t`, `␣` for a space), not by an
+    empty string."""
+    word = written.strip()
+    if word or not written:
+        return word
+    return written.encode("unicode_escape").decode("ascii").replace(" ", "␣")
 
 
 def word_values(

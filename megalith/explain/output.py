@@ -44,6 +44,20 @@ LABELLED_TOKENS = 32
 """Attention maps over at most this many tokens have the tokens written along their axes."""
 
 
+def check_explain_folder(folder: str | Path, overwrite: bool) -> None:
+    """`folder` can take explanations: new, empty, or (with `overwrite`) an earlier explain
+    folder. The CLI checks it before explaining, so that a mistake costs no waiting.
+
+    Raises:
+        RunError: its parent is missing, it is a file, it holds other files, or it holds
+            explanations and `overwrite` is off.
+    """
+    check_output_folder(
+        Path(folder), overwrite, markers=[SUMMARY_FILE, ROWS_FILE], holds="explanations",
+        replace="them",
+    )  # fmt: skip
+
+
 def write_explanations(
     explanations: Explanations, folder: str | Path, *, overwrite: bool = False
 ) -> Path:
@@ -56,9 +70,7 @@ def write_explanations(
     from megalith.explain.page import attention_name, explain_page
 
     target = Path(folder)
-    check_output_folder(
-        target, overwrite, markers=[SUMMARY_FILE, ROWS_FILE], holds="explanations", replace="them"
-    )
+    check_explain_folder(target, overwrite)
     with staged_folder(target) as temporary:
         pngs = _image_pngs(explanations.images)
         if pngs:

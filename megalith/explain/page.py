@@ -168,6 +168,18 @@ def _cut_words(row: dict[str, Any]) -> str:
     )
 
 
+def _cut_tokens(row: dict[str, Any]) -> str:
+    """A language model's note that the document ran past the tokens it read, if it did."""
+    cut = row.get("tokens_cut")
+    if not cut:
+        return ""
+    return (
+        f"<p class='cut'>The model read the first {len(row['tokens'])} tokens; the {cut} after "
+        "them were cut off, so the token explained follows the last one read, not the "
+        "document's end.</p>"
+    )
+
+
 def _row(row: dict[str, Any], images: list[str]) -> str:
     explained = row["explained"]
     if "source_attributions" in row:  # a seq2seq row: written token x source word
@@ -180,8 +192,10 @@ def _row(row: dict[str, Any], images: list[str]) -> str:
             f"{''.join(images)}</div>"
         )
     if "token_attributions" in row:  # a language model's document, by word where merged
+        file = f" ({escape(str(row['file']))})" if "file" in row else ""
         return (
-            f"<div class='row'><h3>Row {escape(str(row['row']))}</h3>"
+            f"<div class='row'><h3>Row {escape(str(row['row']))}{file}</h3>"
+            f"{_cut_tokens(row)}"
             f"<p>Explaining the next token, {escape(str(explained['next_token']))!r}, after:</p>"
             f"{_words(row.get('word_attributions', row['token_attributions']))}</div>"
         )

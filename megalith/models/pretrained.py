@@ -21,6 +21,7 @@ import copy
 import inspect
 import os
 import shutil
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -168,7 +169,9 @@ class PretrainedModel(nn.Module):
         self, tokens: torch.Tensor, caches: Any, *, use_cache: bool
     ) -> tuple[torch.Tensor, Any]:
         ids, _ = self.model_ids(tokens)  # right padding after causal attention changes nothing
-        params = inspect.signature(self.net.forward).parameters  # transformers 5 renamed it
+        base = getattr(self.net, "get_base_model", None)  # peft's forward passes **kwargs on
+        forward = base().forward if base is not None else self.net.forward
+        params = inspect.signature(forward).parameters  # transformers 5 renamed it
         key = "cache" if "cache" in params else "past_key_values"
         given = {} if caches is None else {key: caches}
         out = self.net(input_ids=ids, use_cache=use_cache, **given)
@@ -320,6 +323,14 @@ def _load(
     return net.float()  # fp32 weights; train.precision decides the compute type
 
 
+_PEFT_NOTES = (
+    "fan_in_fan_out is set to False but the target module is `Conv1D`",  # GPT-2: peft fixes it
+    "`is_gradient_checkpointing` is deprecated",  # peft asks transformers 5 the old name
+)
+"""Warnings peft raises while adding adapters that say nothing to the user (matched from the
+start of the message): `train`, `generate`, `explain` and `predict` printed them every time."""
+
+
 def _with_lora(net: Any, lora: LoRAConfig, task: str) -> Any:
     try:
         import peft
@@ -333,7 +344,10 @@ def _with_lora(net: Any, lora: LoRAConfig, task: str) -> Any:
         task_type="CAUSAL_LM" if task == "language_model" else "SEQ_CLS",
     )
     try:
-        return peft.get_peft_model(net, settings)
+        with warnings.catch_warnings():  # peft's notes to itself, printed on every load
+            for note in _PEFT_NOTES:
+                warnings.filterwarnings("ignore", message=note)
+            return peft.get_peft_model(net, settings)
     except ValueError as error:
         model_type = getattr(getattr(net, "config", None), "model_type", "?")
         raise ConfigError(

@@ -47,6 +47,6 @@ def test_a_gpt_documents_parts_are_timed() -> None:
     model = GPT(config, OutputSpec("text", "text", num_classes=20)).eval()
     times = PartTimes()
     forward = next_token_model(model)
-    found = _next_token_attributions(forward, "text", [4, 5, 6], 7, 8, randomise=True, times=times)
+    found = _next_token_attributions(forward, "text", [4, 5, 6], 7, 8, randomised=[], times=times)
     assert len(found["values"]) == 3
     assert set(times.as_json()) == {"ig", "deletion", "randomisation"}
