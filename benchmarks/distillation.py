@@ -2,9 +2,10 @@
 
 For each task a teacher is trained once, as its config says (early stopping on val/loss, the
 best epoch's weights kept); then the student built by `megalith.compress.distill.student_config`
-(every width halved, layers kept, the teacher's split) is trained for the same fixed epochs
-(no early stopping) without the teacher and, for each distillation setting, with it, for each
-seed (the seed moves the initialisation and the batch order; the split stays the teacher's).
+(every width halved, or scaled by --width; layers kept, the teacher's split) is trained for
+the same fixed epochs (no early stopping) without the teacher and, for each distillation
+setting, with it, for each seed (the seed moves the initialisation and the batch order; the
+split stays the teacher's).
 Prints one JSON object per task: the test metric's mean and sd over seeds of the plain student
 and, per setting, of the distilled one, the difference and the ratio distilled / plain, how
 many seeds the distilled student won, the same on the validation split, and the setting the
@@ -30,6 +31,7 @@ Tasks (offline, shipped with the package or generated here):
     python benchmarks/distillation.py --tasks docstrings2,noisy  # 19 min at load avg 10-14
     python benchmarks/distillation.py --grid --tasks noisy   # alpha 0.1/0.5/0.9 x T 1/2/4
     python benchmarks/distillation.py --settings 0.5:2 0.3:4 # alpha:temperature pairs
+    python benchmarks/distillation.py --tasks shapes --width 0.25  # a quarter-width student
     python benchmarks/distillation.py --quick                # seconds: checks the code runs
 """
 
@@ -163,6 +165,10 @@ def main() -> None:
     parser.add_argument(
         "--grid", action="store_true", help="Hinton et al.'s grid: alpha 0.1/0.5/0.9 x T 1/2/4."
     )
+    parser.add_argument(
+        "--width", type=float, default=0.5, help="The student's widths over the teacher's."
+    )
+    parser.add_argument("--student-epochs", type=int, help="Instead of the task's own.")
     parser.add_argument("--quick", action="store_true", help="One epoch each, seed 0 only.")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -171,7 +177,9 @@ def main() -> None:
     settings = [tuple(float(x) for x in pair.split(":")) for pair in pairs]
     with tempfile.TemporaryDirectory() as folder:
         for name in args.tasks.split(","):
-            result = _compare(name, TASKS[name], seeds, settings, Path(folder), args.quick)
+            task = {**TASKS[name], "width": args.width}
+            task["student_epochs"] = args.student_epochs or task["student_epochs"]
+            result = _compare(name, task, seeds, settings, Path(folder), args.quick)
             print(json.dumps(result), flush=True)
     print(json.dumps({"machine": _machine()}), flush=True)
 
@@ -238,7 +246,7 @@ def _compare(
     teacher_config["data"] = {**teacher_config["data"], "source": source}
     teacher_config["train"]["epochs"] = 1 if quick else task["teacher_epochs"]
     teacher = mg.train(teacher_config, output_dir=folder / f"{name}-teacher", console=quiet)
-    base = student_config(teacher, 0.5)
+    base = student_config(teacher, task.get("width", 0.5))
     base["train"]["epochs"] = 1 if quick else task["student_epochs"]
     base["train"]["early_stop"] = None  # every student trains the same epochs
     metric = task["metric"]
@@ -277,6 +285,7 @@ def _compare(
             "parameters": sum(p.numel() for p in teacher.model.parameters()),
         },
         "student_parameters": sum(p.numel() for p in student.model.parameters()),
+        "student_width": task.get("width", 0.5),
         "plain": {**plain["test"], "val": plain["val"]},
         "distilled": distilled,
         "chosen_on_val": {k: chosen[k] for k in ("alpha", "temperature", "difference", "wins")},
