@@ -22,6 +22,8 @@ from torch import nn
 from megalith.config import Config, is_language_model
 from megalith.data.features.binary import BinaryOutputEncoder
 from megalith.data.features.category import CategoryOutputEncoder
+from megalith.data.features.image import ImageInput
+from megalith.data.features.image_augment import resolve_augment
 from megalith.data.features.number import NumberOutputEncoder
 from megalith.data.preprocess import Preprocessor
 from megalith.data.sources import Table
@@ -35,6 +37,7 @@ from megalith.run_data import split_data, transform_split
 from megalith.runs import RunDir
 from megalith.training.distill import (
     TEACHER_PREFIX,
+    ConsistentAugmenter,
     DistillationLoss,
     DistillConfig,
     OutputAlignment,
@@ -66,7 +69,8 @@ class Teacher:
 
     def distill(self, job: TrainJob) -> TrainJob:
         """The job with the teacher's inputs among its train targets and the distillation
-        loss; the student's model, data and schedule are unchanged."""
+        loss; the student's model, data and schedule are unchanged. With augmentation the
+        teacher reads the student's augmented images (`ConsistentAugmenter`)."""
         train = TensorTable(
             inputs=job.train.inputs,
             targets={**job.train.targets, **self.inputs},
@@ -75,7 +79,8 @@ class Teacher:
         device = job.distributed.device(resolve_device(job.config.device))
         compiled = resolve_compile(job.config.compile, device)
         loss = DistillationLoss(self.run.model, self.config, self.alignments, compiled)
-        return dataclasses.replace(job, train=train, loss=loss)
+        augment = ConsistentAugmenter(job.augment, loss) if job.augment is not None else None
+        return dataclasses.replace(job, train=train, loss=loss, augment=augment)
 
     def record(self, run_dir: RunDir, student: nn.Module) -> dict[str, Any]:
         """Write RUN/teacher.json (and put the teacher back on the CPU); returns its content."""
@@ -128,6 +133,7 @@ def attach_teacher(
         )
     }
     _check_lengths(cfg, preprocessor, teacher)
+    _check_views(cfg, preprocessor, teacher)
     inputs = _teacher_inputs(cfg, teacher, splits["train"], table, train)
     return Teacher(teacher, cfg.distill or DistillConfig(), alignments, inputs)
 
@@ -255,6 +261,26 @@ def _check_lengths(cfg: Config, student: Preprocessor, teacher: Run) -> None:
                 f"outputs.{cfg.outputs[0].name}: this model writes up to {mine} tokens, teacher "
                 f"{teacher.path} up to {longest}; give the output a max_length of at most "
                 f"{longest - 2}"
+            )
+
+
+def _check_views(cfg: Config, student: Preprocessor, teacher: Run) -> None:
+    """An augmented image input is shown to the teacher as the student sees it (resized to the
+    teacher's size if need be): the two must read the same number of channels."""
+    augmented = {
+        feature.name
+        for feature in cfg.inputs
+        if isinstance(feature, ImageInput) and resolve_augment(feature.augment).enabled
+    }
+    theirs = {spec.name: spec for spec in teacher.preprocessor.input_specs}
+    for spec in student.input_specs:
+        other = theirs.get(spec.name)
+        if spec.name in augmented and other is not None and other.shape[0] != spec.shape[0]:
+            raise ConfigError(
+                f"inputs.{spec.name}: this model augments {spec.shape[0]}-channel images and "
+                f"teacher {teacher.path} reads {other.shape[0]} channels; the teacher is shown "
+                f"the student's augmented images, so give inputs.{spec.name}.channels: "
+                f"{other.shape[0]} (or remove its augment)"
             )
 
 

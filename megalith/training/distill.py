@@ -11,6 +11,11 @@ outputs (language models, seq2seq) take the KL per token over the real (non-padd
 tokens. The hard term is the ordinary loss (`megalith.training.losses.output_loss`): class
 weights and label smoothing apply to it, not to the teacher's term.
 
+Consistent views (Beyer et al. 2022, "Knowledge distillation: A good teacher is patient and
+consistent"): with train-time augmentation the teacher reads the very images the student is
+trained on, augmented (and mixed) the same way, not its own clean copy of the rows; the KD term
+then matches the two functions on the same view, `KL(teacher(view) || student(view))`.
+
 This module is pure torch; loading and checking the teacher run is `megalith.teacher`'s job.
 """
 
@@ -27,6 +32,7 @@ from torch import nn
 from megalith.configbase import ConfigModel
 from megalith.data.features import OutputFeature
 from megalith.data.tokenizers import PAD
+from megalith.training.augment import BatchAugmenter, Mix, Tensors
 from megalith.training.losses import output_loss
 
 TEACHER_PREFIX = "teacher:"
@@ -156,6 +162,12 @@ class DistillationLoss:
         self.alignments = dict(alignments)
         self.compile_teacher = compile_teacher
         self._forward: Callable[..., dict[str, torch.Tensor]] | None = None
+        self._view: Tensors = {}
+
+    def see(self, view: Mapping[str, torch.Tensor]) -> None:
+        """The student's augmented images of the coming batch, by input name: the teacher
+        reads these instead of its own encoding of the rows (`ConsistentAugmenter`)."""
+        self._view = dict(view)
 
     def teacher_outputs(self, targets: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The teacher's aligned outputs for the batch whose targets are `targets`."""
@@ -164,6 +176,9 @@ class DistillationLoss:
             for key, value in targets.items()
             if key.startswith(TEACHER_PREFIX)
         }
+        for name, image in self._view.items():
+            if name in inputs:
+                inputs[name] = _resized(image, inputs[name].shape[-2:])
         forward = self._forward
         if forward is None:
             device = next(iter(inputs.values())).device
@@ -186,3 +201,26 @@ class DistillationLoss:
         return distillation_loss(
             features, outputs, teacher, targets, self.config, tokens, class_weights
         )
+
+
+def _resized(image: torch.Tensor, size: torch.Size) -> torch.Tensor:
+    """A (B, C, H, W) batch at the teacher's image size (its own encoding's H, W)."""
+    if image.shape[-2:] == size:
+        return image
+    return F.interpolate(image.float(), size=tuple(size), mode="bilinear", antialias=True)
+
+
+class ConsistentAugmenter(BatchAugmenter):
+    """A student's batch augmenter that shows its teacher the augmented batch: each view it
+    makes (images transformed, rows mixed) is handed to `loss.see` before the loss runs, so
+    teacher and student see the same view of every row (Beyer et al. 2022)."""
+
+    def __init__(self, augmenter: BatchAugmenter, loss: DistillationLoss) -> None:
+        super().__init__(augmenter.pipelines, augmenter.mixup, augmenter.seed, augmenter.rank)
+        self.loss = loss
+
+    def __call__(self, inputs: Tensors, epoch: int, batch: int) -> tuple[Tensors, Mix | None]:
+        out, mix = super().__call__(inputs, epoch, batch)
+        changed = list(out) if mix is not None else list(self.pipelines)
+        self.loss.see({name: out[name] for name in changed})
+        return out, mix
