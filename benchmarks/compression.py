@@ -15,6 +15,15 @@ int8 graph MB, accuracy drop in points = 0.01) and a last one naming the machine
 
     python benchmarks/compression.py [--only text,cnn,small,chain] [--epochs N]
     python benchmarks/compression.py --quick --only small   # seconds: checks the code runs
+
+Reductions that make the text cases fit a slow machine (the model's shape is kept):
+  --rows N             a seeded random N of the ~3,500 docstrings (written to a scratch CSV),
+                       split 70/10/20 as the full table is;
+  --student-epochs N   chain: the distilled student's train.epochs (default: the teacher's);
+  --finetune-epochs N  chain: fine-tuning epochs after pruning (default: a quarter of the
+                       student's, at least 1).
+--keep DIR writes the runs and compression folders (compression.json) under DIR, kept.
+The chain's teacher trains for --epochs (default 2).
 """
 
 from __future__ import annotations
@@ -40,7 +49,7 @@ CASES = ("text", "cnn", "small", "chain")
 QUIET = Console(quiet=True)
 
 
-def text_config(quick: bool, epochs: int) -> dict[str, Any]:
+def text_config(quick: bool, epochs: int, source: str = "builtin:docstrings") -> dict[str, Any]:
     """A Transformer encoder on docstrings: 6 layers, 8 heads, 512-d (1 x 32-d when quick)."""
     layers, width = (1, 32) if quick else (6, 512)
     encoder = {"kind": "transformer", "layers": layers, "heads": 8 if not quick else 4}
@@ -48,7 +57,7 @@ def text_config(quick: bool, epochs: int) -> dict[str, Any]:
             "embedding_dim": width, "encoder": encoder}  # fmt: skip
     return {
         "name": "docstrings-transformer",
-        "data": {"source": "builtin:docstrings", "split": {"val": 0.1, "test": 0.2}},
+        "data": {"source": source, "split": {"val": 0.1, "test": 0.2}},
         "inputs": [text],
         "outputs": [{"name": "module", "type": "category"}],
         "model": {"arch": "mlp", "hidden": [width]},
@@ -114,6 +123,20 @@ def cnn_config(table: Path, quick: bool, epochs: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def docstrings_source(folder: Path, rows: int | None, seed: int = 0) -> str:
+    """builtin:docstrings, or a seeded random `rows` of it written as folder/docstrings.csv."""
+    if rows is None:
+        return "builtin:docstrings"
+    from megalith.data.builtin import load_builtin
+
+    table = load_builtin("docstrings")
+    if not 0 < rows <= len(table):
+        raise SystemExit(f"--rows {rows}: builtin:docstrings has {len(table)} rows")
+    path = folder / "docstrings.csv"
+    table.sample(n=rows, random_state=seed).to_csv(path, index=False)
+    return str(path)
+
+
 def ratios(result: Compression) -> dict[str, Any]:
     """The last model against the original: speed-ups against the fp32 bundle at batch 1 and
     32, fp32 graph MB / last graph MB, the accuracy drop in points, the verdicts."""
@@ -125,6 +148,7 @@ def ratios(result: Compression) -> dict[str, Any]:
         "scheme": last["scheme"],
         "parameters": [m["parameters"] for m in models],
         "graph_mb": [m["bundle_mb"] for m in models],
+        "macs": [m["macs"] for m in models],
         "latency_ms": [m["latency_ms"] for m in models],
         "metric": metric,
         "values": [round(m["metrics"][metric], 4) for m in models],
@@ -133,6 +157,7 @@ def ratios(result: Compression) -> dict[str, Any]:
         "smaller": round(first["bundle_mb"] / last["bundle_mb"], 3),
         "drop_points": round((first["metrics"][metric] - last["metrics"][metric]) * 100, 3),
         "agreement": last["agreement"],
+        "best": result.summary["best"],
         "verdicts": [
             {
                 "model": m["name"],
@@ -160,6 +185,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=50, help="Timed runs per batch size.")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--quick", action="store_true", help="Tiny models, 1 epoch, 5 runs.")
+    parser.add_argument("--rows", type=int, default=None, help="Docstrings rows (default all).")
+    parser.add_argument("--student-epochs", type=int, default=None, help="chain: student's.")
+    parser.add_argument("--finetune-epochs", type=int, default=None, help="chain: after prune.")
+    parser.add_argument("--keep", type=Path, default=None, help="Write runs here (kept).")
     args = parser.parse_args()
     if args.quick:
         args.runs = 5
@@ -169,9 +198,11 @@ def main() -> None:
         parser.error(f"--only: unknown case(s) {', '.join(sorted(unknown))}")
     epochs = args.epochs or 1 if args.quick else args.epochs
     with tempfile.TemporaryDirectory() as scratch:
-        folder = Path(scratch)
+        folder = args.keep or Path(scratch)
+        folder.mkdir(parents=True, exist_ok=True)
+        source = docstrings_source(folder, args.rows)
         if "text" in cases:
-            config = text_config(args.quick, epochs or 1)
+            config = text_config(args.quick, epochs or 1, source)
             print(json.dumps(compress_case("text", config, folder, ["quantize"], args)), flush=True)
         if "cnn" in cases:
             images = folder / "shapes"
@@ -185,21 +216,24 @@ def main() -> None:
                 json.dumps(compress_case("small", config, folder, ["quantize"], args)), flush=True
             )
         if "chain" in cases:
-            print(json.dumps(chain_case(folder, args, epochs)), flush=True)
+            print(json.dumps(chain_case(folder, args, epochs, source)), flush=True)
     print(json.dumps({"machine": machine(), "threads": args.threads, "runs": args.runs,
                       "load_average": os.getloadavg()}), flush=True)  # fmt: skip
 
 
-def chain_case(folder: Path, args: argparse.Namespace, epochs: int | None) -> dict[str, Any]:
+def chain_case(
+    folder: Path, args: argparse.Namespace, epochs: int | None, source: str
+) -> dict[str, Any]:
     missing = [
         step for step in ("distill", "prune")
         if importlib.util.find_spec(f"megalith.compress.{step}") is None
     ]  # fmt: skip
     if missing:
         return {"case": "chain", "skipped": f"megalith.compress.{'/'.join(missing)} not here"}
-    config = text_config(args.quick, epochs or 2)
+    config = text_config(args.quick, epochs or 2, source)
     return compress_case("chain", config, folder, ["distill", "prune", "quantize"], args,
-                         max_metric_drop=2.0)  # fmt: skip
+                         max_metric_drop=2.0, distill_epochs=args.student_epochs,
+                         finetune_epochs=args.finetune_epochs)  # fmt: skip
 
 
 if __name__ == "__main__":
