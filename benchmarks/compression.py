@@ -23,6 +23,8 @@ Reductions that make the text cases fit a slow machine (the model's shape is kep
   --finetune-epochs N  chain: fine-tuning epochs after pruning (default: a quarter of the
                        student's, at least 1).
 --keep DIR writes the runs and compression folders (compression.json) under DIR, kept.
+--retime-rounds N times every model's bundle again after the chain, round-robin (N rounds of 10
+calls each), so that a change of the machine's load during the chain weighs on all alike.
 The chain's teacher trains for --epochs (default 2).
 """
 
@@ -169,13 +171,47 @@ def ratios(result: Compression) -> dict[str, Any]:
     }
 
 
+def interleaved_latency(
+    result: Compression, threads: int, rounds: int = 5, runs: int = 10
+) -> dict[str, dict[str, float]]:
+    """Every model's bundle of `result` timed again after the chain, round-robin: `rounds`
+    rounds of `runs` calls per model and batch size (each after warm-up), the median of the
+    round medians in ms. The chain times each model once, as it is made, minutes apart; on a
+    shared machine whose load changes meanwhile, this weighs the load on every model alike."""
+    from megalith.compress.measure import test_rows, time_bundle
+
+    arrays = test_rows(mg.load(result.models[0]["path"])).arrays
+    bundles = {m["name"]: result.path / m["bundle"] for m in result.models}
+    timings: dict[str, list[dict[str, float]]] = {name: [] for name in bundles}
+    for _ in range(rounds):
+        for name, bundle in bundles.items():
+            timings[name].append(time_bundle(bundle, arrays, threads=threads, runs=runs))
+    return {
+        name: {size: float(np.median([t[size] for t in times])) for size in times[0]}
+        for name, times in timings.items()
+    }
+
+
+def interleaved_ratios(latency: dict[str, dict[str, float]], best: str) -> dict[str, Any]:
+    """The interleaved latencies, and the original's / the best model's at each batch size."""
+    first, chosen = latency["original"], latency[best]
+    return {
+        "interleaved_latency_ms": latency,
+        "interleaved_speedup_best": {size: round(first[size] / chosen[size], 3) for size in first},
+    }
+
+
 def compress_case(
     case: str, config: dict, folder: Path, steps: list[str], args: argparse.Namespace, **kw: Any
 ) -> dict[str, Any]:
     run = mg.train(config, output_dir=folder / f"{case}-run", console=QUIET)
     result = mg.compress(run, steps, folder / f"{case}-compressed", timing_runs=args.runs,
                          threads=args.threads, console=QUIET, **kw)  # fmt: skip
-    return {"case": case, "train_seconds": run.metrics["training"]["seconds"], **ratios(result)}
+    figures = {"case": case, "train_seconds": run.metrics["training"]["seconds"], **ratios(result)}
+    if args.retime_rounds:
+        latency = interleaved_latency(result, args.threads, args.retime_rounds)
+        figures.update(interleaved_ratios(latency, result.summary["best"]))
+    return figures
 
 
 def main() -> None:
@@ -189,6 +225,7 @@ def main() -> None:
     parser.add_argument("--student-epochs", type=int, default=None, help="chain: student's.")
     parser.add_argument("--finetune-epochs", type=int, default=None, help="chain: after prune.")
     parser.add_argument("--keep", type=Path, default=None, help="Write runs here (kept).")
+    parser.add_argument("--retime-rounds", type=int, default=0, help="Interleaved re-timing.")
     args = parser.parse_args()
     if args.quick:
         args.runs = 5
