@@ -15,6 +15,17 @@ int8 graph MB, accuracy drop in points = 0.01) and a last one naming the machine
 
     python benchmarks/compression.py [--only text,cnn,small,chain] [--epochs N]
     python benchmarks/compression.py --quick --only small   # seconds: checks the code runs
+
+Reductions that make the text cases fit a slow machine (the model's shape is kept):
+  --rows N             a seeded random N of the ~3,500 docstrings (written to a scratch CSV),
+                       split 70/10/20 as the full table is;
+  --student-epochs N   chain: the distilled student's train.epochs (default: the teacher's);
+  --finetune-epochs N  chain: fine-tuning epochs after pruning (default: a quarter of the
+                       student's, at least 1).
+--keep DIR writes the runs and compression folders (compression.json) under DIR, kept.
+--retime-rounds N times every model's bundle again after the chain, round-robin (N rounds of 10
+calls each), so that a change of the machine's load during the chain weighs on all alike.
+The chain's teacher trains for --epochs (default 2).
 """
 
 from __future__ import annotations
@@ -40,7 +51,7 @@ CASES = ("text", "cnn", "small", "chain")
 QUIET = Console(quiet=True)
 
 
-def text_config(quick: bool, epochs: int) -> dict[str, Any]:
+def text_config(quick: bool, epochs: int, source: str = "builtin:docstrings") -> dict[str, Any]:
     """A Transformer encoder on docstrings: 6 layers, 8 heads, 512-d (1 x 32-d when quick)."""
     layers, width = (1, 32) if quick else (6, 512)
     encoder = {"kind": "transformer", "layers": layers, "heads": 8 if not quick else 4}
@@ -48,7 +59,7 @@ def text_config(quick: bool, epochs: int) -> dict[str, Any]:
             "embedding_dim": width, "encoder": encoder}  # fmt: skip
     return {
         "name": "docstrings-transformer",
-        "data": {"source": "builtin:docstrings", "split": {"val": 0.1, "test": 0.2}},
+        "data": {"source": source, "split": {"val": 0.1, "test": 0.2}},
         "inputs": [text],
         "outputs": [{"name": "module", "type": "category"}],
         "model": {"arch": "mlp", "hidden": [width]},
@@ -114,6 +125,20 @@ def cnn_config(table: Path, quick: bool, epochs: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def docstrings_source(folder: Path, rows: int | None, seed: int = 0) -> str:
+    """builtin:docstrings, or a seeded random `rows` of it written as folder/docstrings.csv."""
+    if rows is None:
+        return "builtin:docstrings"
+    from megalith.data.builtin import load_builtin
+
+    table = load_builtin("docstrings")
+    if not 0 < rows <= len(table):
+        raise SystemExit(f"--rows {rows}: builtin:docstrings has {len(table)} rows")
+    path = folder / "docstrings.csv"
+    table.sample(n=rows, random_state=seed).to_csv(path, index=False)
+    return str(path)
+
+
 def ratios(result: Compression) -> dict[str, Any]:
     """The last model against the original: speed-ups against the fp32 bundle at batch 1 and
     32, fp32 graph MB / last graph MB, the accuracy drop in points, the verdicts."""
@@ -125,6 +150,7 @@ def ratios(result: Compression) -> dict[str, Any]:
         "scheme": last["scheme"],
         "parameters": [m["parameters"] for m in models],
         "graph_mb": [m["bundle_mb"] for m in models],
+        "macs": [m["macs"] for m in models],
         "latency_ms": [m["latency_ms"] for m in models],
         "metric": metric,
         "values": [round(m["metrics"][metric], 4) for m in models],
@@ -133,6 +159,7 @@ def ratios(result: Compression) -> dict[str, Any]:
         "smaller": round(first["bundle_mb"] / last["bundle_mb"], 3),
         "drop_points": round((first["metrics"][metric] - last["metrics"][metric]) * 100, 3),
         "agreement": last["agreement"],
+        "best": result.summary["best"],
         "verdicts": [
             {
                 "model": m["name"],
@@ -144,13 +171,47 @@ def ratios(result: Compression) -> dict[str, Any]:
     }
 
 
+def interleaved_latency(
+    result: Compression, threads: int, rounds: int = 5, runs: int = 10
+) -> dict[str, dict[str, float]]:
+    """Every model's bundle of `result` timed again after the chain, round-robin: `rounds`
+    rounds of `runs` calls per model and batch size (each after warm-up), the median of the
+    round medians in ms. The chain times each model once, as it is made, minutes apart; on a
+    shared machine whose load changes meanwhile, this weighs the load on every model alike."""
+    from megalith.compress.measure import test_rows, time_bundle
+
+    arrays = test_rows(mg.load(result.models[0]["path"])).arrays
+    bundles = {m["name"]: result.path / m["bundle"] for m in result.models}
+    timings: dict[str, list[dict[str, float]]] = {name: [] for name in bundles}
+    for _ in range(rounds):
+        for name, bundle in bundles.items():
+            timings[name].append(time_bundle(bundle, arrays, threads=threads, runs=runs))
+    return {
+        name: {size: float(np.median([t[size] for t in times])) for size in times[0]}
+        for name, times in timings.items()
+    }
+
+
+def interleaved_ratios(latency: dict[str, dict[str, float]], best: str) -> dict[str, Any]:
+    """The interleaved latencies, and the original's / the best model's at each batch size."""
+    first, chosen = latency["original"], latency[best]
+    return {
+        "interleaved_latency_ms": latency,
+        "interleaved_speedup_best": {size: round(first[size] / chosen[size], 3) for size in first},
+    }
+
+
 def compress_case(
     case: str, config: dict, folder: Path, steps: list[str], args: argparse.Namespace, **kw: Any
 ) -> dict[str, Any]:
     run = mg.train(config, output_dir=folder / f"{case}-run", console=QUIET)
     result = mg.compress(run, steps, folder / f"{case}-compressed", timing_runs=args.runs,
                          threads=args.threads, console=QUIET, **kw)  # fmt: skip
-    return {"case": case, "train_seconds": run.metrics["training"]["seconds"], **ratios(result)}
+    figures = {"case": case, "train_seconds": run.metrics["training"]["seconds"], **ratios(result)}
+    if args.retime_rounds:
+        latency = interleaved_latency(result, args.threads, args.retime_rounds)
+        figures.update(interleaved_ratios(latency, result.summary["best"]))
+    return figures
 
 
 def main() -> None:
@@ -160,6 +221,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=50, help="Timed runs per batch size.")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--quick", action="store_true", help="Tiny models, 1 epoch, 5 runs.")
+    parser.add_argument("--rows", type=int, default=None, help="Docstrings rows (default all).")
+    parser.add_argument("--student-epochs", type=int, default=None, help="chain: student's.")
+    parser.add_argument("--finetune-epochs", type=int, default=None, help="chain: after prune.")
+    parser.add_argument("--keep", type=Path, default=None, help="Write runs here (kept).")
+    parser.add_argument("--retime-rounds", type=int, default=0, help="Interleaved re-timing.")
     args = parser.parse_args()
     if args.quick:
         args.runs = 5
@@ -169,9 +235,11 @@ def main() -> None:
         parser.error(f"--only: unknown case(s) {', '.join(sorted(unknown))}")
     epochs = args.epochs or 1 if args.quick else args.epochs
     with tempfile.TemporaryDirectory() as scratch:
-        folder = Path(scratch)
+        folder = args.keep or Path(scratch)
+        folder.mkdir(parents=True, exist_ok=True)
+        source = docstrings_source(folder, args.rows)
         if "text" in cases:
-            config = text_config(args.quick, epochs or 1)
+            config = text_config(args.quick, epochs or 1, source)
             print(json.dumps(compress_case("text", config, folder, ["quantize"], args)), flush=True)
         if "cnn" in cases:
             images = folder / "shapes"
@@ -185,21 +253,24 @@ def main() -> None:
                 json.dumps(compress_case("small", config, folder, ["quantize"], args)), flush=True
             )
         if "chain" in cases:
-            print(json.dumps(chain_case(folder, args, epochs)), flush=True)
+            print(json.dumps(chain_case(folder, args, epochs, source)), flush=True)
     print(json.dumps({"machine": machine(), "threads": args.threads, "runs": args.runs,
                       "load_average": os.getloadavg()}), flush=True)  # fmt: skip
 
 
-def chain_case(folder: Path, args: argparse.Namespace, epochs: int | None) -> dict[str, Any]:
+def chain_case(
+    folder: Path, args: argparse.Namespace, epochs: int | None, source: str
+) -> dict[str, Any]:
     missing = [
         step for step in ("distill", "prune")
         if importlib.util.find_spec(f"megalith.compress.{step}") is None
     ]  # fmt: skip
     if missing:
         return {"case": "chain", "skipped": f"megalith.compress.{'/'.join(missing)} not here"}
-    config = text_config(args.quick, epochs or 2)
+    config = text_config(args.quick, epochs or 2, source)
     return compress_case("chain", config, folder, ["distill", "prune", "quantize"], args,
-                         max_metric_drop=2.0)  # fmt: skip
+                         max_metric_drop=2.0, distill_epochs=args.student_epochs,
+                         finetune_epochs=args.finetune_epochs)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -85,7 +85,13 @@ def named_step(name: str, settings: CompressSettings, bundles: dict[Path, Path])
     def distill(run: Run, folder: Path, console: Console) -> Run:
         from megalith.compress.distill import distill_run
 
-        return distill_run(run, folder, width=settings.distill_width, console=console)
+        return distill_run(
+            run,
+            folder,
+            width=settings.distill_width,
+            epochs=settings.distill_epochs,
+            console=console,
+        )
 
     return Step(name, distill)
 

@@ -28,6 +28,8 @@ class CompressSettings(ConfigModel):
     """prune: epochs of fine-tuning after pruning (default: the pruning step's own)."""
     distill_width: float = Field(0.5, gt=0.0, le=1.0)
     """distill: the student's widths as a fraction of the teacher's."""
+    distill_epochs: int | None = Field(None, ge=1)
+    """distill: the student's train.epochs (default: the teacher's)."""
     quantize: Literal["int8"] = "int8"
     """quantize: the number format (int8 through ONNX Runtime)."""
     scheme: Literal["auto", "dynamic", "static"] = "auto"
