@@ -176,6 +176,7 @@ def run_chain(
             result = step.apply(current, folder / name, console)
             if recorder.measure_step(step.name, result) or settings.force:
                 current = result
+        recorder.retime_in_turn()
         summary = recorder.summary(target, [step.name for step in steps])
         (folder / RESULT_FILE).write_text(json.dumps(summary, indent=1), encoding="utf-8")
         (folder / PAGE_FILE).write_text(compression_page(summary), encoding="utf-8")

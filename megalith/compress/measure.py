@@ -172,33 +172,75 @@ def time_bundle(
 ) -> dict[str, float]:
     """Median latency in ms of the bundle's graph at each batch size, over `runs` calls after
     WARMUP_RUNS, with `threads` intra-op threads (and one inter-op thread)."""
-    import onnxruntime
+    return BundleTimer(bundle, arrays, threads, batch_sizes).median_ms(runs)
 
-    from megalith.runtime.bundle import BundleFiles
 
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    session = onnxruntime.InferenceSession(
-        str(BundleFiles(bundle).model), options, providers=["CPUExecutionProvider"]
-    )
-    names = [entry.name for entry in session.get_inputs()]
-    latency = {}
-    for size in batch_sizes:
-        repeats = -(-size // len(arrays[0]))  # fewer test rows than the batch: repeat them
-        feed = {
-            name: np.ascontiguousarray(np.concatenate([array] * repeats)[:size])
-            for name, array in zip(names, arrays, strict=True)
-        }
-        for _ in range(WARMUP_RUNS):
-            session.run(None, feed)
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            session.run(None, feed)
-            times.append((time.perf_counter() - start) * 1000)
-        latency[str(size)] = float(np.median(times))
-    return latency
+def time_bundles_in_turn(
+    bundles: Sequence[tuple[Path, Sequence[np.ndarray]]],
+    *,
+    threads: int,
+    runs: int = 50,
+    rounds: int = 5,
+) -> list[dict[str, float]]:
+    """Each (bundle, its test arrays)'s latency in ms by batch size, timed in turn: `rounds`
+    rounds in which every bundle makes runs / rounds calls per batch size; the median of its
+    round medians. Models timed minutes apart on a shared machine compare the load as much as
+    the models; timed in turn, a change of load weighs on each alike."""
+    timers = [BundleTimer(bundle, arrays, threads) for bundle, arrays in bundles]
+    per_round = max(1, runs // rounds)
+    rounds_ms: list[list[dict[str, float]]] = [[] for _ in timers]
+    for _ in range(rounds):
+        for timer, timed in zip(timers, rounds_ms, strict=True):
+            timed.append(timer.median_ms(per_round))
+    return [
+        {size: float(np.median([one[size] for one in timed])) for size in timed[0]}
+        for timed in rounds_ms
+    ]
+
+
+class BundleTimer:
+    """An ONNX Runtime session of a bundle's graph with its feeds at each batch size (the first
+    test rows, repeated when fewer than the batch), warmed up with WARMUP_RUNS calls each."""
+
+    def __init__(
+        self,
+        bundle: Path,
+        arrays: Sequence[np.ndarray],
+        threads: int,
+        batch_sizes: Sequence[int] = BATCH_SIZES,
+    ) -> None:
+        import onnxruntime
+
+        from megalith.runtime.bundle import BundleFiles
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(
+            str(BundleFiles(bundle).model), options, providers=["CPUExecutionProvider"]
+        )
+        names = [entry.name for entry in self.session.get_inputs()]
+        self.feeds: dict[str, dict[str, np.ndarray]] = {}
+        for size in batch_sizes:
+            repeats = -(-size // len(arrays[0]))
+            self.feeds[str(size)] = {
+                name: np.ascontiguousarray(np.concatenate([array] * repeats)[:size])
+                for name, array in zip(names, arrays, strict=True)
+            }
+            for _ in range(WARMUP_RUNS):
+                self.session.run(None, self.feeds[str(size)])
+
+    def median_ms(self, runs: int) -> dict[str, float]:
+        """The median of `runs` timed calls in ms, by batch size."""
+        latency = {}
+        for size, feed in self.feeds.items():
+            times = []
+            for _ in range(runs):
+                start = time.perf_counter()
+                self.session.run(None, feed)
+                times.append((time.perf_counter() - start) * 1000)
+            latency[size] = float(np.median(times))
+        return latency
 
 
 def file_mb(path: Path) -> float:

@@ -5,6 +5,7 @@ errors before any work."""
 from __future__ import annotations
 
 import base64
+import importlib
 import io
 import json
 import shutil
@@ -261,3 +262,24 @@ def test_the_cli_writes_the_table_from_a_config_block(mlp: mg.Run, tmp_path: Pat
     after = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir() if p.is_file()}
     assert after == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["compress.yaml", "out"]
+
+
+def test_a_step_is_timed_in_turn_with_the_model_it_is_judged_against(
+    mlp: mg.Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = importlib.import_module("megalith.compress.record")  # mg.compress is a function
+    timed_in_turn = record.time_bundles_in_turn
+    calls: list[tuple[list[str], list[dict[str, float]]]] = []
+
+    def spy(bundles: list, **settings: int) -> list[dict[str, float]]:
+        found = timed_in_turn(bundles, **settings)
+        calls.append(([bundle.name for bundle, _ in bundles], found))
+        return found
+
+    monkeypatch.setattr(record, "time_bundles_in_turn", spy)
+    result = mg.compress(mlp, ["quantize"], tmp_path / "out", timing_runs=5, console=QUIET)
+    (pair, (before, after)), (everyone, final) = calls
+    assert pair == ["original-fp32", "1-quantize"] and everyone == pair
+    speedup = result.models[1]["verdict"]["speedup_vs_previous"]
+    assert speedup == {size: round(before[size] / after[size], 4) for size in ("1", "32")}
+    assert [model["latency_ms"] for model in result.models] == final  # re-timed at the end

@@ -26,6 +26,9 @@ class _Recorder:
     def measure_step(self, name: str, result: object) -> bool:
         return True
 
+    def retime_in_turn(self) -> None:
+        pass
+
     def summary(self, target: Path, steps: list[str]) -> dict[str, Any]:
         return {"best": "original"}
 
