@@ -9,14 +9,16 @@ split stratified by the label (seed 0, a `split` column); then
   - megalith: `megalith init` then `megalith train` (the CLI, as a user runs it); its test
     accuracy, wall time and epochs, then with each input column blanked (every cell missing) in
     the test rows, and the same config trained on each column group alone (text: text and set
-    columns; table: the rest) to show what fusion adds.
+    columns; table: the rest) to show what fusion adds, or (`--columns`) on each input column
+    alone, beside the linear baseline on that column alone: which column loses the points.
 Prints JSON, one object per table, and each Megalith figure as a ratio of the linear baseline's.
 
 Also printed: the fusion margin (Megalith on every column minus the best column group alone) and
 each column's blanking cost (test accuracy lost, in points).
 
     python benchmarks/mixed_tables.py [--tables modules,functions,synthetic,evidence]
-        [--cache DIR] [--groups] [--blank] [--set key=value ...] [--numbers log|quantile]
+        [--cache DIR] [--groups] [--blank] [--columns] [--set key=value ...]
+        [--numbers log|quantile]
         [--no-baselines]
 """
 
@@ -259,6 +261,8 @@ def run_table(name: str, args: argparse.Namespace, folder: Path) -> dict[str, An
         result["blanked"] = {
             f["name"]: blanked_accuracy(folder / name, test, target, f["name"]) for f in inputs
         }
+    if args.columns:
+        result["columns"] = each_column_alone(frame, target, config, folder, args)
     if args.groups:
         result["groups"] = {}
         for group, kinds in (("text", ("text", "set")), ("table", None)):
@@ -278,6 +282,22 @@ def run_table(name: str, args: argparse.Namespace, folder: Path) -> dict[str, An
         ratio = result["megalith"]["test_accuracy"] / result["linear"]["test_accuracy"]
         result["megalith_vs_linear"] = round(ratio, 3)
     return result
+
+
+def each_column_alone(
+    frame: pd.DataFrame, target: str, config: dict[str, Any], folder: Path, args: Any
+) -> dict[str, Any]:
+    """Megalith (the same config, no modality dropout) and the linear baseline trained on one
+    input column at a time: which column's encoding loses points against the linear model."""
+    results: dict[str, Any] = {}
+    for feature in config["inputs"]:
+        model = {k: v for k, v in config["model"].items() if not k.startswith("modality_dropout")}
+        alone = {**config, "name": f"{config['name']}-{feature['name']}", "inputs": [feature]}
+        results[feature["name"]] = {
+            "megalith": train_megalith({**alone, "model": model}, folder, args.set),
+            "linear": None if args.no_baselines else fit_linear(frame, target, [feature]),
+        }
+    return results
 
 
 def _summarise(result: dict[str, Any]) -> None:
@@ -301,6 +321,7 @@ def main() -> None:
     parser.add_argument("--output-dir", default=None, help="keep the runs here")
     parser.add_argument("--groups", action="store_true", help="also train on each column group")
     parser.add_argument("--blank", action="store_true", help="also blank each column at test")
+    parser.add_argument("--columns", action="store_true", help="also train on each column alone")
     parser.add_argument("--set", action="append", default=[], help="a config override")
     parser.add_argument("--no-baselines", action="store_true", help="Megalith only")
     parser.add_argument("--numbers", choices=("log", "quantile"), help="replace init's log")

@@ -16,6 +16,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from megalith.config_errors import describe_error
+from megalith.config_keys import split_override
 from megalith.configbase import ConfigModel
 from megalith.data.features import InputFeature, OutputFeature
 from megalith.data.sources import DataConfig
@@ -222,14 +223,12 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 def apply_override(data: dict[str, Any], override: str) -> None:
-    """Apply 'a.b.c=value' in place; the value is parsed as YAML (3 -> int, [1,2] -> list)."""
-    key, sep, raw = override.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"--set '{override}': expected KEY=VALUE, e.g. train.epochs=3")
+    """Apply 'a.b.c=value' in place; the value is parsed as YAML (3 -> int, [1,2] -> list).
+    A key part holding '.' is quoted: 'model.modality_dropout_by_input."a.b"=0.3' (or ["a.b"]).
+    """
+    parts, raw = split_override(override)
+    key = ".".join(parts)
     value = _override_value(override, raw)
-    parts = [part.strip() for part in key.strip().split(".")]
-    if not all(parts):
-        raise ConfigError(f"--set '{override}': empty part in the key '{key.strip()}'")
     node: Any = data
     for i, part in enumerate(parts[:-1]):
         node = _child(node, part, create=True, where=".".join(parts[: i + 1]))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveInt, field_validator
 from torch import nn
 
 from megalith.configbase import ConfigModel
@@ -47,6 +47,21 @@ class MLPConfig(ConfigModel):
     """transformer combiner: attention blocks."""
     combiner_heads: PositiveInt = 4
     """transformer combiner: attention heads (token_dim must be a multiple)."""
+
+    @field_validator("modality_dropout_by_input", mode="before")
+    @classmethod
+    def _flat_rates(cls, rates: Any) -> Any:
+        """A nested mapping here is a column name with a dot split by --set: say to quote it."""
+        if isinstance(rates, dict):
+            for name, rate in rates.items():
+                if isinstance(rate, dict):
+                    inner = next(iter(rate), "")
+                    raise ValueError(
+                        f"'{name}' holds a mapping, not a rate; for a column named "
+                        f"'{name}.{inner}' quote the name: --set "
+                        f"'model.modality_dropout_by_input.\"{name}.{inner}\"=0.3'"
+                    )
+        return rates
 
 
 # -----------------------------------------------------------------------------
