@@ -14,12 +14,8 @@ from megalith.data.tensors import TensorTable
 from megalith.device import resolve_device, resolve_precision
 from megalith.errors import cannot_write
 from megalith.models import PretrainedConfig
-from megalith.models.pretrained import (
-    ARCHITECTURE_DIR,
-    PretrainedModel,
-    save_adapter,
-    save_architecture,
-)
+from megalith.models.pretrained import ARCHITECTURE_DIR, PretrainedModel
+from megalith.models.pretrained_files import save_adapter, save_architecture
 from megalith.run import Run
 from megalith.runs import RunDir, save_weights_atomically
 

@@ -20,9 +20,8 @@ from __future__ import annotations
 import copy
 import inspect
 import os
-import shutil
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
@@ -36,8 +35,7 @@ from megalith.configbase import ConfigModel
 from megalith.data.specs import InputSpec, OutputSpec
 from megalith.errors import ConfigError
 from megalith.models.registry import register_model
-from megalith.models.remote_code import strip_custom_code
-from megalith.paths import check_folder_for_reading, check_readable, remove_path
+from megalith.paths import check_folder_for_reading, check_readable
 
 LONGEST_CONTEXT = 1024
 """A language model's default window: the model's positions, at most this many tokens."""
@@ -219,42 +217,6 @@ def _accept_untrained_missing(module: nn.Module, incompatible: Any) -> None:
     assert isinstance(module, PretrainedModel)
     left_out = module._left_out
     incompatible.missing_keys[:] = [k for k in incompatible.missing_keys if k not in left_out]
-
-
-def save_architecture(model: PretrainedModel, tokenizer_source: str, folder: Path) -> list[str]:
-    """The model's config.json and its tokenizer's files, so that a full fine-tune loads and
-    merges from its run directory alone; any reference to custom code is left out. Returns
-    a notice per file such a reference was removed from (see `strip_custom_code`)."""
-    tokenizer = quiet_transformers().AutoTokenizer.from_pretrained(tokenizer_source)
-    net: Any = model.net
-    settings = net.config  # a LoRA model's is its base model's
-    notices: list[str] = []
-
-    def write(tmp: Path) -> None:
-        settings.save_pretrained(str(tmp))
-        tokenizer.save_pretrained(str(tmp))
-        notices.extend(strip_custom_code(tmp))
-
-    _write_folder(folder, write)
-    return notices
-
-
-def save_adapter(model: PretrainedModel, folder: Path) -> None:
-    """A LoRA run's adapter in peft's own format (adapter_config.json and safetensors)."""
-    net: Any = model.net
-    _write_folder(folder, lambda tmp: net.save_pretrained(str(tmp)))
-
-
-def _write_folder(folder: Path, write: Callable[[Path], None]) -> None:
-    """`write` fills a temporary folder, which then replaces `folder`: never half a folder."""
-    tmp = folder.with_name(folder.name + ".tmp")
-    remove_path(tmp)  # a link is removed, never written through
-    try:
-        write(tmp)
-        remove_path(folder)
-        tmp.rename(folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def check_model_dir(path: str) -> Path:
