@@ -64,6 +64,14 @@ def transcribe(
         )
     if lm_weight is not None and lm is None and is_bundle(run):
         _refuse_weight_without_lm(lm_weight, "a bundle decodes without a language model")
+    if token_bonus and is_bundle(run):
+        from megalith.cli_args import fail
+
+        fail(
+            f"--token-bonus {token_bonus:g}: a bundle's decoding adds no token bonus (it "
+            "searches with the CTC scores alone), so it would be ignored; transcribe with the "
+            "run directory, or leave --token-bonus out"
+        )
     if is_bundle(run):
         from megalith.runtime import load_bundle
 

@@ -74,10 +74,13 @@ class RecurrentEncoder(SequenceEncoder):
         self.out_features = config.hidden * self.directions
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        # packing keeps the backward direction from starting on padding; lengths must be >= 1
-        lengths = mask.sum(dim=1).clamp(min=1).cpu()  # a host sync, as packing needs
-        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-        _, state = self.rnn(packed)
+        if x.shape[0] == 0:  # a private run's Poisson batch that drew no rows: packing
+            _, state = self.rnn(x)  # refuses empty tensors, the network takes them
+        else:
+            # packing keeps the backward direction from starting on padding; lengths >= 1
+            lengths = mask.sum(dim=1).clamp(min=1).cpu()  # a host sync, as packing needs
+            packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+            _, state = self.rnn(packed)
         final = state[0] if isinstance(state, tuple) else state  # LSTM: (h, c)
         last_layer = final[-self.directions :]  # (directions, B, H)
         return last_layer.transpose(0, 1).reshape(x.shape[0], self.out_features)

@@ -70,14 +70,21 @@ def audit_privacy(
         one AuditResult per (run, attack): loss_threshold and likelihood_ratio.
     Raises:
         DataError: the run has no test rows, or its outputs are text (token losses); or
-            `compare` was trained or tested on other rows (naming what differs).
+            `compare` was trained or tested on other rows (naming what differs), or is the
+            run itself.
     """
     target = run if isinstance(run, Run) else load(run)
+    other = None if compare is None else compare if isinstance(compare, Run) else load(compare)
+    if other is not None and Path(other.path).resolve() == Path(target.path).resolve():
+        raise DataError(
+            f"--compare {other.path}: that is {target.path} itself, whose figures would be "
+            "listed twice as two runs; compare another run trained on the same data and "
+            "split, such as its non-private twin, or leave --compare out"
+        )
     data = target.data_splits()
-    if compare is None:
+    if other is None:
         results = _audit_one(target, data, max_rows, seed)
     else:
-        other = compare if isinstance(compare, Run) else load(compare)
         other_data = other.data_splits()
         check_same_rows(target, data[1], other, other_data[1])
         results = _audit_one(target, data, max_rows, seed)
@@ -126,7 +133,15 @@ def _what_differs(run: Run, other: Run) -> str:
     split, other_split = data.split.model_dump(), other_data.split.model_dump()
     if split != other_split:
         changed = [key for key in split if split[key] != other_split[key]]
-        return ", ".join(f"data.split.{k} {split[k]} vs {other_split[k]}" for k in changed)
+        unset = {"seed": (f"unset (seed {run.config.seed})", f"unset (seed {other.config.seed})")}
+        shown = {
+            key: (
+                unset[key][0] if key in unset and split[key] is None else split[key],
+                unset[key][1] if key in unset and other_split[key] is None else other_split[key],
+            )
+            for key in changed
+        }
+        return ", ".join(f"data.split.{k} {a} vs {b}" for k, (a, b) in shown.items())
     if run.config.seed != other.config.seed:
         return f"seed {run.config.seed} vs {other.config.seed}"
     if run.config.outputs[0].name != other.config.outputs[0].name:  # the split's strata

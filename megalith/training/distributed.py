@@ -16,9 +16,11 @@ into whole tensors, so model.safetensors is the same file a single process write
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -274,7 +276,40 @@ def launch(devices: int, argv: Sequence[str], max_restarts: int = 0) -> int:
     from megalith.training.worker_errors import ERRORS_DIR
 
     with tempfile.TemporaryDirectory(prefix="megalith-errors-") as errors:  # one line per rank
-        return subprocess.call(command, env={**launch_env(devices, os.environ), ERRORS_DIR: errors})
+        process = subprocess.Popen(
+            command, env={**launch_env(devices, os.environ), ERRORS_DIR: errors}
+        )
+        return wait_forwarding_signals(process)
+
+
+FORWARDED = {signal.SIGINT: signal.SIGINT, signal.SIGTERM: signal.SIGTERM}
+"""Signals the launching command passes on to torchrun (which stops its processes, each
+writing a checkpoint and the resume command), as the signal torchrun is sent."""
+if hasattr(signal, "SIGHUP"):
+    FORWARDED[signal.SIGHUP] = signal.SIGTERM  # a closed terminal: stop as after SIGTERM
+
+
+def wait_forwarding_signals(process: subprocess.Popen[Any]) -> int:
+    """`process`'s exit code, passing SIGINT / SIGTERM / SIGHUP sent to this command on to it
+    and waiting for it to stop. Without this, SIGTERM to `megalith train --devices N` alone
+    (`kill PID`, a scheduler) ended the command and left torchrun and its processes training
+    on; and SIGINT made subprocess.call SIGKILL torchrun, whose store the processes still
+    needed to stop (their tracebacks). torchrun acts on the first signal only
+    (megalith.training.torchrun), so one that also reached it (Ctrl-C in a terminal signals
+    the whole process group) is not acted on twice."""
+    if threading.current_thread() is not threading.main_thread():
+        return process.wait()
+
+    def forward(number: int, _frame: Any) -> None:
+        if process.poll() is None:
+            process.send_signal(FORWARDED[signal.Signals(number)])
+
+    previous = {number: signal.signal(number, forward) for number in FORWARDED}
+    try:
+        return process.wait()
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def launch_env(devices: int, environ: Any) -> dict[str, str]:

@@ -19,11 +19,18 @@ import os
 import signal
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
-ROUTINE = ("failed (exitcode: ", "Sending process ", "Closing process ")
+ROUTINE = (
+    "failed (exitcode: ",
+    "Sending process ",
+    "Closing process ",
+    "Received %s death signal",
+)
 """torchrun's log lines (torch.distributed.elastic.multiprocessing.api) about a process that
-failed and the others it stops: the processes said why, and exit_code names a killed one."""
+failed and the others it stops, and torchrun's agent's about a signal it got: the processes
+said why (a signal's stop: the resume command), and exit_code names a killed one."""
 
 
 def _not_routine(record: logging.LogRecord) -> bool:
@@ -49,6 +56,29 @@ def exit_code(failed: Any) -> int:
     return 128 + number if number > 0 else 1
 
 
+def act_on_first_signal_only() -> None:
+    """Make torchrun stop its processes on the first SIGTERM / SIGINT it gets and ignore the
+    ones that follow: Ctrl-C reaches it both from the terminal and through `megalith train
+    --devices N` (which passes the signals it gets on), and torchrun's own handler raises
+    again on each, cutting short its shutdown of the processes (which then lose its store
+    while they write their checkpoint)."""
+    from torch.distributed.elastic.multiprocessing import api
+
+    original = api._terminate_process_handler
+    if getattr(original, "megalith_once", False):
+        return
+    fired: list[int] = []
+
+    def once(signum: int, frame: FrameType | None) -> None:
+        if fired:
+            return
+        fired.append(signum)
+        original(signum, frame)
+
+    once.megalith_once = True  # type: ignore[attr-defined]
+    api._terminate_process_handler = once
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run torchrun with `argv` (its own command line); returns the exit code."""
     from torch.distributed.elastic.multiprocessing.api import SignalException
@@ -58,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     from megalith.training.worker_errors import ERRORS_DIR, other_ranks_errors
 
     logging.getLogger("torch.distributed.elastic.multiprocessing.api").addFilter(_not_routine)
+    logging.getLogger("torch.distributed.elastic.agent.server.api").addFilter(_not_routine)
+    act_on_first_signal_only()
     try:
         run(parse_args(argv))
     except ChildFailedError as failed:
