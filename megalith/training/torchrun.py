@@ -64,9 +64,9 @@ def act_on_first_signal_only() -> None:
     while they write their checkpoint)."""
     from torch.distributed.elastic.multiprocessing import api
 
-    original = api._terminate_process_handler
-    if getattr(original, "megalith_once", False):
-        return
+    original = getattr(api, "_terminate_process_handler", None)  # private: may go in a release
+    if original is None or getattr(original, "megalith_once", False):
+        return  # without it, a second signal cuts torchrun's shutdown short, as before
     fired: list[int] = []
 
     def once(signum: int, frame: FrameType | None) -> None:
